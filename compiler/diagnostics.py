@@ -1,0 +1,84 @@
+"""Source locations and the errors the compiler reports against them."""
+
+from __future__ import annotations
+
+import linecache
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A range of Python source: 1-based lines, 0-based columns (as `ast` gives)."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col + 1}"
+
+    def source_line(self) -> str:
+        """The text of the first line of the span, without its newline."""
+        return linecache.getline(self.file, self.line).rstrip("\n")
+
+    def caret(self) -> str:
+        """The source line with a caret underline spanning the span on that line."""
+        text = self.source_line()
+        if not text:
+            return ""
+        end = self.end_col if self.end_line == self.line else len(text)
+        width = max(1, end - self.col)
+        return f"    {text}\n    {' ' * self.col}{'^' * width}"
+
+    def render(self, message: str, hint: str | None = None) -> str:
+        """`file:line:col: message`, the source line with a caret, and the hint."""
+        out = f"{self}: {message}"
+        caret = self.caret()
+        if caret:
+            out += "\n" + caret
+        if hint:
+            out += f"\n  hint: {hint}"
+        return out
+
+
+class CompileError(Exception):
+    """An error in the user's dissector, located at a Python source span."""
+
+    def __init__(self, message: str, span: Span | None, *, hint: str | None = None) -> None:
+        self.message = message
+        self.span = span
+        self.hint = hint
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        """The full report: location, message, source line with caret, hint."""
+        if self.span is None:
+            text = f"error: {self.message}"
+            return text + (f"\n  hint: {self.hint}" if self.hint else "")
+        return self.span.render(self.message, self.hint)
+
+
+class UnsupportedError(CompileError):
+    """A Python construct outside the subset pyfd compiles."""
+
+
+class CompileTypeError(CompileError, TypeError):
+    """A value of the wrong type, width or signedness."""
+
+
+class CompileNameError(CompileError, NameError):
+    """An undefined or misused name, field or attribute."""
+
+
+class ReturnValueError(CompileError, ValueError):
+    """A dissector returns something other than BPF_OK, BPF_DROP or CONTINUE."""
+
+
+class PacketAccessError(CompileError):
+    """A packet read the verifier could not prove in bounds."""
+
+
+class InternalCompilerError(CompileError):
+    """A bug in pyfd, reported at the construct that triggered it."""

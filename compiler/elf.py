@@ -1,0 +1,447 @@
+"""Write BPF programs into an ELF64 relocatable object that libbpf loads.
+
+The layout follows what clang emits for `-target bpf` (System V gABI, ELF-64
+object file format; libbpf `bpf_object__elf_collect`):
+
+    [0] null section
+    [1..] one SHT_PROGBITS, SHF_ALLOC|SHF_EXECINSTR section per program section
+    license           "GPL\\0", symbol `_license`
+    extra sections    written exactly as given (e.g. `.BTF`, `.BTF.ext`)
+    .symtab           null symbol, then one global symbol per program + `_license`
+    .strtab           symbol names
+    .shstrtab         section names
+
+libbpf finds a program through a global STT_FUNC symbol in an executable
+section: st_value is its offset in the section and st_size its length in bytes.
+Everything is written in a fixed order so that the same input gives the same
+bytes.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+__all__ = [
+    "SHF",
+    "SHT",
+    "ElfObjectError",
+    "ProgramSection",
+    "RawSection",
+    "write_object",
+]
+
+BPF_INSN_SIZE = 8  # every BPF instruction slot is 8 bytes (LD_IMM64 takes two)
+
+EM_BPF = 247  # e_machine of a BPF object (include/uapi/linux/elf-em.h)
+ET_REL = 1  # relocatable object: what clang -c emits and libbpf requires
+EV_CURRENT = 1
+ELFCLASS64 = 2
+ELFDATA2LSB = 1  # little-endian, the byte order of bpfel and of x86/arm64 hosts
+ELFOSABI_NONE = 0
+SHN_UNDEF = 0
+
+
+class SHT(enum.IntEnum):
+    """Section header types (sh_type) used by BPF objects."""
+
+    NULL = 0  # unused header entry
+    PROGBITS = 1  # program-defined contents: code, license, .BTF, .BTF.ext
+    SYMTAB = 2  # symbol table
+    STRTAB = 3  # string table
+    RELA = 4  # relocations with addends
+    NOBITS = 8  # occupies no file space (.bss)
+    REL = 9  # relocations without addends (what BPF uses)
+
+
+class SHF(enum.IntFlag):
+    """Section header flags (sh_flags)."""
+
+    NONE = 0
+    WRITE = 0x1  # writable at run time
+    ALLOC = 0x2  # occupies memory at run time
+    EXECINSTR = 0x4  # contains instructions: libbpf looks for programs here
+    INFO_LINK = 0x40  # sh_info holds a section index
+
+
+class STB(enum.IntEnum):
+    """Symbol binding (high nibble of st_info)."""
+
+    LOCAL = 0  # not visible outside the object; must precede all globals
+    GLOBAL = 1  # visible everywhere; libbpf refuses static programs
+
+
+class STT(enum.IntEnum):
+    """Symbol type (low nibble of st_info)."""
+
+    NOTYPE = 0
+    OBJECT = 1  # data object, e.g. `_license`
+    FUNC = 2  # function: a BPF program
+    SECTION = 3
+    FILE = 4
+
+
+class ElfObjectError(ValueError):
+    """The programs or sections given cannot be written as a BPF object."""
+
+
+# Kernel program names: letters, digits, '_' and '.' (bpf_obj_name_cpy in
+# kernel/bpf/syscall.c; a '-' gives EINVAL).
+_PROGRAM_NAME = re.compile(r"[A-Za-z0-9_.]+")
+
+# Section names this module writes itself; a program or extra section must not
+# take one of them.
+_RESERVED_SECTIONS = frozenset({"license", ".symtab", ".strtab", ".shstrtab"})
+
+
+@dataclass(frozen=True)
+class ProgramSection:
+    """One BPF program: its function name, its ELF section and its code."""
+
+    name: str
+    section: str
+    code: bytes
+
+
+@dataclass(frozen=True)
+class RawSection:
+    """A section written as given, e.g. `.BTF` or `.BTF.ext`."""
+
+    name: str
+    sh_type: int
+    data: bytes
+    flags: int = 0
+    align: int = 4
+    entsize: int = 0
+
+
+@dataclass(frozen=True)
+class ElfHeader:
+    """Elf64_Ehdr."""
+
+    FORMAT: ClassVar[str] = "<16sHHIQQQIHHHHHH"
+    SIZE: ClassVar[int] = struct.calcsize(FORMAT)
+
+    e_shoff: int
+    e_shnum: int
+    e_shstrndx: int
+    e_type: int = ET_REL
+    e_machine: int = EM_BPF
+    e_version: int = EV_CURRENT
+    e_entry: int = 0
+    e_phoff: int = 0
+    e_flags: int = 0
+    e_phentsize: int = 0
+    e_phnum: int = 0
+
+    def pack(self) -> bytes:
+        """Encode the header as its 64 bytes."""
+        ident = b"\x7fELF" + bytes([ELFCLASS64, ELFDATA2LSB, EV_CURRENT, ELFOSABI_NONE])
+        return struct.pack(
+            self.FORMAT,
+            ident.ljust(16, b"\0"),
+            self.e_type,
+            self.e_machine,
+            self.e_version,
+            self.e_entry,
+            self.e_phoff,
+            self.e_shoff,
+            self.e_flags,
+            self.SIZE,
+            self.e_phentsize,
+            self.e_phnum,
+            SectionHeader.SIZE,
+            self.e_shnum,
+            self.e_shstrndx,
+        )
+
+
+@dataclass(frozen=True)
+class SectionHeader:
+    """Elf64_Shdr."""
+
+    FORMAT: ClassVar[str] = "<IIQQQQIIQQ"
+    SIZE: ClassVar[int] = struct.calcsize(FORMAT)
+
+    sh_name: int
+    sh_type: int
+    sh_flags: int
+    sh_offset: int
+    sh_size: int
+    sh_link: int = 0
+    sh_info: int = 0
+    sh_addralign: int = 1
+    sh_entsize: int = 0
+    sh_addr: int = 0
+
+    def pack(self) -> bytes:
+        """Encode the header as its 64 bytes."""
+        return struct.pack(
+            self.FORMAT,
+            self.sh_name,
+            self.sh_type,
+            self.sh_flags,
+            self.sh_addr,
+            self.sh_offset,
+            self.sh_size,
+            self.sh_link,
+            self.sh_info,
+            self.sh_addralign,
+            self.sh_entsize,
+        )
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """Elf64_Sym."""
+
+    FORMAT: ClassVar[str] = "<IBBHQQ"
+    SIZE: ClassVar[int] = struct.calcsize(FORMAT)
+
+    st_name: int
+    binding: STB
+    type: STT
+    st_shndx: int
+    st_value: int = 0
+    st_size: int = 0
+    st_other: int = 0  # STV_DEFAULT
+
+    def pack(self) -> bytes:
+        """Encode the symbol as its 24 bytes."""
+        st_info = (self.binding << 4) | self.type
+        return struct.pack(
+            self.FORMAT,
+            self.st_name,
+            st_info,
+            self.st_other,
+            self.st_shndx,
+            self.st_value,
+            self.st_size,
+        )
+
+
+@dataclass
+class StringTable:
+    """An ELF string table: starts with an empty string, each name added once."""
+
+    data: bytearray = field(default_factory=lambda: bytearray(b"\0"))
+    offsets: dict[str, int] = field(default_factory=lambda: {"": 0})
+
+    def add(self, name: str) -> int:
+        """Return the offset of `name`, appending it on first use."""
+        if name in self.offsets:
+            return self.offsets[name]
+        encoded = name.encode()
+        if b"\0" in encoded:
+            raise ElfObjectError(f"name {name!r} contains a NUL byte")
+        offset = len(self.data)
+        self.data += encoded + b"\0"
+        self.offsets[name] = offset
+        return offset
+
+
+@dataclass(frozen=True)
+class _Section:
+    """A section before layout: its header fields except offset and name offset."""
+
+    name: str
+    sh_type: int
+    data: bytes
+    flags: int = 0
+    align: int = 1
+    link: int = 0
+    info: int = 0
+    entsize: int = 0
+
+
+def _align(offset: int, alignment: int) -> int:
+    return -(-offset // alignment) * alignment if alignment > 1 else offset
+
+
+def _validate(
+    programs: Sequence[ProgramSection],
+    license: str,
+    extra_sections: Sequence[RawSection],
+) -> None:
+    if not programs:
+        raise ElfObjectError("an object needs at least one program")
+    seen_programs: set[str] = set()
+    for program in programs:
+        if not _PROGRAM_NAME.fullmatch(program.name):
+            raise ElfObjectError(
+                f"program name {program.name!r}: the kernel accepts only letters, "
+                "digits, '_' and '.'"
+            )
+        if program.name == "_license":
+            raise ElfObjectError("program name '_license' is the license symbol's")
+        if program.name in seen_programs:
+            raise ElfObjectError(f"program name {program.name!r} is used twice")
+        seen_programs.add(program.name)
+        if not program.section or "\0" in program.section:
+            raise ElfObjectError(
+                f"program {program.name!r}: bad section name {program.section!r}"
+            )
+        if program.section in _RESERVED_SECTIONS:
+            raise ElfObjectError(
+                f"program {program.name!r}: section name {program.section!r} is reserved"
+            )
+        if not program.code or len(program.code) % BPF_INSN_SIZE:
+            raise ElfObjectError(
+                f"program {program.name!r}: code is {len(program.code)} bytes, "
+                f"expected a non-zero multiple of {BPF_INSN_SIZE}"
+            )
+    if "\0" in license:
+        raise ElfObjectError(f"license {license!r} contains a NUL byte")
+    program_sections = {program.section for program in programs}
+    seen_extra: set[str] = set()
+    for extra in extra_sections:
+        if not extra.name or "\0" in extra.name:
+            raise ElfObjectError(f"bad extra section name {extra.name!r}")
+        if extra.name in _RESERVED_SECTIONS or extra.name in program_sections:
+            raise ElfObjectError(
+                f"extra section {extra.name!r} clashes with a section pyfd writes"
+            )
+        if extra.name in seen_extra:
+            raise ElfObjectError(f"extra section {extra.name!r} is given twice")
+        seen_extra.add(extra.name)
+        if extra.align < 1 or extra.align & (extra.align - 1):
+            raise ElfObjectError(
+                f"extra section {extra.name!r}: alignment {extra.align} is not a power of two"
+            )
+        if not 0 <= extra.sh_type < 2**32 or not 0 <= extra.flags < 2**64:
+            raise ElfObjectError(
+                f"extra section {extra.name!r}: sh_type or flags out of range"
+            )
+
+
+def write_object(
+    programs: Sequence[ProgramSection],
+    *,
+    license: str = "GPL",
+    extra_sections: Sequence[RawSection] = (),
+) -> bytes:
+    """Return an ELF64 EM_BPF relocatable object holding `programs`."""
+    _validate(programs, license, extra_sections)
+
+    # Program sections in order of first appearance; programs sharing a section
+    # name sit at consecutive offsets in it.
+    code_by_section: dict[str, bytearray] = {}
+    placed: list[tuple[ProgramSection, int]] = []
+    for program in programs:
+        code = code_by_section.setdefault(program.section, bytearray())
+        placed.append((program, len(code)))
+        code += program.code
+
+    sections: list[_Section] = [_Section("", SHT.NULL, b"")]
+    section_index: dict[str, int] = {}
+    for name, code in code_by_section.items():
+        section_index[name] = len(sections)
+        sections.append(
+            _Section(
+                name,
+                SHT.PROGBITS,
+                bytes(code),
+                SHF.ALLOC | SHF.EXECINSTR,
+                BPF_INSN_SIZE,
+            )
+        )
+    license_index = len(sections)
+    license_data = license.encode() + b"\0"
+    sections.append(
+        _Section("license", SHT.PROGBITS, license_data, SHF.ALLOC | SHF.WRITE, 1)
+    )
+    for extra in extra_sections:
+        sections.append(
+            _Section(
+                extra.name,
+                extra.sh_type,
+                extra.data,
+                extra.flags,
+                extra.align,
+                entsize=extra.entsize,
+            )
+        )
+
+    # Symbols: the null symbol is the only local one, so sh_info (index of the
+    # first non-local symbol) is 1.
+    strtab = StringTable()
+    symbols = [Symbol(0, STB.LOCAL, STT.NOTYPE, SHN_UNDEF)]
+    for program, offset in placed:
+        symbols.append(
+            Symbol(
+                strtab.add(program.name),
+                STB.GLOBAL,
+                STT.FUNC,
+                section_index[program.section],
+                offset,
+                len(program.code),
+            )
+        )
+    symbols.append(
+        Symbol(
+            strtab.add("_license"),
+            STB.GLOBAL,
+            STT.OBJECT,
+            license_index,
+            0,
+            len(license_data),
+        )
+    )
+    first_global = 1
+
+    symtab_index = len(sections)
+    strtab_index = symtab_index + 1
+    shstrtab_index = symtab_index + 2
+    sections.append(
+        _Section(
+            ".symtab",
+            SHT.SYMTAB,
+            b"".join(s.pack() for s in symbols),
+            align=8,
+            link=strtab_index,
+            info=first_global,
+            entsize=Symbol.SIZE,
+        )
+    )
+    sections.append(_Section(".strtab", SHT.STRTAB, bytes(strtab.data)))
+    shstrtab = StringTable()
+    name_offsets = [shstrtab.add(section.name) for section in sections]
+    name_offsets.append(shstrtab.add(".shstrtab"))
+    sections.append(_Section(".shstrtab", SHT.STRTAB, bytes(shstrtab.data)))
+
+    # Layout: ELF header, section contents (each at its alignment), then the
+    # section header table at an 8-byte boundary.
+    body = bytearray()
+    headers: list[SectionHeader] = []
+    offset = ElfHeader.SIZE
+    for section, name_offset in zip(sections, name_offsets):
+        if section.sh_type == SHT.NULL:
+            headers.append(SectionHeader(0, SHT.NULL, 0, 0, 0, sh_addralign=0))
+            continue
+        start = _align(offset, section.align)
+        # SHT_NOBITS takes its size from the data given but no file space.
+        contents = b"" if section.sh_type == SHT.NOBITS else section.data
+        body += bytes(start - offset) + contents
+        offset = start + len(contents)
+        headers.append(
+            SectionHeader(
+                name_offset,
+                section.sh_type,
+                int(section.flags),
+                start,
+                len(section.data),
+                section.link,
+                section.info,
+                section.align,
+                section.entsize,
+            )
+        )
+    shoff = _align(offset, 8)
+    body += bytes(shoff - offset)
+
+    header = ElfHeader(e_shoff=shoff, e_shnum=len(headers), e_shstrndx=shstrtab_index)
+    return header.pack() + bytes(body) + b"".join(h.pack() for h in headers)

@@ -1,0 +1,835 @@
+"""The frontend: a dissector's Python `ast` to IR.
+
+Only a whitelisted subset is lowered; anything else is refused with a
+`CompileError` naming the construct at its span. While lowering, the frontend
+records the type it gave every arithmetic node and typed assignment
+(`TypeRecord`), which `pyinstrument` uses to run the same function in CPython
+with exactly the kernel's integer widths.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Any, Callable, NoReturn
+
+from pyfd.constants import BPF_DROP, RETURN_CODES
+from pyfd.headers import Header
+from pyfd.keys import KEY_FIELDS, BpfFlowKeys
+from pyfd.layout import Field
+from pyfd.packet import MAX_PACKET_OFF, Packet
+from pyfd.types import FixedInt
+
+from .diagnostics import (
+    CompileError, CompileNameError, CompileTypeError, InternalCompilerError, PacketAccessError,
+    ReturnValueError, Span, UnsupportedError,
+)
+from .ir.nodes import (
+    Binary, BinaryOp, Block, Branch, ByteSwap, CheckPacket, Cmp, Copy, Extend, Function, Imm,
+    Instruction, Jump, LoadKeys, LoadPacket, Operand, Reg, Return, SetCond, StoreKeys, Terminator,
+    Unary, UnaryOp, evaluate_binary,
+)
+from .source import FunctionSource, function_source
+from .typesys import BOOL, FROM_PYFD, I64, LITERAL, U64, IntTy, arithmetic_result, unsigned_for_bits
+
+# Names of constructs for "X is not supported" messages.
+_CONSTRUCTS: dict[type[ast.AST], str] = {
+    ast.While: "`while` loops",
+    ast.For: "`for` loops",
+    ast.AsyncFor: "`async for` loops",
+    ast.Try: "`try` statements",
+    ast.With: "`with` statements",
+    ast.AsyncWith: "`async with` statements",
+    ast.Raise: "`raise`",
+    ast.Assert: "`assert`",
+    ast.Delete: "`del`",
+    ast.Import: "`import` inside a dissector",
+    ast.ImportFrom: "`import` inside a dissector",
+    ast.Global: "`global`",
+    ast.Nonlocal: "`nonlocal`",
+    ast.FunctionDef: "nested functions",
+    ast.AsyncFunctionDef: "nested functions",
+    ast.ClassDef: "class definitions",
+    ast.Match: "`match` statements",
+    ast.Lambda: "`lambda`",
+    ast.ListComp: "list comprehensions",
+    ast.SetComp: "set comprehensions",
+    ast.DictComp: "dict comprehensions",
+    ast.GeneratorExp: "generator expressions",
+    ast.List: "list literals",
+    ast.Tuple: "tuples",
+    ast.Dict: "dict literals",
+    ast.Set: "set literals",
+    ast.JoinedStr: "f-strings",
+    ast.Subscript: "subscripts (`x[i]`)",
+    ast.Starred: "`*args`",
+    ast.Await: "`await`",
+    ast.Yield: "`yield`",
+    ast.YieldFrom: "`yield from`",
+    ast.NamedExpr: "assignment expressions (`:=`)",
+    ast.IfExp: "conditional expressions (`a if c else b`)",
+    ast.Slice: "slices",
+}
+_HINTS: dict[type[ast.AST], str] = {
+    ast.While: "use `for _ in range(N)` with a constant N",
+    ast.IfExp: "use an `if` statement that assigns a local in both branches",
+    ast.Try: "a failed packet read already ends the dissector with BPF_DROP",
+}
+
+_BINOPS: dict[type[ast.operator], str] = {
+    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.FloorDiv: "//", ast.Mod: "%", ast.BitAnd: "&",
+    ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>",
+}
+_CMPS_UNSIGNED: dict[type[ast.cmpop], Cmp] = {
+    ast.Eq: Cmp.EQ, ast.NotEq: Cmp.NE, ast.Gt: Cmp.UGT, ast.GtE: Cmp.UGE, ast.Lt: Cmp.ULT, ast.LtE: Cmp.ULE,
+}
+_CMPS_SIGNED: dict[type[ast.cmpop], Cmp] = {
+    ast.Eq: Cmp.EQ, ast.NotEq: Cmp.NE, ast.Gt: Cmp.SGT, ast.GtE: Cmp.SGE, ast.Lt: Cmp.SLT, ast.LtE: Cmp.SLE,
+}
+
+
+@dataclass(frozen=True)
+class Value:
+    """An integer value: an operand, its type, and its exact value if constant."""
+
+    op: Operand
+    ty: IntTy
+    const: int | None = None
+
+
+@dataclass(frozen=True)
+class HeaderView:
+    """A header of type `kind` at packet offset `base` (already bounds-checked)."""
+
+    kind: type[Header]
+    base: Operand
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A header name bound to different packet positions on different paths."""
+
+    span: Span
+
+
+@dataclass(frozen=True)
+class _Param:
+    """The packet or keys parameter."""
+
+    kind: str  # "packet" | "keys"
+
+
+@dataclass(frozen=True)
+class _Global:
+    """A module-level object the dissector refers to (a type, a header class...)."""
+
+    obj: Any
+
+
+@dataclass
+class TypeRecord:
+    """Types the frontend gave AST nodes, for the CPython run of the same function."""
+
+    results: dict[ast.AST, IntTy] = field(default_factory=dict)  # BinOp/UnaryOp result types
+    stores: dict[ast.AST, IntTy] = field(default_factory=dict)  # Assign/AnnAssign to a local
+
+
+@dataclass
+class _Env:
+    """What is known on the current path: assigned locals and header bindings."""
+
+    assigned: set[str]
+    headers: dict[str, HeaderView | Conflict]
+
+    def copy(self) -> "_Env":
+        return _Env(set(self.assigned), dict(self.headers))
+
+
+def _merge(envs: list[_Env], span: Span) -> _Env:
+    assigned = set.intersection(*(e.assigned for e in envs))
+    headers: dict[str, HeaderView | Conflict] = {}
+    for name in set().union(*(e.headers for e in envs)):
+        seen = [e.headers.get(name) for e in envs]
+        first = seen[0]
+        headers[name] = first if first is not None and all(s == first for s in seen) else Conflict(span)  # type: ignore[assignment]
+    return _Env(assigned, headers)
+
+
+@dataclass
+class Lowered:
+    """The frontend's result: the IR function and the recorded types."""
+
+    function: Function
+    types: TypeRecord
+    source: FunctionSource
+
+
+def lower_function(fn: Callable[..., Any]) -> Lowered:
+    """Lower a dissector function to IR, or raise a CompileError."""
+    source = function_source(fn)
+    return _Lowering(source).run()
+
+
+class _Lowering:
+    def __init__(self, source: FunctionSource) -> None:
+        self.src = source
+        self.node = source.node
+        self.types = TypeRecord()
+        self.blocks: list[Block] = []
+        self.label: str | None = None
+        self.insns: list[Instruction] = []
+        self.counter = 0
+        self.env = _Env(set(), {})
+        self.local_types: dict[str, IntTy] = {}
+        self.local_regs: dict[str, Reg] = {}
+        self.params: dict[str, _Param] = {}
+        self.drop_label: str | None = None
+        self.drop_span: Span | None = None
+
+    # -- plumbing ---------------------------------------------------------
+
+    def span(self, node: ast.AST) -> Span:
+        return self.src.span(node)
+
+    def fail(self, node: ast.AST, message: str, *, hint: str | None = None, kind: type[CompileError] = CompileError) -> NoReturn:
+        raise kind(message, self.span(node), hint=hint)
+
+    def fresh(self, hint: str = "t") -> Reg:
+        self.counter += 1
+        return Reg(f"{hint}{self.counter}")
+
+    def new_label(self, hint: str) -> str:
+        self.counter += 1
+        return f"{hint}{self.counter}"
+
+    @property
+    def reachable(self) -> bool:
+        return self.label is not None
+
+    def emit(self, insn: Instruction) -> None:
+        self.insns.append(insn)
+
+    def terminate(self, term: Terminator) -> None:
+        assert self.label is not None
+        self.blocks.append(Block(self.label, self.insns, term))
+        self.label, self.insns = None, []
+
+    def start(self, label: str) -> None:
+        self.label, self.insns = label, []
+
+    def drop(self, span: Span) -> str:
+        if self.drop_label is None:
+            self.drop_label = self.new_label("drop")
+            self.drop_span = span
+        return self.drop_label
+
+    # -- entry ------------------------------------------------------------
+
+    def run(self) -> Lowered:
+        node = self.node
+        self._check_signature(node)
+        self.start("entry")
+        body = list(node.body)
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            body = body[1:]  # docstring
+        self.lower_body(body)
+        if self.reachable:
+            last = node.body[-1]
+            raise ReturnValueError(
+                f"missing return: the end of `{node.name}` is reachable",
+                self.span(last),
+                hint="end every path with `return BPF_OK`, `return BPF_DROP` or `return BPF_FLOW_DISSECTOR_CONTINUE`",
+            )
+        if self.drop_label is not None:
+            assert self.drop_span is not None
+            self.start(self.drop_label)
+            self.terminate(Return(BPF_DROP, self.drop_span))
+        fn = Function(node.name, self.src.file, self.blocks, self.span(node), {r.name: n for n, r in self.local_regs.items()})
+        return Lowered(fn, self.types, self.src)
+
+    def _check_signature(self, node: ast.FunctionDef) -> None:
+        args = node.args
+        for extra, what in ((args.vararg, "*args"), (args.kwarg, "**kwargs")):
+            if extra is not None:
+                self.fail(extra, f"a dissector takes no {what}", kind=UnsupportedError)
+        if args.kwonlyargs or args.posonlyargs or args.defaults or len(args.args) != 2:
+            self.fail(node, f"`{node.name}` must take exactly two parameters: (pkt: Packet, keys: BpfFlowKeys)", kind=CompileTypeError)
+        for arg, want, kind in ((args.args[0], Packet, "packet"), (args.args[1], BpfFlowKeys, "keys")):
+            annotation = self._resolve_annotation(arg.annotation)
+            if annotation is not want:
+                got = "no annotation" if arg.annotation is None else f"`{ast.unparse(arg.annotation)}`"
+                self.fail(arg, f"parameter `{arg.arg}` must be annotated `{want.__name__}`, not {got}", kind=CompileTypeError)
+            self.params[arg.arg] = _Param(kind)
+        if node.returns is not None and self._resolve_annotation(node.returns) is not int:
+            self.fail(node.returns, f"a dissector returns `int`, not `{ast.unparse(node.returns)}`", kind=CompileTypeError)
+
+    def _resolve_annotation(self, node: ast.expr | None) -> Any:
+        if node is None:
+            return None
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            try:
+                node = ast.parse(node.value, mode="eval").body
+            except SyntaxError:
+                return None
+        if isinstance(node, ast.Name):
+            if node.id == "int":
+                return int
+            return self.src.globals.get(node.id)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            return getattr(self.src.globals.get(node.value.id), node.attr, None)
+        return None
+
+    # -- statements -------------------------------------------------------
+
+    def lower_body(self, body: list[ast.stmt]) -> None:
+        for stmt in body:
+            if not self.reachable:
+                return  # code after a return never runs
+            self.lower_stmt(stmt)
+
+    def lower_stmt(self, stmt: ast.stmt) -> None:
+        try:
+            self._stmt(stmt)
+        except CompileError:
+            raise
+        except Exception as exc:  # a bug in pyfd: report it at the user's line, never as a traceback
+            raise InternalCompilerError(f"internal compiler error while compiling this statement: {type(exc).__name__}: {exc}", self.span(stmt)) from exc
+
+    def _stmt(self, stmt: ast.stmt) -> None:
+        match stmt:
+            case ast.Return(value=None):
+                self.fail(stmt, "a dissector must return a value", hint="return BPF_OK, BPF_DROP or BPF_FLOW_DISSECTOR_CONTINUE", kind=ReturnValueError)
+            case ast.Return(value=value):
+                self._return(stmt, value)
+            case ast.If():
+                self._if(stmt)
+            case ast.Assign(targets=[target], value=value):
+                self._assign(stmt, target, value, None)
+            case ast.Assign():
+                self.fail(stmt, "chained assignment (`a = b = ...`) is not supported", kind=UnsupportedError)
+            case ast.AnnAssign(target=target, annotation=annotation, value=value):
+                if value is None:
+                    self.fail(stmt, "a declaration needs a value: `x: u16 = 0`", kind=UnsupportedError)
+                self._assign(stmt, target, value, annotation)
+            case ast.AugAssign(target=target, op=op, value=value):
+                self._augassign(stmt, target, op, value)
+            case ast.Expr(value=ast.Call() as call) if self._is_header_call(call):
+                self.header(call)
+            case ast.Expr(value=value):
+                if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    return  # a string used as a comment
+                self.fail(stmt, "this expression has no effect", hint="only `pkt.header(...)` may stand alone, to require bytes", kind=UnsupportedError)
+            case ast.Pass():
+                return
+            case _:
+                self.unsupported(stmt)
+
+    def unsupported(self, node: ast.AST) -> NoReturn:
+        what = _CONSTRUCTS.get(type(node), f"`{type(node).__name__}`")
+        self.fail(node, f"{what} {'are' if what.endswith('s') else 'is'} not supported in a dissector", hint=_HINTS.get(type(node)), kind=UnsupportedError)
+
+    def _return(self, stmt: ast.Return, value: ast.expr) -> None:
+        result = self.expr(value)
+        if not isinstance(result, Value) or result.const is None:
+            self.fail(value, "a dissector must return a constant return code", hint="return BPF_OK, BPF_DROP or BPF_FLOW_DISSECTOR_CONTINUE", kind=ReturnValueError)
+        if result.const not in RETURN_CODES:
+            self.fail(
+                value,
+                f"{result.const} is not a flow dissector return code",
+                hint="return BPF_OK (0), BPF_DROP (2) or BPF_FLOW_DISSECTOR_CONTINUE (129)",
+                kind=ReturnValueError,
+            )
+        self.terminate(Return(result.const, self.span(stmt)))
+
+    def _if(self, stmt: ast.If) -> None:
+        then_label, else_label = self.new_label("then"), self.new_label("else")
+        self.cond(stmt.test, then_label, else_label)
+        before = self.env
+        ends: list[tuple[str, _Env]] = []
+        for label, body in ((then_label, stmt.body), (else_label, stmt.orelse)):
+            self.start(label)
+            self.env = before.copy()
+            self.lower_body(body)
+            if self.reachable:
+                assert self.label is not None
+                ends.append((self.label, self.env))
+                self.terminate(Jump("", self.span(stmt)))  # target patched below
+        if not ends:
+            return
+        join = self.new_label("endif")
+        for label, _ in ends:
+            for i, block in enumerate(self.blocks):
+                if block.label == label:
+                    self.blocks[i] = Block(label, block.insns, Jump(join, block.term.span))
+        self.start(join)
+        self.env = _merge([env for _, env in ends], self.span(stmt))
+
+    def _assign(self, stmt: ast.stmt, target: ast.expr, value: ast.expr, annotation: ast.expr | None) -> None:
+        if isinstance(target, ast.Attribute):
+            if annotation is not None:
+                self.fail(target, "only local names can be annotated", kind=UnsupportedError)
+            self._store_attribute(target, self.expr(value))
+            return
+        if not isinstance(target, ast.Name):
+            self.unsupported(target)
+        name = target.id
+        if name in self.params:
+            self.fail(target, f"cannot assign to the parameter `{name}`", kind=CompileNameError)
+        declared: IntTy | type[Header] | None = None
+        if annotation is not None:
+            declared = self._declared_type(annotation)
+        result = self.expr(value)
+        if isinstance(result, HeaderView):
+            if declared is not None and declared is not result.kind:
+                self.fail(annotation or target, f"`{name}` is declared `{ast.unparse(annotation)}` but holds a {result.kind.__name__} header", kind=CompileTypeError)  # type: ignore[arg-type]
+            if name in self.local_types:
+                self.fail(target, f"`{name}` holds an integer; it cannot also hold a {result.kind.__name__} header", kind=CompileTypeError)
+            self.env.headers[name] = result
+            return
+        if not isinstance(result, Value):
+            self.fail(value, "this is not an integer value", kind=CompileTypeError)
+        if name in self.env.headers:
+            self.fail(target, f"`{name}` holds a header; it cannot also hold an integer", kind=CompileTypeError)
+        if isinstance(declared, type):
+            self.fail(annotation, f"`{name}` is declared as a header but assigned an integer", kind=CompileTypeError)  # type: ignore[arg-type]
+        ty = self.local_types.get(name)
+        if declared is not None:
+            if ty is not None and ty != declared:
+                self.fail(annotation, f"`{name}` was already declared `{ty}`", kind=CompileTypeError)  # type: ignore[arg-type]
+            ty = declared
+        if ty is None:
+            ty = self._infer(result, value)
+        self.local_types[name] = ty
+        reg = self.local_regs.setdefault(name, Reg(f"{name}"))
+        self.types.stores[stmt] = ty
+        self._narrow_into(reg, result, ty, self.span(stmt))
+        self.env.assigned.add(name)
+
+    def _infer(self, value: Value, node: ast.expr) -> IntTy:
+        if value.ty is LITERAL:
+            assert value.const is not None
+            if U64.contains(value.const):
+                return U64
+            if I64.contains(value.const):
+                return I64
+            self.fail(node, f"the constant {value.const} does not fit in 64 bits", kind=CompileTypeError)
+        return value.ty if value.ty is not BOOL else BOOL
+
+    def _declared_type(self, annotation: ast.expr) -> IntTy | type[Header]:
+        obj = self._resolve_annotation(annotation)
+        if isinstance(obj, type) and issubclass(obj, FixedInt) and obj in FROM_PYFD:
+            return FROM_PYFD[obj]
+        if isinstance(obj, type) and issubclass(obj, Header) and obj is not Header:
+            return obj
+        if obj is int:
+            return U64
+        if obj is bool:
+            return BOOL
+        self.fail(annotation, f"unsupported type `{ast.unparse(annotation)}`", hint="use u8, u16, u32, u64, i32, i64 or a header class", kind=CompileTypeError)
+
+    def _narrow_into(self, dst: Reg, value: Value, ty: IntTy, span: Span) -> None:
+        """`dst = value` narrowed to `ty`, exactly as the Python run wraps it."""
+        if value.const is not None:
+            from pyfd.types import wrap
+
+            self.emit(Copy(dst, Imm(wrap(value.const, ty.bits, ty.signed)), span))
+        elif ty.bits < 64 and not (value.ty.bits <= ty.bits and value.ty.signed == ty.signed and value.ty is not LITERAL):
+            self.emit(Extend(ty.signed, ty.bits, dst, value.op, span))
+        else:
+            self.emit(Copy(dst, value.op, span))
+
+    def _augassign(self, stmt: ast.AugAssign, target: ast.expr, op: ast.operator, value: ast.expr) -> None:
+        # `t op= v` is `t = t op v`; the CPython run is desugared the same way (pyinstrument).
+        load_target = _as_load(target)
+        binop = ast.copy_location(ast.BinOp(left=load_target, op=op, right=value), stmt)
+        ast.fix_missing_locations(binop)
+        stmt.__dict__["_pyfd_binop"] = binop
+        if isinstance(target, ast.Name) and target.id not in self.env.assigned and target.id not in self.params:
+            self.fail(target, f"`{target.id}` is used before it is assigned", kind=CompileNameError)
+        self._assign(stmt, target, binop, None)
+
+    def _store_attribute(self, target: ast.Attribute, result: Value | HeaderView | Any) -> None:
+        base = self._name_binding(target.value) if isinstance(target.value, ast.Name) else None
+        if isinstance(base, HeaderView):
+            self.fail(target, "packet headers are read-only: a flow dissector cannot write the packet", kind=CompileTypeError)
+        if not (isinstance(base, _Param) and base.kind == "keys"):
+            self.fail(target, f"cannot assign to `{ast.unparse(target)}`", hint="only fields of the keys parameter can be assigned", kind=CompileNameError)
+        fld = self._key_field(target)
+        if not isinstance(result, Value):
+            self.fail(target, f"keys.{fld.name} must be assigned an integer", kind=CompileTypeError)
+        if fld.size not in (1, 2, 4, 8):
+            self.fail(target, f"keys.{fld.name} is a {fld.size * 8}-bit field; it cannot be assigned from an integer expression", kind=CompileTypeError)
+        span = self.span(target)
+        if result.const is not None:
+            if not (-(1 << (fld.width - 1)) <= result.const < (1 << fld.width)):
+                self.fail(target, f"{result.const} does not fit in keys.{fld.name}, a {fld.width}-bit field", kind=CompileTypeError)
+            raw = result.const & ((1 << fld.width) - 1)
+            if fld.order == "big":
+                raw = int.from_bytes(raw.to_bytes(fld.size, "big"), "little")
+            self.emit(StoreKeys(fld.offset, fld.size, Imm(raw), span))
+            return
+        src: Operand = result.op
+        if fld.order == "big" and fld.size > 1:
+            swapped = self.fresh()
+            self.emit(ByteSwap(fld.size * 8, swapped, src, span))
+            src = swapped
+        self.emit(StoreKeys(fld.offset, fld.size, src, span))
+
+    def _key_field(self, node: ast.Attribute) -> Field:
+        fld = KEY_FIELDS.get(node.attr)
+        if fld is None:
+            names = ", ".join(KEY_FIELDS)
+            self.fail(node, f"struct bpf_flow_keys has no field `{node.attr}`", hint=f"fields: {names}", kind=CompileNameError)
+        return fld
+
+    # -- conditions -------------------------------------------------------
+
+    def cond(self, node: ast.expr, true: str, false: str) -> None:
+        """Lower a condition as control flow; continue at `true` or `false`."""
+        span = self.span(node)
+        match node:
+            case ast.BoolOp(op=ast.And(), values=values):
+                for v in values[:-1]:
+                    nxt = self.new_label("and")
+                    self.cond(v, nxt, false)
+                    self.start(nxt)
+                self.cond(values[-1], true, false)
+            case ast.BoolOp(op=ast.Or(), values=values):
+                for v in values[:-1]:
+                    nxt = self.new_label("or")
+                    self.cond(v, true, nxt)
+                    self.start(nxt)
+                self.cond(values[-1], true, false)
+            case ast.UnaryOp(op=ast.Not(), operand=operand):
+                self.cond(operand, false, true)
+            case ast.Compare():
+                cmp, lhs, rhs = self._compare(node)
+                if lhs.const is not None and rhs.const is not None:
+                    self.terminate(Jump(true if _static_cmp(cmp, lhs.const, rhs.const) else false, span))
+                else:
+                    self.terminate(Branch(cmp, lhs.op, rhs.op, true, false, span))
+            case _:
+                value = self.int_expr(node)
+                if value.const is not None:
+                    self.terminate(Jump(true if value.const else false, span))
+                else:
+                    self.terminate(Branch(Cmp.NE, value.op, Imm(0), true, false, span))
+
+    def _compare(self, node: ast.Compare) -> tuple[Cmp, Value, Value]:
+        if len(node.ops) != 1:
+            self.fail(node, "chained comparisons are not supported", hint="write `a < b and b < c`", kind=UnsupportedError)
+        op = node.ops[0]
+        if type(op) not in _CMPS_UNSIGNED:
+            self.fail(node, f"the `{ast.unparse(node).split()[1]}` operator is not supported", hint="compare integers with ==, !=, <, <=, >, >=", kind=UnsupportedError)
+        lhs, rhs = self.int_expr(node.left), self.int_expr(node.comparators[0])
+        typed = [v.ty for v in (lhs, rhs) if v.ty is not LITERAL]
+        signed = bool(typed) and typed[0].signed
+        if len(typed) == 2 and typed[0].signed != typed[1].signed:
+            self.fail(
+                node,
+                f"comparison between signed `{lhs.ty}` and unsigned `{rhs.ty}`" if lhs.ty.signed else f"comparison between unsigned `{lhs.ty}` and signed `{rhs.ty}`",
+                hint="cast one side, e.g. `i64(x)` or `u64(x)`",
+                kind=CompileTypeError,
+            )
+        domain = I64 if signed else U64
+        for side, v in ((node.left, lhs), (node.comparators[0], rhs)):
+            if v.ty is LITERAL and typed and v.const is not None and not domain.contains(v.const):
+                self.fail(side, f"{v.const} is outside the range of a {'signed' if signed else 'unsigned'} 64-bit comparison", kind=CompileTypeError)
+        table = _CMPS_SIGNED if signed or (not typed and min(lhs.const or 0, rhs.const or 0) < 0) else _CMPS_UNSIGNED
+        return table[type(op)], lhs, rhs
+
+    # -- expressions ------------------------------------------------------
+
+    def int_expr(self, node: ast.expr) -> Value:
+        """Lower an expression that must be an integer."""
+        result = self.expr(node)
+        if isinstance(result, Value):
+            return result
+        if isinstance(result, HeaderView):
+            self.fail(node, f"a {result.kind.__name__} header is not an integer", hint="read one of its fields", kind=CompileTypeError)
+        self.fail(node, f"`{ast.unparse(node)}` is not an integer value", kind=CompileTypeError)
+
+    def expr(self, node: ast.expr) -> Value | HeaderView | _Param | _Global:
+        """Lower an expression."""
+        try:
+            return self._expr(node)
+        except CompileError:
+            raise
+        except Exception as exc:
+            raise InternalCompilerError(f"internal compiler error while compiling this expression: {type(exc).__name__}: {exc}", self.span(node)) from exc
+
+    def _expr(self, node: ast.expr) -> Value | HeaderView | _Param | _Global:
+        match node:
+            case ast.Constant(value=bool() as b):
+                return Value(Imm(int(b)), LITERAL, int(b))
+            case ast.Constant(value=int() as i):
+                return Value(Imm(i), LITERAL, i)
+            case ast.Constant(value=other):
+                kind = {str: "string", float: "float", bytes: "bytes", type(None): "`None`", complex: "complex"}.get(type(other), type(other).__name__)
+                self.fail(node, f"{kind} literals are not supported; a dissector computes with integers", kind=UnsupportedError)
+            case ast.Name(id=name):
+                return self._name(node, name)
+            case ast.Attribute(value=base, attr=attr):
+                return self._attribute(node, base, attr)
+            case ast.BinOp():
+                return self._binop(node)
+            case ast.UnaryOp():
+                return self._unaryop(node)
+            case ast.BoolOp() | ast.Compare():
+                return self._materialize_bool(node)
+            case ast.Call():
+                return self._call(node)
+        self.unsupported(node)
+
+    def _name_binding(self, node: ast.Name) -> Value | HeaderView | _Param | _Global | None:
+        name = node.id
+        if name in self.params:
+            return self.params[name]
+        if name in self.env.headers:
+            view = self.env.headers[name]
+            if isinstance(view, Conflict):
+                self.fail(
+                    node,
+                    f"`{name}` refers to different packet headers on the paths that reach here (they merge at line {view.span.line})",
+                    hint="read the fields you need inside each branch, or call pkt.header(...) again after it",
+                    kind=CompileNameError,
+                )
+            return view
+        if name in self.local_types:
+            if name not in self.env.assigned:
+                self.fail(node, f"`{name}` may be used before it is assigned", hint="assign it on every path that reaches here", kind=CompileNameError)
+            return Value(self.local_regs[name], self.local_types[name])
+        return None
+
+    def _name(self, node: ast.Name, name: str) -> Value | HeaderView | _Param | _Global:
+        bound = self._name_binding(node)
+        if bound is not None:
+            return bound
+        if name not in self.src.globals:
+            import builtins
+
+            if hasattr(builtins, name):
+                self.fail(node, f"the builtin `{name}` is not supported in a dissector", kind=UnsupportedError)
+            self.fail(node, f"name `{name}` is not defined", kind=CompileNameError)
+        obj = self.src.globals[name]
+        if isinstance(obj, bool):
+            return Value(Imm(int(obj)), LITERAL, int(obj))
+        if isinstance(obj, int):
+            return Value(Imm(obj), LITERAL, int(obj))
+        return _Global(obj)
+
+    def _attribute(self, node: ast.Attribute, base: ast.expr, attr: str) -> Value:
+        owner = self.expr(base)
+        span = self.span(node)
+        if isinstance(owner, _Param) and owner.kind == "keys":
+            fld = self._key_field(node)
+            if fld.size not in (1, 2, 4, 8):
+                self.fail(node, f"keys.{attr} is a {fld.size * 8}-bit field and cannot be read as an integer", kind=CompileTypeError)
+            raw = self.fresh()
+            self.emit(LoadKeys(raw, fld.offset, fld.size, span))
+            return self._decode(raw, fld, span)
+        if isinstance(owner, HeaderView):
+            fld = owner.kind.fields.get(attr)
+            if fld is None:
+                names = ", ".join(owner.kind.fields)
+                self.fail(node, f"header {owner.kind.__name__} has no field `{attr}`", hint=f"fields: {names}", kind=CompileNameError)
+            if not fld.is_bitfield and fld.size not in (1, 2, 4, 8):
+                self.fail(node, f"{owner.kind.__name__}.{attr} is {fld.size} opaque bytes, not an integer", kind=CompileTypeError)
+            raw = self.fresh()
+            self.emit(LoadPacket(raw, owner.base, fld.offset, fld.size, span))
+            return self._decode(raw, fld, span)
+        if isinstance(owner, _Param):
+            self.fail(node, f"the packet has no attribute `{attr}`", hint="read headers with pkt.header(Header, offset)", kind=CompileNameError)
+        self.fail(node, f"`{ast.unparse(node)}` is not supported", kind=UnsupportedError)
+
+    def _decode(self, raw: Reg, fld: Field, span: Span) -> Value:
+        """A field's host-order value from its raw little-endian load."""
+        value = raw
+        if fld.order == "big" and fld.size > 1:
+            value = self.fresh()
+            self.emit(ByteSwap(fld.size * 8, value, raw, span))
+        if fld.is_bitfield:
+            if fld.shift:
+                shifted = self.fresh()
+                self.emit(Binary(BinaryOp.LSHR, shifted, value, Imm(fld.shift), span))
+                value = shifted
+            if fld.shift + fld.bits < fld.size * 8:
+                masked = self.fresh()
+                self.emit(Binary(BinaryOp.AND, masked, value, Imm((1 << fld.bits) - 1), span))
+                value = masked
+        return Value(value, unsigned_for_bits(fld.width))
+
+    def _binop(self, node: ast.BinOp) -> Value:
+        symbol = _BINOPS.get(type(node.op))
+        if symbol is None:
+            hint = "use `//` for integer division" if isinstance(node.op, ast.Div) else None
+            name = {ast.Div: "`/`", ast.Pow: "`**`", ast.MatMult: "`@`"}.get(type(node.op), type(node.op).__name__)
+            self.fail(node, f"the {name} operator is not supported", hint=hint, kind=UnsupportedError)
+        lhs, rhs = self.int_expr(node.left), self.int_expr(node.right)
+        ty = arithmetic_result(lhs.ty, rhs.ty)
+        span = self.span(node)
+        if ty is LITERAL:
+            assert lhs.const is not None and rhs.const is not None
+            return self._fold(node, symbol, lhs.const, rhs.const)
+        self.types.results[node] = ty
+        for side, v in ((node.left, lhs), (node.right, rhs)):
+            if v.const is not None and not (-(1 << 63) <= v.const < (1 << 64)):
+                self.fail(side, f"the constant {v.const} does not fit in 64 bits", kind=CompileTypeError)
+        match symbol:
+            case "//" | "%":
+                if ty.signed:
+                    self.fail(node, f"signed `{symbol}` is not supported", hint="cast the operands to u64 (BPF divides unsigned)", kind=CompileTypeError)
+                for side, v in ((node.left, lhs), (node.right, rhs)):
+                    if v.const is not None and v.const < 0:
+                        self.fail(side, f"negative constant {v.const} in unsigned `{symbol}`", kind=CompileTypeError)
+                op = BinaryOp.UDIV if symbol == "//" else BinaryOp.UMOD
+            case "<<" | ">>":
+                if rhs.const is not None and not 0 <= rhs.const <= 63:
+                    self.fail(node.right, f"shift count {rhs.const} is outside 0..63", kind=CompileTypeError)
+                if symbol == "<<":
+                    op = BinaryOp.SHL
+                else:
+                    op = BinaryOp.ASHR if ty.signed else BinaryOp.LSHR
+                    if lhs.const is not None and not ty.contains(lhs.const):
+                        self.fail(node.left, f"{lhs.const} is outside the range of {ty}", kind=CompileTypeError)
+            case _:
+                op = {"+": BinaryOp.ADD, "-": BinaryOp.SUB, "*": BinaryOp.MUL, "&": BinaryOp.AND, "|": BinaryOp.OR, "^": BinaryOp.XOR}[symbol]
+        dst = self.fresh()
+        if lhs.const is not None and rhs.const is not None:  # both typed constants cannot happen; kept total
+            raise InternalCompilerError("constant operands escaped folding", span)
+        self.emit(Binary(op, dst, lhs.op, rhs.op, span))
+        return Value(dst, ty)
+
+    def _fold(self, node: ast.BinOp, symbol: str, a: int, b: int) -> Value:
+        """Fold an operation on two literals with Python's semantics (as the CPython run does)."""
+        if symbol in ("//", "%") and b == 0:
+            self.fail(node, "division by zero in a constant expression", kind=CompileTypeError)
+        if symbol in ("<<", ">>") and not 0 <= b <= 64:
+            self.fail(node.right, f"shift count {b} is outside 0..63", kind=CompileTypeError)
+        ops: dict[str, Callable[[int, int], int]] = {
+            "+": int.__add__, "-": int.__sub__, "*": int.__mul__, "//": int.__floordiv__, "%": int.__mod__,
+            "&": int.__and__, "|": int.__or__, "^": int.__xor__, "<<": int.__lshift__, ">>": int.__rshift__,
+        }
+        value = ops[symbol](a, b)
+        if not -(1 << 64) <= value < (1 << 65):
+            self.fail(node, f"the constant expression is {value}, which does not fit in 64 bits", kind=CompileTypeError)
+        return Value(Imm(value), LITERAL, value)
+
+    def _unaryop(self, node: ast.UnaryOp) -> Value:
+        if isinstance(node.op, ast.Not):
+            return self._materialize_bool(node)
+        operand = self.int_expr(node.operand)
+        if isinstance(node.op, ast.UAdd):
+            return operand
+        if operand.const is not None:
+            value = -operand.const if isinstance(node.op, ast.USub) else ~operand.const
+            return Value(Imm(value), LITERAL, value)
+        ty = I64 if operand.ty.signed else U64
+        self.types.results[node] = ty
+        dst = self.fresh()
+        self.emit(Unary(UnaryOp.NEG if isinstance(node.op, ast.USub) else UnaryOp.NOT, dst, operand.op, self.span(node)))
+        return Value(dst, ty)
+
+    def _materialize_bool(self, node: ast.expr) -> Value:
+        """A condition used as a value: 1 or 0."""
+        span = self.span(node)
+        if isinstance(node, ast.Compare):
+            cmp, lhs, rhs = self._compare(node)
+            if lhs.const is not None and rhs.const is not None:
+                v = int(_static_cmp(cmp, lhs.const, rhs.const))
+                return Value(Imm(v), LITERAL, v)
+            dst = self.fresh()
+            self.emit(SetCond(cmp, dst, lhs.op, rhs.op, span))
+            return Value(dst, BOOL)
+        dst = self.fresh("b")
+        yes, no, join = self.new_label("true"), self.new_label("false"), self.new_label("bool")
+        self.cond(node, yes, no)
+        for label, bit in ((yes, 1), (no, 0)):
+            self.start(label)
+            self.emit(Copy(dst, Imm(bit), span))
+            self.terminate(Jump(join, span))
+        self.start(join)
+        return Value(dst, BOOL)
+
+    def _is_header_call(self, node: ast.Call) -> bool:
+        func = node.func
+        return (
+            isinstance(func, ast.Attribute)
+            and func.attr == "header"
+            and isinstance(func.value, ast.Name)
+            and isinstance(self.params.get(func.value.id), _Param)
+            and self.params[func.value.id].kind == "packet"
+        )
+
+    def _call(self, node: ast.Call) -> Value | HeaderView:
+        if self._is_header_call(node):
+            return self.header(node)
+        if node.keywords:
+            self.fail(node, "keyword arguments are not supported here", kind=UnsupportedError)
+        callee = self.expr(node.func) if isinstance(node.func, ast.Name) else None
+        if isinstance(callee, _Global) and isinstance(callee.obj, type) and issubclass(callee.obj, FixedInt) and callee.obj in FROM_PYFD:
+            if len(node.args) != 1:
+                self.fail(node, f"{callee.obj.__name__}(...) takes one argument", kind=CompileTypeError)
+            return self._cast(node, FROM_PYFD[callee.obj], self.int_expr(node.args[0]))
+        if isinstance(node.func, ast.Name) and node.func.id == self.node.name:
+            self.fail(node, "recursion is not supported: BPF has no unbounded call stack", kind=UnsupportedError)
+        self.fail(node, f"call to `{ast.unparse(node.func)}` is not supported", hint="a dissector may call pkt.header(...) and the casts u8(...) .. i64(...)", kind=UnsupportedError)
+
+    def _cast(self, node: ast.Call, ty: IntTy, value: Value) -> Value:
+        from pyfd.types import wrap
+
+        if value.const is not None:
+            v = wrap(value.const, ty.bits, ty.signed)
+            return Value(Imm(v), LITERAL, v)
+        if ty.bits == 64:
+            return Value(value.op, ty)
+        dst = self.fresh()
+        self.emit(Extend(ty.signed, ty.bits, dst, value.op, self.span(node)))
+        return Value(dst, ty)
+
+    def header(self, node: ast.Call) -> HeaderView:
+        """`pkt.header(Kind, offset)`: a bounds check, then a view later reads share."""
+        if node.keywords or len(node.args) != 2:
+            self.fail(node, "pkt.header takes two arguments: a header class and an offset", kind=CompileTypeError)
+        kind_node, offset_node = node.args
+        kind = self.expr(kind_node)
+        if not (isinstance(kind, _Global) and isinstance(kind.obj, type) and issubclass(kind.obj, Header) and kind.obj is not Header):
+            self.fail(kind_node, f"`{ast.unparse(kind_node)}` is not a header class", hint="declare one: class MyHeader(Header): ...", kind=CompileTypeError)
+        header: type[Header] = kind.obj
+        offset = self.int_expr(offset_node)
+        span = self.span(node)
+        if offset.const is not None:
+            if not 0 <= offset.const <= MAX_PACKET_OFF - header.size:
+                self.fail(
+                    offset_node,
+                    f"constant offset {offset.const} is beyond what the verifier can track (at most {MAX_PACKET_OFF - header.size} for a {header.size}-byte header)",
+                    kind=PacketAccessError,
+                )
+            base: Operand = Imm(offset.const)
+        else:
+            # A fresh register, written once, so no later assignment can move the
+            # base between the check and the reads (the IR checker insists).
+            base = self.fresh("hdr")
+            self.emit(Copy(base, offset.op, span))
+        ok = self.new_label("inbounds")
+        self.terminate(CheckPacket(base, header.size, ok, self.drop(span), span))
+        self.start(ok)
+        return HeaderView(header, base)
+
+
+def _static_cmp(cmp: Cmp, a: int, b: int) -> bool:
+    from .ir.nodes import evaluate_cmp
+
+    return evaluate_cmp(cmp, a, b)
+
+
+def _as_load(target: ast.expr) -> ast.expr:
+    """A copy of an assignment target that reads it."""
+    if isinstance(target, ast.Name):
+        return ast.copy_location(ast.Name(id=target.id, ctx=ast.Load()), target)
+    if isinstance(target, ast.Attribute):
+        return ast.copy_location(ast.Attribute(value=target.value, attr=target.attr, ctx=ast.Load()), target)
+    return target
+
+
+__all__ = ["lower_function", "Lowered", "TypeRecord", "evaluate_binary"]

@@ -1,0 +1,151 @@
+"""The IR checker: structure, definitions, and the packet-access proof.
+
+Run after the frontend and after every pass. A packet load is accepted only if
+a `CheckPacket` on the same base, covering the loaded bytes, dominates it
+through its `ok` edge; the base must be a register with one definition (or an
+immediate), so no redefinition can slip between check and load.
+"""
+
+from __future__ import annotations
+
+from .analysis import definition_counts, dominator_chain, dominators, reverse_postorder
+from .nodes import (
+    ACCESS_SIZES, Block, CheckPacket, Function, Imm, Instruction, LoadKeys, LoadPacket, Operand,
+    Reg, Return, StoreKeys, Terminator, defined, used_regs,
+)
+from ..diagnostics import InternalCompilerError, PacketAccessError
+
+KEYS_SIZE = 56
+RETURN_CODES = (0, 2, 129)
+
+
+class IRCheckError(InternalCompilerError):
+    """The IR breaks an invariant: a bug in the frontend or in a pass."""
+
+
+def check_function(fn: Function) -> None:
+    """Raise if `fn` is malformed or reads the packet without a dominating check."""
+    _check_structure(fn)
+    _check_definitions(fn)
+    _check_packet_reads(fn)
+
+
+def _check_structure(fn: Function) -> None:
+    labels = [b.label for b in fn.blocks]
+    if not labels:
+        raise IRCheckError(f"function {fn.name} has no blocks", fn.span)
+    if len(set(labels)) != len(labels):
+        raise IRCheckError(f"function {fn.name} has duplicate block labels", fn.span)
+    known = set(labels)
+    for block in fn.blocks:
+        for target in block.successors():
+            if target not in known:
+                raise IRCheckError(f"block {block.label} jumps to unknown block {target}", block.term.span)
+        for insn in block.insns:
+            _check_access(insn)
+        if isinstance(block.term, Return) and block.term.value not in RETURN_CODES:
+            raise IRCheckError(f"return value {block.term.value} is not a flow dissector return code", block.term.span)
+        if isinstance(block.term, CheckPacket) and block.term.size <= 0:
+            raise IRCheckError("packet check of no bytes", block.term.span)
+
+
+def _check_access(insn: Instruction) -> None:
+    match insn:
+        case LoadKeys(offset=off, size=size) | StoreKeys(offset=off, size=size):
+            if size not in ACCESS_SIZES or off < 0 or off + size > KEYS_SIZE or off % size:
+                raise IRCheckError(f"flow keys access of {size} bytes at offset {off}", insn.span)
+        case LoadPacket(size=size, disp=disp):
+            if size not in ACCESS_SIZES or disp < 0:
+                raise IRCheckError(f"packet load of {size} bytes at displacement {disp}", insn.span)
+
+
+def _check_definitions(fn: Function) -> None:
+    """Every register read is written on every path from the entry before it."""
+    blocks = fn.block_map()
+    order = reverse_postorder(fn)
+    preds = fn.predecessors()
+    everything = {d for insn in fn.instructions() if (d := defined(insn)) is not None}
+    defined_out: dict[str, set[Reg]] = {label: set(everything) for label in order}
+    changed = True
+    while changed:
+        changed = False
+        for label in order:
+            live_preds = [p for p in preds[label] if p in defined_out]
+            now = set.intersection(*(defined_out[p] for p in live_preds)) if live_preds and label != order[0] else set()
+            for insn in blocks[label].insns:
+                if (d := defined(insn)) is not None:
+                    now.add(d)
+            if now != defined_out[label]:
+                defined_out[label] = now
+                changed = True
+    for label in order:
+        live_preds = [p for p in preds[label] if p in defined_out]
+        now = set.intersection(*(defined_out[p] for p in live_preds)) if live_preds and label != order[0] else set()
+        for insn in blocks[label].insns:
+            _require_defined(insn, now)
+            if (d := defined(insn)) is not None:
+                now.add(d)
+        _require_defined(blocks[label].term, now)
+
+
+def _require_defined(node: Instruction | Terminator, now: set[Reg]) -> None:
+    for reg in used_regs(node):
+        if reg not in now:
+            raise IRCheckError(f"register {reg} may be read before it is written", node.span)
+
+
+def _guarding_check(block: Block, preds: dict[str, list[str]], blocks: dict[str, Block]) -> CheckPacket | None:
+    """The check whose `ok` edge is the only way into `block`, if there is one."""
+    if len(preds[block.label]) != 1:
+        return None
+    term = blocks[preds[block.label][0]].term
+    if isinstance(term, CheckPacket) and term.ok == block.label and term.fail != block.label:
+        return term
+    return None
+
+
+def _check_packet_reads(fn: Function) -> None:
+    counts = definition_counts(fn)
+    blocks = fn.block_map()
+    preds = fn.predecessors()
+    idom = dominators(fn)
+    for block in fn.blocks:
+        if block.label not in idom:
+            continue  # unreachable: never executed, and the backend drops it
+        for insn in block.insns:
+            if isinstance(insn, LoadPacket):
+                _prove_load(insn, block.label, idom, preds, blocks, counts)
+    for block in fn.blocks:
+        if isinstance(block.term, CheckPacket):
+            _single_definition(block.term.base, block.term, counts)
+
+
+def _single_definition(base: Operand, node: LoadPacket | CheckPacket, counts: dict[Reg, int]) -> None:
+    if isinstance(base, Reg) and counts.get(base, 0) != 1:
+        raise IRCheckError(f"packet base {base} must be written exactly once, not {counts.get(base, 0)} times", node.span)
+
+
+def _prove_load(
+    load: LoadPacket,
+    label: str,
+    idom: dict[str, str | None],
+    preds: dict[str, list[str]],
+    blocks: dict[str, Block],
+    counts: dict[Reg, int],
+) -> None:
+    _single_definition(load.base, load, counts)
+    need = load.disp + load.size
+    for dom in dominator_chain(idom, label):
+        check = _guarding_check(blocks[dom], preds, blocks)
+        if check is not None and _same_base(check.base, load.base) and check.size >= need:
+            return
+    raise PacketAccessError(
+        f"packet read of {load.size} bytes at [{load.base} + {load.disp}] is not dominated by a bounds check covering it",
+        load.span,
+    )
+
+
+def _same_base(a: Operand, b: Operand) -> bool:
+    if isinstance(a, Imm) and isinstance(b, Imm):
+        return a.value == b.value
+    return a == b

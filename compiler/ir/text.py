@@ -1,0 +1,186 @@
+"""The IR's text form: a printer and a lark parser that reads it back."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import LarkError
+
+from ..diagnostics import CompileError, Span
+from .nodes import (
+    Binary, BinaryOp, Block, Branch, ByteSwap, CheckPacket, Cmp, Copy, Extend, Function,
+    Imm, Instruction, Jump, LoadKeys, LoadPacket, Operand, Reg, Return, SetCond, StoreKeys,
+    Terminator, Unary, UnaryOp,
+)
+
+_SIZE_NAME = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}
+_NAME_SIZE = {v: k for k, v in _SIZE_NAME.items()}
+
+
+def format_span(span: Span) -> str:
+    """`@line:col-end_line:end_col`."""
+    return f"@{span.line}:{span.col}-{span.end_line}:{span.end_col}"
+
+
+def format_insn(node: Instruction | Terminator) -> str:
+    """One instruction or terminator, without its span."""
+    match node:
+        case Copy(dst, src):
+            return f"{dst} = copy {src}"
+        case Binary(op, dst, lhs, rhs):
+            return f"{dst} = {op.value} {lhs}, {rhs}"
+        case Unary(op, dst, src):
+            return f"{dst} = {op.value} {src}"
+        case Extend(signed, bits, dst, src):
+            return f"{dst} = {'s' if signed else 'z'}ext{bits} {src}"
+        case ByteSwap(bits, dst, src):
+            return f"{dst} = bswap{bits} {src}"
+        case SetCond(cmp, dst, lhs, rhs):
+            return f"{dst} = setcond {cmp.value} {lhs}, {rhs}"
+        case LoadKeys(dst, offset, size):
+            return f"{dst} = keys.load {_SIZE_NAME[size]} +{offset}"
+        case StoreKeys(offset, size, src):
+            return f"keys.store {_SIZE_NAME[size]} +{offset}, {src}"
+        case LoadPacket(dst, base, disp, size):
+            return f"{dst} = packet.load {_SIZE_NAME[size]} [{base} + {disp}]"
+        case Jump(target):
+            return f"jump {target}"
+        case Branch(cmp, lhs, rhs, then, otherwise):
+            return f"br {cmp.value} {lhs}, {rhs}, {then}, {otherwise}"
+        case CheckPacket(base, size, ok, fail):
+            return f"check.packet [{base} + {size}], {ok}, {fail}"
+        case Return(value):
+            return f"ret {value}"
+    raise TypeError(node)
+
+
+def print_function(fn: Function, *, spans: bool = True) -> str:
+    """The text form of a function; `parse_functions` reads it back."""
+    head = f'func {fn.name} "{fn.file}"'
+    lines = [head + (f" {format_span(fn.span)}" if spans else "") + " {"]
+    for block in fn.blocks:
+        lines.append(f"{block.label}:")
+        for node in [*block.insns, block.term]:
+            text = "    " + format_insn(node)
+            if spans:
+                text = f"{text:<52} {format_span(node.span)}"
+            lines.append(text)
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    grammar = resources.files(__package__).joinpath("grammar.lark").read_text()
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+
+class _Build(Transformer):  # type: ignore[type-arg]
+    """Turns the parse tree into IR nodes; nodes without `@loc` get their IR text position."""
+
+    def __init__(self, source_name: str) -> None:
+        super().__init__()
+        self.source_name = source_name
+        self.file = source_name
+
+    def _span(self, meta: object, loc: Span | None) -> Span:
+        if loc is not None:
+            return Span(self.file, loc.line, loc.col, loc.end_line, loc.end_col)
+        line = getattr(meta, "line", 0)
+        col = getattr(meta, "column", 1) - 1
+        return Span(self.source_name, line, col, getattr(meta, "end_line", line), getattr(meta, "end_column", 1) - 1)
+
+    @staticmethod
+    def _operand(tok: Token | Reg) -> Operand:
+        if isinstance(tok, Token) and tok.type == "REG":
+            return Reg(str(tok)[1:])
+        return Imm(int(str(tok), 0))
+
+    def loc(self, items: list[Token]) -> Span:
+        line, col, end_line, end_col = (int(t) for t in items)
+        return Span(self.file, line, col, end_line, end_col)
+
+    @v_args(meta=True)
+    def insn(self, meta: object, items: list[object]) -> object:
+        return items[0]
+
+    def _node(self, tree: Tree, loc: Span | None) -> Instruction | Terminator:  # type: ignore[type-arg]
+        k, items, meta = tree.data, tree.children, tree.meta
+        span = self._span(meta, loc)
+        op = self._operand
+        match k:
+            case "copy":
+                return Copy(Reg(items[0][1:]), op(items[1]), span)
+            case "binary":
+                return Binary(BinaryOp(str(items[1])), Reg(items[0][1:]), op(items[2]), op(items[3]), span)
+            case "unary":
+                return Unary(UnaryOp(str(items[1])), Reg(items[0][1:]), op(items[2]), span)
+            case "extend":
+                text = str(items[1])
+                return Extend(text[0] == "s", int(text[4:]), Reg(items[0][1:]), op(items[2]), span)
+            case "bswap":
+                return ByteSwap(int(str(items[1])[5:]), Reg(items[0][1:]), op(items[2]), span)
+            case "setcond":
+                return SetCond(Cmp(str(items[1])), Reg(items[0][1:]), op(items[2]), op(items[3]), span)
+            case "kload":
+                return LoadKeys(Reg(items[0][1:]), int(items[2]), _NAME_SIZE[str(items[1])], span)
+            case "kstore":
+                return StoreKeys(int(items[1]), _NAME_SIZE[str(items[0])], op(items[2]), span)
+            case "pload":
+                return LoadPacket(Reg(items[0][1:]), op(items[2]), int(items[3]), _NAME_SIZE[str(items[1])], span)
+            case "jump":
+                return Jump(str(items[0]), span)
+            case "branch":
+                return Branch(Cmp(str(items[0])), op(items[1]), op(items[2]), str(items[3]), str(items[4]), span)
+            case "check":
+                return CheckPacket(op(items[0]), int(items[1]), str(items[2]), str(items[3]), span)
+            case "ret":
+                return Return(int(items[0]), span)
+        raise TypeError(k)
+
+    def build_function(self, tree: Tree) -> Function:  # type: ignore[type-arg]
+        """A Function from a `function` subtree."""
+        name, file_tok, *rest = tree.children
+        self.file = str(file_tok)[1:-1]
+        fn_loc = None
+        if rest and isinstance(rest[0], Tree) and rest[0].data == "loc":
+            fn_loc = self.loc(rest.pop(0).children)
+        blocks = [self.build_block(b) for b in rest]
+        span = fn_loc or self._span(tree.meta, None)
+        return Function(str(name), self.file, blocks, span)
+
+    def build_block(self, tree: Tree) -> Block:  # type: ignore[type-arg]
+        """A Block from a `block` subtree; the last node is the terminator."""
+        label, *nodes = tree.children
+        built: list[Instruction | Terminator] = []
+        for node in nodes:
+            loc = None
+            if node.data in ("insn", "term"):
+                node, *extra = node.children
+                loc = self.loc(extra[0].children) if extra else None
+            built.append(self._node(node, loc))
+        *insns, term = built
+        return Block(str(label), insns, term)  # type: ignore[arg-type]
+
+
+def parse_functions(text: str, *, source_name: str = "<ir>") -> list[Function]:
+    """Parse the IR text form; errors are CompileErrors located in the text."""
+    try:
+        tree = _parser().parse(text)
+    except LarkError as exc:
+        line = getattr(exc, "line", 0) or 0
+        col = max(0, (getattr(exc, "column", 1) or 1) - 1)
+        first = str(exc).strip().splitlines()[0]
+        raise CompileError(f"invalid IR: {first}", Span(source_name, line, col, line, col + 1)) from None
+    builder = _Build(source_name)
+    return [builder.build_function(f) for f in tree.children]
+
+
+def parse_function(text: str, *, source_name: str = "<ir>") -> Function:
+    """Parse exactly one function."""
+    functions = parse_functions(text, source_name=source_name)
+    if len(functions) != 1:
+        raise CompileError(f"expected one function, found {len(functions)}", None)
+    return functions[0]

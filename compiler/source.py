@@ -1,0 +1,53 @@
+"""Finding a dissector's source: the file, its `ast`, and the function's node."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import linecache
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .diagnostics import CompileError, Span
+
+
+@dataclass(frozen=True)
+class FunctionSource:
+    """A Python function's definition node, file name and global namespace."""
+
+    node: ast.FunctionDef
+    file: str
+    globals: dict[str, Any]
+
+    def span(self, node: ast.AST) -> Span:
+        """The span of an AST node of this function's file."""
+        line = getattr(node, "lineno", self.node.lineno)
+        col = getattr(node, "col_offset", 0)
+        return Span(self.file, line, col, getattr(node, "end_lineno", None) or line, getattr(node, "end_col_offset", None) or col + 1)
+
+
+def function_source(fn: Callable[..., Any]) -> FunctionSource:
+    """Parse the file `fn` was defined in and return its `FunctionDef`."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        raise CompileError(f"{fn!r} is not a Python function", None)
+    file = inspect.getsourcefile(fn) or code.co_filename
+    lines = linecache.getlines(file)
+    if not lines:
+        raise CompileError(
+            f"cannot find the source of {fn.__name__} (defined in {file}); pyfd compiles functions defined in files",
+            None,
+        )
+    text = "".join(lines)
+    try:
+        tree = ast.parse(text, filename=file)
+    except SyntaxError as exc:  # the module imported, so this is only a changed file
+        raise CompileError(f"syntax error: {exc.msg}", Span(file, exc.lineno or 1, (exc.offset or 1) - 1, exc.lineno or 1, exc.offset or 1)) from None
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == fn.__name__:
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            if first == code.co_firstlineno or node.lineno == code.co_firstlineno:
+                if isinstance(node, ast.AsyncFunctionDef):
+                    raise CompileError("a dissector cannot be `async`", Span(file, node.lineno, node.col_offset, node.lineno, node.col_offset + 5))
+                return FunctionSource(node, file, fn.__globals__)
+    raise CompileError(f"cannot find the definition of {fn.__name__} in {file}", None)

@@ -1,0 +1,1 @@
+"""pyfd: restricted-Python BPF flow dissectors."""

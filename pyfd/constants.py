@@ -1,0 +1,56 @@
+"""Kernel constants a flow dissector works with (values from the uapi headers)."""
+
+from __future__ import annotations
+
+# Return codes (include/uapi/linux/bpf.h). The kernel does not check them, so
+# the compiler does: a dissector may return only these three.
+BPF_OK = 0
+BPF_DROP = 2
+BPF_FLOW_DISSECTOR_CONTINUE = 129  # discard the keys, run the kernel's C dissector
+
+RETURN_CODES = {BPF_OK: "BPF_OK", BPF_DROP: "BPF_DROP", BPF_FLOW_DISSECTOR_CONTINUE: "BPF_FLOW_DISSECTOR_CONTINUE"}
+
+# Input flags in keys.flags.
+BPF_FLOW_DISSECTOR_F_PARSE_1ST_FRAG = 1 << 0  # keep parsing a first fragment
+BPF_FLOW_DISSECTOR_F_STOP_AT_FLOW_LABEL = 1 << 1  # stop at a non-zero IPv6 flow label
+BPF_FLOW_DISSECTOR_F_STOP_AT_ENCAP = 1 << 2  # stop at an encapsulation header
+
+# Ethertypes (include/uapi/linux/if_ether.h), host order.
+ETH_P_IP = 0x0800
+ETH_P_ARP = 0x0806
+ETH_P_8021Q = 0x8100  # 802.1Q VLAN
+ETH_P_8021AD = 0x88A8  # 802.1ad QinQ service VLAN
+ETH_P_IPV6 = 0x86DD
+ETH_P_MPLS_UC = 0x8847
+ETH_P_MPLS_MC = 0x8848
+ETH_P_TEB = 0x6558  # transparent Ethernet bridging (GRE carrying Ethernet)
+
+# IP protocol numbers (include/uapi/linux/in.h, in6.h).
+IPPROTO_HOPOPTS = 0
+IPPROTO_ICMP = 1
+IPPROTO_IPIP = 4
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+IPPROTO_IPV6 = 41
+IPPROTO_ROUTING = 43
+IPPROTO_FRAGMENT = 44
+IPPROTO_GRE = 47
+IPPROTO_ICMPV6 = 58
+IPPROTO_NONE = 59
+IPPROTO_DSTOPTS = 60
+IPPROTO_SCTP = 132
+IPPROTO_MPLS = 137
+
+# IPv4 fragment bits in frag_off (host order).
+IP_MF = 0x2000
+IP_OFFSET = 0x1FFF
+
+# Header sizes in bytes.
+ETH_HLEN = 14
+VLAN_HLEN = 4
+IPV4_MIN_HLEN = 20
+IPV6_HLEN = 40
+TCP_MIN_HLEN = 20
+UDP_HLEN = 8
+GRE_MIN_HLEN = 4
+MPLS_HLEN = 4

@@ -1,0 +1,114 @@
+"""Packet header layouts, declared as annotated classes in network byte order.
+
+    class VXLAN(Header):
+        flags: u8
+        reserved: Bits[24]
+        vni: Bits[24]
+        reserved2: u8
+
+Fields are laid out in declaration order with no padding; `u8`..`u64` are
+big-endian, `Bits[N]` fields pack most significant bit first and must together
+fill 1, 2, 4 or 8 bytes, `Bytes[N]` are opaque bytes. Reading a field gives a
+host-order int, in Python and in the compiled program alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from .layout import Bits, Bytes, Field, network_layout, resolve_annotations
+from .types import u8, u16, u32
+
+__all__ = ["Header", "Bits", "Bytes", "Ethernet", "IPv4", "Ports", "header_fields"]
+
+
+class _HeaderField:
+    """Descriptor reading one field of a header view (read-only: packets are)."""
+
+    def __init__(self, field: Field) -> None:
+        self.field = field
+
+    def __get__(self, obj: "Header | None", owner: type) -> Any:
+        if obj is None:
+            return self
+        if not obj._readable(self.field):
+            raise TypeError(f"{type(obj).__name__}.{self.field.name} is {self.field.size} opaque bytes, not an integer")
+        return self.field.decode(obj._data, obj._offset)
+
+    def __set__(self, obj: "Header", value: int) -> None:
+        raise AttributeError("packet headers are read-only: a flow dissector cannot write the packet")
+
+
+class Header:
+    """Base class of packet header layouts; subclasses declare annotated fields."""
+
+    size: ClassVar[int] = 0
+    fields: ClassVar[dict[str, Field]] = {}
+
+    __slots__ = ("_data", "_offset")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fields, size = network_layout(cls.__name__, resolve_annotations(cls))
+        if size == 0:
+            raise TypeError(f"header {cls.__name__} declares no fields")
+        cls.fields = fields
+        cls.size = size
+        for field in fields.values():
+            setattr(cls, field.name, _HeaderField(field))
+
+    def __init__(self, data: bytes, offset: int = 0) -> None:
+        if offset < 0 or offset + self.size > len(data):
+            raise ValueError(f"{type(self).__name__} needs {self.size} bytes at offset {offset}")
+        object.__setattr__(self, "_data", data)
+        object.__setattr__(self, "_offset", offset)
+
+    @staticmethod
+    def _readable(field: Field) -> bool:
+        return field.is_bitfield or field.size in (1, 2, 4, 8)
+
+    def __repr__(self) -> str:
+        parts = []
+        for name, field in self.fields.items():
+            if self._readable(field):
+                parts.append(f"{name}={field.decode(self._data, self._offset)}")
+            else:
+                start = self._offset + field.offset
+                parts.append(f"{name}={bytes(self._data[start:start + field.size]).hex(':')}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+def header_fields(kind: type[Header]) -> dict[str, Field]:
+    """The fields of a header class, by name."""
+    return kind.fields
+
+
+class Ethernet(Header):
+    """Ethernet II header (14 bytes)."""
+
+    dst: Bytes[6]
+    src: Bytes[6]
+    proto: u16
+
+
+class IPv4(Header):
+    """IPv4 header without options (20 bytes; `ihl` counts 32-bit words)."""
+
+    version: Bits[4]
+    ihl: Bits[4]
+    tos: u8
+    tot_len: u16
+    id: u16
+    frag_off: u16  # flags (IP_MF = 0x2000) and offset (IP_OFFSET = 0x1fff)
+    ttl: u8
+    protocol: u8
+    check: u16
+    saddr: u32
+    daddr: u32
+
+
+class Ports(Header):
+    """The first four bytes of TCP, UDP and SCTP: source and destination port."""
+
+    sport: u16
+    dport: u16

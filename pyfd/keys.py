@@ -1,0 +1,129 @@
+"""`BpfFlowKeys`: the kernel's `struct bpf_flow_keys`, 56 bytes, exact layout.
+
+In Python every field reads and writes as a host-order integer; the fields the
+kernel keeps in network order (n_proto, sport, dport, the addresses,
+flow_label) are converted on the way in and out, and a stored value wraps to
+the field's width exactly as a BPF store does. The 56 bytes behind the object
+are the kernel's bytes, so the Python run and the kernel run compare byte for
+byte.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, overload
+
+from .constants import ETH_HLEN
+from .layout import Field
+
+KEYS_SIZE = 56
+
+# (name, offset, size in bytes, byte order). "little" marks the kernel's native
+# order on the little-endian machines BPF runs on here; "big" is network order.
+_FIELDS = [
+    Field("nhoff", 0, 2, "little"),
+    Field("thoff", 2, 2, "little"),
+    Field("addr_proto", 4, 2, "little"),
+    Field("is_frag", 6, 1, "little"),
+    Field("is_first_frag", 7, 1, "little"),
+    Field("is_encap", 8, 1, "little"),
+    Field("ip_proto", 9, 1, "little"),
+    Field("n_proto", 10, 2, "big"),
+    Field("sport", 12, 2, "big"),
+    Field("dport", 14, 2, "big"),
+    Field("ipv4_src", 16, 4, "big"),
+    Field("ipv4_dst", 20, 4, "big"),
+    Field("ipv6_src", 16, 16, "big"),
+    Field("ipv6_dst", 32, 16, "big"),
+    Field("flags", 48, 4, "little"),
+    Field("flow_label", 52, 4, "big"),
+]
+
+KEY_FIELDS: dict[str, Field] = {f.name: f for f in _FIELDS}
+
+
+class _KeyField:
+    """Descriptor: one field of the 56-byte buffer, host-order int in Python."""
+
+    def __init__(self, field: Field) -> None:
+        self.field = field
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> "_KeyField": ...
+    @overload
+    def __get__(self, obj: "BpfFlowKeys", owner: type) -> int: ...
+    def __get__(self, obj: "BpfFlowKeys | None", owner: type) -> "int | _KeyField":
+        if obj is None:
+            return self
+        return self.field.decode(obj._buf)
+
+    def __set__(self, obj: "BpfFlowKeys", value: int) -> None:
+        self.field.encode_into(obj._buf, int(value))
+
+
+class BpfFlowKeys:
+    """The flow keys a dissector fills in (`struct bpf_flow_keys`)."""
+
+    SIZE: ClassVar[int] = KEYS_SIZE
+    FIELDS: ClassVar[dict[str, Field]] = KEY_FIELDS
+
+    nhoff: int
+    thoff: int
+    addr_proto: int
+    is_frag: int
+    is_first_frag: int
+    is_encap: int
+    ip_proto: int
+    n_proto: int
+    sport: int
+    dport: int
+    ipv4_src: int
+    ipv4_dst: int
+    ipv6_src: int
+    ipv6_dst: int
+    flags: int
+    flow_label: int
+
+    __slots__ = ("_buf",)
+
+    def __init__(self, raw: bytes = bytes(KEYS_SIZE), **fields: int) -> None:
+        if len(raw) != KEYS_SIZE:
+            raise ValueError(f"struct bpf_flow_keys is {KEYS_SIZE} bytes, got {len(raw)}")
+        self._buf = bytearray(raw)
+        for name, value in fields.items():
+            if name not in KEY_FIELDS:
+                raise AttributeError(f"struct bpf_flow_keys has no field {name!r}")
+            setattr(self, name, value)
+
+    @classmethod
+    def at_entry(cls, frame: bytes, *, flags: int = 0, nhoff: int = ETH_HLEN) -> "BpfFlowKeys":
+        """The keys as BPF_PROG_TEST_RUN hands them to a dissector for `frame`."""
+        n_proto = int.from_bytes(frame[12:14], "big") if len(frame) >= ETH_HLEN else 0
+        return cls(nhoff=nhoff, thoff=nhoff, n_proto=n_proto, flags=flags)
+
+    def clamp_offsets(self, start: int, length: int) -> None:
+        """What the kernel does after the program: nhoff into [start, len], thoff into [nhoff, len]."""
+        self.nhoff = min(max(self.nhoff, start), length)
+        self.thoff = min(max(self.thoff, self.nhoff), length)
+
+    @property
+    def raw(self) -> bytes:
+        """The 56 bytes, exactly as the kernel lays them out."""
+        return bytes(self._buf)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BpfFlowKeys) and self._buf == other._buf
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={getattr(self, name):#x}" if name in ("n_proto", "addr_proto") else f"{name}={getattr(self, name)}"
+            for name in KEY_FIELDS
+            if name not in ("ipv6_src", "ipv6_dst") and getattr(self, name)
+        )
+        return f"BpfFlowKeys({shown})"
+
+
+for _field in _FIELDS:
+    setattr(BpfFlowKeys, _field.name, _KeyField(_field))
+del _field
