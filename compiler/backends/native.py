@@ -1,0 +1,342 @@
+"""The native backend: checked IR to BPF instructions, with no native dependency.
+
+Instruction selection maps each IR node to two-address BPF over virtual
+registers (`mir`), the allocator (`regalloc`) assigns r0-r9, and layout
+orders blocks so most branches fall through. The packet check is lowered in
+the one shape the verifier follows (kernel/bpf/verifier.c,
+find_good_pkt_pointers): clamp a variable offset, form `data + off`, compare
+`ptr + size` against `data_end` as 64-bit unsigned, and read through `ptr`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..diagnostics import InternalCompilerError, Span
+from ..ir.nodes import (
+    Binary, BinaryOp, Block, Branch, ByteSwap, CheckPacket, Cmp, Copy, Extend, Function, Imm,
+    Instruction, Jump, LoadKeys, LoadPacket, Operand, Reg, Return, SetCond, StoreKeys, Unary, UnaryOp,
+    to_s64,
+)
+from ..isa import AluOp, Class, JmpOp, Mode, Size, Source, resolve
+from ..passes.facts import Facts
+from .mir import MBlock, MFunction, MInsn, MReg
+from .regalloc import AllocationError, allocate
+from .result import CompiledCode
+
+# struct __sk_buff offsets a flow dissector may read (include/uapi/linux/bpf.h);
+# any other context access is refused at load ("invalid bpf_context access").
+SKB_DATA = 76
+SKB_DATA_END = 80
+SKB_FLOW_KEYS = 144
+MAX_PACKET_OFF = 0xFFFF  # kernel/bpf/verifier.c
+
+_SIZE = {1: Size.B, 2: Size.H, 4: Size.W, 8: Size.DW}
+_ALU = {
+    BinaryOp.ADD: AluOp.ADD, BinaryOp.SUB: AluOp.SUB, BinaryOp.MUL: AluOp.MUL, BinaryOp.UDIV: AluOp.DIV,
+    BinaryOp.UMOD: AluOp.MOD, BinaryOp.AND: AluOp.AND, BinaryOp.OR: AluOp.OR, BinaryOp.XOR: AluOp.XOR,
+    BinaryOp.SHL: AluOp.LSH, BinaryOp.LSHR: AluOp.RSH, BinaryOp.ASHR: AluOp.ARSH,
+}
+_COMMUTATIVE = {BinaryOp.ADD, BinaryOp.MUL, BinaryOp.AND, BinaryOp.OR, BinaryOp.XOR}
+_JMP = {
+    Cmp.EQ: JmpOp.JEQ, Cmp.NE: JmpOp.JNE, Cmp.UGT: JmpOp.JGT, Cmp.UGE: JmpOp.JGE, Cmp.ULT: JmpOp.JLT,
+    Cmp.ULE: JmpOp.JLE, Cmp.SGT: JmpOp.JSGT, Cmp.SGE: JmpOp.JSGE, Cmp.SLT: JmpOp.JSLT, Cmp.SLE: JmpOp.JSLE,
+    Cmp.SET: JmpOp.JSET,
+}
+
+
+def _fits_s32(value: int) -> bool:
+    """True if the 64-bit pattern `value` is a sign-extended 32-bit immediate."""
+    return -(1 << 31) <= to_s64(value) < (1 << 31)
+
+
+def _alu64(op: AluOp, dst: MReg, src: MReg | int, *, imm: bool, span: object) -> MInsn:
+    if imm:
+        assert isinstance(src, int)
+        return MInsn(Class.ALU64 | op | Source.K, dst, 0, 0, to_s64(src), span=span)
+    return MInsn(Class.ALU64 | op | Source.X, dst, src, span=span)
+
+
+def _split_setcond(fn: Function) -> Function:
+    """Lower `SetCond` to branches (BPF has no set-on-condition instruction)."""
+    blocks: list[Block] = []
+    n = 0
+    for block in fn.blocks:
+        label, insns = block.label, []
+        for insn in block.insns:
+            if isinstance(insn, SetCond):
+                n += 1
+                yes, no, join = f"{block.label}.set{n}", f"{block.label}.clear{n}", f"{block.label}.cont{n}"
+                blocks.append(Block(label, insns, Branch(insn.cmp, insn.lhs, insn.rhs, yes, no, insn.span)))
+                blocks.append(Block(yes, [Copy(insn.dst, Imm(1), insn.span)], Jump(join, insn.span)))
+                blocks.append(Block(no, [Copy(insn.dst, Imm(0), insn.span)], Jump(join, insn.span)))
+                label, insns = join, []
+            else:
+                insns.append(insn)
+        blocks.append(Block(label, insns, block.term))
+    return Function(fn.name, fn.file, blocks, fn.span, fn.locals)
+
+
+class _Selector:
+    """Instruction selection for one function."""
+
+    def __init__(self, fn: Function) -> None:
+        self.fn = fn
+        self.facts = Facts(fn)
+        self.n = 0
+        self.out: list[MInsn] = []
+        self.pointers: dict[Operand, str] = {}  # packet base -> register holding data + base
+        uses_keys = any(isinstance(i, (LoadKeys, StoreKeys)) for i in fn.instructions())
+        uses_packet = any(isinstance(b.term, CheckPacket) for b in fn.blocks)
+        self.keys = "keys" if uses_keys else None
+        self.data = "data" if uses_packet else None
+        self.data_end = "data_end" if uses_packet else None
+
+    def temp(self) -> str:
+        self.n += 1
+        return f"tmp{self.n}"
+
+    def emit(self, insn: MInsn) -> None:
+        self.out.append(insn)
+
+    def reg(self, reg: Reg) -> str:
+        return f"%{reg.name}"
+
+    def materialize(self, value: int, span: object) -> str:
+        tmp = self.temp()
+        self.load_imm(tmp, value, span)
+        return tmp
+
+    def load_imm(self, dst: MReg, value: int, span: object) -> None:
+        value &= (1 << 64) - 1
+        if _fits_s32(value):
+            self.emit(MInsn(Class.ALU64 | AluOp.MOV | Source.K, dst, 0, 0, to_s64(value), span=span))
+        elif value < (1 << 32):  # mov32 zero-extends
+            self.emit(MInsn(Class.ALU | AluOp.MOV | Source.K, dst, 0, 0, value - (1 << 32) if value >> 31 else value, span=span))
+        else:
+            self.emit(MInsn(Class.LD | Mode.IMM | Size.DW, dst, 0, 0, value, span=span))
+
+    def operand(self, op: Operand, span: object) -> str:
+        """`op` in a register."""
+        return self.reg(op) if isinstance(op, Reg) else self.materialize(op.value, span)
+
+    # -- entry ------------------------------------------------------------
+
+    def prologue(self, span: Span) -> list[MInsn]:
+        self.out = []
+        if self.keys or self.data:
+            self.emit(MInsn(Class.ALU64 | AluOp.MOV | Source.X, "ctx", 1, span=span))
+        if self.keys:
+            self.emit(MInsn(Class.LDX | Mode.MEM | Size.DW, self.keys, "ctx", SKB_FLOW_KEYS, span=span))
+        if self.data:
+            self.emit(MInsn(Class.LDX | Mode.MEM | Size.W, self.data, "ctx", SKB_DATA, span=span))
+            self.emit(MInsn(Class.LDX | Mode.MEM | Size.W, self.data_end, "ctx", SKB_DATA_END, span=span))
+        return self.out
+
+    # -- instructions -----------------------------------------------------
+
+    def insn(self, insn: Instruction) -> None:
+        span = insn.span
+        match insn:
+            case Copy(dst, src):
+                if isinstance(src, Imm):
+                    self.load_imm(self.reg(dst), src.value, span)
+                elif src != dst:
+                    self.emit(_alu64(AluOp.MOV, self.reg(dst), self.reg(src), imm=False, span=span))
+            case Binary(op, dst, lhs, rhs):
+                self.binary(op, dst, lhs, rhs, span)
+            case Unary(op, dst, src):
+                d = self.reg(dst)
+                self.move(d, src, span)
+                if op is UnaryOp.NEG:
+                    self.emit(MInsn(Class.ALU64 | AluOp.NEG, d, span=span))
+                else:
+                    self.emit(_alu64(AluOp.XOR, d, -1, imm=True, span=span))
+            case Extend(signed, bits, dst, src):
+                d = self.reg(dst)
+                if not signed and bits == 32 and isinstance(src, Reg):
+                    self.emit(MInsn(Class.ALU | AluOp.MOV | Source.X, d, self.reg(src), span=span))  # w = w zero-extends
+                    return
+                self.move(d, src, span)
+                if signed:
+                    self.emit(_alu64(AluOp.LSH, d, 64 - bits, imm=True, span=span))
+                    self.emit(_alu64(AluOp.ARSH, d, 64 - bits, imm=True, span=span))
+                elif bits < 32:
+                    self.emit(_alu64(AluOp.AND, d, (1 << bits) - 1, imm=True, span=span))
+                else:
+                    self.emit(MInsn(Class.ALU | AluOp.MOV | Source.X, d, d, span=span))
+            case ByteSwap(bits, dst, src):
+                d = self.reg(dst)
+                self.move(d, src, span)
+                self.emit(MInsn(Class.ALU | AluOp.END | Source.TO_BE, d, 0, 0, bits, span=span))
+            case LoadKeys(dst, offset, size):
+                assert self.keys is not None
+                self.emit(MInsn(Class.LDX | Mode.MEM | _SIZE[size], self.reg(dst), self.keys, offset, span=span))
+            case StoreKeys(offset, size, src):
+                assert self.keys is not None
+                if isinstance(src, Imm) and (size < 8 or _fits_s32(src.value)):
+                    value = src.value & ((1 << (8 * size)) - 1)
+                    self.emit(MInsn(Class.ST | Mode.MEM | _SIZE[size], self.keys, 0, offset, to_s64(value) if size == 8 else (value - (1 << 32) if value >> 31 else value), span=span))
+                else:
+                    self.emit(MInsn(Class.STX | Mode.MEM | _SIZE[size], self.keys, self.operand(src, span), offset, span=span))
+            case LoadPacket(dst, base, disp, size):
+                ptr, extra = self.pointer(base)
+                self.emit(MInsn(Class.LDX | Mode.MEM | _SIZE[size], self.reg(dst), ptr, extra + disp, span=span))
+            case SetCond():
+                raise InternalCompilerError("SetCond reached instruction selection", insn.span)
+
+    def move(self, dst: str, src: Operand, span: object) -> None:
+        if isinstance(src, Imm):
+            self.load_imm(dst, src.value, span)
+        elif self.reg(src) != dst:
+            self.emit(_alu64(AluOp.MOV, dst, self.reg(src), imm=False, span=span))
+
+    def binary(self, op: BinaryOp, dst: Reg, lhs: Operand, rhs: Operand, span: object) -> None:
+        d = self.reg(dst)
+        if op in _COMMUTATIVE and isinstance(lhs, Imm) and isinstance(rhs, Reg):
+            lhs, rhs = rhs, lhs
+        if isinstance(rhs, Imm) and op in (BinaryOp.UDIV, BinaryOp.UMOD) and rhs.value == 0:
+            # BPF: x / 0 == 0 and x % 0 == x, but the verifier refuses a constant zero divisor.
+            self.move(d, Imm(0) if op is BinaryOp.UDIV else lhs, span)
+            return
+        if isinstance(rhs, Reg) and rhs == dst and lhs != dst:
+            # dst is also the right operand: compute into a temporary first.
+            tmp = self.temp()
+            self.move(tmp, lhs, span)
+            self.emit(_alu64(_ALU[op], tmp, self.reg(rhs), imm=False, span=span))
+            self.emit(_alu64(AluOp.MOV, d, tmp, imm=False, span=span))
+            return
+        self.move(d, lhs, span)
+        if isinstance(rhs, Imm) and _fits_s32(rhs.value):
+            self.emit(_alu64(_ALU[op], d, rhs.value, imm=True, span=span))
+        else:
+            self.emit(_alu64(_ALU[op], d, self.operand(rhs, span), imm=False, span=span))
+
+    def pointer(self, base: Operand) -> tuple[str, int]:
+        """The register pointing at packet offset `base`, and a displacement to add."""
+        assert self.data is not None
+        if isinstance(base, Imm):
+            return self.data, base.value
+        ptr = self.pointers.get(base)
+        if ptr is None:
+            raise InternalCompilerError(f"packet load from {base} without a check", None)
+        return ptr, 0
+
+    # -- terminators ------------------------------------------------------
+
+    def check(self, term: CheckPacket, fail: str) -> None:
+        """The bounds check in the shape the verifier understands."""
+        assert self.data is not None and self.data_end is not None
+        span = term.span
+        end = self.temp()
+        if isinstance(term.base, Imm):
+            self.emit(_alu64(AluOp.MOV, end, self.data, imm=False, span=span))
+            self.emit(_alu64(AluOp.ADD, end, term.base.value + term.size, imm=True, span=span))
+        else:
+            base = self.reg(term.base)  # type: ignore[arg-type]
+            if self.facts.bits(term.base) > 15 or (1 << self.facts.bits(term.base)) - 1 > MAX_PACKET_OFF - term.size:
+                # Without this clamp `data + off` teaches the verifier nothing and
+                # the read fails with "invalid access to packet ... r=0".
+                self.emit(MInsn(Class.JMP | JmpOp.JGT | Source.K, base, 0, 0, MAX_PACKET_OFF - term.size, target=fail, span=span))
+            ptr = self.pointers.setdefault(term.base, f"ptr.{term.base.name}")  # type: ignore[union-attr]
+            self.emit(_alu64(AluOp.MOV, ptr, self.data, imm=False, span=span))
+            self.emit(_alu64(AluOp.ADD, ptr, base, imm=False, span=span))
+            self.emit(_alu64(AluOp.MOV, end, ptr, imm=False, span=span))
+            self.emit(_alu64(AluOp.ADD, end, term.size, imm=True, span=span))
+        # Unsigned 64-bit `ptr + size > data_end`: the fall-through is in bounds.
+        self.emit(MInsn(Class.JMP | JmpOp.JGT | Source.X, end, self.data_end, target=fail, span=span))
+
+    def branch(self, cmp: Cmp, lhs: Operand, rhs: Operand, target: str, span: object) -> None:
+        if isinstance(lhs, Imm):
+            lhs, rhs, cmp = rhs, lhs, cmp.swapped()
+        assert isinstance(lhs, Reg)
+        op = _JMP[cmp]
+        if isinstance(rhs, Imm) and _fits_s32(rhs.value):
+            self.emit(MInsn(Class.JMP | op | Source.K, self.reg(lhs), 0, 0, to_s64(rhs.value), target=target, span=span))
+        else:
+            self.emit(MInsn(Class.JMP | op | Source.X, self.reg(lhs), self.operand(rhs, span), target=target, span=span))
+
+
+def _layout(fn: Function) -> list[Block]:
+    """Blocks in a depth-first order that places a block's first successor right after it.
+
+    The first successor is a check's `ok` edge or a branch's `then` edge, so
+    the in-bounds path falls through and a branch needs no extra `goto`.
+    """
+    blocks = fn.block_map()
+    placed: set[str] = set()
+    order: list[Block] = []
+    stack = [fn.entry.label]
+    while stack:
+        label = stack.pop()
+        if label in placed:
+            continue
+        placed.add(label)
+        order.append(blocks[label])
+        stack.extend(reversed(blocks[label].successors()))
+    return order
+
+
+def select(fn: Function) -> MFunction:
+    """Instruction selection: IR function to machine IR over virtual registers."""
+    fn = _split_setcond(fn)
+    sel = _Selector(fn)
+    order = _layout(fn)
+    mblocks: list[MBlock] = []
+    prologue = sel.prologue(fn.span)
+    for i, block in enumerate(order):
+        nxt = order[i + 1].label if i + 1 < len(order) else None
+        sel.out = list(prologue) if i == 0 else []
+        for insn in block.insns:
+            sel.insn(insn)
+        term = block.term
+        match term:
+            case Return(value):
+                sel.emit(MInsn(Class.ALU64 | AluOp.MOV | Source.K, 0, 0, 0, value, span=term.span))
+                sel.emit(MInsn(Class.JMP | JmpOp.EXIT, span=term.span))
+            case Jump(target):
+                if target != nxt:
+                    sel.emit(MInsn(Class.JMP | JmpOp.JA, target=target, span=term.span))
+            case CheckPacket(ok=ok, fail=fail):
+                sel.check(term, fail)
+                if ok != nxt:
+                    sel.emit(MInsn(Class.JMP | JmpOp.JA, target=ok, span=term.span))
+            case Branch(cmp, lhs, rhs, then, otherwise):
+                if then == nxt and cmp is not Cmp.SET:
+                    sel.branch(cmp.inverted(), lhs, rhs, otherwise, term.span)
+                else:
+                    sel.branch(cmp, lhs, rhs, then, term.span)
+                    if otherwise != nxt:
+                        sel.emit(MInsn(Class.JMP | JmpOp.JA, target=otherwise, span=term.span))
+        mblocks.append(MBlock(block.label, sel.out, list(block.successors())))
+    return MFunction(fn.name, mblocks)
+
+
+def _drop_jumps_to_next(blocks: list[MBlock]) -> None:
+    for i, b in enumerate(blocks[:-1]):
+        if b.insns and b.insns[-1].opcode == Class.JMP | JmpOp.JA and b.insns[-1].target == blocks[i + 1].label:
+            b.insns.pop()
+
+
+def compile_native(fn: Function) -> CompiledCode:
+    """Compile a checked IR function to BPF instructions."""
+    mfn = select(fn)
+    try:
+        allocate(mfn)
+    except AllocationError as exc:
+        raise InternalCompilerError(str(exc), fn.span) from exc
+    _drop_jumps_to_next(mfn.blocks)
+    items = []
+    from ..isa import Label
+
+    for b in mfn.blocks:
+        items.append(Label(_label_name(b.label)))
+        for insn in b.insns:
+            if insn.target is not None:
+                insn = replace(insn, target=_label_name(insn.target))
+            items.append(insn.to_isa())
+    return CompiledCode(fn.name, "native", tuple(resolve(items)))
+
+
+def _label_name(label: str) -> str:
+    return label if label[:1].isalpha() or label[:1] == "_" else f"L{label}"

@@ -1,0 +1,35 @@
+"""What every backend returns: instructions, each with the Python span it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..diagnostics import Span
+from ..isa import Instruction, encode_program
+
+
+@dataclass(frozen=True)
+class CompiledCode:
+    """A compiled program: instructions in order, source spans alongside."""
+
+    name: str
+    backend: str
+    insns: tuple[Instruction, ...]
+
+    @property
+    def code(self) -> bytes:
+        """The encoded instructions."""
+        return encode_program(self.insns)
+
+    @property
+    def slot_count(self) -> int:
+        """Number of 8-byte instruction slots (LD_IMM64 takes two)."""
+        return len(self.code) // 8
+
+    def spans_by_slot(self) -> list[Span | None]:
+        """The Python span of each 8-byte slot (the second half of LD_IMM64 repeats the first)."""
+        out: list[Span | None] = []
+        for insn in self.insns:
+            span = insn.span if isinstance(insn.span, Span) else None
+            out.extend([span] * insn.slots)
+        return out

@@ -1,0 +1,94 @@
+"""The compiler driver: frontend, checker, passes, backend, object file."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .backends.native import compile_native
+from .backends.result import CompiledCode
+from .diagnostics import CompileError
+from .elf import ProgramSection, write_object
+from .frontend import Lowered, lower_function
+from .ir.checker import check_function
+from .ir.nodes import Function
+from .ir.text import print_function
+from .isa import listing
+from .passes import PassManager, pipeline
+
+BACKENDS = ("native",)
+SECTION = "flow_dissector"
+LICENSE = "GPL"
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to compile: backend, optimisation level, IR dumps."""
+
+    backend: str = "native"
+    opt_level: int = 2
+    dump_after: frozenset[str] = field(default_factory=frozenset)
+    dump: Callable[[str], None] = print
+
+
+@dataclass(frozen=True)
+class Compilation:
+    """Everything one compile produced."""
+
+    lowered: Lowered
+    ir: Function  # the optimised, checked IR the backend compiled
+    code: CompiledCode
+    options: Options
+
+    @property
+    def name(self) -> str:
+        """The dissector's name."""
+        return self.ir.name
+
+    def object_bytes(self) -> bytes:
+        """A relocatable BPF ELF object that bpftool and libbpf load."""
+        return write_object([ProgramSection(self.name, SECTION, self.code.code)], license=LICENSE)
+
+    def ir_text(self) -> str:
+        """The optimised IR in its text form."""
+        return print_function(self.ir)
+
+    def asm_text(self) -> str:
+        """BPF assembly with the Python source lines the instructions came from."""
+        return annotated_listing(self.code)
+
+
+def annotated_listing(code: CompiledCode) -> str:
+    """A listing where each run of instructions is preceded by its Python line."""
+    out: list[str] = []
+    last: tuple[str, int] | None = None
+    slot = 0
+    for insn in code.insns:
+        span = insn.span
+        key = (span.file, span.line) if span is not None else None  # type: ignore[attr-defined]
+        if key is not None and key != last:
+            text = span.source_line().strip()  # type: ignore[attr-defined]
+            out.append(f"; {key[0].rsplit('/', 1)[-1]}:{key[1]}: {text}")
+            last = key
+        out.append(listing([insn]).replace("   0:", f"{slot:>4}:", 1))
+        slot += insn.slots
+    return "\n".join(out) + "\n"
+
+
+def compile_function(fn: Callable[..., Any], options: Options = Options()) -> Compilation:
+    """Compile a dissector function; raises CompileError for anything wrong in it."""
+    lowered = lower_function(fn)
+    return compile_lowered(lowered, options)
+
+
+def compile_lowered(lowered: Lowered, options: Options = Options()) -> Compilation:
+    """Check, optimise and compile already-lowered IR."""
+    if options.backend not in BACKENDS:
+        raise CompileError(f"unknown backend {options.backend!r}; choose one of: {', '.join(BACKENDS)}", None)
+    ir = copy.deepcopy(lowered.function)
+    check_function(ir)
+    PassManager(pipeline(options.opt_level), dump_after=set(options.dump_after), dump=options.dump).run(ir)
+    check_function(ir)
+    code = compile_native(ir)
+    return Compilation(lowered, ir, code, options)

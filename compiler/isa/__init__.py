@@ -1,0 +1,99 @@
+"""The eBPF instruction set: opcode fields, instructions, builders, labels, text.
+
+Modelled on the kernel's include/uapi/linux/bpf_common.h, bpf.h and
+include/linux/filter.h. It imports nothing else from the compiler, so the
+runtime and tests can use it on its own.
+"""
+
+from . import opcodes
+from .asm import SourceLine, assemble, assemble_items, disassemble, listing
+from .builders import (
+    Target,
+    alu32_imm,
+    alu32_reg,
+    alu64_imm,
+    alu64_reg,
+    call,
+    call_rel,
+    endian,
+    exit_insn,
+    ja,
+    jmp32_imm,
+    jmp32_reg,
+    jmp_imm,
+    jmp_reg,
+    ld_abs,
+    ld_imm64,
+    ld_ind,
+    ldx_mem,
+    ldx_memsx,
+    mov32_imm,
+    mov32_reg,
+    mov64_imm,
+    mov64_reg,
+    neg32,
+    neg64,
+    st_mem,
+    stx_mem,
+)
+from .errors import (
+    AssembleError,
+    DecodeError,
+    DisassembleError,
+    EncodeError,
+    IsaError,
+    LabelError,
+)
+from .insn import SLOT_SIZE, Instruction, Label, decode, encode, encode_program
+from .opcodes import *  # the enums and the kernel-named constants
+from .resolve import label_slots, resolve
+
+__all__ = [
+    "SLOT_SIZE",
+    "AssembleError",
+    "DecodeError",
+    "DisassembleError",
+    "EncodeError",
+    "Instruction",
+    "IsaError",
+    "Label",
+    "LabelError",
+    "SourceLine",
+    "Target",
+    "alu32_imm",
+    "alu32_reg",
+    "alu64_imm",
+    "alu64_reg",
+    "assemble",
+    "assemble_items",
+    "call",
+    "call_rel",
+    "decode",
+    "disassemble",
+    "encode",
+    "encode_program",
+    "endian",
+    "exit_insn",
+    "ja",
+    "jmp32_imm",
+    "jmp32_reg",
+    "jmp_imm",
+    "jmp_reg",
+    "label_slots",
+    "ld_abs",
+    "ld_imm64",
+    "ld_ind",
+    "ldx_mem",
+    "ldx_memsx",
+    "listing",
+    "mov32_imm",
+    "mov32_reg",
+    "mov64_imm",
+    "mov64_reg",
+    "neg32",
+    "neg64",
+    "resolve",
+    "st_mem",
+    "stx_mem",
+]
+__all__ += opcodes.__all__

@@ -1,0 +1,83 @@
+"""ConstantFold: evaluate operations on constants and propagate constants and copies."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..ir.nodes import (
+    Binary, Branch, ByteSwap, CheckPacket, Copy, Extend, Function, Imm, Instruction, Jump,
+    LoadPacket, Operand, Reg, SetCond, Terminator, Unary, UnaryOp, evaluate_binary, evaluate_cmp, to_u64,
+)
+from .facts import Facts
+
+
+def substitute(node: Instruction | Terminator, values: dict[Reg, Operand]) -> Instruction | Terminator:
+    """`node` with every read of a register in `values` replaced (packet bases excepted)."""
+    changes = {}
+    for name in ("src", "lhs", "rhs"):
+        op = getattr(node, name, None)
+        if isinstance(op, Reg) and op in values:
+            changes[name] = values[op]
+    if isinstance(node, (LoadPacket, CheckPacket)) and isinstance(node.base, Reg) and node.base in values:
+        new = values[node.base]
+        if isinstance(new, Imm):  # a constant base stays a valid, single-valued base
+            changes["base"] = new
+    return replace(node, **changes) if changes else node  # type: ignore[type-var]
+
+
+def _fold(insn: Instruction) -> Instruction:
+    match insn:
+        case Binary(op, dst, Imm(value=a), Imm(value=b), span):
+            return Copy(dst, Imm(evaluate_binary(op, a, b)), span)
+        case Unary(op, dst, Imm(value=a), span):
+            return Copy(dst, Imm(-a if op is UnaryOp.NEG else ~a), span)
+        case Extend(signed, bits, dst, Imm(value=a), span):
+            v = a & ((1 << bits) - 1)
+            if signed and v >> (bits - 1):
+                v -= 1 << bits
+            return Copy(dst, Imm(v), span)
+        case ByteSwap(bits, dst, Imm(value=a), span):
+            n = bits // 8
+            return Copy(dst, Imm(int.from_bytes((a & ((1 << bits) - 1)).to_bytes(n, "big"), "little")), span)
+        case SetCond(cmp, dst, Imm(value=a), Imm(value=b), span):
+            return Copy(dst, Imm(int(evaluate_cmp(cmp, a, b))), span)
+    return insn
+
+
+class ConstantFold:
+    """Fold constant operations and branches; forward single-assignment copies."""
+
+    name = "constant-fold"
+
+    def run(self, fn: Function) -> bool:
+        facts = Facts(fn)
+        values: dict[Reg, Operand] = {}
+        for reg, insn in facts.defs.items():
+            if isinstance(insn, Copy):
+                src = insn.src
+                # Only forward a register that is itself written once: a local
+                # may change between the copy and the use.
+                if isinstance(src, Imm) or src in facts.defs:
+                    values[reg] = src
+        # Resolve chains a -> b -> c.
+        for reg in list(values):
+            seen = {reg}
+            while isinstance(values[reg], Reg) and values[reg] in values and values[reg] not in seen:
+                seen.add(values[reg])  # type: ignore[arg-type]
+                values[reg] = values[values[reg]]  # type: ignore[index]
+        changed = False
+        for block in fn.blocks:
+            new_insns = []
+            for insn in block.insns:
+                new = _fold(substitute(insn, values))  # type: ignore[arg-type]
+                changed |= new != insn
+                new_insns.append(new)
+            block.insns = new_insns
+            term = substitute(block.term, values)
+            if isinstance(term, Branch) and isinstance(term.lhs, Imm) and isinstance(term.rhs, Imm):
+                term = Jump(term.then if evaluate_cmp(term.cmp, term.lhs.value, term.rhs.value) else term.otherwise, term.span)
+            if isinstance(term, CheckPacket) and isinstance(term.base, Imm) and to_u64(term.base.value) > 0xFFFF - term.size:
+                term = Jump(term.fail, term.span)
+            changed |= term != block.term
+            block.term = term  # type: ignore[assignment]
+        return changed

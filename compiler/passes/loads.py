@@ -1,0 +1,102 @@
+"""RedundantLoads: reuse a value already loaded from the packet or the keys.
+
+A forward "available values" analysis over the CFG: after `x = load A` (or
+`store A, x` for the keys), A's value is in x until a store that overlaps A.
+The packet is read-only, so packet loads stay available. A later load of A
+where the value is available on every incoming path becomes a copy. Only
+single-assignment registers are reused, so the value cannot change under us.
+"""
+
+from __future__ import annotations
+
+from typing import Hashable
+
+from ..ir.analysis import reverse_postorder
+from ..ir.nodes import Copy, Extend, Function, Imm, Instruction, LoadKeys, LoadPacket, Operand, Reg, StoreKeys
+from .facts import Facts
+
+Key = Hashable
+State = dict[Key, Operand]
+
+
+def _key(insn: Instruction) -> Key | None:
+    match insn:
+        case LoadKeys(offset=off, size=size) | StoreKeys(offset=off, size=size):
+            return ("keys", off, size)
+        case LoadPacket(base=base, disp=disp, size=size):
+            return ("packet", base, disp, size)
+    return None
+
+
+def _transfer(insn: Instruction, state: State, facts: Facts) -> None:
+    match insn:
+        case StoreKeys(offset=off, size=size, src=src):
+            for k in [k for k in state if k[0] == "keys" and k[1] < off + size and off < k[1] + k[2]]:  # type: ignore[index]
+                del state[k]
+            if isinstance(src, Imm) or src in facts.defs:
+                value = Imm(src.value & ((1 << (8 * size)) - 1)) if isinstance(src, Imm) else src
+                state[("keys", off, size)] = value
+                if isinstance(value, Reg) and facts.bits(value) > size * 8:
+                    state[("keys", off, size, "wide")] = value  # needs narrowing to reuse
+                    del state[("keys", off, size)]
+        case LoadKeys() | LoadPacket():
+            key = _key(insn)
+            if key not in state and insn.dst in facts.defs:
+                state[key] = insn.dst
+    d = getattr(insn, "dst", None)
+    if d is not None:  # a local overwritten: values it carried are gone
+        for k in [k for k, v in state.items() if v == d and d not in facts.defs]:
+            del state[k]
+
+
+class RedundantLoads:
+    """Replace loads whose value is already in a register."""
+
+    name = "redundant-loads"
+
+    def run(self, fn: Function) -> bool:
+        facts = Facts(fn)
+        blocks = fn.block_map()
+        preds = fn.predecessors()
+        order = reverse_postorder(fn)
+        out: dict[str, State | None] = {label: None for label in order}  # None: not yet computed (top)
+
+        def entry_state(label: str) -> State:
+            if label == order[0]:
+                return {}
+            states = [out[p] for p in preds[label] if p in out and out[p] is not None]
+            if not states:
+                return {}
+            first = states[0]
+            assert first is not None
+            return {k: v for k, v in first.items() if all(s is not None and s.get(k) == v for s in states[1:])}
+
+        changed_any = True
+        while changed_any:
+            changed_any = False
+            for label in order:
+                state = entry_state(label)
+                for insn in blocks[label].insns:
+                    _transfer(insn, state, facts)
+                if out[label] != state:
+                    out[label] = state
+                    changed_any = True
+
+        changed = False
+        for label in order:
+            state = entry_state(label)
+            block = blocks[label]
+            new_insns: list[Instruction] = []
+            for insn in block.insns:
+                key = _key(insn)
+                if isinstance(insn, (LoadKeys, LoadPacket)) and key is not None:
+                    if key in state and state[key] != insn.dst:
+                        insn = Copy(insn.dst, state[key], insn.span)
+                        changed = True
+                    elif isinstance(insn, LoadKeys) and (*key, "wide") in state:  # type: ignore[misc]
+                        insn = Extend(False, insn.size * 8, insn.dst, state[(*key, "wide")], insn.span)  # type: ignore[misc]
+                        changed = True
+                _transfer(insn, state, facts)
+                new_insns.append(insn)
+            block.insns = new_insns
+        return changed

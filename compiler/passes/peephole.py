@@ -1,0 +1,91 @@
+"""Peephole: algebraic identities, byte-swap cancellation, strength reduction.
+
+The frontend converts every network-order field to host order on read and back
+on write, so `keys.sport = ports.sport` starts as load, swap, swap, store; and
+`keys.n_proto != ETH_P_IP` as load, swap, compare. These rewrites leave the raw
+load and store, and the compare against a swapped constant, as clang emits.
+"""
+
+from __future__ import annotations
+
+from ..ir.nodes import (
+    Binary, BinaryOp, Branch, ByteSwap, Cmp, Copy, Extend, Function, Imm, Instruction, Operand,
+    SetCond, StoreKeys,
+)
+from .facts import Facts
+
+
+def _bswap_const(value: int, bits: int) -> int:
+    return int.from_bytes((value & ((1 << bits) - 1)).to_bytes(bits // 8, "big"), "little")
+
+
+class Peephole:
+    """Local rewrites on single-assignment values."""
+
+    name = "peephole"
+
+    def run(self, fn: Function) -> bool:
+        facts = Facts(fn)
+        changed = False
+        for block in fn.blocks:
+            new_insns = []
+            for insn in block.insns:
+                new = self._insn(insn, facts)
+                changed |= new != insn
+                new_insns.append(new)
+            block.insns = new_insns
+            term = block.term
+            if isinstance(term, Branch):
+                new_term = self._compare(term, facts)
+                changed |= new_term != term
+                block.term = new_term
+        return changed
+
+    def _fits(self, op: Operand, bits: int, facts: Facts) -> bool:
+        return facts.bits(op) <= bits
+
+    def _insn(self, insn: Instruction, facts: Facts) -> Instruction:
+        match insn:
+            case ByteSwap(bits, dst, src, span):
+                inner = facts.single(src)
+                if isinstance(inner, ByteSwap) and inner.bits == bits:
+                    x = inner.src
+                    return Copy(dst, x, span) if self._fits(x, bits, facts) else Extend(False, bits, dst, x, span)
+            case Extend(False, bits, dst, src, span) if self._fits(src, bits, facts):
+                return Copy(dst, src, span)
+            case Binary(BinaryOp.MUL, dst, a, Imm(value=v), span) if v and v & (v - 1) == 0:
+                return Binary(BinaryOp.SHL, dst, a, Imm(v.bit_length() - 1), span)
+            case Binary(BinaryOp.MUL, dst, Imm(value=v), b, span) if v and v & (v - 1) == 0:
+                return Binary(BinaryOp.SHL, dst, b, Imm(v.bit_length() - 1), span)
+            case Binary(BinaryOp.AND, dst, a, Imm(value=m), span) if m == (1 << 64) - 1 or self._fits(a, m.bit_length(), facts) and m == (1 << m.bit_length()) - 1:
+                return Copy(dst, a, span)
+            case Binary(BinaryOp.ADD | BinaryOp.SUB | BinaryOp.OR | BinaryOp.XOR | BinaryOp.SHL | BinaryOp.LSHR | BinaryOp.ASHR, dst, a, Imm(value=0), span):
+                return Copy(dst, a, span)
+            case StoreKeys(offset, size, src, span):
+                inner = facts.single(src)
+                if isinstance(inner, Extend) and not inner.signed and inner.bits >= size * 8:
+                    return StoreKeys(offset, size, inner.src, span)
+            case SetCond(cmp, dst, lhs, rhs, span):
+                new = self._compare_operands(cmp, lhs, rhs, facts)
+                if new is not None:
+                    return SetCond(new[0], dst, new[1], new[2], span)
+        return insn
+
+    def _compare_operands(self, cmp: Cmp, lhs: Operand, rhs: Operand, facts: Facts) -> tuple[Cmp, Operand, Operand] | None:
+        if cmp not in (Cmp.EQ, Cmp.NE) or not isinstance(rhs, Imm):
+            return None
+        inner = facts.single(lhs)
+        if isinstance(inner, ByteSwap) and self._fits(inner.src, inner.bits, facts) and rhs.value < (1 << inner.bits):
+            return cmp, inner.src, Imm(_bswap_const(rhs.value, inner.bits))
+        return None
+
+    def _compare(self, term: Branch, facts: Facts) -> Branch:
+        lhs, rhs, cmp = term.lhs, term.rhs, term.cmp
+        if isinstance(lhs, Imm) and not isinstance(rhs, Imm):
+            lhs, rhs, cmp = rhs, lhs, cmp.swapped()
+        new = self._compare_operands(cmp, lhs, rhs, facts)
+        if new is not None:
+            cmp, lhs, rhs = new
+        if (cmp, lhs, rhs) == (term.cmp, term.lhs, term.rhs):
+            return term
+        return Branch(cmp, lhs, rhs, term.then, term.otherwise, term.span)

@@ -1,0 +1,96 @@
+"""SimplifyCFG: drop unreachable blocks, thread empty jumps, merge straight lines.
+
+The `ok` edge of a packet check is never retargeted: the block it enters is
+what proves the loads after it in bounds (see the IR checker).
+"""
+
+from __future__ import annotations
+
+from ..ir.analysis import reverse_postorder
+from ..ir.nodes import Block, Branch, CheckPacket, Function, Jump, Return, Terminator
+
+
+def _retarget(term: Terminator, old: str, new: str) -> Terminator:
+    match term:
+        case Jump(target=t, span=s) if t == old:
+            return Jump(new, s)
+        case Branch(cmp, lhs, rhs, then, otherwise, span):
+            return Branch(cmp, lhs, rhs, new if then == old else then, new if otherwise == old else otherwise, span)
+        case CheckPacket(base, size, ok, fail, span) if fail == old:
+            return CheckPacket(base, size, ok, new, span)
+    return term
+
+
+class SimplifyCFG:
+    """Remove unreachable blocks, jumps to jumps, and single-edge block boundaries."""
+
+    name = "simplify-cfg"
+
+    def run(self, fn: Function) -> bool:
+        changed = self._prune(fn)
+        changed |= self._fold_branches(fn)
+        changed |= self._thread(fn)
+        changed |= self._merge(fn)
+        changed |= self._prune(fn)
+        return changed
+
+    @staticmethod
+    def _prune(fn: Function) -> bool:
+        live = set(reverse_postorder(fn))
+        kept = [b for b in fn.blocks if b.label in live]
+        changed = len(kept) != len(fn.blocks)
+        fn.blocks[:] = kept
+        return changed
+
+    @staticmethod
+    def _fold_branches(fn: Function) -> bool:
+        changed = False
+        for b in fn.blocks:
+            if isinstance(b.term, Branch) and b.term.then == b.term.otherwise:
+                b.term = Jump(b.term.then, b.term.span)
+                changed = True
+        return changed
+
+    @staticmethod
+    def _thread(fn: Function) -> bool:
+        """Point edges at an empty `jump T` block straight at T (not check `ok` edges)."""
+        forward = {b.label: b.term.target for b in fn.blocks if not b.insns and isinstance(b.term, Jump) and b.term.target != b.label}
+        changed = False
+        for b in fn.blocks:
+            for succ in b.successors():
+                target = succ
+                seen = {target}
+                while target in forward and forward[target] not in seen:
+                    target = forward[target]
+                    seen.add(target)
+                if target != succ:
+                    new = _retarget(b.term, succ, target)
+                    if new != b.term:
+                        b.term = new
+                        changed = True
+        # An empty block ending in a return can be copied into a jump to it.
+        returns = {b.label: b.term for b in fn.blocks if not b.insns and isinstance(b.term, Return)}
+        for b in fn.blocks:
+            if isinstance(b.term, Jump) and b.term.target in returns:
+                b.term = returns[b.term.target]
+                changed = True
+        return changed
+
+    @staticmethod
+    def _merge(fn: Function) -> bool:
+        changed = False
+        while True:
+            preds = fn.predecessors()
+            blocks = fn.block_map()
+            for b in fn.blocks:
+                if isinstance(b.term, Jump):
+                    t = b.term.target
+                    if t != b.label and t != fn.entry.label and preds[t] == [b.label]:
+                        succ = blocks[t]
+                        b.insns = [*b.insns, *succ.insns]
+                        b.term = succ.term
+                        fn.blocks[:] = [x for x in fn.blocks if x.label != t]
+                        changed = True
+                        break
+            else:
+                return changed
