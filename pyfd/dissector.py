@@ -1,0 +1,83 @@
+"""`@dissector`: one function, compiled for the kernel or run as plain Python."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Callable
+
+from .constants import ETH_HLEN
+from .keys import BpfFlowKeys
+from .packet import DissectorExit, Packet
+
+
+class Dissector:
+    """A flow dissector written in restricted Python.
+
+    Call it like the function (`d(pkt, keys)`), run it on a frame as CPython
+    with the kernel's integer widths (`run_python`), or compile it for the
+    kernel (`compile`).
+    """
+
+    def __init__(self, fn: Callable[[Packet, BpfFlowKeys], int]) -> None:
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.name: str = fn.__name__
+        self._lowered: Any = None
+        self._python: Callable[[Packet, BpfFlowKeys], int] | None = None
+
+    def __repr__(self) -> str:
+        return f"<dissector {self.name} from {Path(self.fn.__code__.co_filename).name}>"
+
+    def lower(self) -> Any:
+        """The frontend's result (IR and types); raises CompileError. Cached."""
+        if self._lowered is None:
+            from .compiler.frontend import lower_function
+
+            self._lowered = lower_function(self.fn)
+        return self._lowered
+
+    def compile(self, *, backend: str = "native", opt_level: int = 2) -> "CompiledProgram":
+        """Compile for the kernel; raises CompileError with the Python location of any problem."""
+        from .compiler.driver import Options, compile_lowered
+        from .program import CompiledProgram
+
+        return CompiledProgram(compile_lowered(self.lower(), Options(backend=backend, opt_level=opt_level)))
+
+    def python_function(self) -> Callable[[Packet, BpfFlowKeys], int]:
+        """The function as CPython runs it, with BPF's integer widths."""
+        if self._python is None:
+            from .compiler.pyinstrument import instrument
+
+            self._python = instrument(self.lower())
+        return self._python
+
+    def __call__(self, pkt: Packet, keys: BpfFlowKeys) -> int:
+        """Run as CPython on `pkt`, filling `keys`; a failed bounds check returns BPF_DROP."""
+        try:
+            return int(self.python_function()(pkt, keys))
+        except DissectorExit as exit_:
+            return exit_.retval
+
+    def run_python(self, frame: bytes, *, flags: int = 0) -> "RunResult":
+        """Run on a frame as BPF_PROG_TEST_RUN would run the compiled program, in CPython."""
+        from .runtime import FlowKeys, RunResult
+        from .runtime.program import MAX_FRAME_LEN, MIN_FRAME_LEN
+
+        if not MIN_FRAME_LEN <= len(frame) <= MAX_FRAME_LEN:
+            raise ValueError(f"a test frame must be {MIN_FRAME_LEN} to {MAX_FRAME_LEN} bytes, starting at the Ethernet header; got {len(frame)} bytes")
+        keys = BpfFlowKeys.at_entry(frame, flags=flags)
+        retval = self(Packet(frame), keys)
+        # What the kernel does with the keys after any return (net/core/flow_dissector.c).
+        keys.clamp_offsets(ETH_HLEN, len(frame))
+        return RunResult(retval & 0xFFFFFFFF, FlowKeys.from_bytes(keys.raw), 0)
+
+
+def dissector(fn: Callable[[Packet, BpfFlowKeys], int]) -> Dissector:
+    """Mark a function `(pkt: Packet, keys: BpfFlowKeys) -> int` as a flow dissector."""
+    return Dissector(fn)
+
+
+if False:  # pragma: no cover - names for type checkers only
+    from .program import CompiledProgram
+    from .runtime import RunResult
