@@ -1,0 +1,215 @@
+"""The `pyfd` command: compile dissectors, run them on packets.
+
+Exit status: 0 on success, 1 when the input is wrong (a compile error, a file
+that cannot be read, a program the kernel refuses), 2 for bad command-line
+usage, 3 when the kernel cannot be used here (no bpf syscall, missing
+capabilities). No user mistake ends in a Python traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Callable, Sequence
+
+from .dissector import Dissector
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NO_KERNEL = 0, 1, 2, 3
+
+
+class UserError(Exception):
+    """A problem to report in one message, with an exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_ERROR, *, located: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.located = located  # the message already starts with file:line
+
+
+def _import_file(path: Path) -> ModuleType:
+    """Import a Python file as a module; its errors become UserErrors with a location."""
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    name = f"pyfd_user_{abs(hash(path.resolve()))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise UserError(f"{path}: cannot be imported as Python")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, str(path.parent.resolve()))
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        line = exc.lineno or 0
+        text = (exc.text or "").rstrip("\n")
+        caret = f"\n    {text}\n    {' ' * max(0, (exc.offset or 1) - 1)}^" if text else ""
+        raise UserError(f"{path}:{line}:{exc.offset or 0}: syntax error: {exc.msg}{caret}", located=True) from None
+    except Exception as exc:  # the user's module raised while importing
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == path.resolve()]
+        where = f"{path}:{frames[-1].lineno}: " if frames else f"{path}: "
+        raise UserError(f"{where}importing the file failed: {type(exc).__name__}: {exc}", located=True) from None
+    finally:
+        sys.path.pop(0)
+    return module
+
+
+def find_dissectors(path: Path) -> dict[str, Dissector]:
+    """The @dissector functions defined in a file, by name."""
+    module = _import_file(path)
+    found = {
+        name: obj
+        for name, obj in vars(module).items()
+        if isinstance(obj, Dissector) and getattr(obj.fn, "__module__", None) == module.__name__
+    }
+    if not found:
+        raise UserError(f"{path}: no @dissector function in this file")
+    return found
+
+
+def pick(path: Path, function: str | None) -> Dissector:
+    """The dissector to work on: the only one, or the one `--function` names."""
+    found = find_dissectors(path)
+    if function is not None:
+        if function not in found:
+            raise UserError(f"{path}: no dissector named {function!r}; found: {', '.join(sorted(found))}")
+        return found[function]
+    if len(found) > 1:
+        raise UserError(f"{path} defines several dissectors ({', '.join(sorted(found))}); pick one with --function NAME")
+    return next(iter(found.values()))
+
+
+def _compile(dissector: Dissector, backend: str, opt_level: int, dump_after: Sequence[str] = ()):  # type: ignore[no-untyped-def]
+    from .compiler.diagnostics import CompileError
+    from .compiler.driver import Options, compile_lowered
+    from .program import CompiledProgram
+
+    try:
+        options = Options(backend=backend, opt_level=opt_level, dump_after=frozenset(dump_after), dump=lambda s: print(s, file=sys.stderr))
+        return CompiledProgram(compile_lowered(dissector.lower(), options))
+    except CompileError as exc:
+        raise UserError(exc.render(), located=exc.span is not None) from None
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    """`pyfd compile`."""
+    source = Path(args.file)
+    dissector = pick(source, args.function)
+    program = _compile(dissector, args.backend, args.opt_level, args.dump_after or ())
+    if args.emit == "asm":
+        _write_text(program.asm(), args.output)
+    elif args.emit == "ir":
+        _write_text(program.ir(), args.output)
+    else:
+        out = Path(args.output) if args.output else source.with_suffix(".o")
+        try:
+            program.write(out)
+        except OSError as exc:
+            raise UserError(f"{out}: cannot write: {exc.strerror}") from None
+        print(f"{out}: {program.name}, {program.insn_count} instructions ({program.backend})", file=sys.stderr)
+    if args.verify:
+        loaded = _load(program)
+        with loaded:
+            print(f"{program.name}: accepted by the kernel verifier ({loaded.verified_insns} instructions processed)", file=sys.stderr)
+    return EXIT_OK
+
+
+def _write_text(text: str, output: str | None) -> None:
+    if output:
+        Path(output).write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
+def _load(program):  # type: ignore[no-untyped-def]
+    from .runtime import BpfError, MissingPrivilegeError, VerifierError, check_bpf_available
+
+    reason = check_bpf_available()
+    if reason is not None:
+        raise UserError(f"cannot load BPF programs here: {reason}", EXIT_NO_KERNEL)
+    try:
+        return program.load()
+    except MissingPrivilegeError as exc:
+        raise UserError(str(exc), EXIT_NO_KERNEL) from None
+    except VerifierError as exc:
+        raise UserError(f"the kernel verifier refused {program.name}:\n{exc}") from None
+    except BpfError as exc:
+        raise UserError(f"loading {program.name} failed: {exc}") from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`pyfd run`: compile, load, and run on frames; compare with the Python run."""
+    from .demo import demo_frames, describe, read_frames
+
+    dissector = pick(Path(args.file), args.function)
+    program = _compile(dissector, args.backend, args.opt_level)
+    frames = read_frames(Path(args.pcap)) if args.pcap else demo_frames()
+    print(f"{dissector.name}: {program.insn_count} instructions ({program.backend}); {len(frames)} frames, flags={args.flags}")
+    disagreements = 0
+    with _load(program) as loaded:
+        for label, frame in frames:
+            if not 14 <= len(frame) <= 4096:
+                print(f"  {label}: skipped, {len(frame)} bytes (a test run takes 14 to 4096)")
+                continue
+            kernel = loaded.run(frame, flags=args.flags)
+            python = dissector.run_python(frame, flags=args.flags)
+            agree = kernel.retval == python.retval and kernel.keys == python.keys
+            disagreements += not agree
+            print(f"  {label}\n    {describe(kernel.retval)} {kernel.keys}")
+            if not agree:
+                print(f"    PYTHON DISAGREES: {describe(python.retval)} {python.keys}; differs in {', '.join(kernel.keys.diff(python.keys)) or 'return code'}")
+    print(f"kernel and Python agree on {len(frames) - disagreements} of {len(frames)} frames")
+    return EXIT_OK if disagreements == 0 else EXIT_ERROR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `pyfd` command."""
+    parser = argparse.ArgumentParser(
+        prog="pyfd",
+        description="Compile flow dissectors written in restricted Python to BPF, and run them in the kernel.",
+        epilog="Run `pyfd COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"pyfd {__import__('pyfd').__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("file", metavar="FILE.py", help="Python file with @dissector functions")
+        p.add_argument("--function", "-f", metavar="NAME", help="the dissector to use when the file has several")
+        p.add_argument("--backend", choices=["native"], default="native", help="code generator (default: native)")
+        p.add_argument("-O", dest="opt_level", type=int, choices=[0, 1, 2], default=2, metavar="LEVEL", help="optimisation level 0, 1 or 2 (default: 2)")
+
+    p = sub.add_parser("compile", help="compile a dissector to a BPF object file", description="Compile a dissector to an ELF object (section flow_dissector) that bpftool and libbpf load.")
+    common(p)
+    p.add_argument("-o", "--output", metavar="PATH", help="where to write (default: FILE.o next to the source; stdout for --emit asm/ir)")
+    p.add_argument("--emit", choices=["obj", "asm", "ir"], default="obj", help="obj: ELF object (default); asm: BPF assembly with Python lines; ir: the optimised IR")
+    p.add_argument("--dump-after", action="append", metavar="PASS", help="print the IR to stderr after this pass changes it (repeatable; 'all' for every pass)")
+    p.add_argument("--verify", action="store_true", help="also load the program into the kernel verifier and report the result")
+    p.set_defaults(handler=cmd_compile)
+
+    p = sub.add_parser("run", help="compile, load and run a dissector on packets", description="Compile a dissector, load it into the kernel, run it with BPF_PROG_TEST_RUN on frames and on the same frames as Python, and print the flow keys.")
+    common(p)
+    p.add_argument("--pcap", metavar="FILE", help="run on the Ethernet frames of a pcap file (default: built-in demo frames)")
+    p.add_argument("--flags", type=lambda s: int(s, 0), default=0, metavar="N", help="BPF_FLOW_DISSECTOR_F_* flags to pass (default: 0)")
+    p.set_defaults(handler=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `pyfd` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except UserError as exc:
+        print(str(exc) if exc.located else f"pyfd: error: {exc}", file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
