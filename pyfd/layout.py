@@ -109,36 +109,32 @@ def resolve_annotations(cls: type) -> dict[str, Any]:
 
 
 def network_layout(owner: str, annotations: dict[str, Any]) -> tuple[dict[str, Field], int]:
-    """Lay out fields in declaration order, network byte order, bit fields MSB first."""
-    fields: dict[str, Field] = {}
-    offset = 0
-    pending: list[tuple[str, int]] = []  # bit fields waiting to fill a whole unit
+    """Lay out fields in declaration order, network byte order, bit fields MSB first.
 
-    def flush() -> None:
-        nonlocal offset
-        total = sum(bits for _, bits in pending)
-        if total % 8 or total // 8 not in (1, 2, 4, 8):
-            names = ", ".join(name for name, _ in pending)
-            raise TypeError(
-                f"{owner}: the bit fields {names} add up to {total} bits; "
-                "consecutive bit fields must fill 8, 16, 32 or 64 bits"
-            )
-        size = total // 8
-        used = 0
-        for name, bits in pending:
-            used += bits
-            fields[name] = Field(name, offset, size, "big", shift=total - used, bits=bits)
-        offset += size
-        pending.clear()
+    Consecutive bit fields form a group that ends at the first byte boundary.
+    A group of 3, 5, 6 or 7 bytes is read through the next load size up (4 or
+    8 bytes), placed at the group's start if that stays inside the header,
+    else ending at the group's end (a VXLAN VNI is read as 4 bytes).
+    """
+    fields: dict[str, Field] = {}
+    groups: list[tuple[int, int, list[tuple[str, int]]]] = []  # (offset, bytes, [(name, bits)])
+    offset = 0
+    pending: list[tuple[str, int]] = []
 
     for name, annotation in annotations.items():
         if isinstance(annotation, _BitsType):
             pending.append((name, annotation.bits))
-            if sum(bits for _, bits in pending) % 8 == 0 and sum(b for _, b in pending) // 8 in (1, 2, 4, 8):
-                flush()
+            total = sum(bits for _, bits in pending)
+            if total % 8 == 0:
+                if total > 64:
+                    names = ", ".join(n for n, _ in pending)
+                    raise TypeError(f"{owner}: the bit fields {names} span {total} bits; a group may span at most 64")
+                groups.append((offset, total // 8, list(pending)))
+                offset += total // 8
+                pending.clear()
             continue
         if pending:
-            flush()
+            break
         if isinstance(annotation, _BytesType):
             fields[name] = Field(name, offset, annotation.size, "big")
             offset += annotation.size
@@ -153,5 +149,19 @@ def network_layout(owner: str, annotations: dict[str, Any]) -> tuple[dict[str, F
                 "use u8, u16, u32, u64, Bits[N] or Bytes[N]"
             )
     if pending:
-        flush()
-    return fields, offset
+        names = ", ".join(n for n, _ in pending)
+        total = sum(bits for _, bits in pending)
+        raise TypeError(f"{owner}: the bit fields {names} add up to {total} bits; consecutive bit fields must end on a byte boundary")
+
+    size = offset
+    for start, nbytes, members in groups:
+        unit = next(u for u in (1, 2, 4, 8) if u >= nbytes)
+        unit_start = start if start + unit <= size else start + nbytes - unit
+        if unit_start < 0:
+            raise TypeError(f"{owner}: a {nbytes}-byte group of bit fields needs a {unit}-byte read that does not fit in the header")
+        used = (start - unit_start) * 8
+        for name, bits in members:
+            used += bits
+            fields[name] = Field(name, unit_start, unit, "big", shift=unit * 8 - used, bits=bits)
+    order = list(annotations)
+    return {name: fields[name] for name in order}, size

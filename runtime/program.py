@@ -1,0 +1,253 @@
+"""Loading a flow dissector and running it on frames with BPF_PROG_TEST_RUN."""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import warnings
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final
+
+from . import bpf
+from .errors import BpfError, MissingPrivilegeError, SourceLocator, VerifierError
+from .flowkeys import FLOW_KEYS_SIZE, FlowKeys
+
+# net/bpf/test_run.c, bpf_prog_test_run_flow_dissector() -> bpf_test_init():
+# the frame must hold an Ethernet header and fit in one page.
+MIN_FRAME_LEN: Final = 14
+MAX_FRAME_LEN: Final = mmap.PAGESIZE
+
+# Verifier log buffer: start here, double on ENOSPC (or jump to the size the
+# kernel reports in log_true_size), give up growing at the maximum and keep
+# the log's end, which is where the reason is.
+LOG_SIZE_START: Final = 64 * 1024
+LOG_SIZE_LIMIT: Final = 16 * 1024 * 1024
+LOG_LEVEL_VERBOSE: Final = 1
+
+# kernel/bpf/syscall.c, bpf_obj_name_cpy(): BPF_OBJ_NAME_LEN - 1 characters.
+PROG_NAME_MAX: Final = bpf.BPF_OBJ_NAME_LEN - 1
+
+
+def valid_prog_name(name: str) -> str:
+    """Return name as the kernel will take it: truncated to 15 characters, checked for bad ones."""
+    name = name[:PROG_NAME_MAX]
+    bpf.check_object_name(name)
+    return name
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One test run of a flow dissector: its return value, the keys it left, the time it took."""
+
+    retval: int  # as the kernel reports it: the low 32 bits of r0, unsigned
+    keys: FlowKeys
+    duration_ns: int
+
+
+def _check_frame(frame: bytes) -> None:
+    """Refuse a frame BPF_PROG_TEST_RUN would refuse, before asking the kernel."""
+    if not isinstance(frame, (bytes, bytearray, memoryview)):
+        raise TypeError(f"a frame is bytes, got {type(frame).__name__}")
+    if not MIN_FRAME_LEN <= len(frame) <= MAX_FRAME_LEN:
+        raise ValueError(
+            f"a test frame must be {MIN_FRAME_LEN} to {MAX_FRAME_LEN} bytes, starting at the "
+            f"Ethernet header; got {len(frame)} bytes"
+        )
+
+
+def _flags_context(flags: int) -> bytes:
+    """Return a struct bpf_flow_keys with only `flags` set: the test-run ctx_in."""
+    if not 0 <= flags <= 0xFFFFFFFF:
+        raise ValueError(f"flow dissector flags must fit in 32 bits, got {flags}")
+    return FlowKeys.build(flags=flags).raw
+
+
+class LoadedProgram:
+    """A program loaded in the kernel; owns its fd (closed by close(), or here if init fails)."""
+
+    def __init__(
+        self,
+        fd: int,
+        *,
+        name: str,
+        prog_type: int,
+        source_map: SourceLocator | None = None,
+    ) -> None:
+        self._fd: int | None = fd
+        self.name = name
+        self.prog_type = prog_type
+        self.source_map = source_map
+        try:
+            self.id = self.info().id
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def fd(self) -> int:
+        """The program's file descriptor (ValueError once closed)."""
+        if self._fd is None:
+            raise ValueError(f"program {self.name!r} is closed")
+        return self._fd
+
+    @property
+    def closed(self) -> bool:
+        """True once close() ran."""
+        return self._fd is None
+
+    def info(self) -> bpf.ProgInfo:
+        """Return what the kernel reports about this program now (run counts included)."""
+        return bpf.obj_get_info_by_fd(self.fd)
+
+    @property
+    def verified_insns(self) -> int:
+        """Instructions the verifier processed to accept this program."""
+        return self.info().verified_insns
+
+    def run(self, frame: bytes, *, flags: int = 0) -> RunResult:
+        """Run the dissector once on a frame (from its Ethernet header) with input flags."""
+        result = self._test_run(frame, flags=flags, repeat=1)
+        return RunResult(
+            retval=result.retval,
+            keys=FlowKeys.from_bytes(result.data_out),
+            duration_ns=result.duration_ns,
+        )
+
+    def bench(self, frame: bytes, *, flags: int = 0, repeat: int = 10_000) -> int:
+        """Run the dissector `repeat` times in the kernel and return the average ns per run."""
+        if repeat < 1:
+            raise ValueError(f"repeat must be at least 1, got {repeat}")
+        return self._test_run(frame, flags=flags, repeat=repeat).duration_ns
+
+    def _test_run(self, frame: bytes, *, flags: int, repeat: int) -> bpf.TestRunResult:
+        _check_frame(frame)
+        result = bpf.prog_test_run(
+            prog_fd=self.fd,
+            data_in=bytes(frame),
+            data_out_size=FLOW_KEYS_SIZE,
+            ctx_in=_flags_context(flags),
+            repeat=repeat,
+        )
+        if len(result.data_out) != FLOW_KEYS_SIZE:
+            raise BpfError(
+                errno.EPROTO,
+                f"the kernel returned {len(result.data_out)} bytes of flow keys, expected "
+                f"{FLOW_KEYS_SIZE}; is program {self.name!r} a flow dissector?",
+                command=bpf.Cmd.BPF_PROG_TEST_RUN.name,
+            )
+        return result
+
+    def pin(self, path: str) -> None:
+        """Pin the program in bpffs so it outlives this process."""
+        bpf.obj_pin(fd=self.fd, path=path)
+
+    def close(self) -> None:
+        """Release the fd; the kernel frees the program when nothing else holds it."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __enter__(self) -> LoadedProgram:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # Safety net only: an unclosed program is a leaked fd, reported the way
+        # Python reports unclosed files.
+        if getattr(self, "_fd", None) is not None:
+            warnings.warn(
+                f"program {self.name!r} (fd {self._fd}) was never closed",
+                ResourceWarning,
+                stacklevel=2,
+            )
+            try:
+                self.close()
+            except OSError:
+                pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self._fd is None else f"fd={self._fd}"
+        return f"LoadedProgram(name={self.name!r}, id={self.id}, {state})"
+
+
+def load_program(
+    code: bytes,
+    *,
+    name: str,
+    license: str = "GPL",
+    prog_type: int = bpf.ProgType.FLOW_DISSECTOR,
+    source_map: SourceLocator | None = None,
+) -> LoadedProgram:
+    """Load BPF bytecode; on refusal load again with the verifier log on and raise VerifierError."""
+    name = valid_prog_name(name)
+    try:
+        fd, _ = bpf.prog_load(prog_type=prog_type, insns=code, license=license, name=name)
+    except MissingPrivilegeError:
+        raise
+    except BpfError as first:
+        # Loading again with a log is the only way to learn why; the first
+        # attempt ran without one because a log costs time on success.
+        fd = _load_with_log(
+            code,
+            name=name,
+            license=license,
+            prog_type=prog_type,
+            source_map=source_map,
+            first=first,
+        )
+    # LoadedProgram owns the fd from here, and closes it if it cannot start.
+    return LoadedProgram(fd, name=name, prog_type=prog_type, source_map=source_map)
+
+
+def _load_with_log(
+    code: bytes,
+    *,
+    name: str,
+    license: str,
+    prog_type: int,
+    source_map: SourceLocator | None,
+    first: BpfError,
+) -> int:
+    """Load with the verifier log on, growing the buffer until the log fits; return the fd."""
+    size = LOG_SIZE_START
+    while True:
+        try:
+            fd, _ = bpf.prog_load(
+                prog_type=prog_type,
+                insns=code,
+                license=license,
+                name=name,
+                log_level=LOG_LEVEL_VERBOSE,
+                log_size=size,
+            )
+            return fd  # the second attempt passed: nothing to report
+        except VerifierError as err:
+            if err.errno == errno.ENOSPC and size < LOG_SIZE_LIMIT:
+                size = min(LOG_SIZE_LIMIT, max(size * 2, err.log_true_size))
+                continue
+            if err.errno == errno.ENOSPC:
+                # The log did not fit even at the limit: the kernel kept its
+                # end. Report the first attempt's errno, the real refusal.
+                # Its first line is cut: drop it.
+                err = VerifierError(
+                    first.errno or errno.EINVAL,
+                    log=err.log.partition("\n")[2],
+                    name=name,
+                    truncated=True,
+                    log_true_size=err.log_true_size,
+                )
+            err.attach_source_map(source_map)
+            raise err from None
+        except BpfError as err:
+            # No log even with logging on: the kernel refused the attributes,
+            # not the code; this second error says so without suggesting a log.
+            raise err from None
