@@ -63,16 +63,17 @@ def annotated_listing(code: CompiledCode) -> str:
     """A listing where each run of instructions is preceded by its Python line."""
     out: list[str] = []
     last: tuple[str, int] | None = None
-    slot = 0
-    for insn in code.insns:
+    # One listing of the whole program, so a jump's `# -> N` names its absolute
+    # target slot (listing each instruction alone would count from 0).
+    lines = listing(code.insns).splitlines()
+    for insn, line in zip(code.insns, lines, strict=True):
         span = insn.span
         key = (span.file, span.line) if span is not None else None  # type: ignore[attr-defined]
         if key is not None and key != last:
             text = span.source_line().strip()  # type: ignore[attr-defined]
             out.append(f"; {key[0].rsplit('/', 1)[-1]}:{key[1]}: {text}")
             last = key
-        out.append(listing([insn]).replace("   0:", f"{slot:>4}:", 1))
-        slot += insn.slots
+        out.append(line)
     return "\n".join(out) + "\n"
 
 

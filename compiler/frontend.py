@@ -38,13 +38,14 @@ _CONSTRUCTS: dict[type[ast.AST], str] = {
     ast.For: "`for` loops",
     ast.AsyncFor: "`async for` loops",
     ast.Try: "`try` statements",
+    ast.TryStar: "`try` statements",
     ast.With: "`with` statements",
     ast.AsyncWith: "`async with` statements",
     ast.Raise: "`raise`",
     ast.Assert: "`assert`",
     ast.Delete: "`del`",
-    ast.Import: "`import` inside a dissector",
-    ast.ImportFrom: "`import` inside a dissector",
+    ast.Import: "`import`",
+    ast.ImportFrom: "`import`",
     ast.Global: "`global`",
     ast.Nonlocal: "`nonlocal`",
     ast.FunctionDef: "nested functions",
@@ -70,8 +71,10 @@ _CONSTRUCTS: dict[type[ast.AST], str] = {
     ast.IfExp: "conditional expressions (`a if c else b`)",
     ast.Slice: "slices",
 }
+_LOOP_HINT = "a dissector has no loops: unroll it by hand, one `if` per iteration"
 _HINTS: dict[type[ast.AST], str] = {
-    ast.While: "use `for _ in range(N)` with a constant N",
+    ast.While: _LOOP_HINT,
+    ast.For: _LOOP_HINT,
     ast.IfExp: "use an `if` statement that assigns a local in both branches",
     ast.Try: "a failed packet read already ends the dissector with BPF_DROP",
 }
@@ -80,6 +83,7 @@ _BINOPS: dict[type[ast.operator], str] = {
     ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.FloorDiv: "//", ast.Mod: "%", ast.BitAnd: "&",
     ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>",
 }
+_CMP_NAMES: dict[type[ast.cmpop], str] = {ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}
 _CMPS_UNSIGNED: dict[type[ast.cmpop], Cmp] = {
     ast.Eq: Cmp.EQ, ast.NotEq: Cmp.NE, ast.Gt: Cmp.UGT, ast.GtE: Cmp.UGE, ast.Lt: Cmp.ULT, ast.LtE: Cmp.ULE,
 }
@@ -110,6 +114,7 @@ class Conflict:
     """A header name bound to different packet positions on different paths."""
 
     span: Span
+    partial: bool = False  # some path reaching the merge did not bind the name at all
 
 
 @dataclass(frozen=True)
@@ -151,7 +156,10 @@ def _merge(envs: list[_Env], span: Span) -> _Env:
     for name in set().union(*(e.headers for e in envs)):
         seen = [e.headers.get(name) for e in envs]
         first = seen[0]
-        headers[name] = first if first is not None and all(s == first for s in seen) else Conflict(span)  # type: ignore[assignment]
+        if first is not None and all(s == first for s in seen):
+            headers[name] = first  # type: ignore[assignment]
+        else:
+            headers[name] = Conflict(span, partial=None in seen)
     return _Env(assigned, headers)
 
 
@@ -167,7 +175,14 @@ class Lowered:
 def lower_function(fn: Callable[..., Any]) -> Lowered:
     """Lower a dissector function to IR, or raise a CompileError."""
     source = function_source(fn)
-    return _Lowering(source).run()
+    try:
+        return _Lowering(source).run()
+    except CompileError:
+        raise
+    except Exception as exc:  # a bug outside any statement (the signature, the end of the body)
+        raise InternalCompilerError(
+            f"internal compiler error while compiling `{source.node.name}`: {type(exc).__name__}: {exc}", source.span(source.node)
+        ) from exc
 
 
 class _Lowering:
@@ -183,6 +198,8 @@ class _Lowering:
         self.local_types: dict[str, IntTy] = {}
         self.local_regs: dict[str, Reg] = {}
         self.params: dict[str, _Param] = {}
+        # Names assigned anywhere in the function: local everywhere in it, as Python scopes them.
+        self.stored_names = {n.id for n in ast.walk(source.node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
         self.drop_label: str | None = None
         self.drop_span: Span | None = None
 
@@ -228,6 +245,9 @@ class _Lowering:
     def run(self) -> Lowered:
         node = self.node
         self._check_signature(node)
+        for inner in ast.walk(node):
+            if isinstance(inner, (ast.Yield, ast.YieldFrom)):  # makes the function a generator, even in dead code
+                self.unsupported(inner)
         self.start("entry")
         body = list(node.body)
         if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
@@ -253,12 +273,13 @@ class _Lowering:
             if extra is not None:
                 self.fail(extra, f"a dissector takes no {what}", kind=UnsupportedError)
         if args.kwonlyargs or args.posonlyargs or args.defaults or len(args.args) != 2:
-            self.fail(node, f"`{node.name}` must take exactly two parameters: (pkt: Packet, keys: BpfFlowKeys)", kind=CompileTypeError)
+            extra = [*args.posonlyargs, *args.args, *args.kwonlyargs][2:]
+            self.fail(extra[0] if extra else node, f"`{node.name}` must take exactly two parameters: (pkt: Packet, keys: BpfFlowKeys)", kind=CompileTypeError)
         for arg, want, kind in ((args.args[0], Packet, "packet"), (args.args[1], BpfFlowKeys, "keys")):
             annotation = self._resolve_annotation(arg.annotation)
             if annotation is not want:
-                got = "no annotation" if arg.annotation is None else f"`{ast.unparse(arg.annotation)}`"
-                self.fail(arg, f"parameter `{arg.arg}` must be annotated `{want.__name__}`, not {got}", kind=CompileTypeError)
+                got = "has no annotation" if arg.annotation is None else f"is annotated `{ast.unparse(arg.annotation)}`"
+                self.fail(arg, f"parameter `{arg.arg}` {got}; it must be annotated `{want.__name__}`", kind=CompileTypeError)
             self.params[arg.arg] = _Param(kind)
         if node.returns is not None and self._resolve_annotation(node.returns) is not int:
             self.fail(node.returns, f"a dissector returns `int`, not `{ast.unparse(node.returns)}`", kind=CompileTypeError)
@@ -318,6 +339,8 @@ class _Lowering:
             case ast.Expr(value=value):
                 if isinstance(value, ast.Constant) and isinstance(value.value, str):
                     return  # a string used as a comment
+                if not isinstance(value, ast.Constant):
+                    self.expr(value)  # `print(x)`, `yield`, `(x := 1)`: name the construct, not "no effect"
                 self.fail(stmt, "this expression has no effect", hint="only `pkt.header(...)` may stand alone, to require bytes", kind=UnsupportedError)
             case ast.Pass():
                 return
@@ -326,7 +349,8 @@ class _Lowering:
 
     def unsupported(self, node: ast.AST) -> NoReturn:
         what = _CONSTRUCTS.get(type(node), f"`{type(node).__name__}`")
-        self.fail(node, f"{what} {'are' if what.endswith('s') else 'is'} not supported in a dissector", hint=_HINTS.get(type(node)), kind=UnsupportedError)
+        plural = what.split(" (")[0].endswith("s")  # "subscripts (`x[i]`)" is plural
+        self.fail(node, f"{what} {'are' if plural else 'is'} not supported in a dissector", hint=_HINTS.get(type(node)), kind=UnsupportedError)
 
     def _return(self, stmt: ast.Return, value: ast.expr) -> None:
         result = self.expr(value)
@@ -368,7 +392,7 @@ class _Lowering:
         if isinstance(target, ast.Attribute):
             if annotation is not None:
                 self.fail(target, "only local names can be annotated", kind=UnsupportedError)
-            self._store_attribute(target, self.expr(value))
+            self._store_attribute(target, value, self.expr(value))
             return
         if not isinstance(target, ast.Name):
             self.unsupported(target)
@@ -381,13 +405,13 @@ class _Lowering:
         result = self.expr(value)
         if isinstance(result, HeaderView):
             if declared is not None and declared is not result.kind:
-                self.fail(annotation or target, f"`{name}` is declared `{ast.unparse(annotation)}` but holds a {result.kind.__name__} header", kind=CompileTypeError)  # type: ignore[arg-type]
+                self.fail(annotation or target, f"`{name}` is declared `{ast.unparse(annotation)}` but holds {_a(result.kind.__name__)} header", kind=CompileTypeError)  # type: ignore[arg-type]
             if name in self.local_types:
-                self.fail(target, f"`{name}` holds an integer; it cannot also hold a {result.kind.__name__} header", kind=CompileTypeError)
+                self.fail(target, f"`{name}` holds an integer; it cannot also hold {_a(result.kind.__name__)} header", kind=CompileTypeError)
             self.env.headers[name] = result
             return
         if not isinstance(result, Value):
-            self.fail(value, "this is not an integer value", kind=CompileTypeError)
+            self.fail(value, f"`{ast.unparse(value)}` is not an integer value", kind=CompileTypeError)
         if name in self.env.headers:
             self.fail(target, f"`{name}` holds a header; it cannot also hold an integer", kind=CompileTypeError)
         if isinstance(declared, type):
@@ -395,7 +419,7 @@ class _Lowering:
         ty = self.local_types.get(name)
         if declared is not None:
             if ty is not None and ty != declared:
-                self.fail(annotation, f"`{name}` was already declared `{ty}`", kind=CompileTypeError)  # type: ignore[arg-type]
+                self.fail(annotation, f"`{name}` already has type `{ty}`", hint="a local keeps one type; use another name", kind=CompileTypeError)  # type: ignore[arg-type]
             ty = declared
         if ty is None:
             ty = self._infer(result, value)
@@ -444,11 +468,11 @@ class _Lowering:
         binop = ast.copy_location(ast.BinOp(left=load_target, op=op, right=value), stmt)
         ast.fix_missing_locations(binop)
         stmt.__dict__["_pyfd_binop"] = binop
-        if isinstance(target, ast.Name) and target.id not in self.env.assigned and target.id not in self.params:
+        if isinstance(target, ast.Name) and not (target.id in self.env.assigned or target.id in self.params or target.id in self.env.headers):
             self.fail(target, f"`{target.id}` is used before it is assigned", kind=CompileNameError)
         self._assign(stmt, target, binop, None)
 
-    def _store_attribute(self, target: ast.Attribute, result: Value | HeaderView | Any) -> None:
+    def _store_attribute(self, target: ast.Attribute, value: ast.expr, result: Value | HeaderView | Any) -> None:
         base = self._name_binding(target.value) if isinstance(target.value, ast.Name) else None
         if isinstance(base, HeaderView):
             self.fail(target, "packet headers are read-only: a flow dissector cannot write the packet", kind=CompileTypeError)
@@ -456,13 +480,13 @@ class _Lowering:
             self.fail(target, f"cannot assign to `{ast.unparse(target)}`", hint="only fields of the keys parameter can be assigned", kind=CompileNameError)
         fld = self._key_field(target)
         if not isinstance(result, Value):
-            self.fail(target, f"keys.{fld.name} must be assigned an integer", kind=CompileTypeError)
+            self.fail(value, f"keys.{fld.name} must be assigned an integer", kind=CompileTypeError)
         if fld.size not in (1, 2, 4, 8):
             self.fail(target, f"keys.{fld.name} is a {fld.size * 8}-bit field; it cannot be assigned from an integer expression", kind=CompileTypeError)
         span = self.span(target)
         if result.const is not None:
             if not (-(1 << (fld.width - 1)) <= result.const < (1 << fld.width)):
-                self.fail(target, f"{result.const} does not fit in keys.{fld.name}, a {fld.width}-bit field", kind=CompileTypeError)
+                self.fail(value, f"{result.const} does not fit in keys.{fld.name}, {_a(f'{fld.width}-bit')} field", kind=CompileTypeError)
             raw = result.const & ((1 << fld.width) - 1)
             if fld.order == "big":
                 raw = int.from_bytes(raw.to_bytes(fld.size, "big"), "little")
@@ -520,7 +544,7 @@ class _Lowering:
             self.fail(node, "chained comparisons are not supported", hint="write `a < b and b < c`", kind=UnsupportedError)
         op = node.ops[0]
         if type(op) not in _CMPS_UNSIGNED:
-            self.fail(node, f"the `{ast.unparse(node).split()[1]}` operator is not supported", hint="compare integers with ==, !=, <, <=, >, >=", kind=UnsupportedError)
+            self.fail(node, f"the `{_CMP_NAMES.get(type(op), type(op).__name__)}` operator is not supported", hint="compare integers with ==, !=, <, <=, >, >=", kind=UnsupportedError)
         lhs, rhs = self.int_expr(node.left), self.int_expr(node.comparators[0])
         typed = [v.ty for v in (lhs, rhs) if v.ty is not LITERAL]
         signed = bool(typed) and typed[0].signed
@@ -534,7 +558,7 @@ class _Lowering:
         domain = I64 if signed else U64
         for side, v in ((node.left, lhs), (node.comparators[0], rhs)):
             if v.ty is LITERAL and typed and v.const is not None and not domain.contains(v.const):
-                self.fail(side, f"{v.const} is outside the range of a {'signed' if signed else 'unsigned'} 64-bit comparison", kind=CompileTypeError)
+                self.fail(side, f"{v.const} is outside the range of {_a('signed' if signed else 'unsigned')} 64-bit comparison", kind=CompileTypeError)
         table = _CMPS_SIGNED if signed or (not typed and min(lhs.const or 0, rhs.const or 0) < 0) else _CMPS_UNSIGNED
         return table[type(op)], lhs, rhs
 
@@ -546,7 +570,7 @@ class _Lowering:
         if isinstance(result, Value):
             return result
         if isinstance(result, HeaderView):
-            self.fail(node, f"a {result.kind.__name__} header is not an integer", hint="read one of its fields", kind=CompileTypeError)
+            self.fail(node, f"{_a(result.kind.__name__)} header is not an integer", hint="read one of its fields", kind=CompileTypeError)
         self.fail(node, f"`{ast.unparse(node)}` is not an integer value", kind=CompileTypeError)
 
     def expr(self, node: ast.expr) -> Value | HeaderView | _Param | _Global:
@@ -587,6 +611,13 @@ class _Lowering:
             return self.params[name]
         if name in self.env.headers:
             view = self.env.headers[name]
+            if isinstance(view, Conflict) and view.partial:
+                self.fail(
+                    node,
+                    f"`{name}` is not bound to a header on every path that reaches here (the paths merge at line {view.span.line})",
+                    hint="call pkt.header(...) on every path, or read the fields inside the branch that binds it",
+                    kind=CompileNameError,
+                )
             if isinstance(view, Conflict):
                 self.fail(
                     node,
@@ -599,6 +630,8 @@ class _Lowering:
             if name not in self.env.assigned:
                 self.fail(node, f"`{name}` may be used before it is assigned", hint="assign it on every path that reaches here", kind=CompileNameError)
             return Value(self.local_regs[name], self.local_types[name])
+        if name in self.stored_names:  # assigned later: Python raises UnboundLocalError here, even if a global has the name
+            self.fail(node, f"`{name}` is used before it is assigned", hint=f"`{name}` is assigned later in the function, which makes it a local everywhere in it", kind=CompileNameError)
         return None
 
     def _name(self, node: ast.Name, name: str) -> Value | HeaderView | _Param | _Global:
@@ -682,6 +715,8 @@ class _Lowering:
                 for side, v in ((node.left, lhs), (node.right, rhs)):
                     if v.const is not None and v.const < 0:
                         self.fail(side, f"negative constant {v.const} in unsigned `{symbol}`", kind=CompileTypeError)
+                if rhs.const == 0:  # refused like `14 // 0` in _fold; a zero read from the packet follows BPF (x // 0 == 0)
+                    self.fail(node.right, f"`{symbol}` by a constant zero", hint="BPF defines x // 0 as 0 and x % 0 as x; write that instead", kind=CompileTypeError)
                 op = BinaryOp.UDIV if symbol == "//" else BinaryOp.UMOD
             case "<<" | ">>":
                 if rhs.const is not None and not 0 <= rhs.const <= 63:
@@ -799,7 +834,9 @@ class _Lowering:
         offset = self.int_expr(offset_node)
         span = self.span(node)
         if offset.const is not None:
-            if not 0 <= offset.const <= MAX_PACKET_OFF - header.size:
+            if offset.const < 0:
+                self.fail(offset_node, f"constant offset {offset.const} is negative", kind=PacketAccessError)
+            if offset.const > MAX_PACKET_OFF - header.size:
                 self.fail(
                     offset_node,
                     f"constant offset {offset.const} is beyond what the verifier can track (at most {MAX_PACKET_OFF - header.size} for a {header.size}-byte header)",
@@ -817,10 +854,32 @@ class _Lowering:
         return HeaderView(header, base)
 
 
-def _static_cmp(cmp: Cmp, a: int, b: int) -> bool:
-    from .ir.nodes import evaluate_cmp
+def _a(word: str) -> str:
+    """`word` with its indefinite article: "an IPv4", "an 8-bit", "a Ports"."""
+    return f"{'an' if word[:1] in 'AEIOUaeiou8' else 'a'} {word}"
 
-    return evaluate_cmp(cmp, a, b)
+
+def _static_cmp(cmp: Cmp, a: int, b: int) -> bool:
+    """Compare two literals exactly, as Python (and so the CPython run) does.
+
+    Only literals are constant here, and literals have Python's unbounded
+    semantics (see `_fold`): reading them as 64-bit patterns would make
+    `0xFFFFFFFFFFFFFFFF > -1` or `(1 << 64) > 5` false in the kernel only.
+    """
+    match cmp:
+        case Cmp.EQ:
+            return a == b
+        case Cmp.NE:
+            return a != b
+        case Cmp.UGT | Cmp.SGT:
+            return a > b
+        case Cmp.UGE | Cmp.SGE:
+            return a >= b
+        case Cmp.ULT | Cmp.SLT:
+            return a < b
+        case Cmp.ULE | Cmp.SLE:
+            return a <= b
+    raise InternalCompilerError(f"no static comparison for {cmp}", None)
 
 
 def _as_load(target: ast.expr) -> ast.expr:

@@ -26,9 +26,10 @@ def _shl(a: int, b: int, signed: bool) -> int:
 
 
 def _shr(a: int, b: int, signed: bool) -> int:
-    # Unsigned values are non-negative, signed ones canonical: Python's >> is
-    # then BPF's RSH or ARSH respectively.
-    return wrap(a >> (b & 63), 64, signed)
+    # The operation is unsigned (RSH) unless both operands are signed, so a
+    # negative left operand of an unsigned shift (`i64(x) >> u8(n)`) shifts its
+    # 64-bit pattern; a signed shift (ARSH) shifts the canonical signed value.
+    return wrap(wrap(a, 64, signed) >> (b & 63), 64, signed)
 
 
 def _udiv(a: int, b: int) -> int:

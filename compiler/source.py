@@ -29,8 +29,9 @@ class FunctionSource:
 def function_source(fn: Callable[..., Any]) -> FunctionSource:
     """Parse the file `fn` was defined in and return its `FunctionDef`."""
     code = getattr(fn, "__code__", None)
-    if code is None:
-        raise CompileError(f"{fn!r} is not a Python function", None)
+    if code is None:  # e.g. @dissector applied twice; not repr(fn), which may itself fail
+        name = getattr(fn, "__name__", None) or type(fn).__name__
+        raise CompileError(f"`{name}` is a {type(fn).__name__}, not a Python function; apply @dissector directly to a `def`", None)
     file = inspect.getsourcefile(fn) or code.co_filename
     lines = linecache.getlines(file)
     if not lines:

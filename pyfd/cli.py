@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Callable, Sequence
 
+from .compiler.diagnostics import Span
 from .dissector import Dissector
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NO_KERNEL = 0, 1, 2, 3
@@ -50,8 +51,12 @@ def _import_file(path: Path) -> ModuleType:
         raise UserError(f"{path}:{line}:{exc.offset or 0}: syntax error: {exc.msg}{caret}", located=True) from None
     except Exception as exc:  # the user's module raised while importing
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == path.resolve()]
-        where = f"{path}:{frames[-1].lineno}: " if frames else f"{path}: "
-        raise UserError(f"{where}importing the file failed: {type(exc).__name__}: {exc}", located=True) from None
+        if not frames:
+            raise UserError(f"{path}: importing the file failed: {type(exc).__name__}: {exc}", located=True) from None
+        frame = frames[-1]
+        line, col = frame.lineno or 1, frame.colno or 0  # colno is 0-based, None when Python has no column
+        where = Span(str(path), line, col, frame.end_lineno or line, frame.end_colno or col + 1)
+        raise UserError(where.render(f"importing the file failed: {type(exc).__name__}: {exc}"), located=True) from None
     finally:
         sys.path.pop(0)
     return module
@@ -119,7 +124,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def _write_text(text: str, output: str | None) -> None:
     if output:
-        Path(output).write_text(text)
+        try:
+            Path(output).write_text(text)
+        except OSError as exc:
+            raise UserError(f"{output}: cannot write: {exc.strerror}") from None
     else:
         sys.stdout.write(text)
 
@@ -146,7 +154,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     dissector = pick(Path(args.file), args.function)
     program = _compile(dissector, args.backend, args.opt_level)
-    frames = read_frames(Path(args.pcap)) if args.pcap else demo_frames()
+    try:
+        frames = read_frames(Path(args.pcap)) if args.pcap else demo_frames()
+    except OSError as exc:
+        raise UserError(f"{args.pcap}: cannot read: {exc.strerror}") from None
+    except ValueError as exc:  # not a pcap file; the message names the file
+        raise UserError(str(exc)) from None
     print(f"{dissector.name}: {program.insn_count} instructions ({program.backend}); {len(frames)} frames, flags={args.flags}")
     disagreements = 0
     with _load(program) as loaded:

@@ -31,6 +31,11 @@ class MInsn:
     imm: int = 0
     target: str | None = None
     span: object | None = field(default=None, compare=False)
+    # Set by instruction selection on a definition that computes the same value
+    # wherever its result is live (a constant, a read of the read-only packet,
+    # a read of flow-keys bytes the program never writes): the allocator may
+    # repeat it at a use instead of spilling its result to the stack.
+    remat: bool = field(default=False, compare=False)
 
     @property
     def cls(self) -> int:

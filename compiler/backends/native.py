@@ -38,6 +38,7 @@ _ALU = {
     BinaryOp.SHL: AluOp.LSH, BinaryOp.LSHR: AluOp.RSH, BinaryOp.ASHR: AluOp.ARSH,
 }
 _COMMUTATIVE = {BinaryOp.ADD, BinaryOp.MUL, BinaryOp.AND, BinaryOp.OR, BinaryOp.XOR}
+_SHIFTS = {BinaryOp.SHL, BinaryOp.LSHR, BinaryOp.ASHR}
 _JMP = {
     Cmp.EQ: JmpOp.JEQ, Cmp.NE: JmpOp.JNE, Cmp.UGT: JmpOp.JGT, Cmp.UGE: JmpOp.JGE, Cmp.ULT: JmpOp.JLT,
     Cmp.ULE: JmpOp.JLE, Cmp.SGT: JmpOp.JSGT, Cmp.SGE: JmpOp.JSGE, Cmp.SLT: JmpOp.JSLT, Cmp.SLE: JmpOp.JSLE,
@@ -89,6 +90,9 @@ class _Selector:
         uses_keys = any(isinstance(i, (LoadKeys, StoreKeys)) for i in fn.instructions())
         uses_packet = any(isinstance(b.term, CheckPacket) for b in fn.blocks)
         self.keys = "keys" if uses_keys else None
+        # Keys bytes the program writes: a read of any other keys byte gives
+        # the same value everywhere, so it can be repeated instead of spilled.
+        self.stored_keys = {off for i in fn.instructions() if isinstance(i, StoreKeys) for off in range(i.offset, i.offset + i.size)}
         self.data = "data" if uses_packet else None
         self.data_end = "data_end" if uses_packet else None
 
@@ -110,9 +114,9 @@ class _Selector:
     def load_imm(self, dst: MReg, value: int, span: object) -> None:
         value &= (1 << 64) - 1
         if _fits_s32(value):
-            self.emit(MInsn(Class.ALU64 | AluOp.MOV | Source.K, dst, 0, 0, to_s64(value), span=span))
+            self.emit(MInsn(Class.ALU64 | AluOp.MOV | Source.K, dst, 0, 0, to_s64(value), span=span, remat=True))
         elif value < (1 << 32):  # mov32 zero-extends
-            self.emit(MInsn(Class.ALU | AluOp.MOV | Source.K, dst, 0, 0, value - (1 << 32) if value >> 31 else value, span=span))
+            self.emit(MInsn(Class.ALU | AluOp.MOV | Source.K, dst, 0, 0, value - (1 << 32) if value >> 31 else value, span=span, remat=True))
         else:
             self.emit(MInsn(Class.LD | Mode.IMM | Size.DW, dst, 0, 0, value, span=span))
 
@@ -171,7 +175,8 @@ class _Selector:
                 self.emit(MInsn(Class.ALU | AluOp.END | Source.TO_BE, d, 0, 0, bits, span=span))
             case LoadKeys(dst, offset, size):
                 assert self.keys is not None
-                self.emit(MInsn(Class.LDX | Mode.MEM | _SIZE[size], self.reg(dst), self.keys, offset, span=span))
+                invariant = not self.stored_keys.intersection(range(offset, offset + size))
+                self.emit(MInsn(Class.LDX | Mode.MEM | _SIZE[size], self.reg(dst), self.keys, offset, span=span, remat=invariant))
             case StoreKeys(offset, size, src):
                 assert self.keys is not None
                 if isinstance(src, Imm) and (size < 8 or _fits_s32(src.value)):
@@ -181,7 +186,8 @@ class _Selector:
                     self.emit(MInsn(Class.STX | Mode.MEM | _SIZE[size], self.keys, self.operand(src, span), offset, span=span))
             case LoadPacket(dst, base, disp, size):
                 ptr, extra = self.pointer(base)
-                self.emit(MInsn(Class.LDX | Mode.MEM | _SIZE[size], self.reg(dst), ptr, extra + disp, span=span))
+                # The packet is read-only: the read gives the same value wherever it is repeated.
+                self.emit(MInsn(Class.LDX | Mode.MEM | _SIZE[size], self.reg(dst), ptr, extra + disp, span=span, remat=True))
             case SetCond():
                 raise InternalCompilerError("SetCond reached instruction selection", insn.span)
 
@@ -206,6 +212,11 @@ class _Selector:
             self.emit(_alu64(_ALU[op], tmp, self.reg(rhs), imm=False, span=span))
             self.emit(_alu64(AluOp.MOV, d, tmp, imm=False, span=span))
             return
+        if isinstance(rhs, Imm) and op in _SHIFTS:
+            # The IR masks a shift count with 63 (BPF's run-time semantics), but
+            # the verifier refuses an immediate count >= 64 ("invalid shift"):
+            # constant propagation can turn `n = 70; x >> n` into one.
+            rhs = Imm(rhs.value & 63)
         self.move(d, lhs, span)
         if isinstance(rhs, Imm) and _fits_s32(rhs.value):
             self.emit(_alu64(_ALU[op], d, rhs.value, imm=True, span=span))
@@ -258,23 +269,32 @@ class _Selector:
 
 
 def _layout(fn: Function) -> list[Block]:
-    """Blocks in a depth-first order that places a block's first successor right after it.
+    """Blocks in reverse postorder, visiting a block's first successor last.
 
-    The first successor is a check's `ok` edge or a branch's `then` edge, so
-    the in-bounds path falls through and a branch needs no extra `goto`.
+    Reverse postorder is a topological order of the (loop-free) CFG: both arms
+    of an `if` come before the block where they join, so the allocator's
+    linear intervals stay short. A depth-first preorder would place the join
+    and everything after it before the second arm, stretching every value the
+    arms define to the end of the function and spilling nearly everything.
+    Visiting the first successor (a check's `ok` edge, a branch's `then`
+    edge) last puts it right after its block, so the in-bounds path falls
+    through and the shared `drop` block ends up at the end.
     """
     blocks = fn.block_map()
-    placed: set[str] = set()
-    order: list[Block] = []
-    stack = [fn.entry.label]
+    seen = {fn.entry.label}
+    postorder: list[str] = []
+    stack: list[tuple[str, list[str]]] = [(fn.entry.label, list(blocks[fn.entry.label].successors()))]
     while stack:
-        label = stack.pop()
-        if label in placed:
-            continue
-        placed.add(label)
-        order.append(blocks[label])
-        stack.extend(reversed(blocks[label].successors()))
-    return order
+        label, pending = stack[-1]
+        if pending:
+            nxt = pending.pop()  # the last successor first, the first one last
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append((nxt, list(blocks[nxt].successors())))
+        else:
+            stack.pop()
+            postorder.append(label)
+    return [blocks[label] for label in reversed(postorder)]
 
 
 def select(fn: Function) -> MFunction:

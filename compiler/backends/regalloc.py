@@ -4,14 +4,20 @@ Liveness is solved over the machine CFG; each virtual register gets one
 conservative interval over the layout order. Intervals are allocated in order
 of their start; a copy's destination prefers its source's register, so most
 two-address moves become `mov rX, rX` and disappear. When registers run out,
-the interval that ends last is spilled: every use reloads it from an 8-byte
-stack slot and every definition stores it back, and allocation runs again on
-the rewritten code (the fresh temporaries live only across one instruction).
+the interval with the lowest spill weight (the loads and stores spilling it
+would insert, per position it frees, as LLVM weighs them) is spilled: each run
+of instructions using it reloads it from an 8-byte stack slot and each run
+defining it stores it back, and allocation runs again on the rewritten code
+(the fresh temporaries live only across such a run and are never spilled
+themselves). A register whose only definition is
+marked rematerializable (a constant, a packet read, a read of keys bytes that
+are never written) is not given a slot: its definition is repeated before
+each use instead, one instruction where a spill costs a store and a load.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..isa import Class, Mode, Size
 from .mir import FP, MBlock, MFunction, MInsn, MReg
@@ -32,6 +38,12 @@ class Interval:
     start: int
     end: int
     hint: MReg | None = None
+    cost: int = 0  # the loads and stores spilling it would insert (see _spill)
+
+    @property
+    def weight(self) -> float:
+        """Spill weight: what spilling costs per position it frees."""
+        return self.cost / (self.end - self.start + 1)
 
 
 def liveness(fn: MFunction) -> dict[str, set[MReg]]:
@@ -82,7 +94,8 @@ def build_intervals(fn: MFunction) -> tuple[dict[str, Interval], dict[int, list[
             touch(reg, block_start)
             if isinstance(reg, int):
                 last_def.setdefault(reg, block_start)
-        for insn in b.insns:
+        previous: set[MReg] = set()
+        for index, insn in enumerate(b.insns):
             for reg in insn.uses():
                 touch(reg, pos)
                 if isinstance(reg, int) and reg != FP:
@@ -91,6 +104,13 @@ def build_intervals(fn: MFunction) -> tuple[dict[str, Interval], dict[int, list[
                 touch(reg, pos + 1)
                 if isinstance(reg, int):
                     last_def[reg] = pos + 1
+            # A run of consecutive instructions referring to a register costs
+            # one reload (if the run reads it first) and one store (if the run
+            # writes it) when spilled, as _spill rewrites it.
+            for reg in {*insn.uses(), *insn.defs()}:
+                if isinstance(reg, str) and reg not in previous:
+                    intervals[reg].cost += 1 + any(reg in (*i.defs(),) for i in _run(b.insns, index, reg))
+            previous = {*insn.uses(), *insn.defs()}
             if insn.is_copy() and isinstance(insn.dst, str):
                 intervals[insn.dst].hint = intervals[insn.dst].hint or insn.src
             elif insn.is_copy() and isinstance(insn.src, str) and isinstance(insn.dst, int):
@@ -102,11 +122,23 @@ def build_intervals(fn: MFunction) -> tuple[dict[str, Interval], dict[int, list[
     return intervals, fixed
 
 
+def _run(insns: list[MInsn], start: int, reg: MReg) -> list[MInsn]:
+    """The instructions from `start` on that refer to `reg` without a gap."""
+    run = []
+    for insn in insns[start:]:
+        if reg not in (*insn.uses(), *insn.defs()):
+            break
+        run.append(insn)
+    return run
+
+
 def _overlaps(ranges: list[tuple[int, int]], start: int, end: int) -> bool:
     return any(a < end and start < b for a, b in ranges)
 
 
-def linear_scan(intervals: dict[str, Interval], fixed: dict[int, list[tuple[int, int]]]) -> tuple[dict[str, int], set[str]]:
+def linear_scan(
+    intervals: dict[str, Interval], fixed: dict[int, list[tuple[int, int]]], unspillable: frozenset[str] = frozenset()
+) -> tuple[dict[str, int], set[str]]:
     """Assign physical registers; return the assignment and the registers to spill."""
     assignment: dict[str, int] = {}
     spilled: set[str] = set()
@@ -122,10 +154,13 @@ def linear_scan(intervals: dict[str, Interval], fixed: dict[int, list[tuple[int,
             assignment[cur.reg] = choice
             active.append(cur)
             continue
-        # No register: spill whichever of the candidates lives longest.
-        candidates = [iv for iv in active if not _overlaps(fixed.get(assignment[iv.reg], []), cur.start, cur.end)]
-        victim = max(candidates, key=lambda iv: iv.end, default=None)
-        if victim is not None and victim.end > cur.end:
+        # No register: spill the cheapest of the candidates (the lowest weight;
+        # of equals, the one that lives longest). Spill temporaries stay put.
+        candidates = [
+            iv for iv in active if iv.reg not in unspillable and not _overlaps(fixed.get(assignment[iv.reg], []), cur.start, cur.end)
+        ]
+        victim = min(candidates, key=lambda iv: (iv.weight, -iv.end), default=None)
+        if victim is not None and (cur.reg in unspillable or (victim.weight, -victim.end) < (cur.weight, -cur.end)):
             assignment[cur.reg] = assignment.pop(victim.reg)
             spilled.add(victim.reg)
             active.remove(victim)
@@ -135,8 +170,43 @@ def linear_scan(intervals: dict[str, Interval], fixed: dict[int, list[tuple[int,
     return assignment, spilled
 
 
-def _spill(fn: MFunction, regs: set[str], slots: dict[str, int], counter: list[int]) -> None:
-    """Rewrite every access to `regs` through their stack slots."""
+def _rematerializable(fn: MFunction, regs: set[str]) -> dict[str, MInsn]:
+    """The registers of `regs` whose one definition can be repeated at each use."""
+    defs: dict[MReg, list[MInsn]] = {}
+    for b in fn.blocks:
+        for insn in b.insns:
+            for reg in insn.defs():
+                defs.setdefault(reg, []).append(insn)
+    out: dict[str, MInsn] = {}
+    for reg in regs:
+        found = defs.get(reg, [])
+        if len(found) != 1 or not found[0].remat or found[0].is_ld_imm64:  # LD_IMM64 is two slots: a spill is as cheap
+            continue
+        # The operands it reads must hold the same value at every use too.
+        if all(isinstance(r, str) and len(defs.get(r, [])) == 1 for r in found[0].uses()):
+            out[reg] = found[0]
+    return out
+
+
+def _spill(fn: MFunction, regs: set[str], slots: dict[str, int], counter: list[int], temps: set[str]) -> None:
+    """Rewrite every access to `regs` through their stack slots, or by repeating their definition."""
+    remat = _rematerializable(fn, regs)
+    if remat:
+        for b in fn.blocks:
+            out_insns: list[MInsn] = []
+            for insn in b.insns:
+                if any(insn is d for d in remat.values()):
+                    continue  # repeated before each use instead
+                mapping: dict[MReg, MReg] = {}
+                for reg in insn.uses():
+                    if isinstance(reg, str) and reg in remat and reg not in mapping:
+                        counter[0] += 1
+                        mapping[reg] = tmp = f"{reg}.m{counter[0]}"
+                        temps.add(tmp)
+                        out_insns.append(replace(remat[reg], dst=tmp, span=insn.span))
+                out_insns.append(insn.rename(mapping) if mapping else insn)
+            b.insns = out_insns
+        regs = regs - set(remat)
     for reg in sorted(regs):
         if reg not in slots:
             fn.stack_size += 8
@@ -145,25 +215,41 @@ def _spill(fn: MFunction, regs: set[str], slots: dict[str, int], counter: list[i
             slots[reg] = -fn.stack_size
     for b in fn.blocks:
         out: list[MInsn] = []
-        for insn in b.insns:
+        # A spilled register's value stays in its temporary while the very
+        # next instruction uses it too (`mov t, a; add t, b` of two-address
+        # code): one reload before the run and one store after it, not a
+        # store and a reload between each pair. Nothing crosses a jump or
+        # the block's end without being stored.
+        held: dict[str, str] = {}  # spilled register -> temporary holding its value
+        dirty: set[str] = set()  # held values not yet stored
+        for i, insn in enumerate(b.insns):
             mapping: dict[MReg, MReg] = {}
-            before: list[MInsn] = []
-            after: list[MInsn] = []
             for reg in insn.uses():
                 if isinstance(reg, str) and reg in regs and reg not in mapping:
-                    counter[0] += 1
-                    tmp = f"{reg}.r{counter[0]}"
-                    mapping[reg] = tmp
-                    before.append(MInsn(Class.LDX | Mode.MEM | Size.DW, tmp, FP, slots[reg], span=insn.span))
+                    if reg not in held:
+                        counter[0] += 1
+                        held[reg] = f"{reg}.r{counter[0]}"
+                        temps.add(held[reg])
+                        out.append(MInsn(Class.LDX | Mode.MEM | Size.DW, held[reg], FP, slots[reg], span=insn.span))
+                    mapping[reg] = held[reg]
             for reg in insn.defs():
                 if isinstance(reg, str) and reg in regs:
                     if reg not in mapping:
-                        counter[0] += 1
-                        mapping[reg] = f"{reg}.w{counter[0]}"
-                    after.append(MInsn(Class.STX | Mode.MEM | Size.DW, FP, mapping[reg], slots[reg], span=insn.span))
-            out.extend(before)
+                        if reg not in held:
+                            counter[0] += 1
+                            held[reg] = f"{reg}.w{counter[0]}"
+                            temps.add(held[reg])
+                        mapping[reg] = held[reg]
+                    dirty.add(reg)
             out.append(insn.rename(mapping) if mapping else insn)
-            out.extend(after)
+            nxt = b.insns[i + 1] if i + 1 < len(b.insns) else None
+            for reg in list(held):
+                keep = nxt is not None and reg in (*nxt.uses(), *nxt.defs())
+                if reg in dirty and (not keep or nxt is None or nxt.cls in (Class.JMP, Class.JMP32) or reg not in nxt.uses()):
+                    out.append(MInsn(Class.STX | Mode.MEM | Size.DW, FP, held[reg], slots[reg], span=insn.span))
+                    dirty.discard(reg)
+                if not keep:
+                    del held[reg]
         b.insns = out
 
 
@@ -171,15 +257,18 @@ def allocate(fn: MFunction) -> None:
     """Replace every virtual register with a physical one, in place."""
     slots: dict[str, int] = {}
     counter = [0]
+    temps: set[str] = set()
     for _ in range(64):
         intervals, fixed = build_intervals(fn)
-        assignment, spilled = linear_scan(intervals, fixed)
+        assignment, spilled = linear_scan(intervals, fixed, frozenset(temps))
+        if spilled & temps:
+            raise AllocationError("a spill temporary found no register")
         if not spilled:
             for b in fn.blocks:
                 b.insns = [i.rename(assignment) for i in b.insns]  # type: ignore[arg-type]
                 b.insns = [i for i in b.insns if not (i.is_copy() and i.dst == i.src)]
             return
-        _spill(fn, spilled, slots, counter)
+        _spill(fn, spilled, slots, counter, temps)
     raise AllocationError("register allocation did not converge")
 
 

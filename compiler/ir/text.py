@@ -96,7 +96,10 @@ class _Build(Transformer):  # type: ignore[type-arg]
     def _operand(tok: Token | Reg) -> Operand:
         if isinstance(tok, Token) and tok.type == "REG":
             return Reg(str(tok)[1:])
-        return Imm(int(str(tok), 0))
+        text = str(tok)
+        # Base 10 unless `0x`: int(text, 0) would refuse a decimal with a
+        # leading zero ("08") with a ValueError instead of reading it.
+        return Imm(int(text, 16 if "0x" in text.lower() else 10))
 
     def loc(self, items: list[Token]) -> Span:
         line, col, end_line, end_col = (int(t) for t in items)
@@ -165,22 +168,28 @@ class _Build(Transformer):  # type: ignore[type-arg]
         return Block(str(label), insns, term)  # type: ignore[arg-type]
 
 
-def parse_functions(text: str, *, source_name: str = "<ir>") -> list[Function]:
-    """Parse the IR text form; errors are CompileErrors located in the text."""
+def _parse_tree(text: str, source_name: str) -> Tree:  # type: ignore[type-arg]
     try:
-        tree = _parser().parse(text)
+        return _parser().parse(text)
     except LarkError as exc:
         line = getattr(exc, "line", 0) or 0
         col = max(0, (getattr(exc, "column", 1) or 1) - 1)
         first = str(exc).strip().splitlines()[0]
         raise CompileError(f"invalid IR: {first}", Span(source_name, line, col, line, col + 1)) from None
+
+
+def parse_functions(text: str, *, source_name: str = "<ir>") -> list[Function]:
+    """Parse the IR text form; errors are CompileErrors located in the text."""
+    tree = _parse_tree(text, source_name)
     builder = _Build(source_name)
     return [builder.build_function(f) for f in tree.children]
 
 
 def parse_function(text: str, *, source_name: str = "<ir>") -> Function:
     """Parse exactly one function."""
-    functions = parse_functions(text, source_name=source_name)
-    if len(functions) != 1:
-        raise CompileError(f"expected one function, found {len(functions)}", None)
-    return functions[0]
+    tree = _parse_tree(text, source_name)
+    if len(tree.children) != 1:
+        extra = tree.children[1].meta
+        where = Span(source_name, extra.line, extra.column - 1, extra.line, extra.column + 3)
+        raise CompileError(f"expected one function, found {len(tree.children)}", where)
+    return _Build(source_name).build_function(tree.children[0])

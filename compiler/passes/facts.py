@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from ..ir.analysis import definition_counts
 from ..ir.nodes import (
     Binary, BinaryOp, ByteSwap, Copy, Extend, Function, Imm, Instruction, LoadKeys, LoadPacket,
-    Operand, Reg, SetCond, defined,
+    Operand, Reg, SetCond, defined, used_regs,
 )
 
 
 class Facts:
-    """Per-function: the unique definition of single-assignment registers, value widths."""
+    """Per-function: the unique definition of single-assignment registers, reads, value widths."""
 
     def __init__(self, fn: Function) -> None:
         counts = definition_counts(fn)
@@ -19,6 +21,8 @@ class Facts:
             d = defined(insn)
             if d is not None and counts[d] == 1:
                 self.defs[d] = insn
+        # How many instructions and terminators read each register.
+        self.uses: Counter[Reg] = Counter(r for b in fn.blocks for node in [*b.insns, b.term] for r in used_regs(node))
         self._bits: dict[Reg, int] = {}
 
     def single(self, op: Operand) -> Instruction | None:
@@ -48,9 +52,9 @@ class Facts:
                 case Binary(op=BinaryOp.OR | BinaryOp.XOR, lhs=a, rhs=b):
                     result = max(self.bits(a, depth + 1), self.bits(b, depth + 1))
                 case Binary(op=BinaryOp.LSHR, lhs=a, rhs=Imm(value=k)):
-                    result = max(self.bits(a, depth + 1) - k, 1)
+                    result = max(self.bits(a, depth + 1) - (k & 63), 1)  # the count is masked with 63
                 case Binary(op=BinaryOp.SHL, lhs=a, rhs=Imm(value=k)):
-                    result = min(self.bits(a, depth + 1) + k, 64)
+                    result = min(self.bits(a, depth + 1) + (k & 63), 64)
                 case Binary(op=BinaryOp.ADD, lhs=a, rhs=b):
                     result = min(max(self.bits(a, depth + 1), self.bits(b, depth + 1)) + 1, 64)
                 case Binary(op=BinaryOp.MUL, lhs=a, rhs=b):

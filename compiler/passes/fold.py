@@ -50,6 +50,15 @@ class ConstantFold:
     name = "constant-fold"
 
     def run(self, fn: Function) -> bool:
+        # To a fixed point: a folded instruction becomes a copy of a constant
+        # that its readers can take in turn, and a pass run on its own output
+        # must find nothing left to do.
+        changed = False
+        while self._round(fn):
+            changed = True
+        return changed
+
+    def _round(self, fn: Function) -> bool:
         facts = Facts(fn)
         values: dict[Reg, Operand] = {}
         for reg, insn in facts.defs.items():

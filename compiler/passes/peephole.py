@@ -25,6 +25,15 @@ class Peephole:
     name = "peephole"
 
     def run(self, fn: Function) -> bool:
+        # To a fixed point: one rewrite exposes the next (a cancelled swap
+        # becomes a zero-extension that a store then drops), and a pass run
+        # on its own output must find nothing left to do.
+        changed = False
+        while self._round(fn):
+            changed = True
+        return changed
+
+    def _round(self, fn: Function) -> bool:
         facts = Facts(fn)
         changed = False
         for block in fn.blocks:
@@ -75,7 +84,10 @@ class Peephole:
         if cmp not in (Cmp.EQ, Cmp.NE) or not isinstance(rhs, Imm):
             return None
         inner = facts.single(lhs)
-        if isinstance(inner, ByteSwap) and self._fits(inner.src, inner.bits, facts) and rhs.value < (1 << inner.bits):
+        # Only when this compare is the swap's one reader: then the swap dies.
+        # Otherwise both the raw and the swapped value stay live, which costs
+        # a register (and, under pressure, spills) to save nothing.
+        if isinstance(inner, ByteSwap) and facts.uses[lhs] == 1 and self._fits(inner.src, inner.bits, facts) and rhs.value < (1 << inner.bits):
             return cmp, inner.src, Imm(_bswap_const(rhs.value, inner.bits))
         return None
 

@@ -27,12 +27,20 @@ class SimplifyCFG:
     name = "simplify-cfg"
 
     def run(self, fn: Function) -> bool:
-        changed = self._prune(fn)
-        changed |= self._fold_branches(fn)
-        changed |= self._thread(fn)
-        changed |= self._merge(fn)
-        changed |= self._prune(fn)
-        return changed
+        # To a fixed point: one step enables another (threading makes both
+        # edges of a branch equal, pruning leaves a block a single
+        # predecessor to merge with), and a pass run on its own output must
+        # find nothing left to do.
+        changed = False
+        while True:
+            step = self._prune(fn)
+            step |= self._fold_branches(fn)
+            step |= self._thread(fn)
+            step |= self._prune(fn)
+            step |= self._merge(fn)
+            if not step:
+                return changed
+            changed = True
 
     @staticmethod
     def _prune(fn: Function) -> bool:

@@ -1,0 +1,788 @@
+"""The IR as text: round trips, parse errors, the checker, and every pass as text in, text out."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from dissectors import backend, semantics
+from pyfd import Dissector
+from pyfd.cli import find_dissectors
+from pyfd.compiler.diagnostics import CompileError, PacketAccessError
+from pyfd.compiler.ir.checker import IRCheckError, check_function
+from pyfd.compiler.ir.nodes import Function
+from pyfd.compiler.ir.text import parse_function, parse_functions, print_function
+from pyfd.compiler.passes import (
+    ConstantFold, DeadCode, MergeChecks, Pass, Peephole, RedundantLoads, SimplifyCFG, pipeline,
+)
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def _every() -> list[Dissector]:
+    found: list[Dissector] = []
+    for path in sorted(SAMPLES.glob("*.py")):
+        found.extend(find_dissectors(path).values())
+    return [*found, *semantics.ALL, *backend.ALL]
+
+
+EVERY = _every()
+
+
+def func(body: str) -> str:
+    """A function `f` of file t.py around the blocks in `body`."""
+    return 'func f "t.py" {\n' + body.strip("\n") + "\n}\n"
+
+
+def text(fn: Function) -> str:
+    return print_function(fn, spans=False)
+
+
+# -- round trips -------------------------------------------------------------------
+
+
+def _functions(dissector: Dissector) -> dict[str, Function]:
+    return {"lowered": dissector.lower().function, "optimised": dissector.compile().compilation.ir}
+
+
+@pytest.mark.parametrize("spans", [True, False], ids=["spans", "no-spans"])
+@pytest.mark.parametrize("stage", ["lowered", "optimised"])
+@pytest.mark.parametrize("dissector", EVERY, ids=lambda d: d.name)
+def test_print_parse_print_is_identical(dissector: Dissector, stage: str, spans: bool) -> None:
+    printed = print_function(_functions(dissector)[stage], spans=spans)
+    parsed = parse_function(printed)
+    assert print_function(parsed, spans=spans) == printed
+    check_function(parsed)  # what the frontend and the passes produce is checked IR
+
+
+@pytest.mark.parametrize("dissector", EVERY, ids=lambda d: d.name)
+def test_parsed_spans_are_the_python_spans(dissector: Dissector) -> None:
+    fn = dissector.lower().function
+    parsed = parse_function(print_function(fn))
+    assert parsed.span == fn.span
+    for original, back in zip(fn.blocks, parsed.blocks, strict=True):
+        assert [i.span for i in back.insns] == [i.span for i in original.insns]
+        assert back.term.span == original.term.span
+
+
+def test_several_functions_parse_in_order() -> None:
+    two = func("entry:\n    ret 0") + 'func g "u.py" {\nentry:\n    ret 2\n}\n'
+    assert [(f.name, f.file) for f in parse_functions(two)] == [("f", "t.py"), ("g", "u.py")]
+
+
+def test_numbers() -> None:
+    fn = parse_function(func("entry:\n    %a = copy 08\n    %b = copy -0x10\n    %c = copy 0xffffffffffffffff\n    ret 0"))
+    assert text(fn) == func("entry:\n    %a = copy 8\n    %b = copy -16\n    %c = copy -1\n    ret 0")
+
+
+# -- parse errors: CompileErrors located in the IR text --------------------------------
+
+PARSE_ERRORS = [
+    # (name, text, line, column (1-based), part of the message)
+    ("missing-operand", func("entry:\n    %a = copy\n    ret 0"), 4, 5, "Unexpected token"),
+    ("missing-terminator", func("entry:\n    %a = copy 1"), 4, 1, "Unexpected token"),
+    ("unknown-operation", func("entry:\n    %a = frob %b, 1\n    ret 0"), 3, 10, "frob"),
+    ("bad-access-size", func("entry:\n    %a = packet.load u3 [14 + 0]\n    ret 0"), 3, 22, "u3"),
+    ("bad-extension-width", func("entry:\n    %a = zext12 %b\n    ret 0"), 3, 10, "zext12"),
+    ("bad-comparison", func("entry:\n    br lt %a, 1, x, y"), 3, 8, "lt"),
+    ("stray-character", func("entry:\n    %a = copy 1 $\n    ret 0"), 3, 17, "$"),
+    ("second-terminator", func("entry:\n    ret 0\n    ret 2"), 4, 9, "Unexpected token"),
+    ("empty", "", 1, 1, "Unexpected token"),
+]
+
+
+@pytest.mark.parametrize(("text_in", "line", "column", "fragment"), [c[1:] for c in PARSE_ERRORS], ids=[c[0] for c in PARSE_ERRORS])
+def test_parse_errors_name_a_place_in_the_text(text_in: str, line: int, column: int, fragment: str) -> None:
+    with pytest.raises(CompileError) as info:
+        parse_function(text_in, source_name="t.ir")
+    error = info.value
+    assert error.span is not None
+    assert (error.span.file, error.span.line, error.span.col + 1) == ("t.ir", line, column)
+    assert fragment in error.message
+    assert str(error).startswith(f"t.ir:{line}:{column}: invalid IR")
+
+
+def test_one_function_expected() -> None:
+    two = func("entry:\n    ret 0") + 'func g "u.py" {\nentry:\n    ret 2\n}\n'
+    with pytest.raises(CompileError, match="expected one function, found 2") as info:
+        parse_function(two, source_name="t.ir")
+    assert info.value.span is not None and (info.value.span.line, info.value.span.col) == (5, 0)
+
+
+# -- the checker -------------------------------------------------------------------------
+
+CHECKED = func("""
+entry:
+    %n = keys.load u16 +0
+    %b = copy %n
+    check.packet [%b + 20], ok, fail
+ok:
+    %x = packet.load u32 [%b + 16]
+    keys.store u32 +16, %x
+    %f = keys.load u32 +48
+    br eq %f, 0, more, done
+more:
+    check.packet [14 + 2], ok2, fail
+ok2:
+    %y = packet.load u16 [14 + 0]
+    keys.store u16 +12, %y
+    jump done
+done:
+    ret 0
+fail:
+    ret 2
+""")
+
+REFUSED = [
+    # (name, IR, error class, part of the message, line of the offending node)
+    ("load-without-check", func("""
+entry:
+    %n = keys.load u16 +0
+    %x = packet.load u8 [%n + 0]
+    ret 0
+"""), PacketAccessError, "not dominated by a bounds check", 4),
+    ("load-beyond-checked-size", func("""
+entry:
+    check.packet [14 + 20], ok, fail
+ok:
+    %x = packet.load u32 [14 + 17]
+    ret 0
+fail:
+    ret 2
+"""), PacketAccessError, "4 bytes at [14 + 17]", 5),
+    ("load-on-another-base", func("""
+entry:
+    check.packet [14 + 20], ok, fail
+ok:
+    %x = packet.load u8 [15 + 0]
+    ret 0
+fail:
+    ret 2
+"""), PacketAccessError, "not dominated", 5),
+    ("load-in-fail-branch", func("""
+entry:
+    check.packet [14 + 20], ok, fail
+ok:
+    ret 0
+fail:
+    %x = packet.load u8 [14 + 0]
+    ret 2
+"""), PacketAccessError, "not dominated", 7),
+    ("load-after-merge-with-unchecked-path", func("""
+entry:
+    %f = keys.load u32 +48
+    br eq %f, 0, checked, join
+checked:
+    check.packet [14 + 20], ok, fail
+ok:
+    jump join
+join:
+    %x = packet.load u8 [14 + 0]
+    ret 0
+fail:
+    ret 2
+"""), PacketAccessError, "not dominated", 10),
+    ("ok-and-fail-the-same-block", func("""
+entry:
+    check.packet [14 + 20], ok, ok
+ok:
+    %x = packet.load u8 [14 + 0]
+    ret 0
+"""), PacketAccessError, "not dominated", 5),
+    ("base-written-twice", func("""
+entry:
+    %b = keys.load u16 +0
+    %b = add %b, 1
+    check.packet [%b + 4], ok, fail
+ok:
+    %x = packet.load u8 [%b + 0]
+    ret 0
+fail:
+    ret 2
+"""), IRCheckError, "packet base %b must be written exactly once, not 2 times", 7),
+    ("base-rewritten-after-check", func("""
+entry:
+    %b = keys.load u16 +0
+    check.packet [%b + 4], ok, fail
+ok:
+    %b = copy 14
+    %x = packet.load u8 [%b + 0]
+    ret 0
+fail:
+    ret 2
+"""), IRCheckError, "written exactly once", 7),
+    ("undefined-register", func("""
+entry:
+    %x = add %y, 1
+    ret 0
+"""), IRCheckError, "register %y may be read before it is written", 3),
+    ("defined-on-one-path-only", func("""
+entry:
+    %f = keys.load u32 +48
+    br eq %f, 0, a, join
+a:
+    %y = copy 1
+    jump join
+join:
+    keys.store u8 +6, %y
+    ret 0
+"""), IRCheckError, "register %y may be read before it is written", 9),
+    ("read-by-terminator", func("""
+entry:
+    br eq %z, 0, a, a
+a:
+    ret 0
+"""), IRCheckError, "register %z", 3),
+    ("unknown-label", func("""
+entry:
+    jump nowhere
+"""), IRCheckError, "block entry jumps to unknown block nowhere", 3),
+    ("unknown-fail-label", func("""
+entry:
+    check.packet [14 + 1], ok, nowhere
+ok:
+    ret 0
+"""), IRCheckError, "unknown block nowhere", 3),
+    ("duplicate-label", func("""
+entry:
+    jump a
+a:
+    ret 0
+a:
+    ret 2
+"""), IRCheckError, "duplicate block labels", 1),
+    ("return-7", func("entry:\n    ret 7"), IRCheckError, "return value 7 is not a flow dissector return code", 3),
+    ("return-1", func("entry:\n    ret 1"), IRCheckError, "return value 1", 3),
+    ("keys-beyond-56-bytes", func("entry:\n    keys.store u32 +56, 0\n    ret 0"), IRCheckError, "flow keys access of 4 bytes at offset 56", 3),
+    ("keys-unaligned", func("entry:\n    %a = keys.load u32 +18\n    ret 0"), IRCheckError, "flow keys access", 3),
+]
+
+
+def test_checker_accepts_a_correct_program() -> None:
+    check_function(parse_function(CHECKED))
+
+
+@pytest.mark.parametrize(("ir", "error", "fragment", "line"), [c[1:] for c in REFUSED], ids=[c[0] for c in REFUSED])
+def test_checker_refuses(ir: str, error: type[CompileError], fragment: str, line: int) -> None:
+    with pytest.raises(error) as info:
+        check_function(parse_function(ir, source_name="t.ir"))
+    assert fragment in info.value.message
+    assert info.value.span is not None and info.value.span.line == line
+
+
+def test_unreachable_blocks_are_not_checked() -> None:
+    # Never executed, and dropped by the backend: an unchecked load there is harmless.
+    check_function(parse_function(func("entry:\n    ret 0\nlost:\n    %x = packet.load u8 [14 + 0]\n    ret 0")))
+
+
+# -- passes: text in, text out -----------------------------------------------------------------
+
+PASS_CASES = [
+    (
+        "simplify-cfg: fold, thread, merge, prune",
+        SimplifyCFG(),
+        """
+entry:
+    %f = keys.load u32 +48
+    br eq %f, 0, a, a
+a:
+    jump b
+b:
+    jump c
+c:
+    keys.store u8 +6, %f
+    br ne %f, 1, d, e
+d:
+    jump done
+e:
+    jump done
+done:
+    ret 0
+dead:
+    ret 2
+""",
+        """
+entry:
+    %f = keys.load u32 +48
+    keys.store u8 +6, %f
+    ret 0
+""",
+    ),
+    (
+        "simplify-cfg: a check keeps its ok block, its fail edge is threaded",
+        SimplifyCFG(),
+        """
+entry:
+    check.packet [14 + 4], ok, hop
+ok:
+    jump after
+after:
+    %x = packet.load u16 [14 + 2]
+    keys.store u16 +12, %x
+    jump hop2
+hop:
+    jump drop
+hop2:
+    jump fin
+fin:
+    ret 0
+drop:
+    ret 2
+""",
+        """
+entry:
+    check.packet [14 + 4], ok, drop
+ok:
+    %x = packet.load u16 [14 + 2]
+    keys.store u16 +12, %x
+    ret 0
+drop:
+    ret 2
+""",
+    ),
+    (
+        "constant-fold: operations, copies, stores, branches",
+        ConstantFold(),
+        """
+entry:
+    %a = copy 6
+    %b = copy %a
+    %c = mul %b, 7
+    %d = neg %c
+    %e = not 0
+    %s = sext8 200
+    %z = zext16 74565
+    %w = bswap16 4660
+    %q = setcond ult %c, 100
+    %x = keys.load u16 +12
+    %y = add %x, %b
+    keys.store u32 +16, %d
+    keys.store u8 +6, %s
+    keys.store u16 +12, %z
+    keys.store u16 +14, %w
+    keys.store u8 +7, %q
+    keys.store u32 +20, %e
+    keys.store u32 +48, %y
+    br ugt %c, 41, yes, no
+yes:
+    ret 0
+no:
+    ret 2
+""",
+        """
+entry:
+    %a = copy 6
+    %b = copy 6
+    %c = copy 42
+    %d = copy -42
+    %e = copy -1
+    %s = copy -56
+    %z = copy 9029
+    %w = copy 13330
+    %q = copy 1
+    %x = keys.load u16 +12
+    %y = add %x, 6
+    keys.store u32 +16, -42
+    keys.store u8 +6, -56
+    keys.store u16 +12, 9029
+    keys.store u16 +14, 13330
+    keys.store u8 +7, 1
+    keys.store u32 +20, -1
+    keys.store u32 +48, %y
+    jump yes
+yes:
+    ret 0
+no:
+    ret 2
+""",
+    ),
+    (
+        "constant-fold: a local written twice is not propagated; a constant base beyond 0xffff fails",
+        ConstantFold(),
+        """
+entry:
+    %v = copy 1
+    %f = keys.load u32 +48
+    br eq %f, 0, set, join
+set:
+    %v = copy 2
+    jump join
+join:
+    keys.store u8 +6, %v
+    %b = copy 65530
+    check.packet [%b + 8], ok, fail
+ok:
+    %x = packet.load u8 [%b + 0]
+    ret 0
+fail:
+    ret 2
+""",
+        """
+entry:
+    %v = copy 1
+    %f = keys.load u32 +48
+    br eq %f, 0, set, join
+set:
+    %v = copy 2
+    jump join
+join:
+    keys.store u8 +6, %v
+    %b = copy 65530
+    jump fail
+ok:
+    %x = packet.load u8 [65530 + 0]
+    ret 0
+fail:
+    ret 2
+""",
+    ),
+    (
+        "constant-fold: shifts fold with the count masked to 63",
+        ConstantFold(),
+        """
+entry:
+    %n = copy 70
+    %x = shl 1, %n
+    %y = lshr -1, %n
+    %z = ashr -128, %n
+    keys.store u32 +16, %x
+    keys.store u32 +20, %y
+    keys.store u32 +48, %z
+    ret 0
+""",
+        """
+entry:
+    %n = copy 70
+    %x = copy 64
+    %y = copy 288230376151711743
+    %z = copy -2
+    keys.store u32 +16, 64
+    keys.store u32 +20, 288230376151711743
+    keys.store u32 +48, -2
+    ret 0
+""",
+    ),
+    (
+        "redundant-loads: packet and keys values reused, stores respected",
+        RedundantLoads(),
+        """
+entry:
+    %n = keys.load u16 +0
+    %b = copy %n
+    check.packet [%b + 8], ok, fail
+ok:
+    %p1 = packet.load u16 [%b + 2]
+    %p2 = packet.load u16 [%b + 2]
+    %p3 = packet.load u8 [%b + 2]
+    %n2 = keys.load u16 +0
+    keys.store u16 +12, %p1
+    %s1 = keys.load u16 +12
+    keys.store u8 +13, 7
+    %s2 = keys.load u16 +12
+    %w = keys.load u32 +48
+    %wide = add %w, %p2
+    keys.store u16 +2, %wide
+    %t = keys.load u16 +2
+    %sum = add %p3, %n2
+    %sum2 = add %s1, %s2
+    %sum3 = add %sum, %sum2
+    keys.store u32 +16, %sum3
+    keys.store u16 +14, %t
+    br eq %w, 0, left, right
+left:
+    %l = keys.load u32 +48
+    keys.store u8 +6, %l
+    jump join
+right:
+    keys.store u32 +48, 5
+    jump join
+join:
+    %j = keys.load u32 +48
+    %k = keys.load u16 +0
+    keys.store u8 +7, %j
+    keys.store u8 +8, %k
+    ret 0
+fail:
+    ret 2
+""",
+        """
+entry:
+    %n = keys.load u16 +0
+    %b = copy %n
+    check.packet [%b + 8], ok, fail
+ok:
+    %p1 = packet.load u16 [%b + 2]
+    %p2 = copy %p1
+    %p3 = packet.load u8 [%b + 2]
+    %n2 = copy %n
+    keys.store u16 +12, %p1
+    %s1 = copy %p1
+    keys.store u8 +13, 7
+    %s2 = keys.load u16 +12
+    %w = keys.load u32 +48
+    %wide = add %w, %p2
+    keys.store u16 +2, %wide
+    %t = zext16 %wide
+    %sum = add %p3, %n2
+    %sum2 = add %s1, %s2
+    %sum3 = add %sum, %sum2
+    keys.store u32 +16, %sum3
+    keys.store u16 +14, %t
+    br eq %w, 0, left, right
+left:
+    %l = copy %w
+    keys.store u8 +6, %l
+    jump join
+right:
+    keys.store u32 +48, 5
+    jump join
+join:
+    %j = keys.load u32 +48
+    %k = copy %n
+    keys.store u8 +7, %j
+    keys.store u8 +8, %k
+    ret 0
+fail:
+    ret 2
+""",
+    ),
+    (
+        "peephole: swaps cancel, masks and extensions vanish, powers of two shift",
+        Peephole(),
+        """
+entry:
+    %raw = keys.load u16 +12
+    %h = bswap16 %raw
+    %back = bswap16 %h
+    keys.store u16 +14, %back
+    %wide = keys.load u32 +48
+    %h2 = bswap16 %wide
+    %back2 = bswap16 %h2
+    keys.store u16 +12, %back2
+    %b = keys.load u8 +9
+    %z = zext16 %b
+    %m = mul %b, 8
+    %m2 = mul 16, %b
+    %k = and %raw, 65535
+    %k2 = and %raw, 255
+    %a0 = add %m, 0
+    %x = add %m2, %k
+    %y = add %x, %a0
+    %y2 = add %y, %z
+    %y3 = add %y2, %k2
+    %e = zext32 %y3
+    keys.store u16 +2, %e
+    ret 0
+""",
+        """
+entry:
+    %raw = keys.load u16 +12
+    %h = bswap16 %raw
+    %back = copy %raw
+    keys.store u16 +14, %back
+    %wide = keys.load u32 +48
+    %h2 = bswap16 %wide
+    %back2 = zext16 %wide
+    keys.store u16 +12, %wide
+    %b = keys.load u8 +9
+    %z = copy %b
+    %m = shl %b, 3
+    %m2 = shl %b, 4
+    %k = copy %raw
+    %k2 = and %raw, 255
+    %a0 = copy %m
+    %x = add %m2, %k
+    %y = add %x, %a0
+    %y2 = add %y, %z
+    %y3 = add %y2, %k2
+    %e = copy %y3
+    keys.store u16 +2, %y3
+    ret 0
+""",
+    ),
+    (
+        "peephole: a compare on a swapped value compares the raw value, if it is the swap's only reader",
+        Peephole(),
+        """
+entry:
+    %np = keys.load u16 +10
+    %nph = bswap16 %np
+    %c = setcond eq %nph, 2048
+    keys.store u8 +6, %c
+    %two = bswap16 %np
+    keys.store u16 +4, %two
+    br ne %two, 34525, v6, other
+v6:
+    %one = bswap16 %np
+    br eq 34525, %one, yes, other
+yes:
+    ret 0
+other:
+    ret 2
+""",
+        """
+entry:
+    %np = keys.load u16 +10
+    %nph = bswap16 %np
+    %c = setcond eq %np, 8
+    keys.store u8 +6, %c
+    %two = bswap16 %np
+    keys.store u16 +4, %two
+    br ne %two, 34525, v6, other
+v6:
+    %one = bswap16 %np
+    br eq %np, 56710, yes, other
+yes:
+    ret 0
+other:
+    ret 2
+""",
+    ),
+    (
+        "merge-checks: a dominated check of no more bytes on the same base goes",
+        MergeChecks(),
+        """
+entry:
+    %n = keys.load u16 +0
+    %b = copy %n
+    check.packet [%b + 20], ok1, drop
+ok1:
+    %x = packet.load u8 [%b + 0]
+    check.packet [%b + 4], ok2, drop
+ok2:
+    %y = packet.load u32 [%b + 0]
+    check.packet [%b + 24], ok3, drop
+ok3:
+    %z = packet.load u32 [%b + 20]
+    check.packet [14 + 4], ok4, drop
+ok4:
+    %w = packet.load u16 [14 + 2]
+    keys.store u8 +9, %x
+    keys.store u32 +16, %y
+    keys.store u32 +20, %z
+    keys.store u16 +12, %w
+    ret 0
+drop:
+    ret 2
+""",
+        """
+entry:
+    %n = keys.load u16 +0
+    %b = copy %n
+    check.packet [%b + 20], ok1, drop
+ok1:
+    %x = packet.load u8 [%b + 0]
+    jump ok2
+ok2:
+    %y = packet.load u32 [%b + 0]
+    check.packet [%b + 24], ok3, drop
+ok3:
+    %z = packet.load u32 [%b + 20]
+    check.packet [14 + 4], ok4, drop
+ok4:
+    %w = packet.load u16 [14 + 2]
+    keys.store u8 +9, %x
+    keys.store u32 +16, %y
+    keys.store u32 +20, %z
+    keys.store u16 +12, %w
+    ret 0
+drop:
+    ret 2
+""",
+    ),
+    (
+        "merge-checks: a check on the fail path or on a merge is kept",
+        MergeChecks(),
+        """
+entry:
+    check.packet [14 + 20], ok, retry
+ok:
+    %f = keys.load u32 +48
+    br eq %f, 0, join, join2
+join2:
+    jump join
+retry:
+    check.packet [14 + 4], join, drop
+join:
+    check.packet [14 + 4], ok2, drop
+ok2:
+    %x = packet.load u8 [14 + 0]
+    keys.store u8 +9, %x
+    ret 0
+drop:
+    ret 2
+""",
+        None,
+    ),
+    (
+        "dead-code: unread results go, keys stores stay",
+        DeadCode(),
+        """
+entry:
+    %a = keys.load u16 +0
+    %b = add %a, 1
+    %c = mul %b, 2
+    %d = keys.load u32 +48
+    %e = copy %d
+    keys.store u32 +16, %e
+    check.packet [14 + 1], ok, drop
+ok:
+    %unused = packet.load u8 [14 + 0]
+    br eq %d, 0, x, drop
+x:
+    %f = copy 5
+    ret 0
+drop:
+    ret 2
+""",
+        """
+entry:
+    %d = keys.load u32 +48
+    %e = copy %d
+    keys.store u32 +16, %e
+    check.packet [14 + 1], ok, drop
+ok:
+    br eq %d, 0, x, drop
+x:
+    ret 0
+drop:
+    ret 2
+""",
+    ),
+]
+
+
+@pytest.mark.parametrize(("pass_", "before", "after"), [c[1:] for c in PASS_CASES], ids=[c[0] for c in PASS_CASES])
+def test_pass(pass_: Pass, before: str, after: str | None) -> None:
+    fn = parse_function(func(before))
+    check_function(fn)
+    changed = pass_.run(fn)
+    expected = func(before) if after is None else func(after)
+    assert text(fn) == expected
+    assert changed is (after is not None)
+    check_function(fn)  # a pass keeps the IR checked
+    # Idempotent: nothing left to do on its own output, parsed again or not.
+    assert pass_.run(fn) is False
+    assert pass_.run(parse_function(text(fn))) is False
+    assert text(fn) == expected
+
+
+ALL_PASSES = [SimplifyCFG, ConstantFold, RedundantLoads, Peephole, MergeChecks, DeadCode]
+
+
+@pytest.mark.parametrize("dissector", EVERY, ids=lambda d: d.name)
+def test_every_pass_is_idempotent_on_real_ir(dissector: Dissector) -> None:
+    fn = copy.deepcopy(dissector.lower().function)
+    for _ in range(3):  # the pipeline's rounds, each pass seeing the others' output
+        for make in ALL_PASSES:
+            pass_ = make()
+            pass_.run(fn)
+            check_function(fn)
+            assert pass_.run(fn) is False, f"{pass_.name} changed its own output:\n{text(fn)}"
+
+
+def test_pipelines() -> None:
+    assert [p.name for p in pipeline(0)] == ["simplify-cfg"]
+    assert [p.name for p in pipeline(2)] == ["simplify-cfg", "constant-fold", "redundant-loads", "peephole", "merge-checks", "dead-code"]
