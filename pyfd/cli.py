@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -222,6 +223,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.status
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug in pyfd: say so in one paragraph, the traceback on request
+        if os.environ.get("PYFD_TRACEBACK"):
+            raise
+        print(
+            f"pyfd: internal error: {type(exc).__name__}: {exc}\n"
+            "  this is a bug in pyfd, not in your dissector; set PYFD_TRACEBACK=1 to see where it happened",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -75,6 +75,10 @@ class Dissector:
 
 def dissector(fn: Callable[[Packet, BpfFlowKeys], int]) -> Dissector:
     """Mark a function `(pkt: Packet, keys: BpfFlowKeys) -> int` as a flow dissector."""
+    if isinstance(fn, Dissector):
+        raise TypeError(f"@dissector is applied twice to {fn.name}")
+    if not callable(fn) or not hasattr(fn, "__code__"):
+        raise TypeError(f"@dissector applies to a function, not {type(fn).__name__}")
     return Dissector(fn)
 
 

@@ -399,3 +399,19 @@ def test_no_input_gives_a_traceback(sample_name: str, mutations: list[tuple], tm
     assert "Traceback" not in err, report
     if status == EXIT_ERROR:
         assert err.startswith((f"{path}:", "pyfd: error:")), report
+
+
+def test_an_internal_error_is_reported_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyfd.compiler.backends.native as native
+
+    def broken(fn: object) -> object:
+        raise RuntimeError("simulated backend bug")
+
+    monkeypatch.setattr(native, "compile_native", broken)
+    monkeypatch.setattr("pyfd.compiler.driver.compile_native", broken)
+    monkeypatch.delenv("PYFD_TRACEBACK", raising=False)
+    src = tmp_path / "ok.py"
+    src.write_text("from pyfd import *\n\n@dissector\ndef ok(pkt: Packet, keys: BpfFlowKeys) -> int:\n    return BPF_OK\n")
+    assert main(["compile", str(src)]) == 1
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: simulated backend bug" in err and "Traceback" not in err
