@@ -245,7 +245,8 @@ class _Selector:
             self.emit(_alu64(AluOp.ADD, end, term.base.value + term.size, imm=True, span=span))
         else:
             base = self.reg(term.base)  # type: ignore[arg-type]
-            if self.facts.bits(term.base) > 15 or (1 << self.facts.bits(term.base)) - 1 > MAX_PACKET_OFF - term.size:
+            bits = self.verifier_bits(term.base)
+            if bits > 15 or (1 << bits) - 1 > MAX_PACKET_OFF - term.size:
                 # Without this clamp `data + off` teaches the verifier nothing and
                 # the read fails with "invalid access to packet ... r=0".
                 self.emit(MInsn(Class.JMP | JmpOp.JGT | Source.K, base, 0, 0, MAX_PACKET_OFF - term.size, target=fail, span=span))
@@ -256,6 +257,41 @@ class _Selector:
             self.emit(_alu64(AluOp.ADD, end, term.size, imm=True, span=span))
         # Unsigned 64-bit `ptr + size > data_end`: the fall-through is in bounds.
         self.emit(MInsn(Class.JMP | JmpOp.JGT | Source.X, end, self.data_end, target=fail, span=span))
+
+    def verifier_bits(self, op: Operand, depth: int = 0) -> int:
+        """An upper bound on the bits of `op` that the verifier proves too (64 if it cannot).
+
+        `Facts.bits` bounds the value; this bounds what the verifier's range
+        tracking (kernel/bpf/verifier.c, adjust_scalar_min_max_vals) learns
+        from the instructions selected here. It learns nothing from a byte
+        swap, a division or a modulo, so a base computed by one needs the
+        clamp even when its value cannot exceed it: without it, `data + base`
+        is refused ("math between pkt pointer and register with unbounded
+        min value").
+        """
+        if isinstance(op, Imm):
+            return max(op.value.bit_length(), 1)
+        insn = self.facts.single(op)
+        if insn is None or depth > 32:
+            return 64
+        match insn:
+            case LoadKeys(size=size) | LoadPacket(size=size):
+                return size * 8  # a narrow load zero-extends
+            case Extend(signed=False, bits=bits):
+                return bits  # an `and` with a mask, or a zero-extending mov32
+            case Copy(src=src):
+                return self.verifier_bits(src, depth + 1)
+            case Binary(op=BinaryOp.AND, lhs=a, rhs=b):
+                return min(self.verifier_bits(a, depth + 1), self.verifier_bits(b, depth + 1))
+            case Binary(op=BinaryOp.OR | BinaryOp.XOR, lhs=a, rhs=b):
+                return max(self.verifier_bits(a, depth + 1), self.verifier_bits(b, depth + 1))
+            case Binary(op=BinaryOp.ADD, lhs=a, rhs=b):
+                return min(max(self.verifier_bits(a, depth + 1), self.verifier_bits(b, depth + 1)) + 1, 64)
+            case Binary(op=BinaryOp.LSHR, lhs=a, rhs=Imm(value=k)):
+                return max(self.verifier_bits(a, depth + 1) - (k & 63), 1)
+            case Binary(op=BinaryOp.SHL, lhs=a, rhs=Imm(value=k)):
+                return min(self.verifier_bits(a, depth + 1) + (k & 63), 64)
+        return 64
 
     def branch(self, cmp: Cmp, lhs: Operand, rhs: Operand, target: str, span: object) -> None:
         if isinstance(lhs, Imm):
