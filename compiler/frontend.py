@@ -27,7 +27,7 @@ from .diagnostics import (
 from .ir.nodes import (
     Binary, BinaryOp, Block, Branch, ByteSwap, CheckPacket, Cmp, Copy, Extend, Function, Imm,
     Instruction, Jump, LoadKeys, LoadPacket, Operand, Reg, Return, SetCond, StoreKeys, Terminator,
-    Unary, UnaryOp, evaluate_binary,
+    Unary, UnaryOp, compare_exact, evaluate_binary,
 )
 from .source import FunctionSource, function_source
 from .typesys import BOOL, FROM_PYFD, I64, LITERAL, U64, IntTy, arithmetic_result, unsigned_for_bits
@@ -866,20 +866,9 @@ def _static_cmp(cmp: Cmp, a: int, b: int) -> bool:
     semantics (see `_fold`): reading them as 64-bit patterns would make
     `0xFFFFFFFFFFFFFFFF > -1` or `(1 << 64) > 5` false in the kernel only.
     """
-    match cmp:
-        case Cmp.EQ:
-            return a == b
-        case Cmp.NE:
-            return a != b
-        case Cmp.UGT | Cmp.SGT:
-            return a > b
-        case Cmp.UGE | Cmp.SGE:
-            return a >= b
-        case Cmp.ULT | Cmp.SLT:
-            return a < b
-        case Cmp.ULE | Cmp.SLE:
-            return a <= b
-    raise InternalCompilerError(f"no static comparison for {cmp}", None)
+    if cmp is Cmp.SET:
+        raise InternalCompilerError(f"no static comparison for {cmp}", None)
+    return compare_exact(cmp, a, b)
 
 
 def _as_load(target: ast.expr) -> ast.expr:

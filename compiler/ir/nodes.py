@@ -93,11 +93,8 @@ def to_s64(value: int) -> int:
     return value - (1 << 64) if value >> 63 else value
 
 
-def evaluate_cmp(cmp: Cmp, lhs: int, rhs: int) -> bool:
-    """The result of `cmp` on two 64-bit values, as the BPF jump would decide."""
-    a, b = to_u64(lhs), to_u64(rhs)
-    if cmp.signed:
-        a, b = to_s64(a), to_s64(b)
+def compare_exact(cmp: Cmp, a: int, b: int) -> bool:
+    """`a cmp b` on the integers as given (`set` tests `a & b`); orderings ignore signedness."""
     match cmp:
         case Cmp.EQ:
             return a == b
@@ -114,6 +111,14 @@ def evaluate_cmp(cmp: Cmp, lhs: int, rhs: int) -> bool:
         case Cmp.SET:
             return (a & b) != 0
     raise ValueError(cmp)
+
+
+def evaluate_cmp(cmp: Cmp, lhs: int, rhs: int) -> bool:
+    """The result of `cmp` on two 64-bit values, as the BPF jump would decide."""
+    a, b = to_u64(lhs), to_u64(rhs)
+    if cmp.signed:
+        a, b = to_s64(a), to_s64(b)
+    return compare_exact(cmp, a, b)
 
 
 def evaluate_binary(op: BinaryOp, lhs: int, rhs: int) -> int:
