@@ -1,4 +1,4 @@
-"""The `pyfd` command: compile dissectors, run them on packets.
+"""The `pyfd` command: compile dissectors, run them on packets, attach them to network namespaces.
 
 Exit status: 0 on success, 1 when the input is wrong (a compile error, a file
 that cannot be read, a program the kernel refuses), 2 for bad command-line
@@ -15,10 +15,13 @@ import sys
 import traceback
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from .compiler.diagnostics import Span
 from .dissector import Dissector
+
+if TYPE_CHECKING:
+    from .runtime import AttachmentInfo
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NO_KERNEL = 0, 1, 2, 3
 
@@ -179,6 +182,150 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if disagreements == 0 else EXIT_ERROR
 
 
+# --- attach, detach, show ----------------------------------------------------------
+
+
+def _attach_errors(exc: Exception) -> UserError:
+    """Turn an attach/detach/show failure into one message with its exit status."""
+    from .runtime import BpffsError, BpfError, MissingPrivilegeError
+    from .runtime.attach import AttachError
+
+    if isinstance(exc, (MissingPrivilegeError, BpffsError)):
+        return UserError(str(exc), EXIT_NO_KERNEL)
+    if isinstance(exc, (AttachError, BpfError)):
+        return UserError(str(exc))
+    raise exc
+
+
+def _load_for_attach(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """Load the dissector to attach: compile a .py, or read a compiled .o."""
+    from .runtime import BpfError, MissingPrivilegeError, VerifierError, check_bpf_available
+
+    path = Path(args.file)
+    if path.suffix != ".o":
+        return _load(_compile(pick(path, args.function), args.backend, args.opt_level))
+    from .program import load
+    from .runtime.elf import ObjectFileError
+
+    reason = check_bpf_available()
+    if reason is not None:
+        raise UserError(f"cannot load BPF programs here: {reason}", EXIT_NO_KERNEL)
+    try:
+        return load(path, args.function)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except ObjectFileError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        if isinstance(exc, BpfError):
+            if isinstance(exc, MissingPrivilegeError):
+                raise UserError(str(exc), EXIT_NO_KERNEL) from None
+            if isinstance(exc, VerifierError):
+                raise UserError(f"the kernel verifier refused {path}:\n{exc}") from None
+            raise UserError(f"loading {path} failed: {exc}") from None
+        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    """`pyfd attach`: load a dissector and attach it to a network namespace, pinned in bpffs."""
+    from .runtime import attach
+    from .runtime.attach import check_target
+
+    try:
+        check_target(args.netns, force=args.force)  # before compiling: a wrong target fails fast
+    except Exception as exc:
+        raise _attach_errors(exc) from None
+    with _load_for_attach(args) as loaded:
+        try:
+            attachment = attach(loaded, args.netns, force=args.force)
+        except Exception as exc:
+            raise _attach_errors(exc) from None
+        attachment.close()  # the pin keeps it attached
+    ns = attachment.netns
+    how = f"link {attachment.link_id}" if attachment.link_id is not None else "BPF_PROG_ATTACH (no link)"
+    where = f", pinned at {attachment.pin_path}" if attachment.pin_path else ""
+    print(f"attached {attachment.prog_name} (program {attachment.prog_id}) to {ns.label} through {how}{where}")
+    print(f"it stays attached after pyfd exits; remove it with `pyfd detach{ns.netns_option()}`")
+    return EXIT_OK
+
+
+def cmd_detach(args: argparse.Namespace) -> int:
+    """`pyfd detach`: detach the flow dissector of a network namespace and remove pyfd's pin."""
+    from .runtime import detach, resolve_netns
+
+    try:
+        ns = resolve_netns(args.netns)
+        gone = detach(args.netns)
+    except Exception as exc:
+        raise _attach_errors(exc) from None
+    for info in gone:
+        how = f"link {info.link_id}" if info.link_id is not None else "a legacy attachment"
+        unpinned = f", unpinned {info.pin_path}" if info.pin_path else ""
+        print(f"detached {info.prog_name} (program {info.prog_id}, {how}) from {ns.label}{unpinned}")
+    return EXIT_OK
+
+
+def _show_text(info: "AttachmentInfo", current_ino: int, stats_on: bool) -> str:
+    """One attachment of `pyfd show`, as text."""
+    if info.defunct:
+        where = "a network namespace that no longer exists (the link is defunct)"
+    else:
+        label = f"network namespace {info.netns_name!r}" if info.netns_name else "network namespace"
+        extra = [f"inode {info.netns_ino}"]
+        if info.netns_ino == current_ino:
+            extra.append("current")
+        if info.is_root:
+            extra.append("ROOT: overrides every other namespace")
+        where = f"{label} ({', '.join(extra)})"
+    lines = [f"{where}:"]
+    lines.append(f"  program {info.prog_id} {info.prog_name} (tag {info.prog_tag or '?'})")
+    if info.link_id is not None:
+        pinned = f", pinned at {info.pin_path}" if info.pin_path else " (not pinned by pyfd)"
+        lines.append(f"  link {info.link_id}{pinned}")
+    else:
+        lines.append("  attached with BPF_PROG_ATTACH (no link; stays until detached or the namespace goes)")
+    if info.pinned_at is not None:
+        lines.append(f"  attached since {info.pinned_at.astimezone():%Y-%m-%d %H:%M:%S %Z}")
+    elif info.loaded_at is not None:
+        lines.append(f"  program loaded {info.loaded_at.astimezone():%Y-%m-%d %H:%M:%S %Z}")
+    if info.run_cnt:
+        lines.append(f"  runs: {info.run_cnt} (average {info.run_time_ns // info.run_cnt} ns)")
+    elif stats_on:
+        lines.append("  runs: 0")
+    else:
+        lines.append("  runs: not counted (statistics are off; `sysctl -w kernel.bpf_stats_enabled=1` turns them on)")
+    if info.defunct and info.pin_path:
+        lines.append(f"  remove the stale pin with `rm -r {os.path.dirname(info.pin_path)}`")
+    return "\n".join(lines)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """`pyfd show`: what flow dissector is attached where."""
+    import json
+
+    from .runtime import query, query_all, resolve_netns
+    from .runtime.attach import stats_enabled
+
+    try:
+        current = resolve_netns(None).ino
+        if args.netns is not None:
+            ns = resolve_netns(args.netns)
+            found = query(args.netns)
+        else:
+            found = query_all()
+    except Exception as exc:
+        raise _attach_errors(exc) from None
+    if args.json:
+        print(json.dumps([info.to_json() for info in found], indent=2))
+        return EXIT_OK
+    if not found:
+        print(f"no flow dissector is attached to {ns.label}" if args.netns is not None else "no flow dissector is attached in any network namespace pyfd can see")
+        return EXIT_OK
+    stats_on = stats_enabled()
+    print("\n".join(_show_text(info, current, stats_on) for info in found))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `pyfd` command."""
     parser = argparse.ArgumentParser(
@@ -208,6 +355,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pcap", metavar="FILE", help="run on the Ethernet frames of a pcap file (default: built-in demo frames)")
     p.add_argument("--flags", type=lambda s: int(s, 0), default=0, metavar="N", help="BPF_FLOW_DISSECTOR_F_* flags to pass (default: 0)")
     p.set_defaults(handler=cmd_run)
+
+    netns_help = "network namespace: a name from `ip netns list` or a path such as /proc/PID/ns/net (default: the current one)"
+    p = sub.add_parser(
+        "attach",
+        help="attach a dissector to a network namespace",
+        description=(
+            "Load a dissector (compiling FILE.py, or reading a compiled FILE.o) and attach it to a network "
+            "namespace with a BPF link pinned under /sys/fs/bpf/pyfd/, so that it stays attached after pyfd "
+            "exits. The root network namespace is refused without --force: a flow dissector there overrides "
+            "every other namespace on the machine."
+        ),
+    )
+    p.add_argument("file", metavar="DISSECTOR.py|OBJECT.o", help="Python file with @dissector functions, or an object file from `pyfd compile`")
+    p.add_argument("--function", "-f", metavar="NAME", help="the dissector (or object-file program) to use when there are several")
+    p.add_argument("--netns", metavar="NAME|PATH", help=netns_help)
+    p.add_argument("--force", action="store_true", help="allow the root network namespace (it overrides every other namespace)")
+    p.add_argument("--backend", choices=["native"], default="native", help="code generator for a .py file (default: native)")
+    p.add_argument("-O", dest="opt_level", type=int, choices=[0, 1, 2], default=2, metavar="LEVEL", help="optimisation level for a .py file (default: 2)")
+    p.set_defaults(handler=cmd_attach)
+
+    p = sub.add_parser(
+        "detach",
+        help="detach the dissector of a network namespace",
+        description="Detach the flow dissector of a network namespace (pyfd's or another tool's) and remove pyfd's pin.",
+    )
+    p.add_argument("--netns", metavar="NAME|PATH", help=netns_help)
+    p.set_defaults(handler=cmd_detach)
+
+    p = sub.add_parser(
+        "show",
+        help="show which dissector is attached where",
+        description=(
+            "Show the flow dissectors attached to network namespaces: program id and name, link and pin, since "
+            "when, and run counts when BPF statistics are on. Without --netns: every namespace pyfd can see "
+            "(all links, and legacy attachments in the current, root and `ip netns` namespaces)."
+        ),
+    )
+    p.add_argument("--netns", metavar="NAME|PATH", help="only this network namespace: a name from `ip netns list` or a path such as /proc/PID/ns/net")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=cmd_show)
     return parser
 
 

@@ -1,5 +1,23 @@
 """pyfd.runtime: load flow dissectors and run them in the kernel; takes bytes, not the compiler."""
 
+from .attach import (
+    AlreadyAttachedError,
+    AttachError,
+    Attachment,
+    AttachmentInfo,
+    BpffsError,
+    NamespaceNotFoundError,
+    Netns,
+    NotAttachedError,
+    RootNamespaceError,
+    attach,
+    attached,
+    check_target,
+    detach,
+    query,
+    query_all,
+    resolve_netns,
+)
 from .bpf import (
     AttachType,
     Cmd,
@@ -32,7 +50,23 @@ from .program import (
 )
 
 __all__ = [
+    "AlreadyAttachedError",
+    "AttachError",
     "AttachType",
+    "Attachment",
+    "AttachmentInfo",
+    "BpffsError",
+    "NamespaceNotFoundError",
+    "Netns",
+    "NotAttachedError",
+    "RootNamespaceError",
+    "attach",
+    "attached",
+    "check_target",
+    "detach",
+    "query",
+    "query_all",
+    "resolve_netns",
     "BpfError",
     "BpfRetCode",
     "BtfError",

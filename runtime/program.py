@@ -8,7 +8,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from . import bpf
 from .errors import BpfError, MissingPrivilegeError, SourceLocator, VerifierError
@@ -35,6 +35,9 @@ def valid_prog_name(name: str) -> str:
     name = name[:PROG_NAME_MAX]
     bpf.check_object_name(name)
     return name
+
+if TYPE_CHECKING:
+    from .attach import Attachment
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,12 @@ class LoadedProgram:
                 command=bpf.Cmd.BPF_PROG_TEST_RUN.name,
             )
         return result
+
+    def attached(self, netns: str | None = None, *, pin: bool = False, force: bool = False, method: str = "auto") -> "Attachment":
+        """`with loaded.attached(netns="NAME"): ...`: attach for a block, detach on exit (also on error)."""
+        from .attach import attached  # attaching lives in attach.py, which imports this module
+
+        return attached(self, netns, pin=pin, force=force, method=method)
 
     def pin(self, path: str) -> None:
         """Pin the program in bpffs so it outlives this process."""

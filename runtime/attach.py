@@ -1,0 +1,982 @@
+"""Attaching a loaded flow dissector to a network namespace, detaching it, and asking what is attached.
+
+A flow dissector hook belongs to a network namespace (kernel/bpf/net_namespace.c)
+and holds at most one program. pyfd attaches with BPF_LINK_CREATE on the
+namespace's fd (works from outside the namespace), and pins the link in bpffs
+under one directory per namespace, ``/sys/fs/bpf/pyfd/netns-<inode>/link``, so
+that the attachment outlives the process that made it. Where the kernel has
+no netns links (before Linux 5.8) it falls back to the legacy BPF_PROG_ATTACH,
+which binds to the caller's own namespace: pyfd enters the target namespace
+in a helper thread for that (setns(2) moves only the calling thread).
+
+A program attached in the root (init) namespace overrides every other
+namespace on the machine (net/core/flow_dissector.c runs init_net's program
+first), so attaching there is refused unless asked for with ``force``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from types import TracebackType
+from typing import Any, Final, TypeVar
+
+from . import bpf
+from .caps import FLOW_DISSECTOR_CAPABILITIES, Capability, missing_capabilities
+from .errors import BpfError, MissingPrivilegeError
+from .program import LoadedProgram
+
+FLOW_DISSECTOR: Final = bpf.AttachType.BPF_FLOW_DISSECTOR
+
+# `ip netns add NAME` bind-mounts the namespace at /run/netns/NAME (iproute2 ip/ipnetns.c).
+NETNS_RUN_DIR: Final = "/run/netns"
+# The calling thread's namespace (/proc/self is the thread group leader's).
+CURRENT_NETNS: Final = "/proc/thread-self/ns/net"
+BPFFS_MOUNT: Final = "/sys/fs/bpf"
+PIN_ROOT: Final = f"{BPFFS_MOUNT}/pyfd"
+PIN_NAME: Final = "link"
+MOUNT_BPFFS_COMMAND: Final = f"mount -t bpf bpf {BPFFS_MOUNT}"
+
+# include/uapi/linux/sched.h
+CLONE_NEWNET: Final = 0x40000000
+# include/uapi/linux/nsfs.h: NS_GET_NSTYPE = _IO(0xb7, 0x3), returns the CLONE_NEW* type.
+NS_GET_NSTYPE: Final = 0xB703
+# include/uapi/linux/nsfs.h (Linux 6.18): the initial namespaces have fixed
+# inode numbers; dynamically allocated ones start at 0xF0000000
+# (PROC_DYNAMIC_FIRST), so this number never names any other namespace.
+NET_NS_INIT_INO: Final = 0xEFFFFFF9
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.setns.restype = ctypes.c_int
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+_libc.mount.restype = ctypes.c_int
+
+_T = TypeVar("_T")
+
+
+# --- errors ------------------------------------------------------------------------
+
+
+class AttachError(BpfError):
+    """Attaching, detaching or querying a flow dissector failed; the message says what to do."""
+
+
+class NamespaceNotFoundError(AttachError, FileNotFoundError):
+    """The network namespace named by the user does not exist (or the path is not one)."""
+
+
+class AlreadyAttachedError(AttachError, FileExistsError):
+    """The namespace already has a flow dissector, or the root namespace's overrides it."""
+
+    def __init__(
+        self, code: int, message: str, *, command: str = "", existing: tuple[AttachmentInfo, ...] = ()
+    ) -> None:
+        super().__init__(code, message, command=command)
+        self.existing = existing
+
+
+class NotAttachedError(AttachError):
+    """Nothing is attached where a detach was asked for."""
+
+
+class RootNamespaceError(AttachError):
+    """Attaching in the root network namespace was refused (it overrides all others)."""
+
+
+class BpffsError(AttachError):
+    """No bpffs is mounted where pyfd pins its links."""
+
+
+# --- network namespaces ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Netns:
+    """A network namespace: the path it was opened by, its identity, and how to call it."""
+
+    path: str
+    dev: int
+    ino: int
+    name: str | None = None  # its `ip netns` name, when it has one
+
+    @property
+    def label(self) -> str:
+        """How messages name the namespace."""
+        if self.path == CURRENT_NETNS:
+            return f"the current network namespace (inode {self.ino})"
+        if self.name is not None:
+            return f"network namespace {self.name!r} (inode {self.ino})"
+        return f"network namespace {self.path} (inode {self.ino})"
+
+    @property
+    def option(self) -> str:
+        """The `--netns` argument that names this namespace again ('' for the current one)."""
+        if self.path == CURRENT_NETNS:
+            return ""
+        return self.name if self.name is not None else self.path
+
+    def netns_option(self) -> str:
+        """` --netns X` to repeat in a command line, or '' for the current namespace."""
+        return f" --netns {self.option}" if self.option else ""
+
+
+def netns_path(spec: str | None) -> str:
+    """Return the path to open for `--netns` NAME|PATH (None: the calling thread's namespace)."""
+    if spec is None:
+        return CURRENT_NETNS
+    if "/" in spec:
+        return spec
+    if spec in ("", ".", ".."):
+        raise NamespaceNotFoundError(
+            errno.EINVAL, f"{spec!r} is not a network namespace name; give a name from `ip netns list` or a path"
+        )
+    return os.path.join(NETNS_RUN_DIR, spec)
+
+
+def _not_found(spec: str | None, path: str) -> NamespaceNotFoundError:
+    if spec is not None and "/" not in spec:
+        return NamespaceNotFoundError(
+            errno.ENOENT,
+            f"network namespace {spec!r} not found: there is no {path}; list namespaces with "
+            f"`ip netns list`, create one with `ip netns add {spec}`, or pass a path such as "
+            "/proc/PID/ns/net",
+        )
+    return NamespaceNotFoundError(
+        errno.ENOENT,
+        f"network namespace not found: {path} does not exist (for a process, use /proc/PID/ns/net; "
+        "for a named namespace, its name from `ip netns list`)",
+    )
+
+
+def open_netns(spec: str | None = None) -> tuple[int, Netns]:
+    """Open a network namespace by name or path (None: the current one); return (fd, Netns)."""
+    path = netns_path(spec)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise _not_found(spec, path) from None
+    except PermissionError as exc:
+        raise MissingPrivilegeError(
+            exc.errno or errno.EACCES,
+            command="open",
+            missing=missing_capabilities((Capability.CAP_SYS_ADMIN,)),
+            needs=["CAP_SYS_ADMIN"],
+            action=f"opening the network namespace {path}",
+        ) from None
+    except OSError as exc:
+        raise NamespaceNotFoundError(
+            exc.errno or errno.EINVAL, f"cannot open network namespace {path}: {exc.strerror}"
+        ) from None
+    try:
+        try:
+            kind = fcntl.ioctl(fd, NS_GET_NSTYPE)
+        except OSError:
+            kind = -1
+        if kind != CLONE_NEWNET:
+            raise NamespaceNotFoundError(
+                errno.EINVAL,
+                f"{path} is not a network namespace (give a name from `ip netns list`, "
+                "/run/netns/NAME or /proc/PID/ns/net)",
+            )
+        st = os.fstat(fd)
+        name = spec if spec is not None and "/" not in spec else _name_of(st.st_ino)
+        return fd, Netns(path=path, dev=st.st_dev, ino=st.st_ino, name=name)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def resolve_netns(spec: str | None = None) -> Netns:
+    """Return the identity of a network namespace given by name or path (None: the current one)."""
+    fd, ns = open_netns(spec)
+    os.close(fd)
+    return ns
+
+
+def named_netns() -> dict[int, str]:
+    """Map the inode of every `ip netns` namespace to its name."""
+    found: dict[int, str] = {}
+    try:
+        names = sorted(os.listdir(NETNS_RUN_DIR))
+    except OSError:
+        return found
+    for name in names:
+        try:
+            found.setdefault(os.stat(os.path.join(NETNS_RUN_DIR, name)).st_ino, name)
+        except OSError:
+            continue
+    return found
+
+
+def _name_of(ino: int) -> str | None:
+    return named_netns().get(ino)
+
+
+def root_netns_path() -> str | None:
+    """Return a path to the root (init) network namespace that this process may open, or None."""
+    # PID 1's namespace defines "root". Where /proc/1/ns is closed to us (a
+    # PID 1 that is not dumpable), kthreadd's works: kernel threads all live
+    # in init_net.
+    candidates = ["/proc/1/ns/net"]
+    try:
+        with open("/proc/2/comm", encoding="ascii") as comm:
+            if comm.read().strip() == "kthreadd":
+                candidates.append("/proc/2/ns/net")
+    except OSError:
+        pass
+    for path in candidates:
+        try:
+            os.stat(path)
+        except OSError:
+            continue
+        return path
+    return None
+
+
+def is_root_netns(ns: Netns) -> bool | None:
+    """Tell whether ns is the root network namespace (None: this process cannot tell)."""
+    if ns.ino == NET_NS_INIT_INO:
+        return True
+    path = root_netns_path()
+    if path is None:
+        return None
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino) == (ns.dev, ns.ino)
+
+
+def run_in_netns(netns_fd: int, fn: Callable[[], _T]) -> _T:
+    """Run fn in a helper thread that has entered the network namespace netns_fd; return its result."""
+    expected = os.fstat(netns_fd).st_ino
+    outcome: list[Any] = []
+
+    def body() -> None:
+        try:
+            if _libc.setns(netns_fd, CLONE_NEWNET) != 0:
+                code = ctypes.get_errno()
+                if code == errno.EPERM:
+                    raise MissingPrivilegeError(
+                        code,
+                        command="setns",
+                        missing=missing_capabilities((Capability.CAP_SYS_ADMIN,)),
+                        needs=["CAP_SYS_ADMIN"],
+                        action="entering a network namespace",
+                    )
+                raise OSError(code, f"setns into network namespace inode {expected}: {os.strerror(code)}")
+            # Never act in the wrong namespace: check where this thread is now.
+            actual = os.stat(CURRENT_NETNS).st_ino
+            if actual != expected:
+                raise OSError(errno.EIO, f"setns left the thread in namespace {actual}, not {expected}")
+            outcome.append((True, fn()))
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome.append((False, exc))
+
+    # A fresh thread per call: it dies with its namespace, so no thread of
+    # this process is ever left behind in another namespace.
+    thread = threading.Thread(target=body, name=f"pyfd-netns-{expected}")
+    thread.start()
+    thread.join()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    result: _T = value
+    return result
+
+
+# --- bpffs -----------------------------------------------------------------------------
+
+
+def _mount_of(path: str) -> tuple[str, str] | None:
+    """Return (mount point, filesystem type) of the mount that holds path."""
+    path = os.path.realpath(path)
+    best: tuple[str, str] | None = None
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as mounts:
+            for line in mounts:
+                fields = line.split()
+                if len(fields) < 3:
+                    continue
+                point = fields[1].replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\")
+                inside = path == point or path.startswith(point.rstrip("/") + "/")
+                # The last matching line is the mount on top.
+                if inside and (best is None or len(point) >= len(best[0])):
+                    best = (point, fields[2])
+    except OSError:
+        return None
+    return best
+
+
+def is_bpffs(path: str) -> bool:
+    """Tell whether path lies inside a mounted bpffs."""
+    existing = path
+    while not os.path.exists(existing) and existing not in ("", "/"):
+        existing = os.path.dirname(existing)
+    found = _mount_of(existing or "/")
+    return found is not None and found[1] == "bpf"
+
+
+def ensure_bpffs(pin_root: str = PIN_ROOT, *, mount: bool = True) -> None:
+    """Make sure pin_root lies in a bpffs; mount one at /sys/fs/bpf when allowed, else explain how."""
+    if is_bpffs(pin_root):
+        return
+    standard = pin_root == BPFFS_MOUNT or pin_root.startswith(BPFFS_MOUNT + "/")
+    reason = ""
+    if mount and standard and os.path.isdir(BPFFS_MOUNT):
+        # What bpftool does before pinning (mount_bpffs_for_pin), and what
+        # systemd does at boot.
+        if _libc.mount(b"bpf", BPFFS_MOUNT.encode(), b"bpf", 0, None) == 0 and is_bpffs(pin_root):
+            return
+        code = ctypes.get_errno()
+        reason = f" (pyfd tried to mount it and got {errno.errorcode.get(code, code)}: {os.strerror(code)})"
+    where = BPFFS_MOUNT if standard else pin_root
+    how = MOUNT_BPFFS_COMMAND if standard else f"mount -t bpf bpf {where}"
+    raise BpffsError(
+        errno.ENOENT,
+        f"no BPF filesystem (bpffs) is mounted at {where}, so the link cannot be pinned to outlive "
+        f"this process{reason}; mount it as root with `{how}`",
+    )
+
+
+def pin_dir(ns: Netns, pin_root: str = PIN_ROOT) -> str:
+    """Return the bpffs directory where pyfd pins the link of a namespace."""
+    return os.path.join(pin_root, f"netns-{ns.ino}")
+
+
+def pin_path(ns: Netns, pin_root: str = PIN_ROOT) -> str:
+    """Return the bpffs path of the pinned link of a namespace."""
+    return os.path.join(pin_dir(ns, pin_root), PIN_NAME)
+
+
+def _unpin(path: str) -> None:
+    """Remove a pin and its per-namespace directory (if now empty); missing ones are fine."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    try:
+        os.rmdir(os.path.dirname(path))
+    except OSError:
+        pass
+
+
+def _pinned_links(pin_root: str) -> dict[int, str]:
+    """Map link id to pin path for every link pinned under pin_root."""
+    found: dict[int, str] = {}
+    try:
+        entries = sorted(os.listdir(pin_root))
+    except OSError:
+        return found
+    for entry in entries:
+        path = os.path.join(pin_root, entry, PIN_NAME)
+        try:
+            fd = bpf.obj_get(path)
+        except (BpfError, OSError):
+            continue
+        try:
+            found[bpf.link_get_info(fd).id] = path
+        except (BpfError, ValueError):
+            continue
+        finally:
+            os.close(fd)
+    return found
+
+
+# --- what is attached --------------------------------------------------------------
+
+
+class Method(str, Enum):
+    """How a program is attached: a bpf_link, or the legacy BPF_PROG_ATTACH."""
+
+    LINK = "link"
+    LEGACY = "legacy"
+
+
+def _boot_ns_to_datetime(boot_ns: int) -> datetime:
+    """Turn a CLOCK_BOOTTIME timestamp (bpf_prog_info.load_time) into wall-clock time."""
+    now_boot = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    return datetime.fromtimestamp(time.time() - (now_boot - boot_ns) / 1e9, tz=timezone.utc)
+
+
+def stats_enabled() -> bool:
+    """Tell whether sysctl kernel.bpf_stats_enabled is on (BPF_ENABLE_STATS fds do not show here)."""
+    try:
+        with open("/proc/sys/kernel/bpf_stats_enabled", encoding="ascii") as f:
+            return f.read().strip() not in ("", "0")
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class AttachmentInfo:
+    """One flow dissector attached to one network namespace, as the kernel reports it."""
+
+    netns_ino: int  # 0 for a link whose namespace is gone (kept alive by its pin)
+    netns_name: str | None
+    is_root: bool | None
+    prog_id: int
+    prog_name: str
+    prog_tag: str
+    loaded_at: datetime | None
+    method: Method
+    link_id: int | None  # None for a legacy attachment
+    pin_path: str | None  # where pyfd pinned the link, if it did
+    pinned_at: datetime | None
+    run_cnt: int
+    run_time_ns: int
+
+    @property
+    def defunct(self) -> bool:
+        """True for a pinned link whose namespace no longer exists."""
+        return self.netns_ino == 0
+
+    @property
+    def since(self) -> datetime | None:
+        """When it was attached, as far as known: the pin time, else the program's load time."""
+        return self.pinned_at or self.loaded_at
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (times in ISO 8601, UTC)."""
+        return {
+            "netns_ino": self.netns_ino,
+            "netns": self.netns_name,
+            "root_netns": self.is_root,
+            "prog_id": self.prog_id,
+            "prog_name": self.prog_name,
+            "prog_tag": self.prog_tag,
+            "loaded_at": self.loaded_at.isoformat() if self.loaded_at else None,
+            "method": self.method.value,
+            "link_id": self.link_id,
+            "pin_path": self.pin_path,
+            "pinned_at": self.pinned_at.isoformat() if self.pinned_at else None,
+            "since": self.since.isoformat() if self.since else None,
+            "run_cnt": self.run_cnt,
+            "run_time_ns": self.run_time_ns,
+        }
+
+
+def _prog_details(prog_id: int) -> tuple[str, str, datetime | None, int, int]:
+    """(name, tag, load time, run count, run time) of a program by id."""
+    try:
+        fd = bpf.prog_get_fd_by_id(prog_id)
+    except BpfError:
+        return "?", "", None, 0, 0
+    try:
+        info = bpf.obj_get_info_by_fd(fd)
+    finally:
+        os.close(fd)
+    return info.name, info.tag, _boot_ns_to_datetime(info.load_time), info.run_cnt, info.run_time_ns
+
+
+def _flow_dissector_links() -> list[bpf.LinkInfo]:
+    """Every netns link of attach type BPF_FLOW_DISSECTOR in the kernel."""
+    found = []
+    for link_id in bpf.link_ids():
+        try:
+            fd = bpf.link_get_fd_by_id(link_id)
+        except BpfError as exc:
+            if exc.errno == errno.ENOENT:  # released since it was listed
+                continue
+            raise
+        try:
+            info = bpf.link_get_info(fd)
+        finally:
+            os.close(fd)
+        if info.type == bpf.LinkType.NETNS and info.attach_type == FLOW_DISSECTOR:
+            found.append(info)
+    return found
+
+
+def _pin_time(path: str | None) -> datetime | None:
+    if path is None:
+        return None
+    try:
+        return datetime.fromtimestamp(os.stat(path).st_mtime, tz=timezone.utc)
+    except OSError:
+        return None
+
+
+def _describe(
+    *,
+    netns_ino: int,
+    prog_id: int,
+    link: bpf.LinkInfo | None,
+    pins: dict[int, str],
+    names: dict[int, str],
+    root_ino: int | None,
+) -> AttachmentInfo:
+    name, tag, loaded_at, run_cnt, run_time_ns = _prog_details(prog_id)
+    pin = pins.get(link.id) if link is not None else None
+    is_root: bool | None
+    if netns_ino == 0:
+        is_root = False
+    elif netns_ino == NET_NS_INIT_INO:
+        is_root = True
+    else:
+        is_root = None if root_ino is None else netns_ino == root_ino
+    return AttachmentInfo(
+        netns_ino=netns_ino,
+        netns_name=names.get(netns_ino),
+        is_root=is_root,
+        prog_id=prog_id,
+        prog_name=name,
+        prog_tag=tag,
+        loaded_at=loaded_at,
+        method=Method.LINK if link is not None else Method.LEGACY,
+        link_id=link.id if link is not None else None,
+        pin_path=pin,
+        pinned_at=_pin_time(pin),
+        run_cnt=run_cnt,
+        run_time_ns=run_time_ns,
+    )
+
+
+def _root_ino() -> int | None:
+    path = root_netns_path()
+    if path is None:
+        return None
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+def _attached_in(netns_fd: int, ino: int, pin_root: str) -> list[AttachmentInfo]:
+    """What is attached to one namespace: its link, or its legacy program."""
+    query = bpf.prog_query(target_fd=netns_fd, attach_type=FLOW_DISSECTOR)
+    if not query.prog_ids:
+        return []
+    links = {link.prog_id: link for link in _flow_dissector_links() if link.netns_ino == ino}
+    pins = _pinned_links(pin_root)
+    names = named_netns()
+    root = _root_ino()
+    return [
+        _describe(netns_ino=ino, prog_id=prog_id, link=links.get(prog_id), pins=pins, names=names, root_ino=root)
+        for prog_id in query.prog_ids
+    ]
+
+
+def query(netns: str | None = None, *, pin_root: str = PIN_ROOT) -> list[AttachmentInfo]:
+    """Return what is attached to one network namespace (name or path; None: the current one)."""
+    fd, ns = open_netns(netns)
+    try:
+        return _attached_in(fd, ns.ino, pin_root)
+    finally:
+        os.close(fd)
+
+
+def query_all(*, pin_root: str = PIN_ROOT) -> list[AttachmentInfo]:
+    """Return every flow dissector attachment this process can see, in any namespace."""
+    pins = _pinned_links(pin_root)
+    names = named_netns()
+    root = _root_ino()
+    found: list[AttachmentInfo] = []
+    seen: set[tuple[int, int]] = set()
+    # Links, wherever they are (also those of namespaces that are gone).
+    for link in _flow_dissector_links():
+        ino = link.netns_ino or 0
+        found.append(_describe(netns_ino=ino, prog_id=link.prog_id, link=link, pins=pins, names=names, root_ino=root))
+        seen.add((ino, link.prog_id))
+    # Legacy attachments have no id to list them by: ask the namespaces we
+    # can name (the current one, the root one, and those of `ip netns`).
+    paths = [CURRENT_NETNS]
+    root_path = root_netns_path()
+    if root_path is not None:
+        paths.append(root_path)
+    paths += [os.path.join(NETNS_RUN_DIR, name) for name in sorted(names.values())]
+    asked: set[int] = set()
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            ino = os.fstat(fd).st_ino
+            if ino in asked:
+                continue
+            asked.add(ino)
+            for prog_id in bpf.prog_query(target_fd=fd, attach_type=FLOW_DISSECTOR).prog_ids:
+                if (ino, prog_id) not in seen:
+                    found.append(
+                        _describe(netns_ino=ino, prog_id=prog_id, link=None, pins=pins, names=names, root_ino=root)
+                    )
+        finally:
+            os.close(fd)
+    return found
+
+
+def _summary(info: AttachmentInfo) -> str:
+    how = f"link {info.link_id}" if info.link_id is not None else "a legacy BPF_PROG_ATTACH"
+    pinned = f", pinned at {info.pin_path}" if info.pin_path else ""
+    return f"program {info.prog_id} {info.prog_name!r} through {how}{pinned}"
+
+
+def _conflict(
+    ns: Netns, existing: list[AttachmentInfo], root_existing: list[AttachmentInfo], code: int, command: str = ""
+) -> AlreadyAttachedError:
+    """The error for a namespace that already has a flow dissector (or is overridden by root's)."""
+    if existing:
+        what = "; ".join(_summary(info) for info in existing)
+        return AlreadyAttachedError(
+            code,
+            f"{ns.label} already has a flow dissector: {what}; a namespace holds one at a time, "
+            f"so detach it first with `pyfd detach{ns.netns_option()}`",
+            command=command,
+            existing=tuple(existing),
+        )
+    if root_existing:
+        what = "; ".join(_summary(info) for info in root_existing)
+        return AlreadyAttachedError(
+            code,
+            f"the root network namespace has a flow dissector ({what}); it overrides every other "
+            f"namespace, so the kernel refuses one in {ns.label}; detach the root one first "
+            "(`pyfd detach` run in the root namespace)",
+            command=command,
+            existing=tuple(root_existing),
+        )
+    if code == errno.EEXIST:
+        return AlreadyAttachedError(
+            code,
+            f"the kernel says a flow dissector is already attached that conflicts with {ns.label}: "
+            "either in it, in the root namespace (which overrides all others), or, when attaching in "
+            "the root namespace, in some other namespace; `pyfd show` lists them",
+            command=command,
+        )
+    return AlreadyAttachedError(
+        code,
+        f"{ns.label} already has a flow dissector link; see it with `pyfd show{ns.netns_option()}` "
+        f"and detach it with `pyfd detach{ns.netns_option()}`",
+        command=command,
+    )
+
+
+def _root_attachments(ns: Netns, pin_root: str) -> list[AttachmentInfo]:
+    """What is attached in the root namespace, when ns is another one (else [])."""
+    path = root_netns_path()
+    if path is None or is_root_netns(ns):
+        return []
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return []
+    try:
+        return _attached_in(fd, os.fstat(fd).st_ino, pin_root)
+    finally:
+        os.close(fd)
+
+
+# --- attaching and detaching -----------------------------------------------------------
+
+
+def _require_capabilities(action: str, needs: tuple[Capability, ...] = FLOW_DISSECTOR_CAPABILITIES) -> None:
+    """Refuse early, in the user's terms, when this process lacks a capability it will need."""
+    missing = missing_capabilities(needs)
+    if missing:
+        raise MissingPrivilegeError(
+            errno.EPERM, command="", missing=missing, needs=[cap.name for cap in needs], action=action
+        )
+
+
+# bpf(2) answers for "this kernel has no flow dissector links": the command is
+# unknown (before 5.7: EINVAL) or the attach type has no link (5.7: EINVAL).
+_NO_LINKS: Final = frozenset({errno.EINVAL, errno.EOPNOTSUPP, bpf.ENOTSUPP})
+
+
+@dataclass
+class Attachment:
+    """A flow dissector attached to a namespace by this process; a context manager that detaches."""
+
+    netns: Netns
+    prog_id: int
+    prog_name: str
+    method: Method
+    link_id: int | None = None
+    pin_path: str | None = None
+    _link_fd: int | None = field(default=None, repr=False)
+    _detached: bool = field(default=False, repr=False)
+
+    @property
+    def detached(self) -> bool:
+        """True once detach() ran."""
+        return self._detached
+
+    def detach(self) -> None:
+        """Detach from the namespace, unpin, and release the link; a second call does nothing."""
+        if self._detached:
+            return
+        try:
+            if self.method is Method.LINK:
+                fd = self._link_fd
+                if fd is None and self.link_id is not None:
+                    try:
+                        fd = bpf.link_get_fd_by_id(self.link_id)
+                    except BpfError as exc:
+                        if exc.errno != errno.ENOENT:  # ENOENT: released, so detached already
+                            raise
+                if fd is not None:
+                    try:
+                        bpf.link_detach(fd)
+                    finally:
+                        os.close(fd)
+                        self._link_fd = None
+            else:
+                _legacy_detach(self.netns, self.prog_id)
+        finally:
+            if self.pin_path is not None:
+                _unpin(self.pin_path)
+            self._detached = True
+
+    def close(self) -> None:
+        """Release this process's hold: a pinned link or a legacy attachment stays, an unpinned link goes."""
+        fd, self._link_fd = self._link_fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __enter__(self) -> Attachment:
+        return self
+
+    def __del__(self) -> None:
+        # Safety net only, as for LoadedProgram: a forgotten link fd is
+        # reported; closing it detaches an unpinned link.
+        if getattr(self, "_link_fd", None) is not None:
+            warnings.warn(
+                f"attachment of {self.prog_name!r} to {self.netns.label} was never detached or closed",
+                ResourceWarning,
+                stacklevel=2,
+            )
+            try:
+                self.close()
+            except OSError:
+                pass
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.detach()
+
+
+def _legacy_detach(ns: Netns, prog_id: int) -> None:
+    """Detach a legacy-attached program: BPF_PROG_DETACH needs its fd, from inside the namespace."""
+    fd, current = open_netns(ns.path)
+    try:
+        if current.ino != ns.ino:
+            raise NamespaceNotFoundError(errno.ESTALE, f"{ns.label} is gone ({ns.path} now names inode {current.ino})")
+        prog_fd = bpf.prog_get_fd_by_id(prog_id)
+        try:
+            run_in_netns(
+                fd, lambda: bpf.prog_detach(target_fd=0, attach_type=FLOW_DISSECTOR, attach_bpf_fd=prog_fd)
+            )
+        finally:
+            os.close(prog_fd)
+    finally:
+        os.close(fd)
+
+
+def _clear_stale_pin(path: str, ino: int) -> None:
+    """Remove a pin left by a link whose namespace died (its inode may have been reused)."""
+    try:
+        fd = bpf.obj_get(path)
+    except BpfError:
+        return
+    try:
+        info = bpf.link_get_info(fd)
+    finally:
+        os.close(fd)
+    if info.netns_ino != ino:
+        os.unlink(path)
+
+
+def _refuse_root(ns: Netns, force: bool) -> None:
+    """Refuse the root namespace (or one that may be it) unless forced."""
+    root = is_root_netns(ns)
+    if root is False or force:
+        return
+    why = (
+        "it is the root (init) network namespace"
+        if root
+        else "pyfd cannot tell whether it is the root namespace (neither /proc/1/ns/net nor "
+        "kthreadd's namespace can be read)"
+    )
+    raise RootNamespaceError(
+        errno.EPERM,
+        f"refusing to attach to {ns.label}: {why}, and a flow dissector there overrides the "
+        "flow dissector of every other network namespace on this machine (containers' "
+        "included); name another namespace with --netns NAME|PATH, or pass --force "
+        "(force=True) if the whole machine is meant",
+    )
+
+
+def check_target(netns: str | None = None, *, force: bool = False) -> Netns:
+    """Return the namespace attach() would use, or raise what it would (not found, root refused)."""
+    ns = resolve_netns(netns)
+    _refuse_root(ns, force)
+    return ns
+
+
+def attach(
+    program: LoadedProgram,
+    netns: str | None = None,
+    *,
+    pin: bool = True,
+    force: bool = False,
+    method: Method | str = "auto",
+    pin_root: str = PIN_ROOT,
+    mount_bpffs: bool = True,
+) -> Attachment:
+    """Attach a loaded flow dissector to a network namespace (name or path; None: the current one).
+
+    With pin (the default) the link is pinned under pin_root and outlives this
+    process; without, it lasts until detach(), close() or this process's end.
+    method "auto" uses a link where the kernel has them, else BPF_PROG_ATTACH.
+    The root namespace is refused unless force: a program there overrides all.
+    """
+    if method not in ("auto", Method.LINK, Method.LEGACY):
+        raise ValueError(f"method must be 'auto', 'link' or 'legacy', got {method!r}")
+    fd, ns = open_netns(netns)
+    try:
+        _require_capabilities("attaching a flow dissector")
+        _refuse_root(ns, force)
+        existing = _attached_in(fd, ns.ino, pin_root)
+        root_existing = [] if existing else _root_attachments(ns, pin_root)
+        if existing or root_existing:
+            raise _conflict(ns, existing, root_existing, errno.EEXIST)
+        path = pin_path(ns, pin_root) if pin else None
+        if path is not None:
+            ensure_bpffs(pin_root, mount=mount_bpffs)
+            _clear_stale_pin(path, ns.ino)
+        if method != Method.LEGACY:
+            try:
+                return _attach_link(program, fd, ns, path, pin_root)
+            except AlreadyAttachedError:
+                raise
+            except BpfError as exc:
+                if method == Method.LINK or exc.errno not in _NO_LINKS or isinstance(exc, MissingPrivilegeError):
+                    raise
+                first = exc
+                try:
+                    return _attach_legacy(program, fd, ns, pin_root)
+                except BpfError as legacy:
+                    if legacy.errno == errno.EINVAL:
+                        raise first from None  # both refused: the link's reason is the real one
+                    raise
+        return _attach_legacy(program, fd, ns, pin_root)
+    finally:
+        os.close(fd)
+
+
+def _attach_link(program: LoadedProgram, netns_fd: int, ns: Netns, path: str | None, pin_root: str) -> Attachment:
+    try:
+        link_fd = bpf.link_create(prog_fd=program.fd, target_fd=netns_fd, attach_type=FLOW_DISSECTOR)
+    except BpfError as exc:
+        if exc.errno in (errno.E2BIG, errno.EEXIST):
+            existing = _attached_in(netns_fd, ns.ino, pin_root)
+            root_existing = [] if existing else _root_attachments(ns, pin_root)
+            raise _conflict(ns, existing, root_existing, exc.errno, exc.command) from None
+        raise
+    try:
+        link = bpf.link_get_info(link_fd)
+        if path is not None:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            bpf.obj_pin(fd=link_fd, path=path)
+    except BaseException:
+        try:
+            bpf.link_detach(link_fd)
+        finally:
+            os.close(link_fd)
+        raise
+    return Attachment(
+        netns=ns,
+        prog_id=program.id,
+        prog_name=program.name,
+        method=Method.LINK,
+        link_id=link.id,
+        pin_path=path,
+        _link_fd=link_fd,
+    )
+
+
+def _attach_legacy(program: LoadedProgram, netns_fd: int, ns: Netns, pin_root: str) -> Attachment:
+    # BPF_PROG_ATTACH ignores target_fd for this type and binds to the
+    # caller's namespace (kernel/bpf/net_namespace.c, netns_bpf_prog_attach).
+    _require_capabilities(
+        "attaching a flow dissector with BPF_PROG_ATTACH in another namespace",
+        (Capability.CAP_NET_ADMIN, Capability.CAP_SYS_ADMIN),
+    )
+    # A legacy attach silently replaces a legacy program already there; the
+    # check in attach() refused that, and this one closes the race for links.
+    try:
+        run_in_netns(
+            netns_fd, lambda: bpf.prog_attach(target_fd=0, attach_bpf_fd=program.fd, attach_type=FLOW_DISSECTOR)
+        )
+    except BpfError as exc:
+        if exc.errno in (errno.E2BIG, errno.EEXIST):
+            existing = _attached_in(netns_fd, ns.ino, pin_root)
+            root_existing = [] if existing else _root_attachments(ns, pin_root)
+            raise _conflict(ns, existing, root_existing, exc.errno, exc.command) from None
+        raise
+    return Attachment(netns=ns, prog_id=program.id, prog_name=program.name, method=Method.LEGACY)
+
+
+def attached(
+    program: LoadedProgram,
+    netns: str | None = None,
+    *,
+    pin: bool = False,
+    force: bool = False,
+    method: Method | str = "auto",
+) -> Attachment:
+    """Attach for the length of a `with` block (unpinned by default); detaches on exit, also on error."""
+    return attach(program, netns, pin=pin, force=force, method=method)
+
+
+def detach(netns: str | None = None, *, pin_root: str = PIN_ROOT) -> list[AttachmentInfo]:
+    """Detach whatever flow dissector a namespace has (pyfd's or not), unpin pyfd's pin; return what went."""
+    fd, ns = open_netns(netns)
+    try:
+        _require_capabilities("detaching a flow dissector", (Capability.CAP_NET_ADMIN,))
+        existing = _attached_in(fd, ns.ino, pin_root)
+        own_pin = pin_path(ns, pin_root)
+        if not existing:
+            stale = os.path.exists(own_pin)
+            _unpin(own_pin)
+            root_existing = _root_attachments(ns, pin_root)
+            note = ""
+            if root_existing:
+                note = (
+                    f"; the root namespace's flow dissector ({_summary(root_existing[0])}) applies to it, "
+                    "and is detached with `pyfd detach` run in the root namespace"
+                )
+            if stale:
+                note += f"; removed the stale pin {own_pin}"
+            raise NotAttachedError(errno.ENOENT, f"no flow dissector is attached to {ns.label}{note}")
+        for info in existing:
+            if info.link_id is not None:
+                try:
+                    link_fd = bpf.link_get_fd_by_id(info.link_id)
+                except BpfError as exc:
+                    if exc.errno != errno.ENOENT:  # released meanwhile: nothing to do
+                        raise
+                else:
+                    try:
+                        bpf.link_detach(link_fd)
+                    finally:
+                        os.close(link_fd)
+                if info.pin_path is not None:
+                    _unpin(info.pin_path)
+            else:
+                _legacy_detach(ns, info.prog_id)
+        _unpin(own_pin)
+        return existing
+    finally:
+        os.close(fd)
