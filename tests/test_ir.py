@@ -6,17 +6,24 @@ import copy
 from pathlib import Path
 
 import pytest
-
 from dissectors import backend, semantics
-from pyfd import Dissector
-from pyfd.cli import find_dissectors
 from pyfd.compiler.diagnostics import CompileError, PacketAccessError
 from pyfd.compiler.ir.checker import IRCheckError, check_function
 from pyfd.compiler.ir.nodes import Function
 from pyfd.compiler.ir.text import parse_function, parse_functions, print_function
 from pyfd.compiler.passes import (
-    ConstantFold, DeadCode, MergeChecks, Pass, Peephole, RedundantLoads, SimplifyCFG, pipeline,
+    ConstantFold,
+    DeadCode,
+    MergeChecks,
+    Pass,
+    Peephole,
+    RedundantLoads,
+    SimplifyCFG,
+    pipeline,
 )
+
+from pyfd import Dissector
+from pyfd.cli import find_dissectors
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -639,6 +646,29 @@ yes:
 other:
     ret 2
 """,
+    ),
+    (
+        "peephole: nothing moves a read of a local written again in between",
+        Peephole(),
+        """
+entry:
+    %x = keys.load u32 +48
+    %k = bswap32 %x
+    keys.store u32 +16, %k
+    %z = zext16 %x
+    %x = add %x, 1
+    %back = bswap32 %k
+    keys.store u32 +20, %back
+    keys.store u16 +12, %z
+    %s = bswap16 %x
+    %x = add %x, 1
+    br eq %s, 8, yes, no
+yes:
+    ret 0
+no:
+    ret 2
+""",
+        None,
     ),
     (
         "merge-checks: a dominated check of no more bytes on the same base goes",

@@ -14,19 +14,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dissectors import backend, semantics
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kernel import needs_kernel, requires_kernel, skip_unless_kernel  # noqa: F401  (pytest fixture)
+from pyfd.compiler.isa import Class, decode
+from pyfd.runtime import LoadedProgram
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from dissectors import backend, semantics
-from kernel import needs_kernel, requires_kernel, skip_unless_kernel  # noqa: F401  (pytest fixture)
 from pyfd import Dissector
 from pyfd.cli import find_dissectors
-from pyfd.compiler.isa import Class, decode
-from pyfd.runtime import LoadedProgram
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 SRC_MAC, DST_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
@@ -120,7 +120,7 @@ def test_conditions_as_values_do_not_stretch_live_ranges(dissector: Dissector, l
 
 @needs_kernel
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(payload=st.binary(min_size=0, max_size=24), flags=st.integers(0, 7), level=st.sampled_from([0, 2]))
+@given(payload=st.binary(min_size=0, max_size=64), flags=st.integers(0, 7), level=st.sampled_from([0, 2]))
 def test_spilled_programs_agree(programs: Programs, payload: bytes, flags: int, level: int) -> None:
     frame = ether(Raw(load=payload), ethertype=0x88B5)
     for dissector in backend.ALL:
@@ -130,8 +130,21 @@ def test_spilled_programs_agree(programs: Programs, payload: bytes, flags: int, 
 # -- every packet read is bounds-checked ------------------------------------------
 
 
+@needs_kernel
+@pytest.mark.parametrize("level", [0, 2])
+def test_offsets_the_verifier_cannot_bound_are_clamped(programs: Programs, level: int) -> None:
+    # `w.a // (w.b | 1)` is at most 255, but the verifier learns no bound from
+    # a division, a modulo or a byte swap: without the clamp, `data + offset`
+    # is refused ("math between pkt pointer and register with unbounded min value").
+    program = programs.get(backend.computed_offsets, level)
+    frame = ether(Raw(load=bytes([40, 0, 0, 0, 0, 0, 0, 7]) + bytes(range(1, 100))), ethertype=0x0800)
+    assert program.run(frame).retval == 0
+    assert_agree(backend.computed_offsets, program, frame)
+
+
+
 def _ipv4_frames() -> dict[str, bytes]:
-    ip = dict(src="192.0.2.1", dst="198.51.100.7")
+    ip = {"src": "192.0.2.1", "dst": "198.51.100.7"}
     return {
         "tcp": ether(IP(**ip) / TCP(sport=40000, dport=443, flags="S") / Raw(load=b"hello")),
         "udp": ether(IP(**ip) / UDP(sport=5353, dport=53) / Raw(load=b"\x00" * 12)),
@@ -227,8 +240,8 @@ def test_immediates_agree_at_their_edges(programs: Programs, level: int) -> None
 @pytest.mark.parametrize("dissector", EVERY, ids=lambda d: d.name)
 def test_listing_jump_targets_are_absolute(dissector: Dissector) -> None:
     asm = dissector.compile().asm()
-    slots = {int(m.group(1)) for m in re.finditer(r"^\s*(\d+):", asm, re.M)}
-    jumps = re.findall(r"^\s*(\d+): .*goto ([+-]\d+)\s+# -> (\d+)$", asm, re.M)
+    slots = {int(m.group(1)) for m in re.finditer(r"^\s*(\d+):", asm, re.MULTILINE)}
+    jumps = re.findall(r"^\s*(\d+): .*goto ([+-]\d+)\s+# -> (\d+)$", asm, re.MULTILINE)
     assert len(jumps) == asm.count("goto")
     for slot, offset, target in jumps:
         assert int(target) == int(slot) + 1 + int(offset)

@@ -197,14 +197,14 @@ def _spill(fn: MFunction, regs: set[str], slots: dict[str, int], counter: list[i
             for insn in b.insns:
                 if any(insn is d for d in remat.values()):
                     continue  # repeated before each use instead
-                mapping: dict[MReg, MReg] = {}
+                repeated: dict[MReg, MReg] = {}
                 for reg in insn.uses():
-                    if isinstance(reg, str) and reg in remat and reg not in mapping:
+                    if isinstance(reg, str) and reg in remat and reg not in repeated:
                         counter[0] += 1
-                        mapping[reg] = tmp = f"{reg}.m{counter[0]}"
+                        repeated[reg] = tmp = f"{reg}.m{counter[0]}"
                         temps.add(tmp)
                         out_insns.append(replace(remat[reg], dst=tmp, span=insn.span))
-                out_insns.append(insn.rename(mapping) if mapping else insn)
+                out_insns.append(insn.rename(repeated) if repeated else insn)
             b.insns = out_insns
         regs = regs - set(remat)
     for reg in sorted(regs):

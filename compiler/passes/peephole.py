@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..ir.nodes import (
     Binary, BinaryOp, Branch, ByteSwap, Cmp, Copy, Extend, Function, Imm, Instruction, Operand,
-    SetCond, StoreKeys,
+    Reg, SetCond, StoreKeys,
 )
 from .facts import Facts
 
@@ -50,6 +50,16 @@ class Peephole:
                 block.term = new_term
         return changed
 
+    @staticmethod
+    def _stable(op: Operand, facts: Facts) -> bool:
+        """True if `op` holds the same value wherever it is read: a rewrite may move a read of it.
+
+        Reading the operand of another instruction's definition at this point
+        is right only if nothing wrote it in between; a local written more
+        than once (`x = ...; k = swap(x); x = ...; swap(k)`) may have changed.
+        """
+        return isinstance(op, Imm) or op in facts.defs
+
     def _fits(self, op: Operand, bits: int, facts: Facts) -> bool:
         return facts.bits(op) <= bits
 
@@ -57,7 +67,7 @@ class Peephole:
         match insn:
             case ByteSwap(bits, dst, src, span):
                 inner = facts.single(src)
-                if isinstance(inner, ByteSwap) and inner.bits == bits:
+                if isinstance(inner, ByteSwap) and inner.bits == bits and self._stable(inner.src, facts):
                     x = inner.src
                     return Copy(dst, x, span) if self._fits(x, bits, facts) else Extend(False, bits, dst, x, span)
             case Extend(False, bits, dst, src, span) if self._fits(src, bits, facts):
@@ -72,7 +82,7 @@ class Peephole:
                 return Copy(dst, a, span)
             case StoreKeys(offset, size, src, span):
                 inner = facts.single(src)
-                if isinstance(inner, Extend) and not inner.signed and inner.bits >= size * 8:
+                if isinstance(inner, Extend) and not inner.signed and inner.bits >= size * 8 and self._stable(inner.src, facts):
                     return StoreKeys(offset, size, inner.src, span)
             case SetCond(cmp, dst, lhs, rhs, span):
                 new = self._compare_operands(cmp, lhs, rhs, facts)
@@ -87,7 +97,14 @@ class Peephole:
         # Only when this compare is the swap's one reader: then the swap dies.
         # Otherwise both the raw and the swapped value stay live, which costs
         # a register (and, under pressure, spills) to save nothing.
-        if isinstance(inner, ByteSwap) and facts.uses[lhs] == 1 and self._fits(inner.src, inner.bits, facts) and rhs.value < (1 << inner.bits):
+        if (
+            isinstance(inner, ByteSwap)
+            and isinstance(lhs, Reg)
+            and facts.uses[lhs] == 1
+            and self._stable(inner.src, facts)
+            and self._fits(inner.src, inner.bits, facts)
+            and rhs.value < (1 << inner.bits)
+        ):
             return cmp, inner.src, Imm(_bswap_const(rhs.value, inner.bits))
         return None
 

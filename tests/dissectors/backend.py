@@ -4,6 +4,8 @@ from pyfd import BPF_DROP, BPF_OK, BpfFlowKeys, Packet, dissector
 from pyfd.headers import Header
 from pyfd.types import u8
 
+from .semantics import Words
+
 
 class Sixteen(Header):
     """Sixteen single bytes."""
@@ -95,4 +97,16 @@ def conditions(pkt: Packet, keys: BpfFlowKeys) -> int:
     return BPF_DROP
 
 
-ALL = [pressure, packet_pressure, conditions]
+@dissector
+def computed_offsets(pkt: Packet, keys: BpfFlowKeys) -> int:
+    """Header offsets whose bound the compiler knows and the verifier does not: clamped anyway."""
+    w = pkt.header(Words, keys.nhoff)
+    a = pkt.header(Sixteen, w.a // (w.b | 1))  # the verifier tracks no bound through a division
+    b = pkt.header(Sixteen, w.c >> 5)  # nor through a byte swap
+    c = pkt.header(Sixteen, w.d % 50)  # nor through a modulo
+    keys.sport = a.b0 + b.b1 + c.b2
+    keys.dport = a.b15 ^ b.b14 ^ c.b13
+    return BPF_OK
+
+
+ALL = [pressure, packet_pressure, conditions, computed_offsets]

@@ -7,8 +7,18 @@ bytes of keys and the return value must agree.
 """
 
 from pyfd import (
-    BPF_DROP, BPF_FLOW_DISSECTOR_CONTINUE, BPF_OK, BpfFlowKeys, Packet, dissector, i32, i64, u8, u16,
-    u32, u64,
+    BPF_DROP,
+    BPF_FLOW_DISSECTOR_CONTINUE,
+    BPF_OK,
+    BpfFlowKeys,
+    Packet,
+    dissector,
+    i32,
+    i64,
+    u8,
+    u16,
+    u32,
+    u64,
 )
 from pyfd.headers import Bits, Header
 
@@ -371,9 +381,31 @@ def literals(pkt: Packet, keys: BpfFlowKeys) -> int:
     keys.is_encap = -1 < 0xFFFFFFFFFFFFFFFF
     keys.ip_proto = (1 << 64) > 5
     keys.is_first_frag = (-(1 << 63)) < (1 << 63)
-    if 0x8000000000000000 > 1:
+    if 0x8000000000000000 > 1:  # noqa: PLR0133 - comparing literals is the point
         return BPF_OK
     return BPF_DROP
 
 
-ALL = [arith, shifts, unary_casts, compares, logic, augmented, divide, bitfields, constants, control, literals]
+@dissector
+def redefined(pkt: Packet, keys: BpfFlowKeys) -> int:
+    """Locals written again after a value derived from them was stored: reads see the old value."""
+    w = pkt.header(Words, keys.nhoff)
+    x = w.e
+    keys.ipv4_src = x
+    x = x ^ w.f
+    keys.ipv4_dst = keys.ipv4_src
+    y = w.d
+    keys.sport = y
+    y = y + w.c
+    keys.dport = keys.sport
+    z: u32 = w.f
+    keys.flow_label = u16(z)
+    z = z >> 3
+    keys.thoff = keys.flow_label
+    keys.flags = x ^ y ^ z
+    if keys.ipv4_dst == w.e & 0xFFFFFFFF:
+        return BPF_OK
+    return BPF_DROP
+
+
+ALL = [arith, shifts, unary_casts, compares, logic, augmented, divide, bitfields, constants, control, literals, redefined]
