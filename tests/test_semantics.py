@@ -207,6 +207,7 @@ def test_short_frame_drops(dissector: Dissector) -> None:
 # program, so a failure is reproduced by its id.
 
 _WORDS_FIELDS = ["a", "b", "c", "d", "e", "f", "g", "h", "s1", "s2"]
+_PACKED_FIELDS = ["top", "mid", "hi", "md", "lo", "flag", "rest", "p", "q"]
 _CASTS = ["u8", "u16", "u32", "u64", "i32", "i64"]
 _KEY_STORES = [
     "sport", "dport", "ipv4_src", "ipv4_dst", "flow_label", "thoff", "nhoff", "addr_proto", "is_frag",
@@ -249,6 +250,8 @@ class ProgramGenerator:
 
     def leaf(self, assigned: set[str]) -> _Expr:
         r = self.rng.random()
+        if r < 0.07:
+            return _Expr(f"p.{self.rng.choice(_PACKED_FIELDS)}", False)
         if r < 0.45:
             view = self.rng.choice(["w", *self.views])
             return _Expr(f"{view}.{self.rng.choice(_WORDS_FIELDS)}", False)
@@ -404,6 +407,7 @@ class ProgramGenerator:
         self.lines = [
             "    w = pkt.header(Words, keys.nhoff)",
             "    v = pkt.header(Words, keys.nhoff + (w.a & 15))",
+            "    p = pkt.header(Packed, keys.nhoff + 3)",
         ]
         assigned = self.statements(set(), 1, self.rng.randint(6, 14), 3)
         self.lines.append(f"    if {self.condition(assigned, 2)}:")
@@ -413,7 +417,7 @@ class ProgramGenerator:
         self.lines.append("    return BPF_DROP")
         head = (
             "from pyfd import BPF_DROP, BPF_FLOW_DISSECTOR_CONTINUE, BPF_OK, BpfFlowKeys, Packet, dissector, i32, i64, u8, u16, u32, u64\n"
-            "from dissectors.semantics import Words\n\n\n"
+            "from dissectors.semantics import Packed, Words\n\n\n"
             "@dissector\n"
             f"def {name}(pkt: Packet, keys: BpfFlowKeys) -> int:\n"
         )
