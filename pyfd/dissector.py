@@ -62,10 +62,9 @@ class Dissector:
     def run_python(self, frame: bytes, *, flags: int = 0) -> "RunResult":
         """Run on a frame as BPF_PROG_TEST_RUN would run the compiled program, in CPython."""
         from .runtime import FlowKeys, RunResult
-        from .runtime.program import MAX_FRAME_LEN, MIN_FRAME_LEN
+        from .runtime.program import check_frame
 
-        if not MIN_FRAME_LEN <= len(frame) <= MAX_FRAME_LEN:
-            raise ValueError(f"a test frame must be {MIN_FRAME_LEN} to {MAX_FRAME_LEN} bytes, starting at the Ethernet header; got {len(frame)} bytes")
+        check_frame(frame)  # the same limits BPF_PROG_TEST_RUN has
         keys = BpfFlowKeys.at_entry(frame, flags=flags)
         retval = self(Packet(frame), keys)
         # What the kernel does with the keys after any return (net/core/flow_dissector.c).

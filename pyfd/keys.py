@@ -14,29 +14,16 @@ from typing import ClassVar, overload
 
 from .constants import ETH_HLEN
 from .layout import Field
+from .runtime.flowkeys import FLOW_KEYS_LAYOUT
 
 KEYS_SIZE = 56
 
-# (name, offset, size in bytes, byte order). "little" marks the kernel's native
-# order on the little-endian machines BPF runs on here; "big" is network order.
-_FIELDS = [
-    Field("nhoff", 0, 2, "little"),
-    Field("thoff", 2, 2, "little"),
-    Field("addr_proto", 4, 2, "little"),
-    Field("is_frag", 6, 1, "little"),
-    Field("is_first_frag", 7, 1, "little"),
-    Field("is_encap", 8, 1, "little"),
-    Field("ip_proto", 9, 1, "little"),
-    Field("n_proto", 10, 2, "big"),
-    Field("sport", 12, 2, "big"),
-    Field("dport", 14, 2, "big"),
-    Field("ipv4_src", 16, 4, "big"),
-    Field("ipv4_dst", 20, 4, "big"),
-    Field("ipv6_src", 16, 16, "big"),
-    Field("ipv6_dst", 32, 16, "big"),
-    Field("flags", 48, 4, "little"),
-    Field("flow_label", 52, 4, "big"),
-]
+# Offsets and sizes come from the runtime's uapi table (checked against the
+# ctypes mirror and the kernel contract there); the language adds byte order:
+# these fields are kept in network order, the rest in the kernel's native
+# (little-endian) order.
+_NETWORK_ORDER = frozenset({"n_proto", "sport", "dport", "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst", "flow_label"})
+_FIELDS = [Field(name, offset, size, "big" if name in _NETWORK_ORDER else "little") for name, offset, size in FLOW_KEYS_LAYOUT]
 
 KEY_FIELDS: dict[str, Field] = {f.name: f for f in _FIELDS}
 

@@ -49,7 +49,7 @@ class RunResult:
     duration_ns: int
 
 
-def _check_frame(frame: bytes) -> None:
+def check_frame(frame: bytes) -> None:
     """Refuse a frame BPF_PROG_TEST_RUN would refuse, before asking the kernel."""
     if not isinstance(frame, (bytes, bytearray, memoryview)):
         raise TypeError(f"a frame is bytes, got {type(frame).__name__}")
@@ -125,7 +125,7 @@ class LoadedProgram:
         return self._test_run(frame, flags=flags, repeat=repeat).duration_ns
 
     def _test_run(self, frame: bytes, *, flags: int, repeat: int) -> bpf.TestRunResult:
-        _check_frame(frame)
+        check_frame(frame)
         result = bpf.prog_test_run(
             prog_fd=self.fd,
             data_in=bytes(frame),
