@@ -10,6 +10,7 @@ with exactly the kernel's integer widths.
 from __future__ import annotations
 
 import ast
+import types
 from dataclasses import dataclass, field
 from typing import Any, Callable, NoReturn
 
@@ -71,10 +72,10 @@ _CONSTRUCTS: dict[type[ast.AST], str] = {
     ast.IfExp: "conditional expressions (`a if c else b`)",
     ast.Slice: "slices",
 }
-_LOOP_HINT = "a dissector has no loops: unroll it by hand, one `if` per iteration"
+_LOOP_HINT = "use `for _ in range(N)` with a constant N; pyfd unrolls it"
 _HINTS: dict[type[ast.AST], str] = {
     ast.While: _LOOP_HINT,
-    ast.For: _LOOP_HINT,
+    ast.AsyncFor: _LOOP_HINT,
     ast.IfExp: "use an `if` statement that assigns a local in both branches",
     ast.Try: "a failed packet read already ends the dissector with BPF_DROP",
 }
@@ -99,6 +100,9 @@ class Value:
     op: Operand
     ty: IntTy
     const: int | None = None
+    # The constants a non-constant value can hold, when the frontend knows them
+    # (a helper that returns only constants, a local assigned only those).
+    choices: frozenset[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,16 @@ class Conflict:
 
 
 @dataclass(frozen=True)
+class BytesView:
+    """`size` opaque bytes of the packet at `base + offset` (an IPv6 address), copied as a whole."""
+
+    base: Operand
+    offset: int
+    size: int
+    name: str
+
+
+@dataclass(frozen=True)
 class _Param:
     """The packet or keys parameter."""
 
@@ -132,11 +146,42 @@ class _Global:
 
 
 @dataclass
+class _Frame:
+    """What `return` does in the function being lowered: the dissector's, or an inlined helper's."""
+
+    name: str
+    ret_ty: IntTy | None = None  # a helper's result type; None for the dissector or a `-> None` helper
+    helper: bool = False
+    result: Reg | None = None  # where a helper's result goes
+    join: str | None = None  # the block after the call
+    returns: list[tuple[str, "_Env"]] = field(default_factory=list)
+    choices: set[int] | None = field(default_factory=set)  # constants returned; None once any other value is
+    tail: "_Frame | None" = None  # `return helper(...)`: the helper's returns are the caller's
+
+
+@dataclass
+class _Loop:
+    """An unrolled `for` iteration: where `break` and `continue` leave from."""
+
+    breaks: list[tuple[str, "_Env"]] = field(default_factory=list)
+    continues: list[tuple[str, "_Env"]] = field(default_factory=list)
+
+
+# The most iterations a `for` loop may unroll to.
+MAX_UNROLL = 64
+# How deep helpers may call helpers.
+MAX_INLINE_DEPTH = 16
+
+
+@dataclass
 class TypeRecord:
     """Types the frontend gave AST nodes, for the CPython run of the same function."""
 
     results: dict[ast.AST, IntTy] = field(default_factory=dict)  # BinOp/UnaryOp result types
     stores: dict[ast.AST, IntTy] = field(default_factory=dict)  # Assign/AnnAssign to a local
+    calls: dict[ast.AST, Callable[..., Any]] = field(default_factory=dict)  # Call -> the helper it inlines
+    params: dict[ast.AST, list[tuple[str, IntTy]]] = field(default_factory=dict)  # helper def -> its integer parameters
+    returns: dict[ast.AST, IntTy] = field(default_factory=dict)  # helper def -> its result type
 
 
 @dataclass
@@ -145,13 +190,18 @@ class _Env:
 
     assigned: set[str]
     headers: dict[str, HeaderView | Conflict]
+    choices: dict[str, frozenset[int]] = field(default_factory=dict)  # locals known to hold one of these constants
 
     def copy(self) -> "_Env":
-        return _Env(set(self.assigned), dict(self.headers))
+        return _Env(set(self.assigned), dict(self.headers), dict(self.choices))
 
 
 def _merge(envs: list[_Env], span: Span) -> _Env:
     assigned = set.intersection(*(e.assigned for e in envs))
+    choices = {
+        name: frozenset().union(*(e.choices[name] for e in envs))
+        for name in set.intersection(*(set(e.choices) for e in envs))
+    }
     headers: dict[str, HeaderView | Conflict] = {}
     for name in set().union(*(e.headers for e in envs)):
         seen = [e.headers.get(name) for e in envs]
@@ -160,7 +210,7 @@ def _merge(envs: list[_Env], span: Span) -> _Env:
             headers[name] = first  # type: ignore[assignment]
         else:
             headers[name] = Conflict(span, partial=None in seen)
-    return _Env(assigned, headers)
+    return _Env(assigned, headers, choices)
 
 
 @dataclass
@@ -170,6 +220,9 @@ class Lowered:
     function: Function
     types: TypeRecord
     source: FunctionSource
+    # The sources of the helper functions it inlined, by function (their AST
+    # nodes are the keys of `types`).
+    helpers: dict[Any, FunctionSource] = field(default_factory=dict)
 
 
 def lower_function(fn: Callable[..., Any]) -> Lowered:
@@ -198,10 +251,18 @@ class _Lowering:
         self.local_types: dict[str, IntTy] = {}
         self.local_regs: dict[str, Reg] = {}
         self.params: dict[str, _Param] = {}
+        self.local_names: dict[str, str] = {}  # register name -> Python name, for listings
         # Names assigned anywhere in the function: local everywhere in it, as Python scopes them.
         self.stored_names = {n.id for n in ast.walk(source.node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
         self.drop_label: str | None = None
         self.drop_span: Span | None = None
+        self.root = source
+        self.frame = _Frame(source.node.name)
+        self.loops: list[_Loop] = []
+        self.call_stack: list[Any] = []  # code objects of the functions being inlined
+        self.helpers: dict[Any, FunctionSource] = {}
+        self.inline_count = 0
+        self.prefix = ""  # register name prefix of the current inlined helper
 
     # -- plumbing ---------------------------------------------------------
 
@@ -264,8 +325,9 @@ class _Lowering:
             assert self.drop_span is not None
             self.start(self.drop_label)
             self.terminate(Return(BPF_DROP, self.drop_span))
-        fn = Function(node.name, self.src.file, self.blocks, self.span(node), {r.name: n for n, r in self.local_regs.items()})
-        return Lowered(fn, self.types, self.src)
+        self.local_names.update({r.name: n for n, r in self.local_regs.items()})
+        fn = Function(node.name, self.src.file, self.blocks, self.span(node), self.local_names)
+        return Lowered(fn, self.types, self.src, self.helpers)
 
     def _check_signature(self, node: ast.FunctionDef) -> None:
         args = node.args
@@ -285,20 +347,7 @@ class _Lowering:
             self.fail(node.returns, f"a dissector returns `int`, not `{ast.unparse(node.returns)}`", kind=CompileTypeError)
 
     def _resolve_annotation(self, node: ast.expr | None) -> Any:
-        if node is None:
-            return None
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            try:
-                node = ast.parse(node.value, mode="eval").body
-            except SyntaxError:
-                return None
-        if isinstance(node, ast.Name):
-            if node.id == "int":
-                return int
-            return self.src.globals.get(node.id)
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            return getattr(self.src.globals.get(node.value.id), node.attr, None)
-        return None
+        return _resolve(node, self.src.globals)
 
     # -- statements -------------------------------------------------------
 
@@ -318,12 +367,17 @@ class _Lowering:
 
     def _stmt(self, stmt: ast.stmt) -> None:
         match stmt:
-            case ast.Return(value=None):
-                self.fail(stmt, "a dissector must return a value", hint="return BPF_OK, BPF_DROP or BPF_FLOW_DISSECTOR_CONTINUE", kind=ReturnValueError)
             case ast.Return(value=value):
                 self._return(stmt, value)
             case ast.If():
                 self._if(stmt)
+            case ast.For():
+                self._for(stmt)
+            case ast.Break() | ast.Continue() if self.loops:
+                loop = self.loops[-1]
+                (loop.breaks if isinstance(stmt, ast.Break) else loop.continues).append(self._leave(self.span(stmt)))
+            case ast.Expr(value=ast.Call() as call) if self._helper_target(call) is not None:
+                self._call(call)  # a helper called for its effect on the keys; its result, if any, unused
             case ast.Assign(targets=[target], value=value):
                 self._assign(stmt, target, value, None)
             case ast.Assign():
@@ -352,41 +406,191 @@ class _Lowering:
         plural = what.split(" (")[0].endswith("s")  # "subscripts (`x[i]`)" is plural
         self.fail(node, f"{what} {'are' if plural else 'is'} not supported in a dissector", hint=_HINTS.get(type(node)), kind=UnsupportedError)
 
-    def _return(self, stmt: ast.Return, value: ast.expr) -> None:
-        result = self.expr(value)
-        if not isinstance(result, Value) or result.const is None:
-            self.fail(value, "a dissector must return a constant return code", hint="return BPF_OK, BPF_DROP or BPF_FLOW_DISSECTOR_CONTINUE", kind=ReturnValueError)
-        if result.const not in RETURN_CODES:
+    def _return(self, stmt: ast.Return, value: ast.expr | None) -> None:
+        frame = self.frame
+        if value is None:
+            if frame.helper and frame.ret_ty is None:
+                self._return_from_helper(frame, None, stmt)
+                return
+            what = "a dissector" if not frame.helper else f"`{frame.name}` (annotated `-> {frame.ret_ty}`)"
+            self.fail(stmt, f"{what} must return a value", hint="return BPF_OK, BPF_DROP or BPF_FLOW_DISSECTOR_CONTINUE" if not frame.helper else None, kind=ReturnValueError)
+        if frame.helper and frame.ret_ty is None:
+            self.fail(value, f"`{frame.name}` returns nothing (it has no result annotation, or `-> None`), but this returns a value", hint=f"annotate the result: `def {frame.name}(...) -> u16:`", kind=ReturnValueError)
+        if isinstance(value, ast.Call) and self._helper_target(value) is not None:
+            # `return helper(...)`: the helper's own returns end this function too.
+            result = self._call(value, tail=True)
+            if result is None:
+                return
+        else:
+            result = self.expr(value)
+        if not isinstance(result, Value):
+            if not frame.helper:
+                self.fail(value, "a dissector must return a constant return code", hint="return BPF_OK, BPF_DROP or BPF_FLOW_DISSECTOR_CONTINUE", kind=ReturnValueError)
+            self.fail(value, f"`{ast.unparse(value)}` is not an integer value", kind=CompileTypeError)
+        self._return_value(frame, result, value, stmt)
+
+    def _return_value(self, frame: _Frame, result: Value, value: ast.expr, stmt: ast.stmt) -> None:
+        """Return `result` from `frame` (a helper's result, or the dissector's return code)."""
+        if frame.helper:
+            assert frame.ret_ty is not None
+            narrowed = self._narrowed(result, frame.ret_ty, self.span(value))
+            if frame.tail is not None:
+                self._return_value(frame.tail, narrowed, value, stmt)
+            else:
+                self._return_from_helper(frame, narrowed, stmt)
+            return
+        span = self.span(stmt)
+        codes = {result.const} if result.const is not None else result.choices
+        if not codes:
             self.fail(
                 value,
-                f"{result.const} is not a flow dissector return code",
+                "a dissector must return a constant return code",
+                hint="return BPF_OK, BPF_DROP or BPF_FLOW_DISSECTOR_CONTINUE, or a local or helper result that only ever holds one of them",
+                kind=ReturnValueError,
+            )
+        bad = sorted(c for c in codes if c not in RETURN_CODES)
+        if bad:
+            where = f"{bad[0]}" if result.const is not None else f"`{ast.unparse(value)}` may be {bad[0]}, which"
+            self.fail(
+                value,
+                f"{where} is not a flow dissector return code",
                 hint="return BPF_OK (0), BPF_DROP (2) or BPF_FLOW_DISSECTOR_CONTINUE (129)",
                 kind=ReturnValueError,
             )
-        self.terminate(Return(result.const, self.span(stmt)))
+        ordered = sorted(codes)
+        for code in ordered[:-1]:  # a value that may be one of several codes: one compare per code
+            here, rest = self.new_label("ret"), self.new_label("retnext")
+            self.terminate(Branch(Cmp.EQ, result.op, Imm(code), here, rest, span))
+            self.start(here)
+            self.terminate(Return(code, span))
+            self.start(rest)
+        self.terminate(Return(ordered[-1], span))
+
+    def _return_from_helper(self, frame: _Frame, result: Value | None, stmt: ast.stmt) -> None:
+        assert frame.join is not None
+        if result is not None:
+            assert frame.result is not None
+            if frame.choices is not None:
+                codes = {result.const} if result.const is not None else result.choices
+                frame.choices = None if not codes else frame.choices | set(codes)
+            self.emit(Copy(frame.result, result.op, self.span(stmt)))
+        frame.returns.append(self._leave(self.span(stmt)))
+
+    def _narrowed(self, value: Value, ty: IntTy, span: Span) -> Value:
+        """`value` converted to `ty` as an assignment to a `ty` local converts it."""
+        from pyfd.types import wrap
+
+        if value.const is not None:
+            v = wrap(value.const, ty.bits, ty.signed)
+            return Value(Imm(v), ty, v)
+        choices = frozenset(wrap(c, ty.bits, ty.signed) for c in value.choices) if value.choices else None
+        if ty.bits < 64 and not (value.ty.bits <= ty.bits and value.ty.signed == ty.signed and value.ty is not LITERAL):
+            dst = self.fresh()
+            self.emit(Extend(ty.signed, ty.bits, dst, value.op, span))
+            return Value(dst, ty, None, choices)
+        return Value(value.op, ty, None, choices)
+
+    def _leave(self, span: Span) -> tuple[str, _Env]:
+        """End the current block with a jump patched later (see `_join`); returns its label and env."""
+        assert self.label is not None
+        end = (self.label, self.env)
+        self.terminate(Jump("", span))
+        return end
+
+    def _join(self, ends: list[tuple[str, _Env]], hint: str, span: Span, label: str | None = None) -> None:
+        """Continue at one new block from every block in `ends` (left with `_leave`)."""
+        if not ends:
+            return
+        join = label or self.new_label(hint)
+        targets = {lbl for lbl, _ in ends}
+        for i, block in enumerate(self.blocks):
+            if block.label in targets and isinstance(block.term, Jump) and block.term.target == "":
+                self.blocks[i] = Block(block.label, block.insns, Jump(join, block.term.span))
+        self.start(join)
+        self.env = _merge([env for _, env in ends], span)
 
     def _if(self, stmt: ast.If) -> None:
         then_label, else_label = self.new_label("then"), self.new_label("else")
         self.cond(stmt.test, then_label, else_label)
         before = self.env
         ends: list[tuple[str, _Env]] = []
-        for label, body in ((then_label, stmt.body), (else_label, stmt.orelse)):
+        for label, body, truth in ((then_label, stmt.body, True), (else_label, stmt.orelse, False)):
             self.start(label)
             self.env = before.copy()
+            self._refine(stmt.test, truth)
             self.lower_body(body)
             if self.reachable:
-                assert self.label is not None
-                ends.append((self.label, self.env))
-                self.terminate(Jump("", self.span(stmt)))  # target patched below
-        if not ends:
+                ends.append(self._leave(self.span(stmt)))
+        self._join(ends, "endif", self.span(stmt))
+
+    def _refine(self, test: ast.expr, truth: bool) -> None:
+        """Narrow what a local may hold on the branch where `test` is `truth` (`if status != NEXT`)."""
+        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            self._refine(test.operand, not truth)
             return
-        join = self.new_label("endif")
-        for label, _ in ends:
-            for i, block in enumerate(self.blocks):
-                if block.label == label:
-                    self.blocks[i] = Block(label, block.insns, Jump(join, block.term.span))
-        self.start(join)
-        self.env = _merge([env for _, env in ends], self.span(stmt))
+        if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Eq, ast.NotEq))):
+            return
+        left, right = test.left, test.comparators[0]
+        if not isinstance(left, ast.Name):
+            left, right = right, left
+        if not isinstance(left, ast.Name) or left.id not in self.env.choices:
+            return
+        constant = self._constant(right)
+        if constant is None:
+            return
+        equal = isinstance(test.ops[0], ast.Eq) == truth
+        held = self.env.choices[left.id]
+        self.env.choices[left.id] = held & {constant} if equal else held - {constant}
+
+    def _constant(self, node: ast.expr) -> int | None:
+        """The value of a literal or a module-level integer constant, without lowering anything."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return int(node.value)
+        if isinstance(node, ast.Name) and node.id not in self.stored_names and node.id not in self.params:
+            obj = self.src.globals.get(node.id)
+            return int(obj) if isinstance(obj, int) else None
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id not in self.stored_names:
+            obj = getattr(self.src.globals.get(node.value.id), node.attr, None)
+            return int(obj) if isinstance(obj, int) else None
+        return None
+
+    def _for(self, stmt: ast.For) -> None:
+        loop_hint = "write `for _ in range(N)` with a constant N; pyfd unrolls it"
+        if not isinstance(stmt.target, ast.Name):
+            self.fail(stmt.target, "a `for` loop variable must be a single name", hint=loop_hint, kind=UnsupportedError)
+        it = stmt.iter
+        if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range" and "range" not in self.src.globals and not it.keywords and 1 <= len(it.args) <= 3):
+            self.fail(it, "a `for` loop must iterate over `range(...)` with constant bounds", hint=loop_hint, kind=UnsupportedError)
+        bounds: list[int] = []
+        for arg in it.args:
+            value = self.expr(arg)
+            if not isinstance(value, Value) or value.const is None:
+                self.fail(arg, "a loop needs a constant bound: the verifier must see every iteration", hint=loop_hint, kind=UnsupportedError)
+            bounds.append(value.const)
+        if len(bounds) == 3 and bounds[2] == 0:
+            self.fail(it.args[2], "range() step must not be zero", kind=CompileTypeError)
+        values = range(*bounds)
+        if len(values) > MAX_UNROLL:
+            self.fail(it, f"this loop runs {len(values)} times; pyfd unrolls loops of at most {MAX_UNROLL} iterations", kind=UnsupportedError)
+        name = stmt.target.id
+        if name in self.params:
+            self.fail(stmt.target, f"cannot assign to the parameter `{name}`", kind=CompileNameError)
+        span = self.span(stmt)
+        breaks: list[tuple[str, _Env]] = []
+        for v in values:  # unrolled: one copy of the body per iteration, the loop variable a constant in each
+            if not self.reachable:
+                break
+            self._assign_local(None, stmt.target, Value(Imm(v), LITERAL, v), None, self.span(stmt.target))
+            self.loops.append(_Loop())
+            self.lower_body(stmt.body)
+            loop = self.loops.pop()
+            breaks.extend(loop.breaks)
+            ends = loop.continues + ([self._leave(span)] if self.reachable else [])
+            self._join(ends, "next", span)
+        if self.reachable and stmt.orelse:
+            self.lower_body(stmt.orelse)  # `for ... else`: runs when no `break` left the loop
+        ends = breaks + ([self._leave(span)] if self.reachable else [])
+        self._join(ends, "endfor", span)
 
     def _assign(self, stmt: ast.stmt, target: ast.expr, value: ast.expr, annotation: ast.expr | None) -> None:
         if isinstance(target, ast.Attribute):
@@ -410,24 +614,42 @@ class _Lowering:
                 self.fail(target, f"`{name}` holds an integer; it cannot also hold {_a(result.kind.__name__)} header", kind=CompileTypeError)
             self.env.headers[name] = result
             return
+        if isinstance(result, BytesView):
+            self.fail(value, f"`{ast.unparse(value)}` is {result.size} opaque bytes, not an integer", hint="copy it straight into a keys field of the same size: `keys.ipv6_src = ip6.saddr`", kind=CompileTypeError)
         if not isinstance(result, Value):
             self.fail(value, f"`{ast.unparse(value)}` is not an integer value", kind=CompileTypeError)
-        if name in self.env.headers:
-            self.fail(target, f"`{name}` holds a header; it cannot also hold an integer", kind=CompileTypeError)
         if isinstance(declared, type):
             self.fail(annotation, f"`{name}` is declared as a header but assigned an integer", kind=CompileTypeError)  # type: ignore[arg-type]
+        self._assign_local(stmt, target, result, annotation if declared is not None else None, self.span(stmt), declared=declared, value_node=value)
+
+    def _assign_local(
+        self, stmt: ast.stmt | None, target: ast.Name, result: Value, annotation: ast.expr | None, span: Span,
+        *, declared: IntTy | None = None, value_node: ast.expr | None = None,
+    ) -> None:
+        """`name = result` for an integer local, narrowed to the local's type."""
+        name = target.id
+        if name in self.env.headers:
+            self.fail(target, f"`{name}` holds a header; it cannot also hold an integer", kind=CompileTypeError)
         ty = self.local_types.get(name)
         if declared is not None:
             if ty is not None and ty != declared:
                 self.fail(annotation, f"`{name}` already has type `{ty}`", hint="a local keeps one type; use another name", kind=CompileTypeError)  # type: ignore[arg-type]
             ty = declared
         if ty is None:
-            ty = self._infer(result, value)
+            ty = self._infer(result, value_node or target)
         self.local_types[name] = ty
-        reg = self.local_regs.setdefault(name, Reg(f"{name}"))
-        self.types.stores[stmt] = ty
-        self._narrow_into(reg, result, ty, self.span(stmt))
+        reg = self.local_regs.setdefault(name, Reg(f"{self.prefix}{name}"))
+        if stmt is not None:
+            self.types.stores[stmt] = ty
+        self._narrow_into(reg, result, ty, span)
         self.env.assigned.add(name)
+        codes = {result.const} if result.const is not None else result.choices
+        if codes:
+            from pyfd.types import wrap
+
+            self.env.choices[name] = frozenset(wrap(c, ty.bits, ty.signed) for c in codes)
+        else:
+            self.env.choices.pop(name, None)
 
     def _infer(self, value: Value, node: ast.expr) -> IntTy:
         if value.ty is LITERAL:
@@ -479,11 +701,16 @@ class _Lowering:
         if not (isinstance(base, _Param) and base.kind == "keys"):
             self.fail(target, f"cannot assign to `{ast.unparse(target)}`", hint="only fields of the keys parameter can be assigned", kind=CompileNameError)
         fld = self._key_field(target)
+        span = self.span(target)
+        if isinstance(result, BytesView):
+            if fld.is_bitfield or fld.size != result.size or fld.order != "big":
+                self.fail(value, f"{result.name} is {result.size} bytes; keys.{fld.name} is {_a(f'{fld.width}-bit')} field", hint="copy opaque bytes only into a keys field of the same size", kind=CompileTypeError)
+            self._copy_bytes(result, fld, span)
+            return
         if not isinstance(result, Value):
             self.fail(value, f"keys.{fld.name} must be assigned an integer", kind=CompileTypeError)
         if fld.size not in (1, 2, 4, 8):
-            self.fail(target, f"keys.{fld.name} is a {fld.size * 8}-bit field; it cannot be assigned from an integer expression", kind=CompileTypeError)
-        span = self.span(target)
+            self.fail(target, f"keys.{fld.name} is a {fld.size * 8}-bit field; it cannot be assigned from an integer expression", hint="assign it a header field of the same size, e.g. `keys.ipv6_src = ip6.saddr`", kind=CompileTypeError)
         if result.const is not None:
             if not (-(1 << (fld.width - 1)) <= result.const < (1 << fld.width)):
                 self.fail(value, f"{result.const} does not fit in keys.{fld.name}, {_a(f'{fld.width}-bit')} field", kind=CompileTypeError)
@@ -498,6 +725,21 @@ class _Lowering:
             self.emit(ByteSwap(fld.size * 8, swapped, src, span))
             src = swapped
         self.emit(StoreKeys(fld.offset, fld.size, src, span))
+
+    def _copy_bytes(self, src: BytesView, fld: Field, span: Span) -> None:
+        """Copy packet bytes into the keys verbatim, in the widest loads and stores that fit.
+
+        Both sides are in network order, so no byte swap: a little-endian load
+        followed by a little-endian store of the same width moves the bytes as
+        they are.
+        """
+        done = 0
+        while done < src.size:
+            width = next(w for w in (8, 4, 2, 1) if w <= src.size - done and (fld.offset + done) % w == 0)
+            raw = self.fresh()
+            self.emit(LoadPacket(raw, src.base, src.offset + done, width, span))
+            self.emit(StoreKeys(fld.offset + done, width, raw, span))
+            done += width
 
     def _key_field(self, node: ast.Attribute) -> Field:
         fld = KEY_FIELDS.get(node.attr)
@@ -571,6 +813,8 @@ class _Lowering:
             return result
         if isinstance(result, HeaderView):
             self.fail(node, f"{_a(result.kind.__name__)} header is not an integer", hint="read one of its fields", kind=CompileTypeError)
+        if isinstance(result, BytesView):
+            self.fail(node, f"{result.name} is {result.size} opaque bytes, not an integer", hint="copy it whole into a keys field of the same size, e.g. `keys.ipv6_src = ip6.saddr`", kind=CompileTypeError)
         self.fail(node, f"`{ast.unparse(node)}` is not an integer value", kind=CompileTypeError)
 
     def expr(self, node: ast.expr) -> Value | HeaderView | _Param | _Global:
@@ -629,7 +873,7 @@ class _Lowering:
         if name in self.local_types:
             if name not in self.env.assigned:
                 self.fail(node, f"`{name}` may be used before it is assigned", hint="assign it on every path that reaches here", kind=CompileNameError)
-            return Value(self.local_regs[name], self.local_types[name])
+            return Value(self.local_regs[name], self.local_types[name], None, self.env.choices.get(name))
         if name in self.stored_names:  # assigned later: Python raises UnboundLocalError here, even if a global has the name
             self.fail(node, f"`{name}` is used before it is assigned", hint=f"`{name}` is assigned later in the function, which makes it a local everywhere in it", kind=CompileNameError)
         return None
@@ -667,12 +911,19 @@ class _Lowering:
                 names = ", ".join(owner.kind.fields)
                 self.fail(node, f"header {owner.kind.__name__} has no field `{attr}`", hint=f"fields: {names}", kind=CompileNameError)
             if not fld.is_bitfield and fld.size not in (1, 2, 4, 8):
-                self.fail(node, f"{owner.kind.__name__}.{attr} is {fld.size} opaque bytes, not an integer", kind=CompileTypeError)
+                return BytesView(owner.base, fld.offset, fld.size, f"{owner.kind.__name__}.{attr}")  # type: ignore[return-value]
             raw = self.fresh()
             self.emit(LoadPacket(raw, owner.base, fld.offset, fld.size, span))
             return self._decode(raw, fld, span)
         if isinstance(owner, _Param):
             self.fail(node, f"the packet has no attribute `{attr}`", hint="read headers with pkt.header(Header, offset)", kind=CompileNameError)
+        if isinstance(owner, _Global) and isinstance(owner.obj, types.ModuleType):  # `lib.ipv4`, `pyfd.BPF_OK`
+            if not hasattr(owner.obj, attr):
+                self.fail(node, f"module `{owner.obj.__name__}` has no attribute `{attr}`", kind=CompileNameError)
+            obj = getattr(owner.obj, attr)
+            if isinstance(obj, (bool, int)):
+                return Value(Imm(int(obj)), LITERAL, int(obj))
+            return _Global(obj)  # type: ignore[return-value]
         self.fail(node, f"`{ast.unparse(node)}` is not supported", kind=UnsupportedError)
 
     def _decode(self, raw: Reg, fld: Field, span: Span) -> Value:
@@ -796,19 +1047,181 @@ class _Lowering:
             and self.params[func.value.id].kind == "packet"
         )
 
-    def _call(self, node: ast.Call) -> Value | HeaderView:
+    def _call(self, node: ast.Call, *, tail: bool = False) -> Value | HeaderView | None:
         if self._is_header_call(node):
             return self.header(node)
+        helper = self._helper_target(node)
+        if helper is not None:
+            return self._inline(node, helper, tail=tail)
         if node.keywords:
             self.fail(node, "keyword arguments are not supported here", kind=UnsupportedError)
-        callee = self.expr(node.func) if isinstance(node.func, ast.Name) else None
+        callee = self.expr(node.func) if isinstance(node.func, (ast.Name, ast.Attribute)) else None
         if isinstance(callee, _Global) and isinstance(callee.obj, type) and issubclass(callee.obj, FixedInt) and callee.obj in FROM_PYFD:
             if len(node.args) != 1:
                 self.fail(node, f"{callee.obj.__name__}(...) takes one argument", kind=CompileTypeError)
             return self._cast(node, FROM_PYFD[callee.obj], self.int_expr(node.args[0]))
         if isinstance(node.func, ast.Name) and node.func.id == self.node.name:
             self.fail(node, "recursion is not supported: BPF has no unbounded call stack", kind=UnsupportedError)
-        self.fail(node, f"call to `{ast.unparse(node.func)}` is not supported", hint="a dissector may call pkt.header(...) and the casts u8(...) .. i64(...)", kind=UnsupportedError)
+        self.fail(
+            node,
+            f"call to `{ast.unparse(node.func)}` is not supported",
+            hint="a dissector may call pkt.header(...), the casts u8(...) .. i64(...), and module-level functions with annotated parameters",
+            kind=UnsupportedError,
+        )
+
+    def _helper_target(self, node: ast.Call) -> Callable[..., Any] | None:
+        """The Python function a call names, if it is one pyfd can inline (resolved without lowering)."""
+        func = node.func
+        obj: Any = None
+        if isinstance(func, ast.Name):
+            if func.id in self.params or func.id in self.stored_names or func.id not in self.src.globals:
+                return None
+            obj = self.src.globals[func.id]
+        elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id not in self.stored_names and func.value.id not in self.params:
+            module = self.src.globals.get(func.value.id)
+            if not isinstance(module, types.ModuleType):
+                return None
+            obj = getattr(module, func.attr, None)
+        from pyfd.dissector import Dissector
+
+        if isinstance(obj, Dissector):
+            obj = obj.fn
+        return obj if isinstance(obj, types.FunctionType) else None
+
+    def _helper_signature(self, src: FunctionSource) -> tuple[list[tuple[str, Any]], IntTy | None]:
+        """A helper's parameters (name, Packet | BpfFlowKeys | header class | IntTy) and result type."""
+        fdef = src.node
+        args = fdef.args
+        where = f"helper `{fdef.name}`"
+        for extra, what in ((args.vararg, "*args"), (args.kwarg, "**kwargs")):
+            if extra is not None:
+                raise UnsupportedError(f"{where} takes {what}; a helper takes plain annotated parameters", src.span(extra))
+        if args.kwonlyargs or args.posonlyargs or args.defaults:
+            raise UnsupportedError(f"{where} has keyword-only, positional-only or default parameters; pyfd inlines plain parameters only", src.span(fdef))
+        params: list[tuple[str, Any]] = []
+        for arg in args.args:
+            obj = _resolve(arg.annotation, src.globals)
+            if obj is Packet or obj is BpfFlowKeys or (isinstance(obj, type) and issubclass(obj, Header) and obj is not Header):
+                params.append((arg.arg, obj))
+            elif obj is int or (isinstance(obj, type) and issubclass(obj, FixedInt) and obj in FROM_PYFD):
+                params.append((arg.arg, U64 if obj is int else FROM_PYFD[obj]))
+            else:
+                got = "has no annotation" if arg.annotation is None else f"is annotated `{ast.unparse(arg.annotation)}`"
+                raise CompileTypeError(
+                    f"parameter `{arg.arg}` of {where} {got}",
+                    src.span(arg),
+                    hint="annotate it: Packet, BpfFlowKeys, a header class, or an integer type (u8 .. i64)",
+                )
+        ret: IntTy | None = None
+        if fdef.returns is not None and not (isinstance(fdef.returns, ast.Constant) and fdef.returns.value is None):
+            obj = _resolve(fdef.returns, src.globals)
+            if obj is int:
+                ret = U64
+            elif isinstance(obj, type) and issubclass(obj, FixedInt) and obj in FROM_PYFD:
+                ret = FROM_PYFD[obj]
+            elif obj is not None:
+                raise CompileTypeError(f"{where} returns `{ast.unparse(fdef.returns)}`; a helper returns an integer type or None", src.span(fdef.returns))
+        return params, ret
+
+    def _inline(self, node: ast.Call, fn: Callable[..., Any], *, tail: bool) -> Value | None:
+        """Lower a call to a helper function by inlining its body here."""
+        name = ast.unparse(node.func)
+        try:
+            src = self.helpers.get(fn) or function_source(fn)
+        except CompileError as exc:
+            self.fail(node, f"cannot inline `{name}`: {exc.message}", kind=UnsupportedError)
+        self.helpers[fn] = src
+        key = (src.file, src.node.lineno)
+        if key in self.call_stack or key == (self.root.file, self.root.node.lineno):
+            self.fail(node, f"recursion is not supported: `{name}` is already being called here", hint="BPF has no unbounded call stack; bound the nesting with a `for _ in range(N)` loop", kind=UnsupportedError)
+        if len(self.call_stack) >= MAX_INLINE_DEPTH:
+            self.fail(node, f"helpers nest more than {MAX_INLINE_DEPTH} deep here", kind=UnsupportedError)
+        params, ret_ty = self._helper_signature(src)
+        if tail and ret_ty is None:
+            self.fail(node, f"`{name}` returns nothing, so its result cannot be returned", kind=ReturnValueError)
+        # Bind the arguments, in the caller.
+        names = [p for p, _ in params]
+        given: dict[str, ast.expr] = {}
+        if len(node.args) > len(params):
+            self.fail(node.args[len(params)], f"`{name}` takes {len(params)} arguments, but {len(node.args)} are given", kind=CompileTypeError)
+        for pname, arg in zip(names, node.args):
+            given[pname] = arg
+        for kw in node.keywords:
+            if kw.arg is None or kw.arg not in names:
+                self.fail(kw, f"`{name}` has no parameter `{kw.arg}`" if kw.arg else "`**kwargs` is not supported", kind=CompileTypeError)
+            if kw.arg in given:
+                self.fail(kw, f"`{name}` got two values for `{kw.arg}`", kind=CompileTypeError)
+            given[kw.arg] = kw.value
+        missing = [p for p in names if p not in given]
+        if missing:
+            self.fail(node, f"`{name}` is missing the argument `{missing[0]}`", kind=CompileTypeError)
+        bound: list[tuple[str, Any, Any]] = []
+        for pname, kind in params:
+            arg = given[pname]
+            value = self.expr(arg)
+            if kind is Packet or kind is BpfFlowKeys:
+                want = "packet" if kind is Packet else "keys"
+                if not (isinstance(value, _Param) and value.kind == want):
+                    self.fail(arg, f"`{pname}` of `{name}` must be the dissector's {'packet' if kind is Packet else 'keys'} parameter", kind=CompileTypeError)
+            elif isinstance(kind, type):  # a header class
+                if not (isinstance(value, HeaderView) and value.kind is kind):
+                    self.fail(arg, f"`{pname}` of `{name}` must be {_a(kind.__name__)} header", hint="pass a name bound with pkt.header(...)", kind=CompileTypeError)
+            elif not isinstance(value, Value):
+                self.int_expr(arg)  # the error for a non-integer
+            bound.append((pname, kind, value))
+        # Lower the body in a frame of its own.
+        saved = (self.src, self.node, self.params, self.local_types, self.local_regs, self.stored_names, self.env, self.frame, self.loops, self.prefix)
+        caller_env = self.env
+        self.inline_count += 1
+        self.src, self.node = src, src.node
+        self.prefix = f"{src.node.name}.{self.inline_count}."
+        self.params, self.local_types, self.local_regs, self.loops = {}, {}, {}, []
+        self.stored_names = {n.id for n in ast.walk(src.node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        self.env = _Env(set(), {})
+        span = src.span(src.node)
+        frame = _Frame(src.node.name, ret_ty, helper=True, result=Reg(f"{self.prefix}result") if ret_ty else None, join=self.new_label("return"), tail=saved[7] if tail else None)
+        self.frame = frame
+        self.call_stack.append(key)
+        self.types.calls[node] = fn
+        self.types.params[src.node] = [(p, k) for p, k, _ in bound if isinstance(k, IntTy)]
+        if ret_ty is not None:
+            self.types.returns[src.node] = ret_ty
+        try:
+            for inner in ast.walk(src.node):
+                if isinstance(inner, (ast.Yield, ast.YieldFrom, ast.Await)):
+                    self.unsupported(inner)
+            for pname, kind, value in bound:
+                if kind is Packet or kind is BpfFlowKeys:
+                    self.params[pname] = value
+                elif isinstance(kind, IntTy):
+                    self._assign_local(None, ast.Name(id=pname), value, None, span, declared=kind)
+                else:
+                    self.env.headers[pname] = value
+            body = list(src.node.body)
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                body = body[1:]
+            self.lower_body(body)
+            if self.reachable:
+                if ret_ty is not None:
+                    last = src.node.body[-1]
+                    raise ReturnValueError(f"missing return: the end of helper `{src.node.name}` is reachable", self.span(last), hint=f"end every path with `return` and a `{ret_ty}` value")
+                self._return_from_helper(frame, None, src.node.body[-1])
+        finally:
+            self.call_stack.pop()
+            self.local_names.update({r.name: f"{src.node.name}.{n}" for n, r in self.local_regs.items()})
+            (self.src, self.node, self.params, self.local_types, self.local_regs, self.stored_names, self.env, self.frame, self.loops, self.prefix) = saved
+        if tail:
+            return None
+        call_span = self.span(node)
+        if not frame.returns:
+            self.fail(node, f"`{name}` never returns here", kind=CompileError)
+        self._join(frame.returns, "after", call_span)
+        self.env = caller_env.copy()
+        if ret_ty is None:
+            return Value(Imm(0), LITERAL, 0)
+        assert frame.result is not None
+        choices = frozenset(frame.choices) if frame.choices else None
+        return Value(frame.result, ret_ty, None, choices)
 
     def _cast(self, node: ast.Call, ty: IntTy, value: Value) -> Value:
         from pyfd.types import wrap
@@ -852,6 +1265,24 @@ class _Lowering:
         self.terminate(CheckPacket(base, header.size, ok, self.drop(span), span))
         self.start(ok)
         return HeaderView(header, base)
+
+
+def _resolve(node: ast.expr | None, namespace: dict[str, Any]) -> Any:
+    """The object an annotation names in `namespace` (`u16`, `IPv4`, `headers.IPv4`, a string of one), or None."""
+    if node is None:
+        return None
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        try:
+            node = ast.parse(node.value, mode="eval").body
+        except SyntaxError:
+            return None
+    if isinstance(node, ast.Name):
+        if node.id in ("int", "bool"):
+            return {"int": int, "bool": bool}[node.id]
+        return namespace.get(node.id)
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return getattr(namespace.get(node.value.id), node.attr, None)
+    return None
 
 
 def _a(word: str) -> str:

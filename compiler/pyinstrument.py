@@ -16,6 +16,7 @@ from typing import Any, Callable
 from pyfd.types import wrap
 
 from .frontend import Lowered
+from .source import FunctionSource
 from .typesys import IntTy
 
 _M64 = (1 << 64) - 1
@@ -60,15 +61,23 @@ def _const(value: Any) -> ast.Constant:
 
 
 class _Instrument(ast.NodeTransformer):
-    def __init__(self, lowered: Lowered) -> None:
+    """Rewrites a clone of one function; types are looked up on the original nodes."""
+
+    def __init__(self, lowered: Lowered, origin: dict[int, ast.AST], callees: dict[ast.AST, str]) -> None:
         self.types = lowered.types
+        self.origin = origin
+        self.callees = callees  # original Call node -> name of the instrumented helper in the namespace
+        self.ret_ty: IntTy | None = None
+
+    def _orig(self, node: ast.AST) -> ast.AST:
+        return self.origin.get(id(node), node)
 
     def _wrap(self, node: ast.expr, ty: IntTy) -> ast.expr:
         return ast.copy_location(_call("__pyfd_wrap", node, _const(ty.bits), _const(ty.signed)), node)
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
-        ty = self.types.results.get(node)
-        new = self.generic_visit(copy.copy(node))
+        ty = self.types.results.get(self._orig(node))
+        new = self.generic_visit(node)
         assert isinstance(new, ast.BinOp)
         if ty is None:  # constant folded, or never lowered (dead code)
             return new
@@ -84,56 +93,115 @@ class _Instrument(ast.NodeTransformer):
         return self._wrap(new, ty)
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.expr:
-        ty = self.types.results.get(node)
-        new = self.generic_visit(copy.copy(node))
+        ty = self.types.results.get(self._orig(node))
+        new = self.generic_visit(node)
         assert isinstance(new, ast.expr)
         return new if ty is None else self._wrap(new, ty)
 
     def visit_BoolOp(self, node: ast.BoolOp) -> ast.expr:
-        new = self.generic_visit(copy.copy(node))
+        new = self.generic_visit(node)
         assert isinstance(new, ast.expr)
         return ast.copy_location(_call("bool", new), node)  # a condition as a value is 0 or 1
 
+    def visit_Call(self, node: ast.Call) -> ast.expr:
+        callee = self.callees.get(self._orig(node))
+        new = self.generic_visit(node)
+        assert isinstance(new, ast.Call)
+        if callee is not None:  # an inlined helper: call its instrumented twin
+            new.func = ast.copy_location(ast.Name(id=callee, ctx=ast.Load()), node.func)
+        return new
+
+    def visit_Return(self, node: ast.Return) -> ast.stmt:
+        new = self.generic_visit(node)
+        assert isinstance(new, ast.Return)
+        if self.ret_ty is not None and new.value is not None:
+            new.value = self._wrap(new.value, self.ret_ty)  # a helper's result narrows to its annotation
+        return new
+
     def visit_Assign(self, node: ast.Assign) -> ast.stmt:
-        ty = self.types.stores.get(node)
-        new = self.generic_visit(copy.copy(node))
+        ty = self.types.stores.get(self._orig(node))
+        new = self.generic_visit(node)
         assert isinstance(new, ast.Assign)
         if ty is not None:
             new.value = self._wrap(new.value, ty)
         return new
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.stmt:
-        ty = self.types.stores.get(node)
+        ty = self.types.stores.get(self._orig(node))
         value = self.visit(node.value) if node.value is not None else None
         assert isinstance(node.target, (ast.Name, ast.Attribute))
         if ty is not None and value is not None:
             value = self._wrap(value, ty)
-        target = copy.copy(node.target)
-        return ast.copy_location(ast.Assign(targets=[target], value=value or _const(0)), node)
+        return ast.copy_location(ast.Assign(targets=[node.target], value=value or _const(0)), node)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> ast.stmt:
-        binop = node.__dict__.get("_pyfd_binop")
+        original = self._orig(node)
+        binop = original.__dict__.get("_pyfd_binop")
         if binop is None:  # never lowered: dead code
             return node
-        value = self.visit(binop)
-        ty = self.types.stores.get(node)
+        value = self.visit(_clone(binop, self.origin))
+        ty = self.types.stores.get(original)
         if ty is not None:
             value = self._wrap(value, ty)
-        target = copy.copy(node.target)
-        return ast.copy_location(ast.Assign(targets=[target], value=value), node)
+        return ast.copy_location(ast.Assign(targets=[node.target], value=value), node)
+
+
+def _clone(node: ast.AST, origin: dict[int, ast.AST]) -> ast.AST:
+    """A deep copy of `node`, recording which original each copied node came from."""
+    twin = copy.deepcopy(node)
+    for original, copied in zip(ast.walk(node), ast.walk(twin)):
+        origin[id(copied)] = original
+    origin[-id(twin)] = twin  # keeps the clone alive while ids are in use
+    return twin
+
+
+class _Builder:
+    """Instruments the dissector and every helper it inlined, once each."""
+
+    def __init__(self, lowered: Lowered) -> None:
+        self.lowered = lowered
+        self.done: dict[Any, Callable[..., Any]] = {}
+
+    def build(self, source: FunctionSource, ret_ty: IntTy | None = None) -> Callable[..., Any]:
+        origin: dict[int, ast.AST] = {}
+        fdef = _clone(source.node, origin)
+        assert isinstance(fdef, ast.FunctionDef)
+        fdef.decorator_list = []
+        namespace: dict[str, Any] = dict(source.globals)
+        namespace.update(HELPERS)
+        callees: dict[ast.AST, str] = {}
+        for call in ast.walk(source.node):
+            fn = self.lowered.types.calls.get(call)
+            if fn is not None:
+                name = f"__pyfd_helper_{fn.__module__.replace('.', '_')}_{fn.__name__}"
+                callees[call] = name
+                namespace[name] = self.helper(fn)
+        transformer = _Instrument(self.lowered, origin, callees)
+        transformer.ret_ty = ret_ty
+        new = transformer.visit(fdef)
+        assert isinstance(new, ast.FunctionDef)
+        # Integer arguments narrow to their parameter's type on the way in, as in the kernel.
+        prologue: list[ast.stmt] = [
+            ast.Assign(targets=[ast.Name(id=name, ctx=ast.Store())], value=_call("__pyfd_wrap", ast.Name(id=name, ctx=ast.Load()), _const(ty.bits), _const(ty.signed)))
+            for name, ty in self.lowered.types.params.get(source.node, [])
+        ]
+        for stmt in prologue:
+            ast.copy_location(stmt, new)
+        new.body = prologue + new.body
+        module = ast.Module(body=[new], type_ignores=[])
+        ast.fix_missing_locations(module)
+        code = compile(module, source.file, "exec")
+        exec(code, namespace)  # noqa: S102 - the user's own function, recompiled
+        fn: Callable[..., Any] = namespace[new.name]
+        return fn
+
+    def helper(self, fn: Any) -> Callable[..., Any]:
+        if fn not in self.done:
+            source = self.lowered.helpers[fn]
+            self.done[fn] = self.build(source, self.lowered.types.returns.get(source.node))
+        return self.done[fn]
 
 
 def instrument(lowered: Lowered) -> Callable[..., int]:
     """The dissector as a CPython function that wraps integers like the kernel."""
-    source = lowered.source
-    fdef = copy.copy(source.node)
-    fdef.decorator_list = []
-    new = _Instrument(lowered).visit(fdef)
-    module = ast.Module(body=[new], type_ignores=[])
-    ast.fix_missing_locations(module)
-    code = compile(module, source.file, "exec")
-    namespace: dict[str, Any] = dict(source.globals)
-    namespace.update(HELPERS)
-    exec(code, namespace)  # noqa: S102 - the user's own function, recompiled
-    fn: Callable[..., int] = namespace[fdef.name]
-    return fn
+    return _Builder(lowered).build(lowered.source)

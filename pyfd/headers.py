@@ -31,8 +31,9 @@ class _HeaderField:
     def __get__(self, obj: "Header | None", owner: type) -> Any:
         if obj is None:
             return self
-        if not obj._readable(self.field):
-            raise TypeError(f"{type(obj).__name__}.{self.field.name} is {self.field.size} opaque bytes, not an integer")
+        if not obj._readable(self.field):  # opaque bytes (an IPv6 address): copied whole into the keys
+            start = obj._offset + self.field.offset
+            return bytes(obj._data[start : start + self.field.size])
         return self.field.decode(obj._data, obj._offset)
 
     def __set__(self, obj: "Header", value: int) -> None:

@@ -43,7 +43,13 @@ class _KeyField:
             return self
         return self.field.decode(obj._buf)
 
-    def __set__(self, obj: "BpfFlowKeys", value: int) -> None:
+    def __set__(self, obj: "BpfFlowKeys", value: int | bytes) -> None:
+        if isinstance(value, (bytes, bytearray)):  # opaque header bytes, in network order as the field is
+            fld = self.field
+            if len(value) != fld.size or fld.is_bitfield or fld.order != "big":
+                raise TypeError(f"keys.{fld.name} takes {fld.size} bytes, not {len(value)}")
+            obj._buf[fld.offset : fld.offset + fld.size] = value
+            return
         self.field.encode_into(obj._buf, int(value))
 
 

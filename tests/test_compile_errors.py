@@ -77,15 +77,37 @@ REJECTS = [
         UnsupportedError, "`while` loops are not supported", 3, 5, hint="unroll",
     ),
     Reject(
-        "for",
+        "for_variable_bound",
         """
         @dissector
         def f(pkt: Packet, keys: BpfFlowKeys) -> int:
-            for i in range(3):
-                keys.nhoff += 1
+            for i in range(keys.nhoff):
+                keys.thoff += 1
             return BPF_OK
         """,
-        UnsupportedError, "`for` loops are not supported", 3, 5, hint="unroll",
+        UnsupportedError, "a loop needs a constant bound", 3, 20, hint="range(N)",
+    ),
+    Reject(
+        "for_not_range",
+        """
+        @dissector
+        def f(pkt: Packet, keys: BpfFlowKeys) -> int:
+            for i in keys:
+                keys.thoff += 1
+            return BPF_OK
+        """,
+        UnsupportedError, "a `for` loop must iterate over `range(...)` with constant bounds", 3, 14, hint="range(N)",
+    ),
+    Reject(
+        "for_too_long",
+        """
+        @dissector
+        def f(pkt: Packet, keys: BpfFlowKeys) -> int:
+            for i in range(1000):
+                keys.thoff += 1
+            return BPF_OK
+        """,
+        UnsupportedError, "this loop runs 1000 times", 3, 14,
     ),
     Reject(
         "try",
