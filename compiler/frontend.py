@@ -132,6 +132,13 @@ class BytesView:
 
 
 @dataclass(frozen=True)
+class TupleValue:
+    """The result of a helper annotated `-> tuple[...]`: one integer per element."""
+
+    items: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
 class _Param:
     """The packet or keys parameter."""
 
@@ -156,6 +163,10 @@ class _Frame:
     join: str | None = None  # the block after the call
     returns: list[tuple[str, "_Env"]] = field(default_factory=list)
     choices: set[int] | None = field(default_factory=set)  # constants returned; None once any other value is
+    # `-> tuple[u8, u16]`: the element types, result registers and constants of each element.
+    tuple_tys: tuple[IntTy, ...] | None = None
+    tuple_results: tuple[Reg, ...] = ()
+    tuple_choices: list[set[int] | None] = field(default_factory=list)
     tail: "_Frame | None" = None  # `return helper(...)`: the helper's returns are the caller's
 
 
@@ -181,7 +192,8 @@ class TypeRecord:
     stores: dict[ast.AST, IntTy] = field(default_factory=dict)  # Assign/AnnAssign to a local
     calls: dict[ast.AST, Callable[..., Any]] = field(default_factory=dict)  # Call -> the helper it inlines
     params: dict[ast.AST, list[tuple[str, IntTy]]] = field(default_factory=dict)  # helper def -> its integer parameters
-    returns: dict[ast.AST, IntTy] = field(default_factory=dict)  # helper def -> its result type
+    returns: dict[ast.AST, IntTy | tuple[IntTy, ...]] = field(default_factory=dict)  # helper def -> its result type(s)
+    unpacks: dict[ast.AST, tuple[IntTy, ...]] = field(default_factory=dict)  # `a, b = helper()` -> the locals' types
 
 
 @dataclass
@@ -409,11 +421,14 @@ class _Lowering:
     def _return(self, stmt: ast.Return, value: ast.expr | None) -> None:
         frame = self.frame
         if value is None:
-            if frame.helper and frame.ret_ty is None:
+            if frame.helper and frame.ret_ty is None and frame.tuple_tys is None:
                 self._return_from_helper(frame, None, stmt)
                 return
-            what = "a dissector" if not frame.helper else f"`{frame.name}` (annotated `-> {frame.ret_ty}`)"
+            what = "a dissector" if not frame.helper else f"`{frame.name}` (annotated with a result)"
             self.fail(stmt, f"{what} must return a value", hint="return BPF_OK, BPF_DROP or BPF_FLOW_DISSECTOR_CONTINUE" if not frame.helper else None, kind=ReturnValueError)
+        if frame.tuple_tys is not None:
+            self._return_tuple(frame, stmt, value)
+            return
         if frame.helper and frame.ret_ty is None:
             self.fail(value, f"`{frame.name}` returns nothing (it has no result annotation, or `-> None`), but this returns a value", hint=f"annotate the result: `def {frame.name}(...) -> u16:`", kind=ReturnValueError)
         if isinstance(value, ast.Call) and self._helper_target(value) is not None:
@@ -465,6 +480,29 @@ class _Lowering:
             self.terminate(Return(code, span))
             self.start(rest)
         self.terminate(Return(ordered[-1], span))
+
+    def _return_tuple(self, frame: _Frame, stmt: ast.Return, value: ast.expr) -> None:
+        """`return a, b` from a helper annotated `-> tuple[...]`, or `return other(...)` returning the same."""
+        assert frame.tuple_tys is not None
+        n = len(frame.tuple_tys)
+        if isinstance(value, ast.Call) and self._helper_target(value) is not None:
+            result = self._call(value)
+            if not isinstance(result, TupleValue) or len(result.items) != n:
+                self.fail(value, f"`{frame.name}` returns {n} values; this call does not", kind=ReturnValueError)
+            items = list(result.items)
+        else:
+            if not (isinstance(value, ast.Tuple) and len(value.elts) == n):
+                self.fail(value, f"`{frame.name}` returns a tuple of {n} integers: `return a, b`", kind=ReturnValueError)
+            items = [self.int_expr(e) for e in value.elts]
+        span = self.span(stmt)
+        for i, (item, ty) in enumerate(zip(items, frame.tuple_tys)):
+            narrowed = self._narrowed(item, ty, span)
+            held = frame.tuple_choices[i]
+            if held is not None:
+                codes = {narrowed.const} if narrowed.const is not None else narrowed.choices
+                frame.tuple_choices[i] = None if not codes else held | set(codes)
+            self.emit(Copy(frame.tuple_results[i], narrowed.op, span))
+        frame.returns.append(self._leave(span))
 
     def _return_from_helper(self, frame: _Frame, result: Value | None, stmt: ast.stmt) -> None:
         assert frame.join is not None
@@ -598,6 +636,9 @@ class _Lowering:
                 self.fail(target, "only local names can be annotated", kind=UnsupportedError)
             self._store_attribute(target, value, self.expr(value))
             return
+        if isinstance(target, ast.Tuple) and annotation is None:
+            self._unpack(stmt, target, value)
+            return
         if not isinstance(target, ast.Name):
             self.unsupported(target)
         name = target.id
@@ -621,6 +662,25 @@ class _Lowering:
         if isinstance(declared, type):
             self.fail(annotation, f"`{name}` is declared as a header but assigned an integer", kind=CompileTypeError)  # type: ignore[arg-type]
         self._assign_local(stmt, target, result, annotation if declared is not None else None, self.span(stmt), declared=declared, value_node=value)
+
+    def _unpack(self, stmt: ast.stmt, target: ast.Tuple, value: ast.expr) -> None:
+        """`a, b = helper(...)` for a helper annotated `-> tuple[...]`."""
+        result = self.expr(value) if isinstance(value, ast.Call) else None
+        if not isinstance(result, TupleValue):
+            self.fail(value, "only the result of a helper annotated `-> tuple[...]` can be unpacked", kind=UnsupportedError)
+        if len(target.elts) != len(result.items):
+            self.fail(target, f"`{ast.unparse(value)}` returns {len(result.items)} values, not {len(target.elts)}", kind=CompileTypeError)
+        tys: list[IntTy] = []
+        for elt in target.elts:
+            if not isinstance(elt, ast.Name):
+                self.fail(elt, "unpack into plain local names", kind=UnsupportedError)
+            if elt.id in self.params:
+                self.fail(elt, f"cannot assign to the parameter `{elt.id}`", kind=CompileNameError)
+        for elt, item in zip(target.elts, result.items):
+            assert isinstance(elt, ast.Name)
+            self._assign_local(None, elt, item, None, self.span(stmt), value_node=value)
+            tys.append(self.local_types[elt.id])
+        self.types.unpacks[stmt] = tuple(tys)
 
     def _assign_local(
         self, stmt: ast.stmt | None, target: ast.Name, result: Value, annotation: ast.expr | None, span: Span,
@@ -813,6 +873,8 @@ class _Lowering:
             return result
         if isinstance(result, HeaderView):
             self.fail(node, f"{_a(result.kind.__name__)} header is not an integer", hint="read one of its fields", kind=CompileTypeError)
+        if isinstance(result, TupleValue):
+            self.fail(node, f"`{ast.unparse(node)}` returns {len(result.items)} values", hint="unpack them: `a, b = helper(...)`", kind=CompileTypeError)
         if isinstance(result, BytesView):
             self.fail(node, f"{result.name} is {result.size} opaque bytes, not an integer", hint="copy it whole into a keys field of the same size, e.g. `keys.ipv6_src = ip6.saddr`", kind=CompileTypeError)
         self.fail(node, f"`{ast.unparse(node)}` is not an integer value", kind=CompileTypeError)
@@ -1088,7 +1150,7 @@ class _Lowering:
             obj = obj.fn
         return obj if isinstance(obj, types.FunctionType) else None
 
-    def _helper_signature(self, src: FunctionSource) -> tuple[list[tuple[str, Any]], IntTy | None]:
+    def _helper_signature(self, src: FunctionSource) -> tuple[list[tuple[str, Any]], IntTy | tuple[IntTy, ...] | None]:
         """A helper's parameters (name, Packet | BpfFlowKeys | header class | IntTy) and result type."""
         fdef = src.node
         args = fdef.args
@@ -1119,11 +1181,23 @@ class _Lowering:
                 ret = U64
             elif isinstance(obj, type) and issubclass(obj, FixedInt) and obj in FROM_PYFD:
                 ret = FROM_PYFD[obj]
-            elif obj is not None:
-                raise CompileTypeError(f"{where} returns `{ast.unparse(fdef.returns)}`; a helper returns an integer type or None", src.span(fdef.returns))
+            elif isinstance(fdef.returns, ast.Subscript) and _resolve(fdef.returns.value, src.globals) is tuple:
+                elts = fdef.returns.slice.elts if isinstance(fdef.returns.slice, ast.Tuple) else [fdef.returns.slice]
+                tys: list[IntTy] = []
+                for elt in elts:
+                    one = _resolve(elt, src.globals)
+                    if one is int:
+                        tys.append(U64)
+                    elif isinstance(one, type) and issubclass(one, FixedInt) and one in FROM_PYFD:
+                        tys.append(FROM_PYFD[one])
+                    else:
+                        raise CompileTypeError(f"{where} returns a tuple with an element of type `{ast.unparse(elt)}`; elements are integer types", src.span(elt))
+                return params, tuple(tys)
+            elif obj is not None or fdef.returns is not None:
+                raise CompileTypeError(f"{where} returns `{ast.unparse(fdef.returns)}`; a helper returns an integer type, a tuple of them, or None", src.span(fdef.returns))
         return params, ret
 
-    def _inline(self, node: ast.Call, fn: Callable[..., Any], *, tail: bool) -> Value | None:
+    def _inline(self, node: ast.Call, fn: Callable[..., Any], *, tail: bool) -> Value | TupleValue | None:
         """Lower a call to a helper function by inlining its body here."""
         name = ast.unparse(node.func)
         try:
@@ -1179,7 +1253,15 @@ class _Lowering:
         self.stored_names = {n.id for n in ast.walk(src.node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
         self.env = _Env(set(), {})
         span = src.span(src.node)
-        frame = _Frame(src.node.name, ret_ty, helper=True, result=Reg(f"{self.prefix}result") if ret_ty else None, join=self.new_label("return"), tail=saved[7] if tail else None)
+        frame = _Frame(src.node.name, None, helper=True, join=self.new_label("return"), tail=saved[7] if tail else None)
+        if isinstance(ret_ty, tuple):
+            if tail:
+                raise ReturnValueError(f"`{name}` returns a tuple; a dissector returns a return code", self.span(node))
+            frame.tuple_tys = ret_ty
+            frame.tuple_results = tuple(Reg(f"{self.prefix}result{i}") for i in range(len(ret_ty)))
+            frame.tuple_choices = [set() for _ in ret_ty]
+        elif ret_ty is not None:
+            frame.ret_ty, frame.result = ret_ty, Reg(f"{self.prefix}result")
         self.frame = frame
         self.call_stack.append(key)
         self.types.calls[node] = fn
@@ -1217,6 +1299,11 @@ class _Lowering:
             self.fail(node, f"`{name}` never returns here", kind=CompileError)
         self._join(frame.returns, "after", call_span)
         self.env = caller_env.copy()
+        if frame.tuple_tys is not None:
+            return TupleValue(tuple(
+                Value(reg, ty, None, frozenset(held) if held else None)
+                for reg, ty, held in zip(frame.tuple_results, frame.tuple_tys, frame.tuple_choices)
+            ))
         if ret_ty is None:
             return Value(Imm(0), LITERAL, 0)
         assert frame.result is not None
@@ -1277,8 +1364,8 @@ def _resolve(node: ast.expr | None, namespace: dict[str, Any]) -> Any:
         except SyntaxError:
             return None
     if isinstance(node, ast.Name):
-        if node.id in ("int", "bool"):
-            return {"int": int, "bool": bool}[node.id]
+        if node.id in ("int", "bool", "tuple") and node.id not in namespace:
+            return {"int": int, "bool": bool, "tuple": tuple}[node.id]
         return namespace.get(node.id)
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
         return getattr(namespace.get(node.value.id), node.attr, None)

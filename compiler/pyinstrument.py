@@ -43,8 +43,15 @@ def _umod(a: int, b: int) -> int:
     return a % b if b else a  # BPF: modulo zero leaves the dividend
 
 
-HELPERS: dict[str, Callable[..., int]] = {
+def _wrap_tuple(values: tuple[int, ...], types: tuple[tuple[int, bool], ...]) -> tuple[int, ...]:
+    if len(values) != len(types):  # the compiler checked the arity; keep Python's own error otherwise
+        return values
+    return tuple(wrap(v, bits, signed) for v, (bits, signed) in zip(values, types))
+
+
+HELPERS: dict[str, Callable[..., Any]] = {
     "__pyfd_wrap": wrap,
+    "__pyfd_wrap_tuple": _wrap_tuple,
     "__pyfd_shl": _shl,
     "__pyfd_shr": _shr,
     "__pyfd_udiv": _udiv,
@@ -67,12 +74,15 @@ class _Instrument(ast.NodeTransformer):
         self.types = lowered.types
         self.origin = origin
         self.callees = callees  # original Call node -> name of the instrumented helper in the namespace
-        self.ret_ty: IntTy | None = None
+        self.ret_ty: IntTy | tuple[IntTy, ...] | None = None
 
     def _orig(self, node: ast.AST) -> ast.AST:
         return self.origin.get(id(node), node)
 
-    def _wrap(self, node: ast.expr, ty: IntTy) -> ast.expr:
+    def _wrap(self, node: ast.expr, ty: IntTy | tuple[IntTy, ...]) -> ast.expr:
+        if isinstance(ty, tuple):
+            spec = ast.Tuple(elts=[ast.Tuple(elts=[_const(t.bits), _const(t.signed)], ctx=ast.Load()) for t in ty], ctx=ast.Load())
+            return ast.copy_location(_call("__pyfd_wrap_tuple", node, spec), node)
         return ast.copy_location(_call("__pyfd_wrap", node, _const(ty.bits), _const(ty.signed)), node)
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
@@ -119,7 +129,7 @@ class _Instrument(ast.NodeTransformer):
         return new
 
     def visit_Assign(self, node: ast.Assign) -> ast.stmt:
-        ty = self.types.stores.get(self._orig(node))
+        ty: IntTy | tuple[IntTy, ...] | None = self.types.stores.get(self._orig(node)) or self.types.unpacks.get(self._orig(node))
         new = self.generic_visit(node)
         assert isinstance(new, ast.Assign)
         if ty is not None:
