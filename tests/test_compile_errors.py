@@ -251,7 +251,7 @@ REJECTS = [
             a, b = 1, 2
             return BPF_OK
         """,
-        UnsupportedError, "tuples are not supported", 3, 5,
+        UnsupportedError, "only the result of a helper annotated `-> tuple[...]` can be unpacked", 3, 12,
     ),
     Reject(
         "import",
