@@ -614,21 +614,50 @@ class _Lowering:
         if name in self.params:
             self.fail(stmt.target, f"cannot assign to the parameter `{name}`", kind=CompileNameError)
         span = self.span(stmt)
-        breaks: list[tuple[str, _Env]] = []
-        for v in values:  # unrolled: one copy of the body per iteration, the loop variable a constant in each
-            if not self.reachable:
-                break
-            self._assign_local(None, stmt.target, Value(Imm(v), LITERAL, v), None, self.span(stmt.target))
-            self.loops.append(_Loop())
-            self.lower_body(stmt.body)
-            loop = self.loops.pop()
-            breaks.extend(loop.breaks)
-            ends = loop.continues + ([self._leave(span)] if self.reachable else [])
-            self._join(ends, "next", span)
-        if self.reachable and stmt.orelse:
+        if not values:
+            self.lower_body(stmt.orelse)
+            return
+        # A loop the verifier walks iteration by iteration (it accepts bounded
+        # loops): a hidden counter runs over the range, and the loop variable
+        # takes its value at the top of each pass.
+        step = values.step
+        counter = Reg(f"{self.prefix}loop{self.new_label('')}")
+        self.emit(Copy(counter, Imm(values.start), span))
+        head, body, latch, done = (self.new_label(h) for h in ("loop", "body", "latch", "loopexit"))
+        self.terminate(Jump(head, span))
+        self.env = self._loop_entry_env(stmt)
+        entry_env = self.env
+        self.start(head)
+        signed = min(values.start, values.stop) < 0
+        cmp = (Cmp.SLT if signed else Cmp.ULT) if step > 0 else (Cmp.SGT if signed else Cmp.UGT)
+        self.terminate(Branch(cmp, counter, Imm(values.stop), body, done, span))
+        self.start(body)
+        self.env = entry_env.copy()
+        self._assign_local(None, stmt.target, Value(counter, I64 if signed else U64), None, self.span(stmt.target))
+        self.loops.append(_Loop())
+        self.lower_body(stmt.body)
+        loop = self.loops.pop()
+        ends = loop.continues + ([self._leave(span)] if self.reachable else [])
+        if ends:
+            self._join(ends, "latch", span, label=latch)
+            self.emit(Binary(BinaryOp.ADD, counter, counter, Imm(step), span))
+            self.terminate(Jump(head, span))
+        self.start(done)
+        self.env = entry_env.copy()
+        if stmt.orelse:
             self.lower_body(stmt.orelse)  # `for ... else`: runs when no `break` left the loop
-        ends = breaks + ([self._leave(span)] if self.reachable else [])
-        self._join(ends, "endfor", span)
+        exits = loop.breaks + ([self._leave(span)] if self.reachable else [])
+        self._join(exits, "endfor", span)
+
+    def _loop_entry_env(self, stmt: ast.For) -> _Env:
+        """What holds at the top of every pass: what held before, less what the body may change."""
+        env = self.env.copy()
+        stored = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        for name in stored:
+            env.choices.pop(name, None)
+            if name in env.headers:
+                env.headers[name] = Conflict(self.span(stmt), partial=True)
+        return env
 
     def _assign(self, stmt: ast.stmt, target: ast.expr, value: ast.expr, annotation: ast.expr | None) -> None:
         if isinstance(target, ast.Attribute):
@@ -828,6 +857,8 @@ class _Lowering:
                 self.cond(values[-1], true, false)
             case ast.UnaryOp(op=ast.Not(), operand=operand):
                 self.cond(operand, false, true)
+            case ast.Call() if self._is_header_call(node, "has"):
+                self.terminate(self._has(node, true, false))
             case ast.Compare():
                 cmp, lhs, rhs = self._compare(node)
                 if lhs.const is not None and rhs.const is not None:
@@ -1099,11 +1130,11 @@ class _Lowering:
         self.start(join)
         return Value(dst, BOOL)
 
-    def _is_header_call(self, node: ast.Call) -> bool:
+    def _is_header_call(self, node: ast.Call, method: str = "header") -> bool:
         func = node.func
         return (
             isinstance(func, ast.Attribute)
-            and func.attr == "header"
+            and func.attr == method
             and isinstance(func.value, ast.Name)
             and isinstance(self.params.get(func.value.id), _Param)
             and self.params[func.value.id].kind == "packet"
@@ -1112,6 +1143,8 @@ class _Lowering:
     def _call(self, node: ast.Call, *, tail: bool = False) -> Value | HeaderView | None:
         if self._is_header_call(node):
             return self.header(node)
+        if self._is_header_call(node, "has"):
+            return self._materialize_bool(node)
         helper = self._helper_target(node)
         if helper is not None:
             return self._inline(node, helper, tail=tail)
@@ -1321,6 +1354,20 @@ class _Lowering:
         dst = self.fresh()
         self.emit(Extend(ty.signed, ty.bits, dst, value.op, self.span(node)))
         return Value(dst, ty)
+
+    def _has(self, node: ast.Call, true: str, false: str) -> CheckPacket:
+        """`pkt.has(end)`: true if the packet holds at least `end` bytes (a check that reads nothing)."""
+        if node.keywords or len(node.args) != 1:
+            self.fail(node, "pkt.has takes one argument: the packet length to require", kind=CompileTypeError)
+        end = self.int_expr(node.args[0])
+        span = self.span(node)
+        if end.const is not None:
+            if not 0 <= end.const <= MAX_PACKET_OFF:
+                self.fail(node.args[0], f"constant length {end.const} is outside 0..{MAX_PACKET_OFF}", kind=PacketAccessError)
+            return CheckPacket(Imm(end.const), 0, true, false, span)
+        base = self.fresh("end")
+        self.emit(Copy(base, end.op, span))
+        return CheckPacket(base, 0, true, false, span)
 
     def header(self, node: ast.Call) -> HeaderView:
         """`pkt.header(Kind, offset)`: a bounds check, then a view later reads share."""

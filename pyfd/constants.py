@@ -24,6 +24,7 @@ ETH_P_IPV6 = 0x86DD
 ETH_P_MPLS_UC = 0x8847
 ETH_P_MPLS_MC = 0x8848
 ETH_P_TEB = 0x6558  # transparent Ethernet bridging (GRE carrying Ethernet)
+ETH_P_802_3_MIN = 0x0600  # values below are 802.3 lengths, not Ethernet types
 
 # IP protocol numbers (include/uapi/linux/in.h, in6.h).
 IPPROTO_HOPOPTS = 0
@@ -39,6 +40,7 @@ IPPROTO_ICMPV6 = 58
 IPPROTO_NONE = 59
 IPPROTO_DSTOPTS = 60
 IPPROTO_SCTP = 132
+IPPROTO_UDPLITE = 136
 IPPROTO_MPLS = 137
 
 # IPv4 fragment bits in frag_off (host order).

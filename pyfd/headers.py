@@ -19,7 +19,10 @@ from typing import Any, ClassVar
 from .layout import Bits, Bytes, Field, network_layout, resolve_annotations
 from .types import u8, u16, u32
 
-__all__ = ["Header", "Bits", "Bytes", "Ethernet", "IPv4", "Ports", "header_fields"]
+__all__ = [
+    "Header", "Bits", "Bytes", "Ethernet", "VLAN", "MPLS", "IPv4", "IPv6", "IPv6Opt", "IPv6Frag", "GRE", "Ports",
+    "TCP", "UDP", "ICMP", "header_fields",
+]
 
 
 class _HeaderField:
@@ -113,3 +116,104 @@ class Ports(Header):
 
     sport: u16
     dport: u16
+
+
+class VLAN(Header):
+    """802.1Q / 802.1ad tag after its Ethernet type: TCI, then the encapsulated Ethernet type (4 bytes)."""
+
+    pcp: Bits[3]
+    dei: Bits[1]
+    vid: Bits[12]
+    proto: u16
+
+
+class MPLS(Header):
+    """One MPLS label stack entry (RFC 3032, 4 bytes)."""
+
+    label: Bits[20]
+    tc: Bits[3]
+    bos: Bits[1]  # bottom of stack
+    ttl: u8
+
+
+class IPv6(Header):
+    """IPv6 fixed header (40 bytes); the addresses are opaque 16-byte fields."""
+
+    version: Bits[4]
+    traffic_class: Bits[8]
+    flow_label: Bits[20]
+    payload_len: u16
+    nexthdr: u8
+    hop_limit: u8
+    saddr: Bytes[16]
+    daddr: Bytes[16]
+
+
+class IPv6Opt(Header):
+    """The start of an IPv6 hop-by-hop, routing or destination options header.
+
+    `hdrlen` counts 8-byte units after the first 8 bytes: the header is
+    `(hdrlen + 1) * 8` bytes long.
+    """
+
+    nexthdr: u8
+    hdrlen: u8
+
+
+class IPv6Frag(Header):
+    """IPv6 fragment header (8 bytes); `offset` counts 8-byte units, `more` is the M flag."""
+
+    nexthdr: u8
+    reserved: u8
+    offset: Bits[13]
+    res: Bits[2]
+    more: Bits[1]
+    identification: u32
+
+
+class GRE(Header):
+    """GRE base header (RFC 2784, 2890; 4 bytes); optional checksum, key and sequence words follow."""
+
+    csum: Bits[1]  # C: checksum and reserved word present
+    routing: Bits[1]
+    key: Bits[1]  # K: key word present
+    seq: Bits[1]  # S: sequence number word present
+    strict: Bits[1]
+    recur: Bits[3]
+    ack: Bits[1]
+    flags: Bits[4]
+    version: Bits[3]
+    proto: u16  # an Ethernet type
+
+
+class TCP(Header):
+    """TCP header without options (20 bytes; `doff` counts 32-bit words)."""
+
+    sport: u16
+    dport: u16
+    seq: u32
+    ack_seq: u32
+    doff: Bits[4]
+    reserved: Bits[4]
+    flags: u8
+    window: u16
+    check: u16
+    urg_ptr: u16
+
+
+class UDP(Header):
+    """UDP header (8 bytes)."""
+
+    sport: u16
+    dport: u16
+    len: u16
+    check: u16
+
+
+class ICMP(Header):
+    """ICMP header (8 bytes, as struct icmphdr)."""
+
+    type: u8
+    code: u8
+    checksum: u16
+    rest: u32

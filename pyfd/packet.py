@@ -32,6 +32,10 @@ class Packet:
     def __len__(self) -> int:
         return len(self.data)
 
+    def has(self, end: int) -> bool:
+        """True if the packet holds at least `end` bytes (as the compiled bounds check decides)."""
+        return 0 <= end <= MAX_PACKET_OFF and end <= len(self.data)
+
     def header(self, kind: type[H], offset: int) -> H:
         """A view of header `kind` at `offset`; ends the dissector with BPF_DROP if it doesn't fit."""
         if not 0 <= offset <= MAX_PACKET_OFF - kind.size or offset + kind.size > len(self.data):

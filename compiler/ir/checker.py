@@ -45,8 +45,8 @@ def _check_structure(fn: Function) -> None:
             _check_access(insn)
         if isinstance(block.term, Return) and block.term.value not in RETURN_CODES:
             raise IRCheckError(f"return value {block.term.value} is not a flow dissector return code", block.term.span)
-        if isinstance(block.term, CheckPacket) and block.term.size <= 0:
-            raise IRCheckError("packet check of no bytes", block.term.span)
+        if isinstance(block.term, CheckPacket) and block.term.size < 0:  # size 0: `pkt.has(end)`, a length test
+            raise IRCheckError(f"packet check of {block.term.size} bytes", block.term.span)
 
 
 def _check_access(insn: Instruction) -> None:
