@@ -64,6 +64,120 @@ def only_dissector(path: Path) -> Dissector:
 
 
 REJECTS = [
+    # -- helpers, loops, tuples, opaque bytes -------------------------------
+    Reject(
+        "helper_recursion",
+        """
+        def walk(pkt: Packet, keys: BpfFlowKeys) -> int:
+            return walk(pkt, keys)
+
+        @dissector
+        def f(pkt: Packet, keys: BpfFlowKeys) -> int:
+            return walk(pkt, keys)
+        """,
+        UnsupportedError, "recursion is not supported: `walk` is already being called here", 2, 12, hint="range(N)",
+    ),
+    Reject(
+        "helper_unannotated_parameter",
+        """
+        def h(keys: BpfFlowKeys, x) -> int:
+            return BPF_OK
+
+        @dissector
+        def f(pkt: Packet, keys: BpfFlowKeys) -> int:
+            return h(keys, 1)
+        """,
+        CompileTypeError, "parameter `x` of helper `h` has no annotation", 1, 26, hint="u8 .. i64",
+    ),
+    Reject(
+        "helper_missing_argument",
+        """
+        def h(pkt: Packet, keys: BpfFlowKeys) -> int:
+            return BPF_OK
+
+        @dissector
+        def f(pkt: Packet, keys: BpfFlowKeys) -> int:
+            return h(pkt)
+        """,
+        CompileTypeError, "`h` is missing the argument `keys`", 6, 12,
+    ),
+    Reject(
+        "helper_missing_return",
+        """
+        def h(keys: BpfFlowKeys) -> u16:
+            if keys.nhoff > 20:
+                return 1
+
+        @dissector
+        def f(pkt: Packet, keys: BpfFlowKeys) -> int:
+            keys.thoff = h(keys)
+            return BPF_OK
+        """,
+        ReturnValueError, "missing return: the end of helper `h` is reachable", 2, 5,
+    ),
+    Reject(
+        "helper_returns_nothing",
+        """
+        def h(keys: BpfFlowKeys) -> None:
+            keys.thoff = 1
+
+        @dissector
+        def f(pkt: Packet, keys: BpfFlowKeys) -> int:
+            return h(keys)
+        """,
+        ReturnValueError, "`h` returns nothing, so its result cannot be returned", 6, 12,
+    ),
+    Reject(
+        "unpack_arity",
+        """
+        def pair(keys: BpfFlowKeys) -> tuple[u8, u16]:
+            return 1, keys.nhoff
+
+        @dissector
+        def f(pkt: Packet, keys: BpfFlowKeys) -> int:
+            a, b, c = pair(keys)
+            return BPF_OK
+        """,
+        CompileTypeError, "`pair(keys)` returns 2 values, not 3", 6, 5,
+    ),
+    Reject(
+        "return_local_not_a_code",
+        """
+        @dissector
+        def f(pkt: Packet, keys: BpfFlowKeys) -> int:
+            v = 7
+            if keys.nhoff > 3:
+                v = BPF_OK
+            return v
+        """,
+        ReturnValueError, "`v` may be 7, which is not a flow dissector return code", 6, 12,
+    ),
+    Reject(
+        "opaque_bytes_as_integer",
+        """
+        from pyfd.headers import IPv6
+
+        @dissector
+        def f(pkt: Packet, keys: BpfFlowKeys) -> int:
+            ip6 = pkt.header(IPv6, keys.nhoff)
+            keys.sport = ip6.saddr
+            return BPF_OK
+        """,
+        CompileTypeError, "IPv6.saddr is 16 bytes; keys.sport is a 16-bit field", 6, 18,
+    ),
+    Reject(
+        "loop_variable_header_after_loop",
+        """
+        @dissector
+        def f(pkt: Packet, keys: BpfFlowKeys) -> int:
+            ip = pkt.header(IPv4, keys.nhoff)
+            for i in range(2):
+                ip = pkt.header(IPv4, keys.nhoff + 20)
+            keys.ip_proto = ip.protocol
+            return BPF_OK
+        """,
+        CompileNameError, "`ip` is not bound to a header on every path", 6, 21,
+    ),
     # -- constructs outside the subset ------------------------------------
     Reject(
         "while",
