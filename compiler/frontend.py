@@ -486,22 +486,27 @@ class _Lowering:
         assert frame.tuple_tys is not None
         n = len(frame.tuple_tys)
         if isinstance(value, ast.Call) and self._helper_target(value) is not None:
-            result = self._call(value)
-            if not isinstance(result, TupleValue) or len(result.items) != n:
-                self.fail(value, f"`{frame.name}` returns {n} values; this call does not", kind=ReturnValueError)
-            items = list(result.items)
-        else:
-            if not (isinstance(value, ast.Tuple) and len(value.elts) == n):
-                self.fail(value, f"`{frame.name}` returns a tuple of {n} integers: `return a, b`", kind=ReturnValueError)
-            items = [self.int_expr(e) for e in value.elts]
-        span = self.span(stmt)
-        for i, (item, ty) in enumerate(zip(items, frame.tuple_tys)):
-            narrowed = self._narrowed(item, ty, span)
+            # `return helper(...)`: the helper's returns deliver straight to this one's caller.
+            self._call(value, tail=True)
+            return
+        if not (isinstance(value, ast.Tuple) and len(value.elts) == n):
+            self.fail(value, f"`{frame.name}` returns a tuple of {n} integers: `return a, b`", kind=ReturnValueError)
+        items = [self.int_expr(e) for e in value.elts]
+        self._deliver_tuple(frame, items, self.span(stmt))
+
+    def _deliver_tuple(self, frame: _Frame, items: list[Value], span: Span) -> None:
+        """Narrow `items` to `frame`'s result types and leave to its caller (or its tail caller's)."""
+        assert frame.tuple_tys is not None
+        narrowed = [self._narrowed(item, ty, span) for item, ty in zip(items, frame.tuple_tys)]
+        if frame.tail is not None:
+            self._deliver_tuple(frame.tail, narrowed, span)
+            return
+        for i, item in enumerate(narrowed):
             held = frame.tuple_choices[i]
             if held is not None:
-                codes = {narrowed.const} if narrowed.const is not None else narrowed.choices
+                codes = {item.const} if item.const is not None else item.choices
                 frame.tuple_choices[i] = None if not codes else held | set(codes)
-            self.emit(Copy(frame.tuple_results[i], narrowed.op, span))
+            self.emit(Copy(frame.tuple_results[i], item.op, span))
         frame.returns.append(self._leave(span))
 
     def _return_from_helper(self, frame: _Frame, result: Value | None, stmt: ast.stmt) -> None:
@@ -1276,6 +1281,12 @@ class _Lowering:
             elif not isinstance(value, Value):
                 self.int_expr(arg)  # the error for a non-integer
             bound.append((pname, kind, value))
+        caller = self.frame
+        if tail and isinstance(ret_ty, tuple) and (caller.tuple_tys is None or len(caller.tuple_tys) != len(ret_ty)):
+            what = "a dissector returns a return code" if not caller.helper else f"`{caller.name}` does not return {len(ret_ty)} values"
+            self.fail(node, f"`{name}` returns a tuple of {len(ret_ty)}; {what}", kind=ReturnValueError)
+        if tail and not isinstance(ret_ty, tuple) and caller.tuple_tys is not None:
+            self.fail(node, f"`{caller.name}` returns a tuple; `{name}` does not", kind=ReturnValueError)
         # Lower the body in a frame of its own.
         saved = (self.src, self.node, self.params, self.local_types, self.local_regs, self.stored_names, self.env, self.frame, self.loops, self.prefix)
         caller_env = self.env
@@ -1288,8 +1299,6 @@ class _Lowering:
         span = src.span(src.node)
         frame = _Frame(src.node.name, None, helper=True, join=self.new_label("return"), tail=saved[7] if tail else None)
         if isinstance(ret_ty, tuple):
-            if tail:
-                raise ReturnValueError(f"`{name}` returns a tuple; a dissector returns a return code", self.span(node))
             frame.tuple_tys = ret_ty
             frame.tuple_results = tuple(Reg(f"{self.prefix}result{i}") for i in range(len(ret_ty)))
             frame.tuple_choices = [set() for _ in ret_ty]

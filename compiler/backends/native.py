@@ -246,7 +246,7 @@ class _Selector:
         else:
             base = self.reg(term.base)  # type: ignore[arg-type]
             bits = self.verifier_bits(term.base)
-            if bits > 15 or (1 << bits) - 1 > MAX_PACKET_OFF - term.size:
+            if bits >= 64 or (1 << bits) - 1 > MAX_PACKET_OFF - term.size:
                 # Without this clamp `data + off` teaches the verifier nothing and
                 # the read fails with "invalid access to packet ... r=0".
                 self.emit(MInsn(Class.JMP | JmpOp.JGT | Source.K, base, 0, 0, MAX_PACKET_OFF - term.size, target=fail, span=span))
@@ -254,7 +254,8 @@ class _Selector:
             self.emit(_alu64(AluOp.MOV, ptr, self.data, imm=False, span=span))
             self.emit(_alu64(AluOp.ADD, ptr, base, imm=False, span=span))
             self.emit(_alu64(AluOp.MOV, end, ptr, imm=False, span=span))
-            self.emit(_alu64(AluOp.ADD, end, term.size, imm=True, span=span))
+            if term.size:  # `pkt.has(end)` checks the end itself
+                self.emit(_alu64(AluOp.ADD, end, term.size, imm=True, span=span))
         # Unsigned 64-bit `ptr + size > data_end`: the fall-through is in bounds.
         self.emit(MInsn(Class.JMP | JmpOp.JGT | Source.X, end, self.data_end, target=fail, span=span))
 
