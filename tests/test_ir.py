@@ -19,6 +19,7 @@ from pyfd.compiler.passes import (
     Peephole,
     RedundantLoads,
     SimplifyCFG,
+    ThreadJumps,
     pipeline,
 )
 
@@ -747,6 +748,100 @@ drop:
         None,
     ),
     (
+        "dead-code: a write read only on other paths goes (liveness, not a count of readers)",
+        DeadCode(),
+        """
+entry:
+    %r = copy 1
+    %v = keys.load u16 +0
+    br eq %v, 0, a, b
+a:
+    %r = copy 2
+    ret 0
+b:
+    keys.store u8 +9, %r
+    ret 2
+""",
+        """
+entry:
+    %r = copy 1
+    %v = keys.load u16 +0
+    br eq %v, 0, a, b
+a:
+    ret 0
+b:
+    keys.store u8 +9, %r
+    ret 2
+""",
+    ),
+    (
+        "thread-jumps: a constant verdict skips the test after the join",
+        ThreadJumps(),
+        """
+entry:
+    %v = keys.load u16 +0
+    br eq %v, 0, drop, ok
+drop:
+    %res = copy 2
+    jump join
+ok:
+    %res = copy 1
+    jump join
+join:
+    %verdict = copy %res
+    br ne %verdict, 1, out, more
+out:
+    ret 2
+more:
+    ret 0
+""",
+        """
+entry:
+    %v = keys.load u16 +0
+    br eq %v, 0, drop, ok
+drop:
+    %res = copy 2
+    %verdict = copy %res
+    jump out
+ok:
+    %res = copy 1
+    %verdict = copy %res
+    jump more
+join:
+    %verdict = copy %res
+    br ne %verdict, 1, out, more
+out:
+    ret 2
+more:
+    ret 0
+""",
+    ),
+    (
+        "thread-jumps: a packet base keeps its single definition",
+        ThreadJumps(),
+        """
+entry:
+    %v = keys.load u16 +0
+    br eq %v, 0, a, b
+a:
+    %o = copy 14
+    jump join
+b:
+    %o = copy 18
+    jump join
+join:
+    %hdr = copy %o
+    br eq %hdr, 14, x, y
+x:
+    check.packet [%hdr + 1], ok, y
+ok:
+    ret 0
+y:
+    ret 2
+""",
+        None,
+    ),
+    (
         "dead-code: unread results go, keys stores stay",
         DeadCode(),
         """
@@ -815,4 +910,4 @@ def test_every_pass_is_idempotent_on_real_ir(dissector: Dissector) -> None:
 
 def test_pipelines() -> None:
     assert [p.name for p in pipeline(0)] == ["simplify-cfg"]
-    assert [p.name for p in pipeline(2)] == ["simplify-cfg", "constant-fold", "redundant-loads", "peephole", "merge-checks", "dead-code"]
+    assert [p.name for p in pipeline(2)] == ["simplify-cfg", "constant-fold", "thread-jumps", "redundant-loads", "peephole", "merge-checks", "dead-code"]

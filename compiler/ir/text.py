@@ -19,9 +19,10 @@ _SIZE_NAME = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}
 _NAME_SIZE = {v: k for k, v in _SIZE_NAME.items()}
 
 
-def format_span(span: Span) -> str:
-    """`@line:col-end_line:end_col`."""
-    return f"@{span.line}:{span.col}-{span.end_line}:{span.end_col}"
+def format_span(span: Span, file: str | None = None) -> str:
+    """`@line:col-end_line:end_col`, prefixed by `"file":` when the span is in another file than `file`."""
+    where = f'"{span.file}":' if file is not None and span.file != file else ""
+    return f"@{where}{span.line}:{span.col}-{span.end_line}:{span.end_col}"
 
 
 def format_insn(node: Instruction | Terminator) -> str:
@@ -65,7 +66,7 @@ def print_function(fn: Function, *, spans: bool = True) -> str:
         for node in [*block.insns, block.term]:
             text = "    " + format_insn(node)
             if spans:
-                text = f"{text:<52} {format_span(node.span)}"
+                text = f"{text:<52} {format_span(node.span, fn.file)}"
             lines.append(text)
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -87,7 +88,7 @@ class _Build(Transformer):  # type: ignore[type-arg]
 
     def _span(self, meta: object, loc: Span | None) -> Span:
         if loc is not None:
-            return Span(self.file, loc.line, loc.col, loc.end_line, loc.end_col)
+            return loc if loc.file else Span(self.file, loc.line, loc.col, loc.end_line, loc.end_col)
         line = getattr(meta, "line", 0)
         col = getattr(meta, "column", 1) - 1
         return Span(self.source_name, line, col, getattr(meta, "end_line", line), getattr(meta, "end_column", 1) - 1)
@@ -102,8 +103,9 @@ class _Build(Transformer):  # type: ignore[type-arg]
         return Imm(int(text, 16 if "0x" in text.lower() else 10))
 
     def loc(self, items: list[Token]) -> Span:
-        line, col, end_line, end_col = (int(t) for t in items)
-        return Span(self.file, line, col, end_line, end_col)
+        file = str(items[0])[1:-1] if len(items) == 5 else ""  # a span in an inlined helper's file; "" the function's
+        line, col, end_line, end_col = (int(t) for t in items[-4:])
+        return Span(file, line, col, end_line, end_col)
 
     @v_args(meta=True)
     def insn(self, meta: object, items: list[object]) -> object:
@@ -151,7 +153,7 @@ class _Build(Transformer):  # type: ignore[type-arg]
         if rest and isinstance(rest[0], Tree) and rest[0].data == "loc":
             fn_loc = self.loc(rest.pop(0).children)
         blocks = [self.build_block(b) for b in rest]
-        span = fn_loc or self._span(tree.meta, None)
+        span = self._span(tree.meta, fn_loc)
         return Function(str(name), self.file, blocks, span)
 
     def build_block(self, tree: Tree) -> Block:  # type: ignore[type-arg]

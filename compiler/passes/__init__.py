@@ -9,13 +9,20 @@ from .fold import ConstantFold
 from .loads import RedundantLoads
 from .peephole import Peephole
 from .simplify_cfg import SimplifyCFG
+from .thread import ThreadJumps
 
 
-def pipeline(opt_level: int) -> list[Pass]:
-    """The passes for `-O0` (cleanup only) or `-O1`/`-O2`."""
+def pipeline(opt_level: int, backend: str = "native") -> list[Pass]:
+    """The passes for `-O0` (cleanup only) or `-O1`/`-O2`.
+
+    ThreadJumps runs for the native backend only: LLVM threads jumps itself,
+    and the join copies it duplicates cost LLVM more than they save
+    (samples/full.py: 411 instructions without, 467 with).
+    """
     if opt_level <= 0:
         return [SimplifyCFG()]
-    return [SimplifyCFG(), ConstantFold(), RedundantLoads(), Peephole(), MergeChecks(), DeadCode()]
+    threading: list[Pass] = [ThreadJumps()] if backend == "native" else []
+    return [SimplifyCFG(), ConstantFold(), *threading, RedundantLoads(), Peephole(), MergeChecks(), DeadCode()]
 
 
-__all__ = ["Pass", "PassManager", "pipeline", "ConstantFold", "DeadCode", "MergeChecks", "Peephole", "RedundantLoads", "SimplifyCFG"]
+__all__ = ["Pass", "PassManager", "pipeline", "ConstantFold", "DeadCode", "MergeChecks", "Peephole", "RedundantLoads", "SimplifyCFG", "ThreadJumps"]
