@@ -224,6 +224,10 @@ def _spill(fn: MFunction, regs: set[str], slots: dict[str, int], counter: list[i
         dirty: set[str] = set()  # held values not yet stored
         for i, insn in enumerate(b.insns):
             mapping: dict[MReg, MReg] = {}
+            direct = _spill_copy(insn, regs, slots, held, b.insns[i + 1] if i + 1 < len(b.insns) else None)
+            if direct is not None:  # a copy to or from a slot is the store or the load itself
+                out.append(direct)
+                continue
             for reg in insn.uses():
                 if isinstance(reg, str) and reg in regs and reg not in mapping:
                     if reg not in held:
@@ -251,6 +255,25 @@ def _spill(fn: MFunction, regs: set[str], slots: dict[str, int], counter: list[i
                 if not keep:
                     del held[reg]
         b.insns = out
+
+
+def _spill_copy(insn: MInsn, regs: set[str], slots: dict[str, int], held: dict[str, str], nxt: MInsn | None) -> MInsn | None:
+    """`spilled = r` as one store, `r = spilled` as one load (no temporary in between), else None.
+
+    Not for a copy whose destination the next instruction works on (`mov t, a;
+    add t, b`): there the value is better kept in a temporary for both.
+    """
+    if not insn.is_copy():
+        return None
+    dst, src = insn.dst, insn.src
+    dst_spilled = isinstance(dst, str) and dst in regs
+    src_spilled = isinstance(src, str) and src in regs
+    next_touches = nxt is not None and dst in (*nxt.uses(), *nxt.defs())
+    if dst_spilled and not src_spilled and dst not in held and not next_touches:
+        return MInsn(Class.STX | Mode.MEM | Size.DW, FP, src, slots[dst], span=insn.span)  # type: ignore[index]
+    if src_spilled and not dst_spilled and src not in held:
+        return MInsn(Class.LDX | Mode.MEM | Size.DW, dst, FP, slots[src], span=insn.span)  # type: ignore[index]
+    return None
 
 
 def allocate(fn: MFunction) -> None:
