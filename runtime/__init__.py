@@ -30,7 +30,15 @@ from .bpf import (
     TestRunResult,
 )
 from .caps import check_bpf_available, missing_capabilities
-from .errors import BpfError, BtfError, MissingPrivilegeError, SourceLocator, VerifierError
+from .errors import (
+    BpfError,
+    BtfError,
+    MissingPrivilegeError,
+    SourceLocation,
+    SourceLocator,
+    VerifierError,
+    slot_source_map,
+)
 from .flowkeys import (
     ETH_P_IP,
     ETH_P_IPV6,
@@ -86,6 +94,7 @@ __all__ = [
     "ProgQueryResult",
     "ProgType",
     "RunResult",
+    "SourceLocation",
     "SourceLocator",
     "StatsType",
     "TestRunResult",
@@ -94,5 +103,6 @@ __all__ = [
     "check_bpf_available",
     "load_program",
     "missing_capabilities",
+    "slot_source_map",
     "valid_prog_name",
 ]

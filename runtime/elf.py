@@ -67,6 +67,7 @@ class ObjectProgram:
     section: str
     code: bytes
     relocations: list[Relocation] = field(default_factory=list)
+    offset: int = 0  # bytes from the start of its section (where .BTF.ext insn_off counts from)
 
     @property
     def insn_count(self) -> int:
@@ -82,6 +83,8 @@ class ObjectFile:
     programs: list[ObjectProgram]
     license: str
     sections: dict[str, bytes]
+    section_sizes: dict[str, int] = field(default_factory=dict)  # sh_size, also of SHT_NOBITS
+    symbols: dict[str, int] = field(default_factory=dict)  # data (STT_OBJECT) symbol -> st_value
 
     def program(self, name: str | None = None) -> ObjectProgram:
         """Return the program called `name`, or the only program if `name` is None."""
@@ -170,11 +173,13 @@ def _symbol_name(elf: ELFFile, symbol: Any) -> str:
 
 def _read(elf: ELFFile, where: str) -> ObjectFile:
     sections: dict[str, bytes] = {}
+    section_sizes: dict[str, int] = {}
     for section in elf.iter_sections():
         if section.name and section.name not in sections:
             sections[section.name] = (
                 b"" if section["sh_type"] == "SHT_NOBITS" else section.data()
             )
+            section_sizes[section.name] = section["sh_size"]
 
     license_data = sections.get("license", b"")
     license = license_data.split(b"\0", 1)[0].decode("utf-8", errors="replace")
@@ -190,8 +195,11 @@ def _read(elf: ELFFile, where: str) -> ObjectFile:
 
     # Function symbols per executable section, in offset order.
     functions: dict[int, list[Any]] = {}
+    data_symbols: dict[str, int] = {}
     for symbol in symtab.iter_symbols():
         shndx = symbol["st_shndx"]
+        if symbol["st_info"]["type"] == "STT_OBJECT" and symbol.name:
+            data_symbols.setdefault(str(symbol.name), symbol["st_value"])
         if symbol["st_info"]["type"] != "STT_FUNC" or not isinstance(shndx, int):
             continue
         if not 0 < shndx < min(elf.num_sections(), SHN_LORESERVE):
@@ -238,6 +246,7 @@ def _read(elf: ELFFile, where: str) -> ObjectFile:
                     str(section.name),
                     data[start:end],
                     program_relocations,
+                    start,
                 )
             )
 
@@ -245,7 +254,7 @@ def _read(elf: ELFFile, where: str) -> ObjectFile:
         raise ObjectFileError(
             f"{where}: no program: no STT_FUNC symbol in an executable section"
         )
-    return ObjectFile(where, programs, license, sections)
+    return ObjectFile(where, programs, license, sections, section_sizes, data_symbols)
 
 
 def _relocations_by_section(

@@ -8,15 +8,81 @@ want to branch on them.
 from __future__ import annotations
 
 import errno as _errno
+import linecache
 import os
 import re
+import textwrap
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-# A hook that maps a BPF instruction index to a source location such as
-# "dissector.py:12:8" (or None when the index has no known source). The
-# compiler owns source maps; the runtime only calls this.
-SourceLocator = Callable[[int], str | None]
+# A hook that maps a BPF instruction index (an 8-byte slot) to where it came
+# from: a string such as "dissector.py:12:8", a SourceLocation, or any object
+# with `file`, `line` and `col` (0-based) attributes such as the compiler's
+# Span; None when the index has no known source. The compiler owns source
+# maps; the runtime only calls this.
+SourceLocator = Callable[[int], object | None]
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """A place in the user's source: file, 1-based line, 0-based columns, the line's text."""
+
+    file: str
+    line: int
+    col: int = 0
+    end_col: int | None = None  # exclusive; None = one character
+    text: str | None = None  # the source line; read from `file` when None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col + 1}"
+
+    @classmethod
+    def of(cls, value: object) -> SourceLocation | None:
+        """Read a location from a SourceLocation or a span-like object (file, line, col, ...)."""
+        if value is None or isinstance(value, SourceLocation):
+            return value
+        file, line, col = (getattr(value, name, None) for name in ("file", "line", "col"))
+        if not isinstance(file, str) or not isinstance(line, int) or not isinstance(col, int):
+            return None
+        end_line, end_col = getattr(value, "end_line", None), getattr(value, "end_col", None)
+        end = end_col if end_line == line and isinstance(end_col, int) else None
+        source_line = getattr(value, "source_line", None)
+        text = source_line() if callable(source_line) else None
+        return cls(file, line, col, end, text if isinstance(text, str) else None)
+
+    def source_line(self) -> str:
+        """The text of the line (empty when neither given nor readable)."""
+        if self.text is not None:
+            return self.text.rstrip("\n")
+        return linecache.getline(self.file, self.line).rstrip("\n")
+
+    def caret(self) -> str:
+        """The source line, indented, with a caret under the columns; empty without text."""
+        text = self.source_line()
+        if not text.strip():
+            return ""
+        col = min(max(self.col, 0), len(text))
+        end = self.end_col if self.end_col is not None and self.end_col > col else col + 1
+        end = min(end, max(len(text), col + 1))
+        # Tabs (C sources) widen what precedes the caret as they widen the line.
+        pad, width = len(text[:col].expandtabs()), len(text[:end].expandtabs()) - len(text[:col].expandtabs())
+        return f"    {text.expandtabs()}\n    {' ' * pad}{'^' * max(width, 1)}"
+
+
+def slot_source_map(locations: Sequence[object | None]) -> SourceLocator:
+    """A SourceLocator over one entry per instruction slot; a slot without one takes the previous one's."""
+    resolved = list(locations)
+
+    def locate(index: int) -> object | None:
+        if not 0 <= index < len(resolved):
+            return None
+        for slot in range(index, -1, -1):
+            if resolved[slot] is not None:
+                return resolved[slot]
+        return None
+
+    return locate
 
 
 def errno_name(code: int) -> str:
@@ -84,14 +150,18 @@ class MissingPrivilegeError(BpfError, PermissionError):
 
 # One verifier log line per instruction it walked, e.g. "12: (61) r2 = *(u32 *)(r1 +76)".
 _INSN_LINE = re.compile(r"^(\d+): \(([0-9a-f]{2})\) (.*)$")
-# Per-instruction register state lines ("12: R1=ctx() R10=fp0") and source
-# comments (";  ...") that BTF line info adds: they are context, not errors.
-_STATE_LINE = re.compile(r"^\d+: (R\d|frame\d|\(\w+\))")
+# Per-instruction register state lines ("12: R1=ctx() R10=fp0"), the states an
+# infinite-loop report compares, and source comments (";  ...") that BTF line
+# info adds: they are context, not errors.
+_STATE_LINE = re.compile(r"^(\d+: (R\d|frame\d|\(\w+\))|(cur|old) state: )")
 # Statistics that end every log: not what went wrong.
 _STATS_LINE = re.compile(
     r"^(processed \d+ insns|verification time|stack depth|max_states_per_insn|"
     r"mark_read|Live regs)"
 )
+# Refusals found before the walk (kernel/bpf/verifier.c check_cfg,
+# check_subprogs) name the instruction in the message instead.
+_INSN_IN_MESSAGE = re.compile(r"\binsn (\d+)\b")
 _SUMMARY_MAX_LINES = 3
 
 
@@ -119,11 +189,172 @@ def summarize_verifier_log(log: str) -> tuple[str, int | None, str | None]:
             tail.append(line)
     tail.reverse()
     summary = "; ".join(tail[-_SUMMARY_MAX_LINES:]) if tail else (lines[-1] if lines else "")
+    if insn_index is None:
+        named = _INSN_IN_MESSAGE.search(summary)
+        if named:
+            insn_index = int(named.group(1))
     return summary, insn_index, insn_text
 
 
+# --- what a refusal means, in the user's terms ------------------------------------
+#
+# The verifier's messages name registers and offsets; these say what in a flow
+# dissector leads to each common one and what to do. One entry per family,
+# tried in order against the summary (and the failing instruction).
+
+_PACKET_POINTER = re.compile(r"R\d+\(id=(\d+),off=(-?\d+),r=(\d+)")
+_CTX_ACCESS = re.compile(r"invalid bpf_context access off=(-?\d+) size=(\d+)")
+_NOT_READ = re.compile(r"\bR(\d+) !read_ok")
+
+
+def _explain_packet_access(summary: str, insn_text: str | None) -> str:
+    pointer = _PACKET_POINTER.search(summary)
+    base = (
+        "this packet read is not covered by a bounds check the verifier can follow: before "
+        "reading N bytes at data + off, every path to it must have checked "
+        "`data + off + N <= data_end` (r=K in the message is how many bytes past the pointer "
+        "the verifier knows are inside the packet)."
+    )
+    if pointer and int(pointer.group(1)) != 0 and int(pointer.group(3)) == 0:
+        return base + (
+            " Here the offset is a variable and r=0: the verifier tracks packet ranges only up "
+            "to 0xffff bytes, so with an offset that can be as large as 0xffff (a 16-bit field "
+            "such as keys.nhoff or keys.thoff) comparing `data + off + N` with data_end proves "
+            "nothing. Clamp the offset first (`if off > 0xffff - N: fail`), then compare with "
+            "data_end; pkt.header(...) does both."
+        )
+    return base + " pkt.header(...) adds the check; read packet bytes only through it."
+
+
+def _explain_ctx_access(summary: str, insn_text: str | None) -> str:
+    access = _CTX_ACCESS.search(summary)
+    what = f" (this instruction accesses offset {access.group(1)}, {access.group(2)} bytes)" if access else ""
+    return (
+        "a flow dissector may read only three fields of its context, struct __sk_buff: "
+        "data (offset 76), data_end (offset 80) and flow_keys (offset 144), and may write none"
+        f"{what}. Results go into the flow keys (`keys.FIELD = ...`)."
+    )
+
+
+def _returns_unset_r0(summary: str, insn_text: str | None) -> bool:
+    """`R0 !read_ok` at an exit: a path returns without setting the return value."""
+    register = _NOT_READ.search(summary)
+    return register is not None and register.group(1) == "0" and (insn_text or "").strip() == "exit"
+
+
+def _explain_not_read(summary: str, insn_text: str | None) -> str:
+    register = _NOT_READ.search(summary)
+    number = register.group(1) if register else "?"
+    if _returns_unset_r0(summary, insn_text):
+        return (
+            "the program ends on a path where r0, the return value, was never set: every path "
+            "of a dissector must end in `return BPF_OK`, `return BPF_DROP` or "
+            "`return BPF_FLOW_DISSECTOR_CONTINUE`."
+        )
+    return (
+        f"this instruction reads r{number} before anything was written to it on at least one "
+        "path leading here (an uninitialised register). Generated code should never do this: "
+        "it is a bug in the code generator that produced the program; please report it with "
+        "the verifier log (`err.log`)."
+    )
+
+
+_FAMILIES: tuple[tuple[str, re.Pattern[str], Callable[[str, str | None], str]], ...] = (
+    (
+        "packet-write",
+        re.compile(r"cannot write into packet"),
+        lambda summary, insn: (
+            "a flow dissector may only read the packet; the kernel refuses any store into it. "
+            "Write what you found into the flow keys (`keys.FIELD = ...`) instead."
+        ),
+    ),
+    (
+        "packet-access",
+        re.compile(
+            r"invalid access to packet|offset is outside of the packet|pointer arithmetic on pkt_end|"
+            r"makes pkt pointer be out of bounds|pkt pointer and register with unbounded"
+        ),
+        _explain_packet_access,
+    ),
+    (
+        "context-access",
+        re.compile(r"invalid bpf_context access|dereference of modified ctx ptr"),
+        _explain_ctx_access,
+    ),
+    (
+        "loop",
+        re.compile(r"infinite loop detected"),
+        lambda summary, insn: (
+            "this loop can run forever: the verifier came back to this instruction in exactly "
+            "the state it had before. Every loop needs a bound it reaches on every path, such as "
+            "`for _ in range(N)` with a constant N."
+        ),
+    ),
+    (
+        "too-complex",
+        re.compile(
+            r"back-edge from insn|BPF program is too large|is too complex|too many states|"
+            r"unbounded loop|loop is not bounded"
+        ),
+        lambda summary, insn: (
+            "the verifier walks every path through the program on its own, each loop iteration "
+            "again, and gives up past 1,000,000 processed instructions (or 8192 branches waiting "
+            "to be walked). Paths it cannot merge multiply: a branch in a loop that leaves a "
+            "different value on each side (an offset advanced by 1 on one side and by 2 on the "
+            "other) doubles them at every iteration. Use fewer iterations, compute such values "
+            "without a branch, or return as soon as the work is done."
+        ),
+    ),
+    (
+        "return-value",
+        re.compile(
+            r"At program exit the register R0|R0 leaks addr as return value|invalid return value|"
+            r"R0 is not a known value"
+        ),
+        lambda summary, insn: (
+            "a flow dissector must return a plain number: BPF_OK (0), BPF_DROP (2) or "
+            "BPF_FLOW_DISSECTOR_CONTINUE (129), never a pointer or an unknown value."
+        ),
+    ),
+    ("uninitialized-register", _NOT_READ, _explain_not_read),
+    (
+        "helper",
+        re.compile(r"invalid func |unknown func |program of this type cannot use helper"),
+        lambda summary, insn: (
+            "the program calls a kernel helper that flow dissectors may not use (or that this "
+            "kernel does not have). Read the packet directly rather than through helpers."
+        ),
+    ),
+    (
+        "unreachable",
+        re.compile(r"unreachable insn|jump out of range|last insn is not an exit or jmp"),
+        lambda summary, insn: (
+            "the instructions do not form a valid program (code no path reaches, a jump past "
+            "the end, or a last instruction that is not an exit). This is a bug in the code "
+            "generator that produced it; please report it with the verifier log (`err.log`)."
+        ),
+    ),
+)
+
+
+def explain_verifier_log(summary: str, insn_text: str | None = None) -> tuple[str | None, str | None]:
+    """Return (family, plain-language explanation) for a verifier refusal, or (None, None)."""
+    for family, pattern, explain in _FAMILIES:
+        if pattern.search(summary):
+            if family == "uninitialized-register" and _returns_unset_r0(summary, insn_text):
+                family = "return-value"
+            return family, explain(summary, insn_text)
+    return None, None
+
+
 class VerifierError(BpfError):
-    """The kernel verifier refused a program; keeps the whole log and a summary."""
+    """The kernel verifier refused a program; keeps the whole log, a summary and where it failed.
+
+    `reason` is the verifier's own one-line reason, `explanation` says what it
+    means for a flow dissector (None for refusals pyfd has no words for),
+    `source` is the source location of the failing instruction when a source
+    map knows it (a SourceLocation), and `log` is the whole log.
+    """
 
     def __init__(
         self,
@@ -142,29 +373,54 @@ class VerifierError(BpfError):
         self.log_true_size = log_true_size
         self.source_map = source_map
         self.summary, self.insn_index, self.insn_text = summarize_verifier_log(log)
+        self.reason = self.summary.split("; ", 1)[0]
+        self.family, self.explanation = explain_verifier_log(self.summary, self.insn_text)
+        self._where = self._locate()
         super().__init__(code, self._describe(), command=command)
+
+    def _locate(self) -> str | SourceLocation | None:
+        if self.source_map is None or self.insn_index is None:
+            return None
+        found = self.source_map(self.insn_index)
+        if found is None or isinstance(found, str):
+            return found
+        return SourceLocation.of(found) or str(found)
 
     @property
     def location(self) -> str | None:
-        """Return the source location of the failing instruction, if a source map knows it."""
-        if self.source_map is None or self.insn_index is None:
-            return None
-        return self.source_map(self.insn_index)
+        """Return the source location of the failing instruction ("file:line:col"), if known."""
+        return None if self._where is None else str(self._where)
+
+    @property
+    def source(self) -> SourceLocation | None:
+        """The failing instruction's source location with its line, when the source map gives one."""
+        return self._where if isinstance(self._where, SourceLocation) else None
 
     def attach_source_map(self, source_map: SourceLocator | None) -> None:
         """Set the hook that turns the failing instruction index into a source location."""
         self.source_map = source_map
+        self._where = self._locate()
         self.message = self._describe()
         self.strerror = self.message
 
     def _describe(self) -> str:
         who = f"program {self.name!r}" if self.name else "the program"
         text = f"the kernel verifier rejected {who}: {self.summary or 'no reason given'}"
+        source = self.source
+        if source is not None:
+            text = f"{source}: {text}"
+            caret = source.caret()
+            if caret:
+                text += "\n" + caret
         if self.insn_index is not None:
-            text += f"\n  at instruction {self.insn_index}: {self.insn_text}"
-        location = self.location
-        if location:
-            text += f"\n  from {location}"
+            text += f"\n  at instruction {self.insn_index}"
+            text += f": {self.insn_text}" if self.insn_text else ""
+        if source is None and self.location:
+            text += f"\n  from {self.location}"
+        if self.explanation:
+            text += "\n" + textwrap.fill(
+                self.explanation, width=100, initial_indent="  why: ", subsequent_indent="       "
+            )
         if self.truncated:
             text += "\n  (the verifier log was truncated; its end is kept)"
         if self.log:
@@ -172,12 +428,27 @@ class VerifierError(BpfError):
             text += f"\n  (verifier log: {kept}{len(self.log.splitlines())} lines in .log)"
         return text
 
+    def __str__(self) -> str:
+        # The message may start with file:line:col, so the command and errno
+        # go last; EACCES here means "refused", not a missing permission.
+        code = self.errno if self.errno is not None else 0
+        return f"{self.message}\n  ({self.command or 'the load'} failed with {errno_name(code)})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The source map is usually a closure over compiler objects: keep the
+        # location it gave, not the hook.
+        state = self.__dict__.copy()
+        state["source_map"] = None
+        return (_rebuild, (type(self), state, self.errno, self.message))
+
 
 class BtfError(BpfError):
     """The kernel refused BTF type information; keeps the BTF verifier log."""
 
-    def __init__(self, code: int, *, log: str, command: str = "BPF_BTF_LOAD") -> None:
+    def __init__(self, code: int, *, log: str, command: str = "BPF_BTF_LOAD", name: str = "") -> None:
         self.log = log
+        self.name = name
         last = [line for line in log.splitlines() if line.strip()]
-        reason = last[-1] if last else "no log (load again with a log to see why)"
-        super().__init__(code, f"the kernel refused the BTF data: {reason}", command=command)
+        self.reason = last[-1] if last else "no log (load again with a log to see why)"
+        whose = f" of program {name!r}" if name else ""
+        super().__init__(code, f"the kernel refused the BTF data{whose}: {self.reason}", command=command)

@@ -8,10 +8,10 @@ import os
 import warnings
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from . import bpf
-from .errors import BpfError, MissingPrivilegeError, SourceLocator, VerifierError
+from .errors import BpfError, BtfError, MissingPrivilegeError, SourceLocator, VerifierError
 from .flowkeys import FLOW_KEYS_SIZE, FlowKeys
 
 # net/bpf/test_run.c, bpf_prog_test_run_flow_dissector() -> bpf_test_init():
@@ -28,6 +28,10 @@ LOG_LEVEL_VERBOSE: Final = 1
 
 # kernel/bpf/syscall.c, bpf_obj_name_cpy(): BPF_OBJ_NAME_LEN - 1 characters.
 PROG_NAME_MAX: Final = bpf.BPF_OBJ_NAME_LEN - 1
+
+# include/uapi/linux/bpf.h: sizeof(struct bpf_func_info) and sizeof(struct bpf_line_info).
+FUNC_INFO_REC_SIZE: Final = 8
+LINE_INFO_REC_SIZE: Final = 16
 
 
 def valid_prog_name(name: str) -> str:
@@ -77,11 +81,13 @@ class LoadedProgram:
         name: str,
         prog_type: int,
         source_map: SourceLocator | None = None,
+        log: str = "",
     ) -> None:
         self._fd: int | None = fd
         self.name = name
         self.prog_type = prog_type
         self.source_map = source_map
+        self.log = log  # the verifier log, when loaded with log_level > 0
         try:
             self.id = self.info().id
         except BaseException:
@@ -195,26 +201,91 @@ def load_program(
     license: str = "GPL",
     prog_type: int = bpf.ProgType.FLOW_DISSECTOR,
     source_map: SourceLocator | None = None,
+    btf: bytes | None = None,
+    func_info: bytes = b"",
+    line_info: bytes = b"",
+    log_level: int = 0,
 ) -> LoadedProgram:
-    """Load BPF bytecode; on refusal load again with the verifier log on and raise VerifierError."""
+    """Load BPF bytecode; on refusal load again with the verifier log on and raise VerifierError.
+
+    With `btf` (a .BTF blob) the kernel also gets `func_info` and `line_info`
+    (struct bpf_func_info / bpf_line_info records, insn_off in instructions,
+    strings from that BTF), so its verifier log and `bpftool prog dump xlated
+    ... linum` show source lines. A BTF the kernel refuses raises BtfError: the
+    program is not loaded without it. With `log_level` (1, or 2 for every
+    instruction's state) the verifier log of an accepted program is kept in
+    LoadedProgram.log.
+    """
     name = valid_prog_name(name)
+    if (func_info or line_info) and btf is None:
+        raise ValueError("func_info and line_info need the BTF they refer to (btf=...)")
+    btf_fd = _load_btf(btf, name=name) if btf is not None else 0
+    options: dict[str, Any] = {
+        "prog_btf_fd": btf_fd,
+        "func_info": func_info,
+        "func_info_rec_size": FUNC_INFO_REC_SIZE if func_info else 0,
+        "line_info": line_info,
+        "line_info_rec_size": LINE_INFO_REC_SIZE if line_info else 0,
+    }
+    log = ""
     try:
-        fd, _ = bpf.prog_load(prog_type=prog_type, insns=code, license=license, name=name)
+        if log_level:
+            fd, log = _load_with_log(
+                code,
+                name=name,
+                license=license,
+                prog_type=prog_type,
+                source_map=source_map,
+                first=None,
+                options=options,
+                log_level=log_level,
+            )
+        else:
+            try:
+                fd, _ = bpf.prog_load(prog_type=prog_type, insns=code, license=license, name=name, **options)
+            except MissingPrivilegeError:
+                raise
+            except BpfError as first:
+                # Loading again with a log is the only way to learn why; the
+                # first attempt ran without one because a log costs time on success.
+                fd, log = _load_with_log(
+                    code,
+                    name=name,
+                    license=license,
+                    prog_type=prog_type,
+                    source_map=source_map,
+                    first=first,
+                    options=options,
+                )
+    finally:
+        # The program holds its own reference to the BTF.
+        if btf_fd:
+            os.close(btf_fd)
+    # LoadedProgram owns the fd from here, and closes it if it cannot start.
+    return LoadedProgram(fd, name=name, prog_type=prog_type, source_map=source_map, log=log)
+
+
+def _load_btf(data: bytes, *, name: str) -> int:
+    """Load a program's BTF and return its fd; on refusal load again with a log and raise BtfError."""
+    try:
+        fd, _ = bpf.btf_load(data=data)
+        return fd
     except MissingPrivilegeError:
         raise
-    except BpfError as first:
-        # Loading again with a log is the only way to learn why; the first
-        # attempt ran without one because a log costs time on success.
-        fd = _load_with_log(
-            code,
-            name=name,
-            license=license,
-            prog_type=prog_type,
-            source_map=source_map,
-            first=first,
-        )
-    # LoadedProgram owns the fd from here, and closes it if it cannot start.
-    return LoadedProgram(fd, name=name, prog_type=prog_type, source_map=source_map)
+    except BtfError as first:
+        size = LOG_SIZE_START
+        while True:
+            try:
+                fd, _ = bpf.btf_load(data=data, log_level=LOG_LEVEL_VERBOSE, log_size=size)
+                return fd  # the second attempt passed
+            except MissingPrivilegeError:
+                raise
+            except BtfError as err:
+                if err.errno == errno.ENOSPC and size < LOG_SIZE_LIMIT:
+                    size = min(LOG_SIZE_LIMIT, size * 4)
+                    continue
+                code = first.errno if err.errno == errno.ENOSPC else err.errno
+                raise BtfError(code or errno.EINVAL, log=err.log, name=name) from None
 
 
 def _load_with_log(
@@ -224,31 +295,49 @@ def _load_with_log(
     license: str,
     prog_type: int,
     source_map: SourceLocator | None,
-    first: BpfError,
-) -> int:
-    """Load with the verifier log on, growing the buffer until the log fits; return the fd."""
+    first: BpfError | None,
+    options: dict[str, Any],
+    log_level: int = LOG_LEVEL_VERBOSE,
+) -> tuple[int, str]:
+    """Load with the verifier log on, growing the buffer until the log fits; return fd and log.
+
+    `first` is the refusal of a load without a log (None when the caller asked
+    for the log up front).
+    """
     size = LOG_SIZE_START
     while True:
         try:
-            fd, _ = bpf.prog_load(
+            return bpf.prog_load(
                 prog_type=prog_type,
                 insns=code,
                 license=license,
                 name=name,
-                log_level=LOG_LEVEL_VERBOSE,
+                log_level=log_level,
                 log_size=size,
+                **options,
             )
-            return fd  # the second attempt passed: nothing to report
         except VerifierError as err:
             if err.errno == errno.ENOSPC and size < LOG_SIZE_LIMIT:
                 size = min(LOG_SIZE_LIMIT, max(size * 2, err.log_true_size))
                 continue
+            if err.errno == errno.ENOSPC and first is None:
+                # The log alone failed the load; whether the program passes
+                # is still open: load without a log to find out.
+                try:
+                    fd, _ = bpf.prog_load(prog_type=prog_type, insns=code, license=license, name=name, **options)
+                except MissingPrivilegeError:
+                    raise
+                except BpfError as refusal:
+                    first = refusal
+                else:
+                    cut = err.log.partition("\n")[2]
+                    return fd, f"(the verifier log was truncated to its last {len(cut)} bytes)\n{cut}"
             if err.errno == errno.ENOSPC:
                 # The log did not fit even at the limit: the kernel kept its
                 # end. Report the first attempt's errno, the real refusal.
                 # Its first line is cut: drop it.
                 err = VerifierError(
-                    first.errno or errno.EINVAL,
+                    (first.errno if first is not None else None) or errno.EINVAL,
                     log=err.log.partition("\n")[2],
                     name=name,
                     truncated=True,
