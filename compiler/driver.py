@@ -9,7 +9,8 @@ from typing import Any, Callable
 from .backends.native import compile_native
 from .backends.result import CompiledCode
 from .diagnostics import CompileError
-from .elf import ProgramSection, write_object
+from .btf import ProgramBtf, compiled_program_btf
+from .elf import SHT, ProgramSection, RawSection, write_object
 from .frontend import Lowered, lower_function
 from .ir.checker import check_function
 from .ir.nodes import Function
@@ -17,7 +18,7 @@ from .ir.text import print_function
 from .isa import listing
 from .passes import PassManager, pipeline
 
-BACKENDS = ("native",)
+BACKENDS = ("native", "llvm")
 SECTION = "flow_dissector"
 LICENSE = "GPL"
 
@@ -40,15 +41,22 @@ class Compilation:
     ir: Function  # the optimised, checked IR the backend compiled
     code: CompiledCode
     options: Options
+    llvm_ir: str | None = None  # llvm backend: the optimised LLVM module that was compiled
 
     @property
     def name(self) -> str:
         """The dissector's name."""
         return self.ir.name
 
+    def btf(self) -> ProgramBtf:
+        """The program's BTF: FUNC `int NAME(struct __sk_buff *ctx)` and Python line info."""
+        return compiled_program_btf(self.code, SECTION)
+
     def object_bytes(self) -> bytes:
-        """A relocatable BPF ELF object that bpftool and libbpf load."""
-        return write_object([ProgramSection(self.name, SECTION, self.code.code)], license=LICENSE)
+        """A relocatable BPF ELF object (with .BTF and .BTF.ext) that bpftool and libbpf load."""
+        btf = self.btf()
+        extra = [RawSection(".BTF", SHT.PROGBITS, btf.btf), RawSection(".BTF.ext", SHT.PROGBITS, btf.btf_ext)]
+        return write_object([ProgramSection(self.name, SECTION, self.code.code)], license=LICENSE, extra_sections=extra)
 
     def ir_text(self) -> str:
         """The optimised IR in its text form."""
@@ -89,7 +97,12 @@ def compile_lowered(lowered: Lowered, options: Options = Options()) -> Compilati
         raise CompileError(f"unknown backend {options.backend!r}; choose one of: {', '.join(BACKENDS)}", None)
     ir = copy.deepcopy(lowered.function)
     check_function(ir)
-    PassManager(pipeline(options.opt_level), dump_after=set(options.dump_after), dump=options.dump).run(ir)
+    PassManager(pipeline(options.opt_level, options.backend), dump_after=set(options.dump_after), dump=options.dump).run(ir)
     check_function(ir)
+    if options.backend == "llvm":
+        from .backends.llvm import compile_llvm  # imports llvmlite: only when asked for
+
+        compiled = compile_llvm(ir, options.opt_level)
+        return Compilation(lowered, ir, compiled.code, options, llvm_ir=compiled.llvm_ir)
     code = compile_native(ir)
     return Compilation(lowered, ir, code, options)

@@ -106,12 +106,18 @@ def _compile(dissector: Dissector, backend: str, opt_level: int, dump_after: Seq
 def cmd_compile(args: argparse.Namespace) -> int:
     """`pyfd compile`."""
     source = Path(args.file)
+    if args.verbose and not args.verify:
+        raise UserError("-v/--verbose prints the verifier log: use it with --verify", EXIT_USAGE)
+    if args.emit == "llvm" and args.backend != "llvm":
+        raise UserError("--emit llvm prints the LLVM IR of the llvm backend: add --backend llvm", EXIT_USAGE)
     dissector = pick(source, args.function)
     program = _compile(dissector, args.backend, args.opt_level, args.dump_after or ())
     if args.emit == "asm":
         _write_text(program.asm(), args.output)
     elif args.emit == "ir":
         _write_text(program.ir(), args.output)
+    elif args.emit == "llvm":
+        _write_text(program.llvm_ir() or "", args.output)
     else:
         out = Path(args.output) if args.output else source.with_suffix(".o")
         try:
@@ -120,7 +126,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
             raise UserError(f"{out}: cannot write: {exc.strerror}") from None
         print(f"{out}: {program.name}, {program.insn_count} instructions ({program.backend})", file=sys.stderr)
     if args.verify:
-        loaded = _load(program)
+        loaded = _load(program, verbose=args.verbose)  # a refusal prints the log of the failing path with -v
+        if args.verbose:
+            # Accepted: load again for the whole walk, each instruction with its
+            # state and Python line (log level 2, which only a load that logs gives).
+            loaded.close()
+            loaded = _load(program, verbose=True, log_level=2)
+            sys.stderr.write(loaded.log if loaded.log.endswith("\n") else loaded.log + "\n")
         with loaded:
             print(f"{program.name}: accepted by the kernel verifier ({loaded.verified_insns} instructions processed)", file=sys.stderr)
     return EXIT_OK
@@ -136,18 +148,21 @@ def _write_text(text: str, output: str | None) -> None:
         sys.stdout.write(text)
 
 
-def _load(program):  # type: ignore[no-untyped-def]
+def _load(program, *, verbose: bool = False, log_level: int = 0):  # type: ignore[no-untyped-def]
     from .runtime import BpfError, MissingPrivilegeError, VerifierError, check_bpf_available
 
     reason = check_bpf_available()
     if reason is not None:
         raise UserError(f"cannot load BPF programs here: {reason}", EXIT_NO_KERNEL)
     try:
-        return program.load()
+        return program.load(log_level=log_level)
     except MissingPrivilegeError as exc:
         raise UserError(str(exc), EXIT_NO_KERNEL) from None
     except VerifierError as exc:
-        raise UserError(f"the kernel verifier refused {program.name}:\n{exc}") from None
+        log = exc.log.rstrip("\n") + "\n\n" if verbose and exc.log else ""
+        if exc.source is not None:  # the message starts with the Python file:line:col
+            raise UserError(f"{log}{exc}", located=True) from None
+        raise UserError(f"{log}the kernel verifier refused {program.name}:\n{exc}", located=bool(log)) from None
     except BpfError as exc:
         raise UserError(f"loading {program.name} failed: {exc}") from None
 
@@ -221,6 +236,8 @@ def _load_for_attach(args: argparse.Namespace):  # type: ignore[no-untyped-def]
             if isinstance(exc, MissingPrivilegeError):
                 raise UserError(str(exc), EXIT_NO_KERNEL) from None
             if isinstance(exc, VerifierError):
+                if exc.source is not None:  # an object with line info: the message starts with file:line:col
+                    raise UserError(str(exc), located=True) from None
                 raise UserError(f"the kernel verifier refused {path}:\n{exc}") from None
             raise UserError(f"loading {path} failed: {exc}") from None
         raise UserError(f"{path}: cannot read: {exc.strerror}") from None
@@ -326,6 +343,20 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_disasm(args: argparse.Namespace) -> int:
+    """`pyfd disasm`: the instructions of an object file, with its source lines when it has them."""
+    from .disasm import disassemble_object
+    from .runtime.elf import ObjectFileError
+
+    if not Path(args.file).is_file():
+        raise UserError(f"{args.file}: no such file")
+    try:
+        sys.stdout.write(disassemble_object(args.file, args.function))
+    except ObjectFileError as exc:
+        raise UserError(str(exc)) from None
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `pyfd` command."""
     parser = argparse.ArgumentParser(
@@ -339,15 +370,26 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("file", metavar="FILE.py", help="Python file with @dissector functions")
         p.add_argument("--function", "-f", metavar="NAME", help="the dissector to use when the file has several")
-        p.add_argument("--backend", choices=["native"], default="native", help="code generator (default: native)")
+        p.add_argument("--backend", choices=["native", "llvm"], default="native", help="code generator: pyfd's own, or LLVM through llvmlite (default: native)")
         p.add_argument("-O", dest="opt_level", type=int, choices=[0, 1, 2], default=2, metavar="LEVEL", help="optimisation level 0, 1 or 2 (default: 2)")
 
     p = sub.add_parser("compile", help="compile a dissector to a BPF object file", description="Compile a dissector to an ELF object (section flow_dissector) that bpftool and libbpf load.")
     common(p)
-    p.add_argument("-o", "--output", metavar="PATH", help="where to write (default: FILE.o next to the source; stdout for --emit asm/ir)")
-    p.add_argument("--emit", choices=["obj", "asm", "ir"], default="obj", help="obj: ELF object (default); asm: BPF assembly with Python lines; ir: the optimised IR")
+    p.add_argument("-o", "--output", metavar="PATH", help="where to write (default: FILE.o next to the source; stdout for --emit asm/ir/llvm)")
+    p.add_argument(
+        "--emit",
+        choices=["obj", "asm", "ir", "llvm"],
+        default="obj",
+        help="obj: ELF object (default); asm: BPF assembly with Python lines; ir: the optimised IR; "
+        "llvm (with --backend llvm): the LLVM IR after LLVM's optimisation pipeline, as compiled to BPF",
+    )
     p.add_argument("--dump-after", action="append", metavar="PASS", help="print the IR to stderr after this pass changes it (repeatable; 'all' for every pass)")
-    p.add_argument("--verify", action="store_true", help="also load the program into the kernel verifier and report the result")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="also load the program into the kernel verifier: report the instructions it processed, or the Python line it refused and why",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="with --verify: print the verifier's full log, with the Python line of each instruction")
     p.set_defaults(handler=cmd_compile)
 
     p = sub.add_parser("run", help="compile, load and run a dissector on packets", description="Compile a dissector, load it into the kernel, run it with BPF_PROG_TEST_RUN on frames and on the same frames as Python, and print the flow keys.")
@@ -371,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--function", "-f", metavar="NAME", help="the dissector (or object-file program) to use when there are several")
     p.add_argument("--netns", metavar="NAME|PATH", help=netns_help)
     p.add_argument("--force", action="store_true", help="allow the root network namespace (it overrides every other namespace)")
-    p.add_argument("--backend", choices=["native"], default="native", help="code generator for a .py file (default: native)")
+    p.add_argument("--backend", choices=["native", "llvm"], default="native", help="code generator for a .py file (default: native)")
     p.add_argument("-O", dest="opt_level", type=int, choices=[0, 1, 2], default=2, metavar="LEVEL", help="optimisation level for a .py file (default: 2)")
     p.set_defaults(handler=cmd_attach)
 
@@ -395,6 +437,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--netns", metavar="NAME|PATH", help="only this network namespace: a name from `ip netns list` or a path such as /proc/PID/ns/net")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_show)
+    p = sub.add_parser(
+        "disasm",
+        help="print the instructions of a BPF object file",
+        description=(
+            "Print the instructions of a flow dissector ELF object (pyfd's, clang's or hand-made) as BPF "
+            "assembly, in the style of `pyfd compile --emit asm`: with the source line above each run of "
+            "instructions when the object has .BTF.ext line info (pyfd's objects always do)."
+        ),
+    )
+    p.add_argument("file", metavar="OBJECT.o", help="ELF object file (e.g. from `pyfd compile`)")
+    p.add_argument("--function", "-f", metavar="NAME", help="only this program (default: every program in the object)")
+    p.set_defaults(handler=cmd_disasm)
     return parser
 
 

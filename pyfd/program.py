@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .runtime import LoadedProgram, load_program
-from .runtime.elf import read_object
+from .runtime.elf import ObjectFile, ObjectFileError, ObjectProgram, read_object
+from .runtime.errors import SourceLocation, SourceLocator, slot_source_map
 
 if TYPE_CHECKING:
     from .compiler.driver import Compilation
@@ -42,6 +43,10 @@ class CompiledProgram:
         """The optimised IR in text form."""
         return self.compilation.ir_text()
 
+    def llvm_ir(self) -> str | None:
+        """The LLVM IR the llvm backend compiled (after LLVM's optimisations); None for the native backend."""
+        return self.compilation.llvm_ir
+
     def object_bytes(self) -> bytes:
         """An ELF object (section `flow_dissector`, license GPL) for bpftool and libbpf."""
         return self.compilation.object_bytes()
@@ -52,13 +57,70 @@ class CompiledProgram:
         out.write_bytes(self.object_bytes())
         return out
 
-    def load(self) -> LoadedProgram:
-        """Load into the kernel (verifier included); raises VerifierError on refusal."""
-        return load_program(self.code, name=self.name)
+    def load(self, *, log_level: int = 0) -> LoadedProgram:
+        """Load into the kernel with its BTF line info; VerifierError (at the Python line) on refusal.
+
+        The kernel's verifier log and `bpftool prog dump xlated id N linum`
+        show the Python lines; a BTF the kernel refuses raises BtfError. With
+        `log_level` (1 or 2) the accepted program's verifier log is kept in `.log`.
+        """
+        btf = self.compilation.btf()
+        return load_program(
+            self.code,
+            name=self.name,
+            btf=btf.btf,
+            func_info=btf.func_info,
+            line_info=btf.line_info,
+            source_map=slot_source_map(self.compilation.code.spans_by_slot()),
+            log_level=log_level,
+        )
 
 
 def load(path: str | os.PathLike[str], function: str | None = None) -> LoadedProgram:
-    """Load a flow dissector from a compiled object file (pyfd's or clang's)."""
+    """Load a flow dissector from a compiled object file (pyfd's or clang's).
+
+    With .BTF and .BTF.ext line info for the program, the kernel gets them
+    too, and a verifier refusal names the source line; without them the
+    program loads as plain instructions.
+    """
     obj = read_object(os.fspath(path))
     prog = obj.program(function)
-    return load_program(prog.code, name=prog.name, license=obj.license or "GPL")
+    debug = _object_debug_info(obj, prog)
+    if debug is None:
+        return load_program(prog.code, name=prog.name, license=obj.license or "GPL")
+    btf, func_info, line_info, source_map = debug
+    return load_program(
+        prog.code,
+        name=prog.name,
+        license=obj.license or "GPL",
+        btf=btf,
+        func_info=func_info,
+        line_info=line_info,
+        source_map=source_map,
+    )
+
+
+def _object_debug_info(obj: ObjectFile, prog: ObjectProgram) -> tuple[bytes, bytes, bytes, SourceLocator] | None:
+    """The BTF, kernel func/line info and a source map for one program of an object, if it has them."""
+    from .compiler.btf import BtfError, fixup_datasecs, kernel_func_info, kernel_line_info, parse_btf_ext
+
+    btf, btf_ext = obj.sections.get(".BTF"), obj.sections.get(".BTF.ext")
+    if not btf or not btf_ext:
+        return None
+    try:
+        info = parse_btf_ext(btf_ext, btf).get(prog.section)
+        btf = fixup_datasecs(btf, obj.section_sizes, obj.symbols)
+    except BtfError as exc:
+        raise ObjectFileError(f"{obj.path}: malformed .BTF or .BTF.ext: {exc}") from None
+    if info is None:
+        return None
+    start, end = prog.offset, prog.offset + len(prog.code)
+    funcs = [f for f in info.func_info if start <= f.insn_off < end]
+    lines = [line for line in info.line_info if start <= line.insn_off < end]
+    if not funcs and not lines:
+        return None
+    slots: list[SourceLocation | None] = [None] * (len(prog.code) // 8)
+    for line in lines:
+        col = max(line.col - 1, 0)  # BTF columns are 1-based
+        slots[(line.insn_off - start) // 8] = SourceLocation(line.file_name, line.line, col, None, line.line_text)
+    return btf, kernel_func_info(funcs, start), kernel_line_info(lines, start), slot_source_map(slots)

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from kernel import needs_kernel, requires_kernel  # noqa: F401  (pytest fixture)
 from pyfd.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
 from pyfd.compiler import frontend
+from pyfd.compiler.driver import BACKENDS
 from pyfd.compiler.ir.text import parse_function
 from pyfd.runtime.elf import read_object
 
@@ -132,8 +133,9 @@ def test_compile_writes_object_to_output(sample: Path, tmp_path: Path, capsys: p
     assert not sample.with_suffix(".o").exists()
 
 
-def test_emit_asm(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, err = run(capsys, "compile", sample, "--emit", "asm")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_emit_asm(sample: Path, capsys: pytest.CaptureFixture[str], backend: str) -> None:
+    status, out, err = run(capsys, "compile", sample, "--emit", "asm", "--backend", backend)
     assert status == EXIT_OK, err
     source = sample.read_text().splitlines()
     comments = [line for line in out.splitlines() if line.startswith(";")]
@@ -147,6 +149,21 @@ def test_emit_asm(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert re.search(r"^\s+\d+: r\d+ = \*\(u64 \*\)\(r1 \+ 144\)$", out, re.MULTILINE), out
     assert re.search(r"^\s+\d+: exit$", out, re.MULTILINE)
     assert not sample.with_suffix(".o").exists()
+
+
+def test_emit_llvm(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "compile", sample, "--backend", "llvm", "--emit", "llvm")
+    assert status == EXIT_OK, err
+    assert 'target triple = "bpfel"' in out
+    assert re.search(r'^define .*i32 @"?ipv4_tcp"?\(ptr %ctx\).* section "flow_dissector"', out, re.MULTILINE), out
+    assert re.search(r"!DILocation\(line: 15, column: \d+", out), out  # Python lines ride along as debug locations
+    assert not sample.with_suffix(".o").exists()
+
+
+def test_emit_llvm_needs_the_llvm_backend(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "compile", sample, "--emit", "llvm")
+    assert status == EXIT_USAGE and out == ""
+    assert_one_paragraph(err, r"pyfd: error: --emit llvm .*--backend llvm$")
 
 
 def test_emit_ir_parses_back(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -319,16 +336,20 @@ def test_console_script(sample: Path, tmp_path: Path) -> None:
 
 
 @needs_kernel
-def test_compile_verify(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    status, _, err = run(capsys, "compile", sample, "--verify")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_compile_verify(sample: Path, capsys: pytest.CaptureFixture[str], backend: str) -> None:
+    status, _, err = run(capsys, "compile", sample, "--verify", "--backend", backend)
     assert status == EXIT_OK, err
+    assert "ipv4_tcp, " in err and f"instructions ({backend})" in err  # compile also wrote the object
     assert re.search(r"^ipv4_tcp: accepted by the kernel verifier \(\d+ instructions processed\)$", err, re.MULTILINE), err
 
 
 @needs_kernel
-def test_run_demo_frames(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, err = run(capsys, "run", sample)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_run_demo_frames(sample: Path, capsys: pytest.CaptureFixture[str], backend: str) -> None:
+    status, out, err = run(capsys, "run", sample, "--backend", backend)
     assert status == EXIT_OK, err
+    assert f"instructions ({backend});" in out, out
     assert re.search(r"^kernel and Python agree on (\d+) of \1 frames$", out, re.MULTILINE), out
     assert "PYTHON DISAGREES" not in out
 

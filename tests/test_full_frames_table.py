@@ -137,8 +137,10 @@ def test_every_flag_value_appears() -> None:
         assert combined, f"flag {flag} never combined with another"
 
 
-def test_every_return_code_appears() -> None:
-    assert {case.retval for case in CASES} == RETVALS
+def test_both_verdicts_appear() -> None:
+    # BPF_FLOW_DISSECTOR_CONTINUE is a valid code, but the full dissector never
+    # hands a packet back to the kernel (see D6 in full_frames).
+    assert {case.retval for case in CASES} == {BPF_OK, BPF_DROP}
 
 
 def test_constants_match_the_runtime() -> None:

@@ -3,7 +3,9 @@
 Register pressure (spills and rematerialisation), bounds checks on every
 packet read (every truncation of a valid frame), immediates of every shape,
 and the two optimisation levels, which must both load, agree with each other
-and with CPython, and where -O2 is never larger than -O0.
+and with CPython, and where -O2 is never larger than -O0. Every test that
+runs programs runs the llvm backend's too, on the same frames: both must
+agree with CPython.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dissectors import backend, semantics
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kernel import needs_kernel, requires_kernel, skip_unless_kernel  # noqa: F401  (pytest fixture)
+from pyfd.compiler.driver import BACKENDS
 from pyfd.compiler.isa import Class, decode
 from pyfd.runtime import LoadedProgram
 from scapy.layers.inet import ICMP, IP, TCP, UDP
@@ -64,13 +67,17 @@ class Programs:
     """Compiled and loaded programs, each once per module, closed at the end."""
 
     def __init__(self) -> None:
-        self._loaded: dict[tuple[str, int], LoadedProgram] = {}
+        self._loaded: dict[tuple[str, int, str], LoadedProgram] = {}
 
-    def get(self, dissector: Dissector, level: int) -> LoadedProgram:
-        key = (dissector.name, level)
+    def get(self, dissector: Dissector, level: int, backend: str = "native") -> LoadedProgram:
+        key = (dissector.name, level, backend)
         if key not in self._loaded:
-            self._loaded[key] = dissector.compile(opt_level=level).load()
+            self._loaded[key] = dissector.compile(backend=backend, opt_level=level).load()
         return self._loaded[key]
+
+    def each_backend(self, dissector: Dissector, level: int) -> dict[str, LoadedProgram]:
+        """The dissector at `level`, compiled by every backend and loaded."""
+        return {backend: self.get(dissector, level, backend) for backend in BACKENDS}
 
     def close(self) -> None:
         for program in self._loaded.values():
@@ -124,7 +131,8 @@ def test_conditions_as_values_do_not_stretch_live_ranges(dissector: Dissector, l
 def test_spilled_programs_agree(programs: Programs, payload: bytes, flags: int, level: int) -> None:
     frame = ether(Raw(load=payload), ethertype=0x88B5)
     for dissector in backend.ALL:
-        assert_agree(dissector, programs.get(dissector, level), frame, flags, label=f" -O{level}")
+        for name, program in programs.each_backend(dissector, level).items():
+            assert_agree(dissector, program, frame, flags, label=f" ({name} -O{level})")
 
 
 # -- every packet read is bounds-checked ------------------------------------------
@@ -136,10 +144,10 @@ def test_offsets_the_verifier_cannot_bound_are_clamped(programs: Programs, level
     # `w.a // (w.b | 1)` is at most 255, but the verifier learns no bound from
     # a division, a modulo or a byte swap: without the clamp, `data + offset`
     # is refused ("math between pkt pointer and register with unbounded min value").
-    program = programs.get(backend.computed_offsets, level)
     frame = ether(Raw(load=bytes([40, 0, 0, 0, 0, 0, 0, 7]) + bytes(range(1, 100))), ethertype=0x0800)
-    assert program.run(frame).retval == 0
-    assert_agree(backend.computed_offsets, program, frame)
+    for name, program in programs.each_backend(backend.computed_offsets, level).items():
+        assert program.run(frame).retval == 0, name
+        assert_agree(backend.computed_offsets, program, frame, label=f" ({name})")
 
 
 
@@ -175,10 +183,10 @@ TRUNCATION_CASES = [
     ids=[f"{d.name}-{name}" for d, name, _ in TRUNCATION_CASES],
 )
 def test_every_truncation_agrees(programs: Programs, dissector: Dissector, frame: bytes, level: int) -> None:
-    program = programs.get(dissector, level)
-    for length in range(14, len(frame) + 1):
-        for flags in (0, 1):
-            assert_agree(dissector, program, frame[:length], flags, label=f" -O{level}")
+    for name, program in programs.each_backend(dissector, level).items():
+        for length in range(14, len(frame) + 1):
+            for flags in (0, 1):
+                assert_agree(dissector, program, frame[:length], flags, label=f" ({name} -O{level})")
 
 
 # -- immediates ---------------------------------------------------------------------
@@ -229,17 +237,18 @@ EDGE_FRAMES = {
 @needs_kernel
 @pytest.mark.parametrize("level", [0, 2])
 def test_immediates_agree_at_their_edges(programs: Programs, level: int) -> None:
-    program = programs.get(semantics.constants, level)
-    for label, frame in EDGE_FRAMES.items():
-        assert_agree(semantics.constants, program, frame, label=f" -O{level} {label}")
+    for name, program in programs.each_backend(semantics.constants, level).items():
+        for label, frame in EDGE_FRAMES.items():
+            assert_agree(semantics.constants, program, frame, label=f" ({name} -O{level}) {label}")
 
 
 # -- listings ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend_name", BACKENDS)
 @pytest.mark.parametrize("dissector", EVERY, ids=lambda d: d.name)
-def test_listing_jump_targets_are_absolute(dissector: Dissector) -> None:
-    asm = dissector.compile().asm()
+def test_listing_jump_targets_are_absolute(dissector: Dissector, backend_name: str) -> None:
+    asm = dissector.compile(backend=backend_name).asm()
     slots = {int(m.group(1)) for m in re.finditer(r"^\s*(\d+):", asm, re.MULTILINE)}
     jumps = re.findall(r"^\s*(\d+): .*goto ([+-]\d+)\s+# -> (\d+)$", asm, re.MULTILINE)
     assert len(jumps) == asm.count("goto")
@@ -269,6 +278,8 @@ O_FRAMES = st.one_of(
 @given(frame=O_FRAMES, flags=st.integers(0, 7))
 def test_o0_and_o2_agree(programs: Programs, dissector: Dissector, frame: bytes, flags: int) -> None:
     o0 = programs.get(dissector, 0).run(frame, flags=flags)
-    o2 = programs.get(dissector, 2).run(frame, flags=flags)
-    assert (o0.retval, o0.keys.raw) == (o2.retval, o2.keys.raw), o0.keys.diff(o2.keys)
+    for name in BACKENDS:
+        for level in (0, 2):
+            other = programs.get(dissector, level, name).run(frame, flags=flags)
+            assert (o0.retval, o0.keys.raw) == (other.retval, other.keys.raw), f"native -O0 and {name} -O{level}: {o0.keys.diff(other.keys)}"
     assert_agree(dissector, programs.get(dissector, 2), frame, flags)

@@ -1,12 +1,14 @@
 """The samples, compiled and run in the kernel, agree with their Python run.
 
 For every frame: the return code and all 56 bytes of keys from
-BPF_PROG_TEST_RUN equal those of the same function run as CPython, and the
-main frames are also checked against keys written out here.
+BPF_PROG_TEST_RUN equal those of the same function run as CPython, on every
+backend (native and llvm), and the main frames are also checked against keys
+written out here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import ipaddress
 import json
@@ -23,6 +25,7 @@ from kernel import in_ci, needs_kernel, skip_unless_kernel
 
 import pyfd
 from pyfd import BPF_DROP, BPF_OK, Dissector
+from pyfd.compiler.driver import BACKENDS
 from pyfd.runtime import LoadedProgram
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -41,26 +44,38 @@ def _sample(name: str) -> Dissector:
 SAMPLE_NAMES = sorted(p.stem for p in SAMPLES.glob("*.py"))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", SAMPLE_NAMES)
-def test_every_sample_compiles(name: str) -> None:
-    program = _sample(name).compile()
+def test_every_sample_compiles(name: str, backend: str) -> None:
+    program = _sample(name).compile(backend=backend)
     assert program.insn_count > 0
     assert "exit" in program.asm()
 
 
+Loaded = dict[str, LoadedProgram]  # backend -> the program it compiled, loaded
+
+
+@contextlib.contextmanager
+def _load_on_every_backend(dissector: Dissector) -> Iterator[Loaded]:
+    with contextlib.ExitStack() as stack:
+        yield {backend: stack.enter_context(dissector.compile(backend=backend).load()) for backend in BACKENDS}
+
+
 @pytest.fixture(scope="module")
-def ipv4_tcp() -> Iterator[tuple[Dissector, LoadedProgram]]:
+def ipv4_tcp() -> Iterator[tuple[Dissector, Loaded]]:
     skip_unless_kernel()
     dissector = _sample("ipv4_tcp")
-    with dissector.compile().load() as loaded:
+    with _load_on_every_backend(dissector) as loaded:
         yield dissector, loaded
 
 
-def _agree(dissector: Dissector, loaded: LoadedProgram, frame: bytes, flags: int = 0) -> pyfd.runtime.RunResult:
-    kernel = loaded.run(frame, flags=flags)
+def _agree(dissector: Dissector, loaded: Loaded, frame: bytes, flags: int = 0) -> pyfd.runtime.RunResult:
+    """Every backend's program and CPython give the same return code and keys; the common result."""
     python = dissector.run_python(frame, flags=flags)
-    assert kernel.retval == python.retval, f"return code: kernel {kernel.retval}, python {python.retval}"
-    assert kernel.keys.raw == python.keys.raw, kernel.keys.diff(python.keys)
+    for backend, program in loaded.items():
+        kernel = program.run(frame, flags=flags)
+        assert kernel.retval == python.retval, f"{backend}: return code: kernel {kernel.retval}, python {python.retval}"
+        assert kernel.keys.raw == python.keys.raw, f"{backend}: {kernel.keys.diff(python.keys)}"
     return kernel
 
 
@@ -84,7 +99,7 @@ EXPECTED = {
 
 @needs_kernel
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_ipv4_tcp_keys(ipv4_tcp: tuple[Dissector, LoadedProgram], name: str) -> None:
+def test_ipv4_tcp_keys(ipv4_tcp: tuple[Dissector, Loaded], name: str) -> None:
     result = _agree(*ipv4_tcp, FRAMES[name])
     retval, thoff, ip_proto, addr_proto, sport, dport, src, dst = EXPECTED[name]
     keys = result.keys
@@ -97,7 +112,7 @@ def test_ipv4_tcp_keys(ipv4_tcp: tuple[Dissector, LoadedProgram], name: str) -> 
 
 @needs_kernel
 @pytest.mark.parametrize("name", ["tcp", "udp", "options_tcp", "max_options_udp", "icmp"])
-def test_ipv4_tcp_every_truncation(ipv4_tcp: tuple[Dissector, LoadedProgram], name: str) -> None:
+def test_ipv4_tcp_every_truncation(ipv4_tcp: tuple[Dissector, Loaded], name: str) -> None:
     frame = FRAMES[name]
     ip_end = 14 + (frame[14] & 0xF) * 4
     for length in range(14, len(frame) + 1):
@@ -112,27 +127,28 @@ def test_ipv4_tcp_every_truncation(ipv4_tcp: tuple[Dissector, LoadedProgram], na
 
 @needs_kernel
 @pytest.mark.parametrize("flags", [0, 1, 2, 4, 7])
-def test_flags_pass_through(ipv4_tcp: tuple[Dissector, LoadedProgram], flags: int) -> None:
+def test_flags_pass_through(ipv4_tcp: tuple[Dissector, Loaded], flags: int) -> None:
     assert _agree(*ipv4_tcp, FRAMES["tcp"], flags).keys.flags == flags
 
 
 @needs_kernel
 def test_custom_sample() -> None:
     dissector = _sample("custom")
-    with dissector.compile().load() as loaded:
+    with _load_on_every_backend(dissector) as loaded:
         for frame in FRAMES.values():
             result = _agree(dissector, loaded, frame)
             assert result.retval == BPF_OK and result.keys.thoff == result.keys.nhoff == 14
 
 
 @needs_kernel
-def test_object_file_round_trip_through_pyfd_load(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_object_file_round_trip_through_pyfd_load(tmp_path: Path, backend: str) -> None:
     dissector = _sample("ipv4_tcp")
-    path = dissector.compile().write(tmp_path / "ipv4_tcp.o")
+    path = dissector.compile(backend=backend).write(tmp_path / "ipv4_tcp.o")
     with pyfd.load(path) as loaded:
         assert loaded.name == "ipv4_tcp"
         for frame in FRAMES.values():
-            _agree(dissector, loaded, frame)
+            _agree(dissector, {backend: loaded}, frame)
 
 
 def _bpftool() -> str:
@@ -145,15 +161,16 @@ def _bpftool() -> str:
 
 
 @needs_kernel
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", SAMPLE_NAMES)
-def test_bpftool_loads_and_runs_the_object(tmp_path: Path, name: str) -> None:
+def test_bpftool_loads_and_runs_the_object(tmp_path: Path, name: str, backend: str) -> None:
     tool = _bpftool()
     if not os.path.ismount("/sys/fs/bpf"):
         subprocess.run(["mount", "-t", "bpf", "bpf", "/sys/fs/bpf"], check=False)
     if not os.path.ismount("/sys/fs/bpf"):
         pytest.fail("bpffs is not mounted at /sys/fs/bpf and cannot be mounted") if in_ci() else pytest.skip("no bpffs")
     dissector = _sample(name)
-    obj = dissector.compile().write(tmp_path / f"{name}.o")
+    obj = dissector.compile(backend=backend).write(tmp_path / f"{name}.o")
     pin = f"/sys/fs/bpf/pyfd_test_{uuid.uuid4().hex[:12]}"
     frame_path, out_path = tmp_path / "frame", tmp_path / "keys"
     frame_path.write_bytes(FRAMES["tcp"])

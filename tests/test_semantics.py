@@ -5,13 +5,14 @@ width and cast of the language and leave their results in the flow keys (a
 dissector's only output) and in the return code. Hypothesis generates frames
 (random bytes, and words built from edge values such as 0x80000000 and
 2**63) and input flags; for each one the kernel's return value and 56 bytes of
-keys must equal CPython's. Each program is compiled and loaded once per
-module, at -O0 and at -O2. Tests with a fixed frame pin the exact values of
-cases that once disagreed.
+keys must equal CPython's, on every backend (native and llvm). Each program
+is compiled and loaded once per module, at -O0 and at -O2, by each backend.
+Tests with a fixed frame pin the exact values of cases that once disagreed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from dissectors import semantics
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kernel import needs_kernel, requires_kernel, skip_unless_kernel  # noqa: F401  (pytest fixture)
+from pyfd.compiler.driver import BACKENDS
 from pyfd.runtime import LoadedProgram
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
@@ -80,25 +82,46 @@ def assert_agree(dissector: Dissector, program: LoadedProgram, frame: bytes, fla
     )
 
 
+Programs = dict[str, LoadedProgram]  # backend -> the program it compiled, loaded
+
+
+@contextlib.contextmanager
+def load_on_every_backend(dissector: Dissector, level: int) -> Iterator[Programs]:
+    """The dissector compiled at `level` by every backend, each loaded."""
+    with contextlib.ExitStack() as stack:
+        yield {b: stack.enter_context(dissector.compile(backend=b, opt_level=level).load()) for b in BACKENDS}
+
+
+def assert_all_agree(dissector: Dissector, programs: Programs, frame: bytes, flags: int, *, label: str = "") -> None:
+    """Every backend's program and CPython return the same code and leave the same 56 bytes of keys."""
+    python = dissector.run_python(frame, flags=flags)
+    for backend, program in programs.items():
+        kernel = program.run(frame, flags=flags)
+        assert (kernel.retval, kernel.keys.raw) == (python.retval, python.keys.raw), (
+            f"{dissector.name} ({backend}{label}) disagrees on frame {frame.hex()} flags={flags}: "
+            f"retval kernel={kernel.retval} python={python.retval}; keys kernel != python: {kernel.keys.diff(python.keys)}"
+        )
+
+
 @pytest.fixture(
     scope="module",
     params=[(d, level) for d in semantics.ALL for level in (0, 2)],
     ids=lambda p: f"{p[0].name}-O{p[1]}",
 )
-def loaded(request: pytest.FixtureRequest) -> Iterator[tuple[Dissector, LoadedProgram]]:
-    """Each dissector compiled at one level and loaded once for the module."""
+def loaded(request: pytest.FixtureRequest) -> Iterator[tuple[Dissector, Programs]]:
+    """Each dissector compiled at one level by every backend and loaded once for the module."""
     skip_unless_kernel()
     dissector, level = request.param
-    with dissector.compile(opt_level=level).load() as program:
-        yield dissector, program
+    with load_on_every_backend(dissector, level) as programs:
+        yield dissector, programs
 
 
 @needs_kernel
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frame=FRAMES, flags=FLAGS)
-def test_kernel_agrees_with_python(loaded: tuple[Dissector, LoadedProgram], frame: bytes, flags: int) -> None:
-    dissector, program = loaded
-    assert_agree(dissector, program, frame, flags)
+def test_kernel_agrees_with_python(loaded: tuple[Dissector, Programs], frame: bytes, flags: int) -> None:
+    dissector, programs = loaded
+    assert_all_agree(dissector, programs, frame, flags)
 
 
 # -- fixed frames: exact values -----------------------------------------------
@@ -128,8 +151,8 @@ FIXED: dict[str, tuple[Dissector, bytes]] = {
 @pytest.mark.parametrize("case", sorted(FIXED))
 def test_fixed_frames_agree(case: str, level: int) -> None:
     dissector, frame = FIXED[case]
-    with dissector.compile(opt_level=level).load() as program:
-        assert_agree(dissector, program, frame, 0)
+    with load_on_every_backend(dissector, level) as programs:
+        assert_all_agree(dissector, programs, frame, 0)
 
 
 def test_unsigned_shift_of_a_signed_value_is_logical() -> None:
@@ -203,7 +226,8 @@ def test_short_frame_drops(dissector: Dissector) -> None:
 # whole language (expressions of every operator over packet fields, keys and
 # locals; typed, inferred and augmented assignments; casts; `if`/`else`;
 # conditions with `and`/`or`/`not`), each written to a file, compiled at -O0
-# and -O2, loaded, and run on random frames against CPython. A seed names each
+# and -O2 by every backend, loaded, and run on random frames against CPython
+# (each backend's return code and keys must equal CPython's). A seed names each
 # program, so a failure is reproduced by its id.
 
 _WORDS_FIELDS = ["a", "b", "c", "d", "e", "f", "g", "h", "s1", "s2"]
@@ -474,9 +498,9 @@ def test_random_program_agrees(generated_dir: Path, seed: int) -> None:
     dissector = generated_dissector(generated_dir, seed)
     source = (generated_dir / f"random_{seed}.py").read_text()
     for level in (0, 2):
-        with dissector.compile(opt_level=level).load() as program:
+        with load_on_every_backend(dissector, level) as programs:
             for frame, flags in _random_frames(seed):
                 try:
-                    assert_agree(dissector, program, frame, flags)
+                    assert_all_agree(dissector, programs, frame, flags, label=f" -O{level}")
                 except AssertionError as exc:
-                    raise AssertionError(f"-O{level}: {exc}\n{source}") from None
+                    raise AssertionError(f"{exc}\n{source}") from None
