@@ -1,5 +1,17 @@
-"""Test-wide fixtures: the kernel guard (fails in CI, skips elsewhere) and frames."""
+"""Test-wide fixtures: the kernel guard (fails in CI, skips elsewhere) and a sample to work on."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
+import pytest
 from kernel import requires_kernel  # noqa: F401 - fixture, found by pytest through this import
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> Path:
+    """A copy of samples/ipv4_tcp.py in a fresh directory."""
+    path = tmp_path / "ipv4_tcp.py"
+    shutil.copy(Path(__file__).resolve().parent.parent / "samples" / "ipv4_tcp.py", path)
+    return path

@@ -63,3 +63,19 @@ def needs_kernel(test: _Test) -> _Test:
     """Mark a test `kernel` and make it use the requires_kernel fixture."""
     marked: _Test = pytest.mark.kernel(pytest.mark.usefixtures("requires_kernel")(test))
     return marked
+
+
+def bpftool() -> str:
+    """The bpftool binary, with bpffs mounted; skips (or, in CI, fails) the test without them."""
+    import shutil
+    import subprocess
+
+    tool = shutil.which("bpftool") or ("/usr/sbin/bpftool" if os.path.exists("/usr/sbin/bpftool") else None)
+    if tool is None:
+        enforce_kernel("bpftool is not installed (.ci/run installs it)")
+        raise AssertionError("unreachable")
+    if not os.path.ismount("/sys/fs/bpf"):
+        subprocess.run(["mount", "-t", "bpf", "bpf", "/sys/fs/bpf"], check=False)
+    if not os.path.ismount("/sys/fs/bpf"):
+        enforce_kernel("bpffs is not mounted at /sys/fs/bpf and cannot be mounted")
+    return tool

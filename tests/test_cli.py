@@ -41,14 +41,6 @@ def second(pkt: Packet, keys: BpfFlowKeys) -> int:
 """
 
 
-@pytest.fixture
-def sample(tmp_path: Path) -> Path:
-    """A copy of samples/ipv4_tcp.py in a fresh directory."""
-    path = tmp_path / "ipv4_tcp.py"
-    shutil.copy(SAMPLES / "ipv4_tcp.py", path)
-    return path
-
-
 def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
     """`pyfd ARGV...` in-process: exit status, stdout, stderr."""
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,9 @@ from pyfd.runtime import VerifierError
 from pyfd.runtime.elf import read_object
 from pyfd.runtime.errors import SourceLocation
 
-from pyfd.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
+from test_cli import run
+
+from pyfd.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from pyfd.program import CompiledProgram
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -51,22 +52,6 @@ def options(pkt: Packet, keys: BpfFlowKeys) -> int:
 """
 
 
-@pytest.fixture
-def sample(tmp_path: Path) -> Path:
-    """A copy of samples/ipv4_tcp.py in a fresh directory."""
-    path = tmp_path / "ipv4_tcp.py"
-    shutil.copy(SAMPLES / "ipv4_tcp.py", path)
-    return path
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
-    """`pyfd ARGV...` in-process: exit status, stdout, stderr."""
-    try:
-        status = main([str(a) for a in argv])
-    except SystemExit as exit_:
-        status = EXIT_OK if exit_.code is None else exit_.code if isinstance(exit_.code, int) else EXIT_ERROR
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 # -- help -------------------------------------------------------------------------------

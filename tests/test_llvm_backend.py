@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -24,7 +23,7 @@ from dissectors import backend, semantics
 from dissectors.backend import Sixteen
 from dissectors.semantics import Words
 from frames import ipv4_frames
-from kernel import in_ci, needs_kernel, requires_kernel  # noqa: F401  (pytest fixture)
+from kernel import bpftool, in_ci, needs_kernel, requires_kernel  # noqa: F401  (pytest fixture)
 from pyfd.compiler.backends.llvm import _stack_size, compile_llvm, generate_llvm_ir
 from pyfd.compiler.diagnostics import Span
 from pyfd.compiler.isa import R10, Class, Size, decode, st_mem
@@ -269,19 +268,6 @@ def test_shift_counts_of_64_and_more_are_masked(count: int) -> None:
 # -- the object file -------------------------------------------------------------------------
 
 
-def _bpftool() -> str:
-    tool = shutil.which("bpftool") or ("/usr/sbin/bpftool" if os.path.exists("/usr/sbin/bpftool") else None)
-    if tool is None:
-        if in_ci():
-            pytest.fail("bpftool is not installed (CI must have it)")
-        pytest.skip("bpftool is not installed")
-    if not os.path.ismount("/sys/fs/bpf"):
-        subprocess.run(["mount", "-t", "bpf", "bpf", "/sys/fs/bpf"], check=False)
-    if not os.path.ismount("/sys/fs/bpf"):
-        pytest.fail("bpffs is not mounted at /sys/fs/bpf") if in_ci() else pytest.skip("no bpffs")
-    return tool
-
-
 def _bpftool_run(tool: str, pin: str, data: bytes, directory: Path) -> tuple[int, bytes]:
     data_in, data_out = directory / "frame", directory / "keys"
     data_in.write_bytes(data)
@@ -295,7 +281,7 @@ def _bpftool_run(tool: str, pin: str, data: bytes, directory: Path) -> tuple[int
 
 @needs_kernel
 def test_bpftool_runs_the_llvm_object_like_the_native_one(tmp_path: Path) -> None:
-    tool = _bpftool()
+    tool = bpftool()
     pins = {}
     try:
         for name in ("native", "llvm"):

@@ -13,7 +13,6 @@ import importlib.util
 import ipaddress
 import json
 import os
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Iterator
 
 import pytest
 from frames import ipv4_frames
-from kernel import in_ci, needs_kernel, skip_unless_kernel
+from kernel import bpftool, in_ci, needs_kernel, skip_unless_kernel
 
 import pyfd
 from pyfd import BPF_DROP, BPF_OK, Dissector
@@ -151,20 +150,11 @@ def test_object_file_round_trip_through_pyfd_load(tmp_path: Path, backend: str) 
             _agree(dissector, {backend: loaded}, frame)
 
 
-def _bpftool() -> str:
-    tool = shutil.which("bpftool") or ("/usr/sbin/bpftool" if os.path.exists("/usr/sbin/bpftool") else None)
-    if tool is None:
-        if in_ci():
-            pytest.fail("bpftool is not installed (CI must have it: .ci/run installs it)")
-        pytest.skip("bpftool is not installed")
-    return tool
-
-
 @needs_kernel
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", SAMPLE_NAMES)
 def test_bpftool_loads_and_runs_the_object(tmp_path: Path, name: str, backend: str) -> None:
-    tool = _bpftool()
+    tool = bpftool()
     if not os.path.ismount("/sys/fs/bpf"):
         subprocess.run(["mount", "-t", "bpf", "bpf", "/sys/fs/bpf"], check=False)
     if not os.path.ismount("/sys/fs/bpf"):
