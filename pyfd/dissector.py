@@ -38,7 +38,12 @@ class Dissector:
         return self._lowered
 
     def compile(self, *, backend: str = "native", opt_level: int = 2) -> "CompiledProgram":
-        """Compile for the kernel; raises CompileError with the Python location of any problem."""
+        """Compile for the kernel; raises CompileError with the Python location of any problem.
+
+        `backend` is "native" (pyfd's own instruction selection and register
+        allocation) or "llvm" (the same IR through LLVM's BPF target, via
+        llvmlite); `opt_level` 0 only cleans up the control flow, 1 and 2 optimise.
+        """
         from .compiler.driver import Options, compile_lowered
         from .program import CompiledProgram
 
