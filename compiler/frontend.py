@@ -72,7 +72,7 @@ _CONSTRUCTS: dict[type[ast.AST], str] = {
     ast.IfExp: "conditional expressions (`a if c else b`)",
     ast.Slice: "slices",
 }
-_LOOP_HINT = "use `for _ in range(N)` with a constant N; pyfd unrolls it"
+_LOOP_HINT = "use `for _ in range(N)` with a constant N: a loop the verifier can walk to its end"
 _HINTS: dict[type[ast.AST], str] = {
     ast.While: _LOOP_HINT,
     ast.AsyncFor: _LOOP_HINT,
@@ -172,14 +172,15 @@ class _Frame:
 
 @dataclass
 class _Loop:
-    """An unrolled `for` iteration: where `break` and `continue` leave from."""
+    """A `for` loop being lowered: where its `break`s and `continue`s leave from."""
 
     breaks: list[tuple[str, "_Env"]] = field(default_factory=list)
     continues: list[tuple[str, "_Env"]] = field(default_factory=list)
 
 
-# The most iterations a `for` loop may unroll to.
-MAX_UNROLL = 64
+# The most iterations a `for` loop may run: the verifier walks every one of
+# them through the whole body, and its budget is one million instructions.
+MAX_ITERATIONS = 64
 # How deep helpers may call helpers.
 MAX_INLINE_DEPTH = 16
 
@@ -598,7 +599,7 @@ class _Lowering:
         return None
 
     def _for(self, stmt: ast.For) -> None:
-        loop_hint = "write `for _ in range(N)` with a constant N; pyfd unrolls it"
+        loop_hint = "write `for _ in range(N)` with a constant N"
         if not isinstance(stmt.target, ast.Name):
             self.fail(stmt.target, "a `for` loop variable must be a single name", hint=loop_hint, kind=UnsupportedError)
         it = stmt.iter
@@ -613,8 +614,8 @@ class _Lowering:
         if len(bounds) == 3 and bounds[2] == 0:
             self.fail(it.args[2], "range() step must not be zero", kind=CompileTypeError)
         values = range(*bounds)
-        if len(values) > MAX_UNROLL:
-            self.fail(it, f"this loop runs {len(values)} times; pyfd unrolls loops of at most {MAX_UNROLL} iterations", kind=UnsupportedError)
+        if len(values) > MAX_ITERATIONS:
+            self.fail(it, f"this loop runs {len(values)} times; a loop may run at most {MAX_ITERATIONS} times, each one walked by the verifier", kind=UnsupportedError)
         name = stmt.target.id
         if name in self.params:
             self.fail(stmt.target, f"cannot assign to the parameter `{name}`", kind=CompileNameError)

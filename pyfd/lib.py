@@ -9,8 +9,8 @@ Each parser reads one header at `keys.thoff`, fills in what it learns, moves
   whatever GRE carries, the inner type after a VLAN tag).
 
 A dissector composes them in a bounded loop; the compiler inlines every call
-and unrolls the loop, so the result is straight-line BPF with the bounds
-checks the verifier needs:
+and compiles the loop once, as a loop the verifier walks pass by pass, with
+the bounds checks it needs:
 
     @dissector
     def full(pkt: Packet, keys: BpfFlowKeys) -> int:
@@ -125,9 +125,7 @@ def ipv6(pkt: Packet, keys: BpfFlowKeys) -> tuple[u8, u16]:
     """IPv6: addresses, flow label, then extension headers and the transport header.
 
     With BPF_FLOW_DISSECTOR_F_STOP_AT_FLOW_LABEL it stops at a non-zero flow
-    label, as the kernel's own dissector does and the flag's name says; the
-    reference BPF dissector stops whenever the flag is set, even for a zero
-    label, and so loses the ports of unlabelled flows.
+    label (a zero label goes on to the ports), as the reference does.
     """
     ip6 = pkt.header(IPv6, keys.thoff)
     keys.addr_proto = ETH_P_IPV6

@@ -188,7 +188,7 @@ REJECTS = [
                 keys.nhoff += 1
             return BPF_OK
         """,
-        UnsupportedError, "`while` loops are not supported", 3, 5, hint="unroll",
+        UnsupportedError, "`while` loops are not supported", 3, 5, hint="for _ in range(N)",
     ),
     Reject(
         "for_variable_bound",
