@@ -110,6 +110,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
         raise UserError("-v/--verbose prints the verifier log: use it with --verify", EXIT_USAGE)
     if args.emit == "llvm" and args.backend != "llvm":
         raise UserError("--emit llvm prints the LLVM IR of the llvm backend: add --backend llvm", EXIT_USAGE)
+    if args.dump_after:
+        from .compiler.passes import pipeline
+
+        known = {p.name for level in (0, 2) for p in pipeline(level, args.backend)}
+        unknown = sorted(set(args.dump_after) - known - {"all"})
+        if unknown:
+            raise UserError(f"--dump-after: no pass named {unknown[0]!r}; the passes are: {', '.join(sorted(known))}, or all", EXIT_USAGE)
     dissector = pick(source, args.function)
     program = _compile(dissector, args.backend, args.opt_level, args.dump_after or ())
     if args.emit == "asm":

@@ -428,3 +428,9 @@ def test_an_internal_error_is_reported_without_a_traceback(tmp_path: Path, capsy
     assert main(["compile", str(src)]) == 1
     err = capsys.readouterr().err
     assert "internal error: RuntimeError: simulated backend bug" in err and "Traceback" not in err
+
+
+def test_dump_after_an_unknown_pass_is_a_usage_error(capsys: pytest.CaptureFixture[str], sample: Path) -> None:
+    status, _, err = run(capsys, "compile", sample, "--dump-after", "nosuch")
+    assert status == EXIT_USAGE
+    assert "no pass named 'nosuch'" in err and "thread-jumps" in err
