@@ -39,8 +39,10 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from .elf import ElfObjectError, StringTable
 
 if TYPE_CHECKING:
     from .backends.result import CompiledCode
@@ -363,25 +365,16 @@ def _u32(name: str, value: int) -> int:
 # --- strings -------------------------------------------------------------------
 
 
-@dataclass
-class _Strings:
-    """A BTF string section being built: starts with "", each string stored once."""
-
-    data: bytearray = field(default_factory=lambda: bytearray(b"\0"))
-    offsets: dict[str, int] = field(default_factory=lambda: {"": 0})
+class _Strings(StringTable):
+    """A BTF string section being built: the ELF string table's format, with BTF's size limit."""
 
     def add(self, text: str) -> int:
-        if text in self.offsets:
-            return self.offsets[text]
-        encoded = text.encode()
-        if b"\0" in encoded:
-            raise BtfError(f"BTF string {text!r} contains a NUL byte")
-        offset = len(self.data)
-        if offset > BTF_MAX_NAME_OFFSET:
+        if text not in self.offsets and len(self.data) > BTF_MAX_NAME_OFFSET:
             raise BtfError("BTF string section is larger than the kernel allows (16 MiB)")
-        self.data += encoded + b"\0"
-        self.offsets[text] = offset
-        return offset
+        try:
+            return super().add(text)
+        except ElfObjectError:
+            raise BtfError(f"BTF string {text!r} contains a NUL byte") from None
 
 
 # --- encoding ------------------------------------------------------------------
