@@ -503,10 +503,7 @@ class _Lowering:
             self._deliver_tuple(frame.tail, narrowed, span)
             return
         for i, item in enumerate(narrowed):
-            held = frame.tuple_choices[i]
-            if held is not None:
-                codes = {item.const} if item.const is not None else item.choices
-                frame.tuple_choices[i] = None if not codes else held | set(codes)
+            frame.tuple_choices[i] = _with_choices(frame.tuple_choices[i], item)
             self.emit(Copy(frame.tuple_results[i], item.op, span))
         frame.returns.append(self._leave(span))
 
@@ -514,9 +511,7 @@ class _Lowering:
         assert frame.join is not None
         if result is not None:
             assert frame.result is not None
-            if frame.choices is not None:
-                codes = {result.const} if result.const is not None else result.choices
-                frame.choices = None if not codes else frame.choices | set(codes)
+            frame.choices = _with_choices(frame.choices, result)
             self.emit(Copy(frame.result, result.op, self.span(stmt)))
         frame.returns.append(self._leave(self.span(stmt)))
 
@@ -1427,6 +1422,12 @@ def _resolve(node: ast.expr | None, namespace: dict[str, Any]) -> Any:
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
         return getattr(namespace.get(node.value.id), node.attr, None)
     return None
+
+
+def _with_choices(held: set[int] | None, value: Value) -> set[int] | None:
+    """The constants a helper may return, after one more `return value`; None once any is unknown."""
+    codes = {value.const} if value.const is not None else value.choices
+    return None if held is None or not codes else held | set(codes)
 
 
 def _a(word: str) -> str:

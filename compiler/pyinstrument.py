@@ -70,14 +70,15 @@ def _const(value: Any) -> ast.Constant:
 class _Instrument(ast.NodeTransformer):
     """Rewrites a clone of one function; types are looked up on the original nodes."""
 
-    def __init__(self, lowered: Lowered, origin: dict[int, ast.AST], callees: dict[ast.AST, str]) -> None:
+    def __init__(self, lowered: Lowered, origin: "Origins", callees: dict[ast.AST, str]) -> None:
         self.types = lowered.types
         self.origin = origin
         self.callees = callees  # original Call node -> name of the instrumented helper in the namespace
         self.ret_ty: IntTy | tuple[IntTy, ...] | None = None
 
     def _orig(self, node: ast.AST) -> ast.AST:
-        return self.origin.get(id(node), node)
+        pair = self.origin.get(id(node))
+        return pair[1] if pair is not None and pair[0] is node else node
 
     def _wrap(self, node: ast.expr, ty: IntTy | tuple[IntTy, ...]) -> ast.expr:
         if isinstance(ty, tuple):
@@ -156,12 +157,16 @@ class _Instrument(ast.NodeTransformer):
         return ast.copy_location(ast.Assign(targets=[node.target], value=value), node)
 
 
-def _clone(node: ast.AST, origin: dict[int, ast.AST]) -> ast.AST:
+# id of a copied node -> (the copy, its original). Holding the copy keeps its
+# id from being reused by a node made later while the table is in use.
+Origins = dict[int, tuple[ast.AST, ast.AST]]
+
+
+def _clone(node: ast.AST, origin: Origins) -> ast.AST:
     """A deep copy of `node`, recording which original each copied node came from."""
     twin = copy.deepcopy(node)
     for original, copied in zip(ast.walk(node), ast.walk(twin)):
-        origin[id(copied)] = original
-    origin[-id(twin)] = twin  # keeps the clone alive while ids are in use
+        origin[id(copied)] = (copied, original)
     return twin
 
 
@@ -173,7 +178,7 @@ class _Builder:
         self.done: dict[Any, Callable[..., Any]] = {}
 
     def build(self, source: FunctionSource, ret_ty: IntTy | None = None) -> Callable[..., Any]:
-        origin: dict[int, ast.AST] = {}
+        origin: Origins = {}
         fdef = _clone(source.node, origin)
         assert isinstance(fdef, ast.FunctionDef)
         fdef.decorator_list = []

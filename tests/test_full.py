@@ -7,30 +7,17 @@ them, and the kernel's result must match the keys written in the table.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 from full_frames import CASES, FullCase
 from kernel import skip_unless_kernel
+from test_samples import _sample
 
-from pyfd import Dissector
 from pyfd.compiler.driver import BACKENDS
 from pyfd.runtime import FlowKeys, LoadedProgram
 
-SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "full.py"
-
-
-def _full() -> Dissector:
-    spec = importlib.util.spec_from_file_location("sample_full", SAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.full  # type: ignore[no-any-return]
-
-
-FULL = _full()
+FULL = _sample("full")
 
 
 def _expected_mismatches(keys: FlowKeys, case: FullCase) -> list[str]:

@@ -11,7 +11,19 @@ tests; DeadCode then removes the copies nothing reads any more.
 
 from __future__ import annotations
 
-from ..ir.nodes import Branch, Copy, Function, Imm, Jump, LoadPacket, CheckPacket, Reg, defined, evaluate_cmp
+from ..ir.nodes import (
+    Block,
+    Branch,
+    CheckPacket,
+    Copy,
+    Function,
+    Imm,
+    Jump,
+    LoadPacket,
+    Reg,
+    defined,
+    evaluate_cmp,
+)
 
 # The most copies a join block may hold to be duplicated into its predecessors.
 MAX_COPIES = 4
@@ -55,17 +67,17 @@ class ThreadJumps:
         return changed
 
 
-def _constants_at_end(block: "object") -> dict[Reg, int]:
+def _constants_at_end(block: Block) -> dict[Reg, int]:
     """Registers the block leaves holding a constant it wrote itself."""
     known: dict[Reg, int] = {}
-    for insn in block.insns:  # type: ignore[attr-defined]
+    for insn in block.insns:
         d = defined(insn)
         if d is None:
             continue
         if isinstance(insn, Copy) and isinstance(insn.src, Imm):
             known[d] = insn.src.value
         elif isinstance(insn, Copy) and insn.src in known:
-            known[d] = known[insn.src]  # type: ignore[index]
+            known[d] = known[insn.src]
         else:
             known.pop(d, None)
     return known
