@@ -42,7 +42,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .elf import ElfObjectError, StringTable
+from .elf import LICENSE_SECTION, LICENSE_SYMBOL, ElfObjectError, StringTable
 
 if TYPE_CHECKING:
     from .backends.result import CompiledCode
@@ -78,6 +78,7 @@ __all__ = [
     "VarLinkage",
     "VarSecInfo",
     "VarType",
+    "add_license_var",
     "build_program_btf",
     "compiled_program_btf",
     "decode_btf",
@@ -855,14 +856,35 @@ CTX_STRUCT = "__sk_buff"
 CTX_PARAM = "ctx"
 
 
+def add_license_var(builder: BtfBuilder, license: str, index_type: int) -> int:
+    """Describe the object's license string: VAR `_license` of type char[N] in DATASEC "license".
+
+    Returns the DATASEC's id. `index_type` is an INT to index the array with.
+    libbpf's static linker (`bpftool gen object`, bpf_linker__add_file)
+    refuses any global ELF symbol without a non-static VAR or FUNC of its name
+    ("failed to find BTF info for global/extern symbol '_license'",
+    find_glob_sym_btf in linker.c), and then sets the VAR's offset from the
+    STT_OBJECT symbol in the section the DATASEC names (linker_fixup_btf).
+    """
+    size = len(license.encode()) + 1  # the NUL the ELF writer appends
+    char = builder.add(IntType("char", 1, 8, IntEncoding.SIGNED))  # C's char is signed on BPF
+    array = builder.add(ArrayType(char, index_type, size))
+    var = builder.add(VarType(LICENSE_SYMBOL, array, VarLinkage.GLOBAL_ALLOCATED))
+    # The kernel refuses a DATASEC of size 0 (btf_datasec_check_meta), so it
+    # gets the section's real size here rather than a fixup at load time.
+    return builder.add(DatasecType(LICENSE_SECTION, size, (VarSecInfo(var, 0, size),)))
+
+
 def build_program_btf(
     name: str,
     section: str,
     spans: Sequence[object | None],
+    license: str = "GPL",
 ) -> ProgramBtf:
-    """BTF for one program: FUNC `int name(struct __sk_buff *ctx)` and line info from its spans.
+    """BTF for one program: FUNC `int name(struct __sk_buff *ctx)`, its license VAR, line info from its spans.
 
-    `spans` has one entry per instruction slot (CompiledCode.spans_by_slot()).
+    `spans` has one entry per instruction slot (CompiledCode.spans_by_slot());
+    `license` is the string the object's license section holds.
     """
     builder = BtfBuilder()
     int_id = builder.add(IntType("int", 4, 32, IntEncoding.SIGNED))
@@ -873,6 +895,7 @@ def build_program_btf(
     # kernel/bpf/btf.c refuses a FUNC whose prototype has an unnamed argument.
     proto = builder.add(FuncProtoType(int_id, (Param(CTX_PARAM, ctx_ptr),)))
     func = builder.add(FuncType(name, proto, FuncLinkage.GLOBAL))
+    add_license_var(builder, license, int_id)
     lines = tuple(line_info_from_spans(spans))
     info = BtfExtInfo((FuncInfoRecord(0, func, name),), lines)
     btf_ext = encode_btf_ext(builder, {section: info})
@@ -883,6 +906,6 @@ def build_program_btf(
     return ProgramBtf(btf, btf_ext, kernel_func_info(parsed.func_info), kernel_line_info(parsed.line_info))
 
 
-def compiled_program_btf(code: CompiledCode, section: str) -> ProgramBtf:
-    """BTF for a CompiledCode placed at offset 0 of ELF section `section`."""
-    return build_program_btf(code.name, section, code.spans_by_slot())
+def compiled_program_btf(code: CompiledCode, section: str, license: str = "GPL") -> ProgramBtf:
+    """BTF for a CompiledCode placed at offset 0 of ELF section `section`, in an object with `license`."""
+    return build_program_btf(code.name, section, code.spans_by_slot(), license)

@@ -50,7 +50,7 @@ class Compilation:
 
     def btf(self) -> ProgramBtf:
         """The program's BTF: FUNC `int NAME(struct __sk_buff *ctx)` and Python line info."""
-        return compiled_program_btf(self.code, SECTION)
+        return compiled_program_btf(self.code, SECTION, LICENSE)
 
     def object_bytes(self) -> bytes:
         """A relocatable BPF ELF object (with .BTF and .BTF.ext) that bpftool and libbpf load."""

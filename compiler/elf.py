@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 __all__ = [
+    "LICENSE_SECTION",
+    "LICENSE_SYMBOL",
     "SHF",
     "SHT",
     "ElfObjectError",
@@ -44,6 +46,12 @@ ELFCLASS64 = 2
 ELFDATA2LSB = 1  # little-endian, the byte order of bpfel and of x86/arm64 hosts
 ELFOSABI_NONE = 0
 SHN_UNDEF = 0
+
+# Where the license string lives: libbpf reads it from the section named
+# "license" (bpf_object__init_license in libbpf.c), and its static linker wants
+# a global object symbol there with BTF (a VAR in a DATASEC of the same name).
+LICENSE_SECTION = "license"
+LICENSE_SYMBOL = "_license"
 
 
 class SHT(enum.IntEnum):
@@ -95,7 +103,7 @@ _PROGRAM_NAME = re.compile(r"[A-Za-z0-9_.]+")
 
 # Section names this module writes itself; a program or extra section must not
 # take one of them.
-_RESERVED_SECTIONS = frozenset({"license", ".symtab", ".strtab", ".shstrtab"})
+_RESERVED_SECTIONS = frozenset({LICENSE_SECTION, ".symtab", ".strtab", ".shstrtab"})
 
 
 @dataclass(frozen=True)
@@ -276,7 +284,7 @@ def _validate(
                 f"program name {program.name!r}: the kernel accepts only letters, "
                 "digits, '_' and '.'"
             )
-        if program.name == "_license":
+        if program.name == LICENSE_SYMBOL:
             raise ElfObjectError("program name '_license' is the license symbol's")
         if program.name in seen_programs:
             raise ElfObjectError(f"program name {program.name!r} is used twice")
@@ -352,7 +360,7 @@ def write_object(
     license_index = len(sections)
     license_data = license.encode() + b"\0"
     sections.append(
-        _Section("license", SHT.PROGBITS, license_data, SHF.ALLOC | SHF.WRITE, 1)
+        _Section(LICENSE_SECTION, SHT.PROGBITS, license_data, SHF.ALLOC | SHF.WRITE, 1)
     )
     for extra in extra_sections:
         sections.append(
@@ -383,7 +391,7 @@ def write_object(
         )
     symbols.append(
         Symbol(
-            strtab.add("_license"),
+            strtab.add(LICENSE_SYMBOL),
             STB.GLOBAL,
             STT.OBJECT,
             license_index,

@@ -241,6 +241,37 @@ def test_program_btf_describes_the_function() -> None:
     assert btf.type_by_id(pointer.type) == CompositeType("__sk_buff", 0)
 
 
+def _license_types(btf: Btf) -> tuple[DatasecType, VarType, ArrayType, IntType]:
+    (datasec,) = [t for t in btf.types if isinstance(t, DatasecType)]
+    (secinfo,) = datasec.vars
+    var = btf.type_by_id(secinfo.type)
+    assert isinstance(var, VarType)
+    array = btf.type_by_id(var.type)
+    assert isinstance(array, ArrayType)
+    char = btf.type_by_id(array.type)
+    assert isinstance(char, IntType)
+    assert isinstance(btf.type_by_id(array.index_type), IntType)
+    assert (secinfo.offset, secinfo.size) == (0, datasec.size)
+    return datasec, var, array, char
+
+
+def test_program_btf_describes_the_license() -> None:
+    # libbpf's static linker wants BTF for every global symbol, `_license` included.
+    obj = read_object(btf_probe.compile().object_bytes())
+    datasec, var, array, char = _license_types(decode_btf(obj.sections[".BTF"]))
+    assert (datasec.name, datasec.size) == ("license", obj.section_sizes["license"]) == ("license", 4)
+    assert (var.name, var.linkage) == ("_license", VarLinkage.GLOBAL_ALLOCATED)
+    assert array.nelems == 4 and obj.license == "GPL"
+    assert char == IntType("char", 1, 8, IntEncoding.SIGNED)
+    assert obj.symbols["_license"] == 0  # the VAR's offset
+
+
+def test_license_var_has_the_license_length() -> None:
+    program = build_program_btf("bare", "flow_dissector", [None], license="Dual BSD/GPL")
+    datasec, var, array, _ = _license_types(decode_btf(program.btf))
+    assert datasec.size == array.nelems == len("Dual BSD/GPL") + 1
+
+
 def test_line_info_follows_the_python_spans() -> None:
     compilation = btf_probe.compile().compilation
     parsed = parse_btf_ext(compilation.btf().btf_ext, compilation.btf().btf)
@@ -404,6 +435,7 @@ def test_kernel_accepts_pyfd_btf() -> None:
     fd, log = bpf.btf_load(data=btf_probe.compile().compilation.btf().btf, log_level=1, log_size=65536)
     os.close(fd)
     assert "FUNC btf_probe" in log and "FUNC_PROTO (anon) return=1 args=(3 ctx)" in log
+    assert "DATASEC license size=4 vlen=1" in log and "VAR _license type_id=7 linkage=1" in log
 
 
 @needs_kernel
