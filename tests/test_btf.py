@@ -268,7 +268,7 @@ def test_program_btf_describes_the_license() -> None:
 
 def test_license_var_has_the_license_length() -> None:
     program = build_program_btf("bare", "flow_dissector", [None], license="Dual BSD/GPL")
-    datasec, var, array, _ = _license_types(decode_btf(program.btf))
+    datasec, _, array, _ = _license_types(decode_btf(program.btf))
     assert datasec.size == array.nelems == len("Dual BSD/GPL") + 1
 
 
