@@ -11,30 +11,28 @@ must load and give the same keys, through libbpf and through pyfd.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from frames import ipv4_frames
-from full_frames import CASES
-from interop import build_c_loader, run_loader
-from kernel import bpftool, needs_kernel, skip_unless_kernel
+from interop import (
+    FRAMES,
+    FULL,
+    IPV4_TCP,
+    build_c_loader,
+    full_sample,
+    link,
+    pyfd_results,
+    run_loader,
+)
+from kernel import needs_kernel
 from pyfd.compiler.driver import BACKENDS
 from pyfd.runtime import LoadedProgram
 from test_btf import _object_with_bad_func_name
-from test_samples import _sample
 
 import pyfd
-
-FULL = _sample("full")
-IPV4_TCP = _sample("ipv4_tcp")
-FRAMES = [(case.frame, case.flags) for case in CASES]
-
-
-def pyfd_results(loaded: LoadedProgram, frames: Sequence[tuple[bytes, int]]) -> list[tuple[int, bytes]]:
-    """pyfd's own BPF_PROG_TEST_RUN of each (frame, flags): return value and the 56 key bytes."""
-    return [(r.retval, r.keys.raw) for r in (loaded.run(frame, flags=flags) for frame, flags in frames)]
+from pyfd.program import CompiledProgram
 
 
 @pytest.fixture(scope="module")
@@ -46,18 +44,8 @@ def c_loader(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module", params=BACKENDS)
 def full_object(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, LoadedProgram]]:
     """samples/full.py compiled by one backend: its object file, and the same program loaded by pyfd."""
-    skip_unless_kernel()
-    program = FULL.compile(backend=request.param)
-    path = program.write(tmp_path_factory.mktemp(f"full_{request.param}") / "full.o")
-    with program.load() as loaded:
-        yield path, loaded
-
-
-def link(out: Path, *objects: Path) -> None:
-    """`bpftool gen object OUT OBJECTS...`, which must succeed without a word from libbpf."""
-    linked = subprocess.run([bpftool(), "gen", "object", str(out), *map(str, objects)], capture_output=True, text=True, timeout=60, check=False)
-    assert linked.returncode == 0, linked.stderr
-    assert linked.stderr == ""
+    with full_sample(request.param, tmp_path_factory.mktemp(f"full_{request.param}")) as compiled:
+        yield compiled
 
 
 @needs_kernel
@@ -115,10 +103,10 @@ def test_bpftool_links_several_pyfd_objects(c_loader: Path, tmp_path: Path) -> N
         assert run.stderr == "" and run.results == expected, name
         with pyfd.load(out, name) as relinked:
             assert pyfd_results(relinked, frames) == expected, name
-    assert pyfd_results_differ(tcp, full, frames)
+    assert results_differ(tcp, full, frames)
 
 
-def pyfd_results_differ(a: pyfd.program.CompiledProgram, b: pyfd.program.CompiledProgram, frames: Sequence[tuple[bytes, int]]) -> bool:
+def results_differ(a: CompiledProgram, b: CompiledProgram, frames: Sequence[tuple[bytes, int]]) -> bool:
     """Two programs disagree on some frame (so running the wrong one from a linked object would show)."""
     with a.load() as one, b.load() as other:
         return pyfd_results(one, frames) != pyfd_results(other, frames)

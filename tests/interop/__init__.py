@@ -12,16 +12,20 @@ elsewhere, as a missing kernel does (tests/kernel.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
-from kernel import in_ci
+from full_frames import CASES
+from kernel import bpftool, in_ci, skip_unless_kernel
+from pyfd.runtime import LoadedProgram
+from test_samples import _sample
 
 HERE = Path(__file__).resolve().parent
 C_LOADER = HERE / "load_libbpf.c"
@@ -31,6 +35,10 @@ GO_LOADER = HERE / "load_ebpf.go"
 # builds against it in GOPATH mode, with no module proxy.
 GOPATH = Path("/usr/share/gocode")
 CILIUM_EBPF = GOPATH / "src" / "github.com" / "cilium" / "ebpf"
+
+FULL = _sample("full")
+IPV4_TCP = _sample("ipv4_tcp")
+FRAMES = [(case.frame, case.flags) for case in CASES]  # the full sample's table, flags included
 
 
 def missing(what: str, packages: str) -> NoReturn:
@@ -131,3 +139,25 @@ def run_loader(
     if check:
         assert len(results) == len(frames), done.stdout
     return LoaderRun(results, done.stderr, done.returncode)
+
+
+def pyfd_results(loaded: LoadedProgram, frames: Sequence[tuple[bytes, int]]) -> list[tuple[int, bytes]]:
+    """pyfd's own BPF_PROG_TEST_RUN of each (frame, flags): return value and the 56 key bytes."""
+    return [(r.retval, r.keys.raw) for r in (loaded.run(frame, flags=flags) for frame, flags in frames)]
+
+
+@contextlib.contextmanager
+def full_sample(backend: str, workdir: Path) -> Iterator[tuple[Path, LoadedProgram]]:
+    """samples/full.py compiled by `backend`: its object file in `workdir`, and the program loaded by pyfd."""
+    skip_unless_kernel()
+    program = FULL.compile(backend=backend)
+    path = program.write(workdir / "full.o")
+    with program.load() as loaded:
+        yield path, loaded
+
+
+def link(out: Path, *objects: Path) -> None:
+    """`bpftool gen object OUT OBJECTS...` (libbpf's static linker), which must succeed without a word."""
+    linked = subprocess.run([bpftool(), "gen", "object", str(out), *map(str, objects)], capture_output=True, text=True, timeout=60, check=False)
+    assert linked.returncode == 0, linked.stderr
+    assert linked.stderr == ""
