@@ -12,7 +12,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from interop import FRAMES, build_go_loader, full_sample, link, pyfd_results, run_loader
+from interop import (
+    FRAMES,
+    GO_LOADER,
+    assert_excerpt,
+    build_go_loader,
+    full_sample,
+    go_environment,
+    link,
+    pyfd_results,
+    readme_blocks,
+    run_loader,
+)
 from kernel import needs_kernel
 from pyfd.compiler.driver import BACKENDS
 from pyfd.runtime import LoadedProgram
@@ -48,6 +59,17 @@ def test_cilium_ebpf_loads_linked_object(go_loader: Path, full_object: tuple[Pat
     link(out, path)
     run = run_loader(go_loader, out, FRAMES)  # the only program: found without a name
     assert run.stderr == "" and run.results == pyfd_results(loaded, FRAMES)
+
+
+def test_readme_go_snippet_is_the_tested_loader(tmp_path: Path) -> None:
+    (snippet,) = readme_blocks("go")
+    assert "ebpf.LoadCollectionSpec" in snippet and "ebpf.NewCollection" in snippet and "prog.Run" in snippet
+    assert_excerpt(snippet, GO_LOADER)
+    (build,) = [line for block in readme_blocks("sh") for line in block.splitlines() if "go build" in line]
+    settings = dict(word.split("=", 1) for word in build.split() if "=" in word)
+    environment = go_environment(tmp_path)
+    assert settings == {key: environment[key] for key in ("GO111MODULE", "GOPATH")}  # what build_go_loader uses
+    assert build.endswith(" go build -o load_ebpf tests/interop/load_ebpf.go")
 
 
 @needs_kernel

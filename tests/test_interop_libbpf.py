@@ -11,25 +11,30 @@ must load and give the same keys, through libbpf and through pyfd.
 
 from __future__ import annotations
 
+import re
+import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from frames import ipv4_frames
 from interop import (
+    C_LOADER,
     FRAMES,
     FULL,
     IPV4_TCP,
+    assert_excerpt,
     build_c_loader,
     full_sample,
     link,
     pyfd_results,
+    readme_blocks,
     run_loader,
 )
 from kernel import needs_kernel
 from pyfd.compiler.driver import BACKENDS
 from pyfd.runtime import LoadedProgram
-from test_btf import _object_with_bad_func_name
+from test_btf import LLVM_IR, _object_with_bad_func_name
 
 import pyfd
 from pyfd.program import CompiledProgram
@@ -56,6 +61,22 @@ def test_libbpf_loads_and_runs_pyfd_object(c_loader: Path, full_object: tuple[Pa
     expected = pyfd_results(loaded, FRAMES)
     assert run.results == expected
     assert len(set(expected)) > 100  # the table's frames take different paths: a real comparison
+
+
+def test_readme_c_snippet_is_the_tested_loader() -> None:
+    (snippet,) = readme_blocks("c")
+    assert "bpf_object__open_file" in snippet and "bpf_prog_test_run_opts" in snippet
+    assert_excerpt(snippet, C_LOADER)
+
+
+@needs_kernel
+def test_readme_c_example_prints_what_it_says(c_loader: Path, tmp_path: Path) -> None:
+    (example,) = [block for block in readme_blocks("sh") if "load_libbpf" in block]
+    build, frame, expected = re.search(r"\n(gcc .*)\necho (\w+) \\\n  \| \./load_libbpf samples/ipv4_tcp\.o ipv4_tcp\n# (.*)\n", example).groups()  # type: ignore[union-attr]
+    assert build == "gcc -O2 -Wall -o load_libbpf tests/interop/load_libbpf.c -lbpf"  # what build_c_loader runs, but -Werror
+    obj = IPV4_TCP.compile().write(tmp_path / "ipv4_tcp.o")
+    done = subprocess.run([str(c_loader), str(obj), "ipv4_tcp"], input=frame + "\n", capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout == expected + "\n" and done.stderr == ""
 
 
 @needs_kernel
@@ -104,6 +125,30 @@ def test_bpftool_links_several_pyfd_objects(c_loader: Path, tmp_path: Path) -> N
         with pyfd.load(out, name) as relinked:
             assert pyfd_results(relinked, frames) == expected, name
     assert results_differ(tcp, full, frames)
+
+
+@needs_kernel
+def test_bpftool_links_pyfd_object_with_llvm_object(c_loader: Path, tmp_path: Path) -> None:
+    # An object as `clang -g -target bpf -c` writes one (here from LLVM IR, through llvmlite), with a .bss
+    # variable. clang marks BPF functions nounwind; without it LLVM writes an .eh_frame, whose relocation
+    # against a section symbol libbpf 1.1's linker refuses.
+    llvm = pytest.importorskip("llvmlite.binding")
+    llvm.initialize_all_targets()
+    llvm.initialize_all_asmprinters()
+    ir = LLVM_IR.replace("DIRECTORY", str(tmp_path)).replace("%ctx) section", "%ctx) nounwind section")
+    module = llvm.parse_assembly(ir)
+    machine = llvm.Target.from_triple("bpfel").create_target_machine(opt=2, reloc="static", codemodel="small")
+    (tmp_path / "cdiss.o").write_bytes(machine.emit_object(module))
+    tcp = IPV4_TCP.compile(backend="llvm")
+    out = tmp_path / "mixed.o"
+    link(out, tcp.write(tmp_path / "tcp.o"), tmp_path / "cdiss.o")
+    frames = [(frame, 0) for frame in ipv4_frames().values()]
+    with tcp.load() as loaded:
+        expected = pyfd_results(loaded, frames)
+    run = run_loader(c_loader, out, frames, "ipv4_tcp")
+    assert run.stderr == "" and run.results == expected
+    cdiss = run_loader(c_loader, out, frames, "cdiss")  # returns 0, writes no key
+    assert cdiss.stderr == "" and {retval for retval, _ in cdiss.results} == {0}
 
 
 def results_differ(a: CompiledProgram, b: CompiledProgram, frames: Sequence[tuple[bytes, int]]) -> bool:

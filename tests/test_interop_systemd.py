@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from interop import IPV4_TCP, missing
+from interop import IPV4_TCP, missing, readme_blocks
 from kernel import enforce_kernel, needs_kernel
 from pyfd.runtime import NamespaceNotFoundError, NotAttachedError, detach, query
 
@@ -89,6 +89,12 @@ def test_unit_is_a_oneshot_that_stays_active() -> None:
     assert start == [UNIT_PYFD, "attach", "/etc/pyfd/blue.o", "--netns", "blue"]
     assert stop == [UNIT_PYFD, "detach", "--netns", "blue"]
     assert environment == {"OBJECT": "/etc/pyfd/blue.o"}
+
+
+def test_readme_shows_the_shipped_unit() -> None:
+    (shown,) = readme_blocks("ini")
+    text = UNIT.read_text()
+    assert shown == text[text.index("\n[Unit]\n") + 1 :]
 
 
 def _systemd_analyze() -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -28,6 +29,7 @@ from pyfd.runtime import LoadedProgram
 from test_samples import _sample
 
 HERE = Path(__file__).resolve().parent
+README = HERE.parent.parent / "README.md"
 C_LOADER = HERE / "load_libbpf.c"
 GO_LOADER = HERE / "load_ebpf.go"
 
@@ -161,3 +163,29 @@ def link(out: Path, *objects: Path) -> None:
     linked = subprocess.run([bpftool(), "gen", "object", str(out), *map(str, objects)], capture_output=True, text=True, timeout=60, check=False)
     assert linked.returncode == 0, linked.stderr
     assert linked.stderr == ""
+
+
+def readme_deployment() -> str:
+    """The README's deployment section."""
+    text = README.read_text()
+    start = text.index("\n## Deployment\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def readme_blocks(language: str) -> list[str]:
+    """The deployment section's fenced code blocks in `language`, without their fences."""
+    return re.findall(rf"```{language}\n(.*?)```", readme_deployment(), re.DOTALL)
+
+
+def assert_excerpt(snippet: str, source: Path) -> None:
+    """Every line of `snippet` but `...` is a line of `source`, in the same order (indentation aside)."""
+    lines = [line.strip() for line in source.read_text().splitlines()]
+    position = 0
+    for wanted in (line.strip() for line in snippet.splitlines()):
+        if wanted in ("", "..."):
+            continue
+        try:
+            position = lines.index(wanted, position) + 1
+        except ValueError:
+            raise AssertionError(f"README line {wanted!r} is not in {source.name} (after line {position})") from None
