@@ -125,7 +125,7 @@ def test_systemd_analyze_refuses_a_broken_unit(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def netns() -> Iterator[str]:
+def netns(requires_kernel: None) -> Iterator[str]:
     """A fresh `ip netns` namespace, removed (with anything attached) afterwards."""
     ip = shutil.which("ip") or shutil.which("ip", path="/usr/sbin:/sbin")
     if ip is None:
