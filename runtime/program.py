@@ -97,7 +97,7 @@ def check_flags(flags: object) -> int:
     if not isinstance(flags, int) or isinstance(flags, bool):
         raise TypeError(f"flow dissector flags are an int (BPF_FLOW_DISSECTOR_F_* bits), got {type(flags).__name__}")
     if not 0 <= flags <= FLAGS_MAX:
-        raise ValueError(f"flow dissector flags must fit in 32 unsigned bits (0 to {FLAGS_MAX:#x}), got {flags}")
+        raise ValueError(f"flow dissector flags must fit in 32 bits (0 to {FLAGS_MAX:#x}), got {flags}")
     return int(flags)
 
 
@@ -154,7 +154,7 @@ class LoadedProgram:
         """Run the dissector once on a frame (from its Ethernet header) with input flags.
 
         `frame` is bytes or anything bytes() takes but an int (a scapy packet
-        included); `flags` fit in 32 unsigned bits (check_flags).
+        included); `flags` fit in 32 bits (check_flags).
         """
         result = self._test_run(frame, flags=flags, repeat=1)
         return RunResult(

@@ -81,8 +81,8 @@ def test_flags_by_number_and_name(text: str, value: int) -> None:
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        ("-1", "must fit in 32 unsigned bits (0 to 0xffffffff), got -1"),
-        ("99999999999", "must fit in 32 unsigned bits (0 to 0xffffffff), got 99999999999"),
+        ("-1", "must fit in 32 bits (0 to 0xffffffff), got -1"),
+        ("99999999999", "must fit in 32 bits (0 to 0xffffffff), got 99999999999"),
         ("0x100000000", "got 4294967296"),
         ("STOP_AT_NOTHING", "'STOP_AT_NOTHING' is not a flag: give a number (decimal or 0x hex) or names from PARSE_1ST_FRAG"),
         ("STOP_AT_ENCAP,", "'' is not a flag"),

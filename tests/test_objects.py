@@ -121,7 +121,7 @@ def test_run_python_refuses_flags_the_kernel_run_refuses(flags: int) -> None:
         IPV4_TCP.run_python(bytes(scapy_tcp()), flags=flags)
     with pytest.raises(ValueError) as direct:
         check_flags(flags)
-    assert str(info.value) == str(direct.value) == f"flow dissector flags must fit in 32 unsigned bits (0 to 0xffffffff), got {flags}"
+    assert str(info.value) == str(direct.value) == f"flow dissector flags must fit in 32 bits (0 to 0xffffffff), got {flags}"
 
 
 @needs_kernel
