@@ -9,6 +9,7 @@ capabilities). No user mistake ends in a Python traceback.
 from __future__ import annotations
 
 import argparse
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -35,12 +36,51 @@ class UserError(Exception):
         self.located = located  # the message already starts with file:line
 
 
-def _import_file(path: Path) -> ModuleType:
-    """Import a Python file as a module; its errors become UserErrors with a location."""
-    if not path.is_file():
+ELF_MAGIC = b"\x7fELF"
+
+
+def _check_input(path: Path) -> None:
+    """Refuse a path that is not a file, saying what it is instead."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, not a file")
+    if not path.exists():
         raise UserError(f"{path}: no such file")
+    if not path.is_file():
+        raise UserError(f"{path}: not a regular file")
+
+
+def _is_object(path: Path) -> bool:
+    """Whether the file is an ELF object (by its first bytes, whatever its name)."""
+    try:
+        with path.open("rb") as file:
+            return file.read(len(ELF_MAGIC)) == ELF_MAGIC
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+class _UncachedSourceLoader(importlib.machinery.SourceFileLoader):
+    """Python source under any file name, without a __pycache__ entry.
+
+    The bytecode cache is named after the stem (x.txt would use x.py's
+    x.cpython-311.pyc); path_stats raising OSError is the documented way to
+    tell SourceLoader.get_code to neither read nor write it.
+    """
+
+    def path_stats(self, path: str) -> dict[str, float]:
+        raise OSError("no bytecode cache for a file not named .py")
+
+
+def _import_file(path: Path) -> ModuleType:
+    """Import a file of Python source (any name) as a module; its errors become UserErrors with a location."""
+    _check_input(path)
+    if _is_object(path):
+        raise UserError(
+            f"{path}: is a BPF object file (ELF), not Python source; `pyfd run`, `pyfd attach` and "
+            "`pyfd disasm` take object files, `pyfd compile` takes the Python it came from"
+        )
     name = f"pyfd_user_{abs(hash(path.resolve()))}"
-    spec = importlib.util.spec_from_file_location(name, path)
+    loader = None if path.suffix == ".py" else _UncachedSourceLoader(name, str(path))
+    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
     if spec is None or spec.loader is None:
         raise UserError(f"{path}: cannot be imported as Python")
     module = importlib.util.module_from_spec(spec)
@@ -174,33 +214,212 @@ def _load(program, *, verbose: bool = False, log_level: int = 0):  # type: ignor
         raise UserError(f"loading {program.name} failed: {exc}") from None
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """`pyfd run`: compile, load, and run on frames; compare with the Python run."""
-    from .demo import demo_frames, describe, read_frames
+# --- run ----------------------------------------------------------------------------
 
-    dissector = pick(Path(args.file), args.function)
-    program = _compile(dissector, args.backend, args.opt_level)
+
+def _plural(count: int, noun: str) -> str:
+    """`1 frame`, `2 frames`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def parse_flags(text: str) -> int:
+    """`--flags`: numbers (decimal, 0x hex) and BPF_FLOW_DISSECTOR_F_* names, joined with ',' or '|'."""
+    from .runtime import FlowDissectorFlags
+    from .runtime.program import check_flags
+
+    names = ", ".join(flag.name or "" for flag in FlowDissectorFlags)
+    value = 0
+    for part in text.replace("|", ",").split(","):
+        word = part.strip()
+        name = word.upper().removeprefix("BPF_FLOW_DISSECTOR_F_")
+        if name in FlowDissectorFlags.__members__:
+            value |= FlowDissectorFlags[name]
+            continue
+        try:
+            number = int(word, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{word!r} is not a flag: give a number (decimal or 0x hex) or names from {names} "
+                "(with or without BPF_FLOW_DISSECTOR_F_), joined with ','"
+            ) from None
+        try:
+            value |= check_flags(number)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def flags_text(flags: int) -> str:
+    """Flags as a number and by name: `0x5 (PARSE_1ST_FRAG|STOP_AT_ENCAP)`."""
+    from .runtime import FlowDissectorFlags
+
+    if not flags:
+        return "0"
+    names = [flag.name or "" for flag in FlowDissectorFlags if flags & flag]
+    unknown = flags & ~sum(FlowDissectorFlags)
+    if unknown:
+        names.append(f"unknown bits {unknown:#x}")
+    return f"{flags:#x} ({'|'.join(names)})"
+
+
+def _load_object(path: Path, function: str | None):  # type: ignore[no-untyped-def]
+    """Load a program of an object file into the kernel; every failure is a UserError."""
+    from .program import load, object_program
+    from .runtime import BpfError, MissingPrivilegeError, VerifierError, check_bpf_available
+    from .runtime.elf import ObjectFileError
+
+    try:
+        object_program(path, function)  # what is wrong with the file is said first, kernel or not
+    except ObjectFileError as exc:
+        raise object_file_error(exc) from None
+    reason = check_bpf_available()
+    if reason is not None:
+        raise UserError(f"cannot load BPF programs here: {reason}", EXIT_NO_KERNEL)
+    try:
+        return load(path, function)
+    except ObjectFileError as exc:
+        raise object_file_error(exc) from None
+    except MissingPrivilegeError as exc:
+        raise UserError(str(exc), EXIT_NO_KERNEL) from None
+    except VerifierError as exc:
+        if exc.source is not None:  # an object with line info: the message starts with file:line:col
+            raise UserError(str(exc), located=True) from None
+        raise UserError(f"the kernel verifier refused {path}:\n{exc}") from None
+    except BpfError as exc:
+        raise UserError(f"loading {path} failed: {exc}") from None
+
+
+def object_file_error(exc: Exception) -> UserError:
+    """An ObjectFileError as the CLI reports it: with the option that picks a program."""
+    from .runtime.elf import AmbiguousProgramError
+
+    if isinstance(exc, AmbiguousProgramError):
+        return UserError(f"{exc.path}: {len(exc.names)} programs ({', '.join(exc.names)}); pick one with --function NAME")
+    return UserError(str(exc))
+
+
+def _keys_json(keys) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Every field of struct bpf_flow_keys, host order (addresses as text), and the raw 56 bytes."""
+    from .runtime.flowkeys import FLOW_KEYS_LAYOUT
+
+    fields: dict[str, object] = {}
+    for name, _, _ in FLOW_KEYS_LAYOUT:
+        value = getattr(keys, name)
+        fields[name] = value if isinstance(value, int) else str(value)
+    fields["raw"] = keys.raw.hex()
+    return fields
+
+
+def _result_json(result) -> dict[str, object] | None:  # type: ignore[no-untyped-def]
+    from .demo import describe
+
+    if result is None:
+        return None
+    return {"retval": result.retval, "return": describe(result.retval), "keys": _keys_json(result.keys)}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`pyfd run`: run a dissector on frames in the kernel and as Python, and compare.
+
+    A .py file runs on both sides (the Python side alone when this process
+    cannot load BPF programs, saying so); an object file runs in the kernel
+    only, as it has no Python to compare with.
+    """
+    import json
+
+    from .demo import demo_frames, describe, read_frames
+    from .runtime import MAX_FRAME_LEN, MIN_FRAME_LEN, check_bpf_available
+
+    path = Path(args.file)
+    _check_input(path)
+    is_object = _is_object(path)
+    if is_object and (args.backend is not None or args.opt_level is not None):
+        raise UserError(f"{path} is an object file, already compiled: --backend and -O apply to Python files only", EXIT_USAGE)
+    dissector = None if is_object else pick(path, args.function)
+    program = None if dissector is None else _compile(dissector, args.backend or "native", 2 if args.opt_level is None else args.opt_level)
     try:
         frames = read_frames(Path(args.pcap)) if args.pcap else demo_frames()
     except OSError as exc:
         raise UserError(f"{args.pcap}: cannot read: {exc.strerror}") from None
     except ValueError as exc:  # not a pcap file; the message names the file
         raise UserError(str(exc)) from None
-    print(f"{dissector.name}: {program.insn_count} instructions ({program.backend}); {len(frames)} frames, flags={args.flags}")
-    disagreements = 0
-    with _load(program) as loaded:
-        for label, frame in frames:
-            if not 14 <= len(frame) <= 4096:
-                print(f"  {label}: skipped, {len(frame)} bytes (a test run takes 14 to 4096)")
-                continue
-            kernel = loaded.run(frame, flags=args.flags)
-            python = dissector.run_python(frame, flags=args.flags)
-            agree = kernel.retval == python.retval and kernel.keys == python.keys
-            disagreements += not agree
-            print(f"  {label}\n    {describe(kernel.retval)} {kernel.keys}")
-            if not agree:
-                print(f"    PYTHON DISAGREES: {describe(python.retval)} {python.keys}; differs in {', '.join(kernel.keys.diff(python.keys)) or 'return code'}")
-    print(f"kernel and Python agree on {len(frames) - disagreements} of {len(frames)} frames")
+
+    kernel_skipped: str | None = None
+    if program is not None:
+        kernel_skipped = check_bpf_available()
+        loaded = None if kernel_skipped is not None else _load(program)
+        title = f"{program.name}: {program.insn_count} instructions ({program.backend})"
+    else:
+        loaded = _load_object(path, args.function)
+        title = f"{loaded.name} from {path} (object file: kernel only, there is no Python source to compare with)"
+    # Human text goes to stdout, or to stderr when stdout carries the JSON records.
+    text = sys.stderr if args.json else sys.stdout
+    if kernel_skipped is not None:
+        print(f"pyfd: warning: the kernel side was skipped, running the Python side only: {kernel_skipped}", file=sys.stderr)
+    source = f"from {args.pcap}" if args.pcap else "built-in demo frames"
+    print(f"{title}; {_plural(len(frames), 'frame')} ({source}), flags={flags_text(args.flags)}", file=text)
+
+    ran = disagreements = 0
+    skipped: dict[str, int] = {}
+    try:
+        for index, frame in enumerate(frames, 1):
+            problem = frame.problem
+            if problem is not None:
+                if args.json:  # the text listing says it on stdout; JSON readers get it on stderr too
+                    print(f"pyfd: warning: {args.pcap}: {frame.label}: {problem}; skipped", file=sys.stderr)
+                why = "truncated in the pcap file"
+            elif not MIN_FRAME_LEN <= len(frame.data) <= MAX_FRAME_LEN:
+                problem = f"a test run takes {MIN_FRAME_LEN} to {MAX_FRAME_LEN} bytes, this frame has {len(frame.data)}"
+                why = f"outside {MIN_FRAME_LEN} to {MAX_FRAME_LEN} bytes"
+            kernel = python = None
+            agree: bool | None = None
+            if problem is not None:
+                skipped[why] = skipped.get(why, 0) + 1
+            else:
+                ran += 1
+                kernel = loaded.run(frame.data, flags=args.flags) if loaded is not None else None
+                python = dissector.run_python(frame.data, flags=args.flags) if dissector is not None else None
+                if kernel is not None and python is not None:
+                    agree = kernel.retval == python.retval and kernel.keys == python.keys
+                    disagreements += not agree
+            if args.json:
+                record = {
+                    "frame": index,
+                    "label": frame.label,
+                    "length": len(frame.data),
+                    "skipped": problem,
+                    "kernel": _result_json(kernel),
+                    "python": _result_json(python),
+                    "agree": agree,
+                }
+                print(json.dumps(record))
+            elif problem is not None:
+                print(f"  {frame.label}: skipped: {problem}")
+            else:
+                shown = kernel if kernel is not None else python
+                assert shown is not None
+                side = "" if kernel is not None else "python: "
+                print(f"  {frame.label}\n    {side}{describe(shown.retval)} {shown.keys}")
+                if agree is False and python is not None:
+                    differs = ", ".join(shown.keys.diff(python.keys)) or "return code"
+                    print(f"    PYTHON DISAGREES: {describe(python.retval)} {python.keys}; differs in {differs}")
+    finally:
+        if loaded is not None:
+            loaded.close()
+
+    n_skipped = sum(skipped.values())
+    skip_text = f"; {n_skipped} skipped ({', '.join(f'{n} {why}' for why, n in skipped.items())})" if n_skipped else ""
+    if ran == 0:
+        raise UserError(f"no frame could be run: {_plural(len(frames), 'frame')}{skip_text}")
+    if dissector is not None and loaded is None:
+        summary = f"ran {_plural(ran, 'frame')} as Python only"
+    elif dissector is None:
+        summary = f"ran {_plural(ran, 'frame')} in the kernel only"
+    elif disagreements:
+        summary = f"kernel and Python disagree on {disagreements} of {_plural(ran, 'frame')} run"
+    else:
+        summary = f"kernel and Python agree on {ran} of {_plural(ran, 'frame')} run"
+    print(summary + skip_text, file=text)
     return EXIT_OK if disagreements == 0 else EXIT_ERROR
 
 
@@ -237,7 +456,7 @@ def _load_for_attach(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except ObjectFileError as exc:
-        raise UserError(str(exc)) from None
+        raise object_file_error(exc) from None
     except OSError as exc:
         if isinstance(exc, BpfError):
             if isinstance(exc, MissingPrivilegeError):
@@ -355,12 +574,11 @@ def cmd_disasm(args: argparse.Namespace) -> int:
     from .disasm import disassemble_object
     from .runtime.elf import ObjectFileError
 
-    if not Path(args.file).is_file():
-        raise UserError(f"{args.file}: no such file")
+    _check_input(Path(args.file))
     try:
         sys.stdout.write(disassemble_object(args.file, args.function))
     except ObjectFileError as exc:
-        raise UserError(str(exc)) from None
+        raise object_file_error(exc) from None
     return EXIT_OK
 
 
@@ -399,10 +617,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="with --verify: print the verifier's full log, with the Python line of each instruction")
     p.set_defaults(handler=cmd_compile)
 
-    p = sub.add_parser("run", help="compile, load and run a dissector on packets", description="Compile a dissector, load it into the kernel, run it with BPF_PROG_TEST_RUN on frames and on the same frames as Python, and print the flow keys.")
-    common(p)
+    p = sub.add_parser(
+        "run",
+        help="run a dissector on packets, in the kernel and as Python",
+        description=(
+            "Run a dissector with BPF_PROG_TEST_RUN on frames (the built-in demo frames, or a pcap file's) and "
+            "print the flow keys. A Python file is compiled, run in the kernel and as Python, and both results "
+            "compared (as Python only, with a warning, when this process cannot load BPF programs); an object "
+            "file runs in the kernel only. Exit status 1 when kernel and Python disagree on a frame."
+        ),
+    )
+    p.add_argument("file", metavar="FILE.py|OBJECT.o", help="Python file with @dissector functions, or a compiled object file")
+    p.add_argument("--function", "-f", metavar="NAME", help="the dissector (or object-file program) to use when there are several")
+    p.add_argument("--backend", choices=["native", "llvm"], default=None, help="code generator for a Python file (default: native)")
+    p.add_argument("-O", dest="opt_level", type=int, choices=[0, 1, 2], default=None, metavar="LEVEL", help="optimisation level for a Python file (default: 2)")
     p.add_argument("--pcap", metavar="FILE", help="run on the Ethernet frames of a pcap file (default: built-in demo frames)")
-    p.add_argument("--flags", type=lambda s: int(s, 0), default=0, metavar="N", help="BPF_FLOW_DISSECTOR_F_* flags to pass (default: 0)")
+    p.add_argument(
+        "--flags",
+        type=parse_flags,
+        default=0,
+        metavar="FLAGS",
+        help="input flags: a number (decimal or 0x hex) or names PARSE_1ST_FRAG, STOP_AT_FLOW_LABEL, STOP_AT_ENCAP "
+        "(with or without BPF_FLOW_DISSECTOR_F_), joined with ',' (default: 0)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per frame (frame number from 1, label, length, skipped, and for kernel and "
+        "python: retval and every key; agree); the summary goes to stderr",
+    )
     p.set_defaults(handler=cmd_run)
 
     netns_help = "network namespace: a name from `ip netns list` or a path such as /proc/PID/ns/net (default: the current one)"

@@ -18,7 +18,7 @@ from .compiler.isa import (
     decode,
     disassemble,
 )
-from .runtime.elf import ObjectFile, ObjectFileError, ObjectProgram, read_object
+from .runtime.elf import ObjectFile, ObjectFileError, ObjectProgram, printable, read_object
 
 __all__ = ["disassemble_object", "program_listing"]
 
@@ -63,7 +63,7 @@ def program_listing(prog: ObjectProgram, lines: tuple[LineInfoRecord, ...] = ())
     }
     relocations: dict[int, list[str]] = {}
     for relocation in prog.relocations:
-        relocations.setdefault(relocation.offset // 8, []).append(relocation.symbol)
+        relocations.setdefault(relocation.offset // 8, []).append(printable(relocation.symbol))
     out: list[str] = []
     last: tuple[str, int] | None = None
     slot = 0
@@ -71,8 +71,10 @@ def program_listing(prog: ObjectProgram, lines: tuple[LineInfoRecord, ...] = ())
         record = by_slot.get(slot)
         if record is not None and (record.file_name, record.line) != last:
             last = (record.file_name, record.line)
-            where = record.file_name.rsplit("/", 1)[-1] or "?"
-            out.append(f"; {where}:{record.line}: {record.line_text.strip()}")
+            where = printable(record.file_name.rsplit("/", 1)[-1]) or "?"
+            # Names and source text come from the object: a control byte in
+            # them would reach the terminal, so each is escaped (\xNN).
+            out.append(f"; {where}:{record.line}: {printable(record.line_text.strip().expandtabs())}")
         text = _text(insn, slot)
         if slot in relocations:
             text += f"  # relocation: {', '.join(relocations[slot])}"
@@ -93,6 +95,6 @@ def disassemble_object(path: str | os.PathLike[str], function: str | None = None
         )
         source = "source lines from .BTF.ext" if records else "no line info"
         # A comment, so the listing still reads back as assembly.
-        header = f"; {prog.name}: section {prog.section}, {prog.insn_count} instructions, {source}"
+        header = f"; {printable(prog.name)}: section {printable(prog.section)}, {prog.insn_count} instructions, {source}"
         parts.append(f"{header}\n{program_listing(prog, records)}")
     return "\n".join(parts)

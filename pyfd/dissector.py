@@ -65,15 +65,20 @@ class Dissector:
             return exit_.retval
 
     def run_python(self, frame: bytes, *, flags: int = 0) -> "RunResult":
-        """Run on a frame as BPF_PROG_TEST_RUN would run the compiled program, in CPython."""
-        from .runtime import FlowKeys, RunResult
-        from .runtime.program import check_frame
+        """Run on a frame as BPF_PROG_TEST_RUN would run the compiled program, in CPython.
 
-        check_frame(frame)  # the same limits BPF_PROG_TEST_RUN has
-        keys = BpfFlowKeys.at_entry(frame, flags=flags)
-        retval = self(Packet(frame), keys)
+        Takes the frames and flags `LoadedProgram.run` takes, and refuses the
+        ones it refuses (a scapy packet is fine; an int, or flags outside 32
+        unsigned bits, are not).
+        """
+        from .runtime import FlowKeys, RunResult
+        from .runtime.program import check_flags, check_frame
+
+        data = check_frame(frame)  # the same limits BPF_PROG_TEST_RUN has
+        keys = BpfFlowKeys.at_entry(data, flags=check_flags(flags))
+        retval = self(Packet(data), keys)
         # What the kernel does with the keys after any return (net/core/flow_dissector.c).
-        keys.clamp_offsets(ETH_HLEN, len(frame))
+        keys.clamp_offsets(ETH_HLEN, len(data))
         return RunResult(retval & 0xFFFFFFFF, FlowKeys.from_bytes(keys.raw), 0)
 
 

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .runtime import LoadedProgram, load_program
-from .runtime.elf import ObjectFile, ObjectFileError, ObjectProgram, read_object
+from .runtime import LoadedProgram, load_program, valid_prog_name
+from .runtime.elf import ObjectFile, ObjectFileError, ObjectProgram, check_loadable, read_object
 from .runtime.errors import SourceLocation, SourceLocator, slot_source_map
 
 if TYPE_CHECKING:
@@ -76,15 +76,33 @@ class CompiledProgram:
         )
 
 
+def object_program(path: str | os.PathLike[str], function: str | None = None) -> tuple[ObjectFile, ObjectProgram]:
+    """Read an object and pick the program `load` would load, refusing what the kernel could not take.
+
+    Raises ObjectFileError naming the file for a program that uses maps or
+    global variables, a name the kernel refuses, or a license that is not
+    ASCII; needs no kernel, so a caller can report these before asking for one.
+    """
+    obj = read_object(os.fspath(path))
+    prog = obj.program(function)
+    check_loadable(obj, prog)
+    try:
+        valid_prog_name(prog.name)  # the kernel's rule (bpf_obj_name_cpy), checked here to name the file
+    except ValueError as exc:
+        raise ObjectFileError(f"{obj.path}: program {prog.name!r} cannot be loaded under its own name: {exc}") from None
+    return obj, prog
+
+
 def load(path: str | os.PathLike[str], function: str | None = None) -> LoadedProgram:
     """Load a flow dissector from a compiled object file (pyfd's or clang's).
 
     With .BTF and .BTF.ext line info for the program, the kernel gets them
     too, and a verifier refusal names the source line; without them the
-    program loads as plain instructions.
+    program loads as plain instructions. An object the kernel could not take
+    as it stands raises ObjectFileError before anything is loaded
+    (`object_program`).
     """
-    obj = read_object(os.fspath(path))
-    prog = obj.program(function)
+    obj, prog = object_program(path, function)
     debug = _object_debug_info(obj, prog)
     if debug is None:
         return load_program(prog.code, name=prog.name, license=obj.license or "GPL")

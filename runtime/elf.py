@@ -2,7 +2,8 @@
 
 A program is a STT_FUNC symbol in an executable section, as libbpf sees it
 (`bpf_object__add_programs`): st_value is its offset in the section and st_size
-its length. Relocations against program sections are listed, never applied.
+its length. Relocations against program sections are listed, never applied:
+check_loadable refuses a program that needs them (maps, global data, calls).
 This module never imports the compiler.
 """
 
@@ -20,10 +21,13 @@ from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import Section, SymbolTableSection
 
 __all__ = [
+    "AmbiguousProgramError",
     "ObjectFile",
     "ObjectFileError",
     "ObjectProgram",
     "Relocation",
+    "check_loadable",
+    "printable",
     "read_object",
 ]
 
@@ -34,6 +38,15 @@ ELF64_SHDR_SIZE = 64
 SHF_EXECINSTR = 0x4
 SHT_NOBITS = 8
 SHN_LORESERVE = 0xFF00  # section indices from here up are special (ABS, COMMON, XINDEX)
+
+# Opcodes a relocation can sit on (include/uapi/linux/bpf.h, bpf_common.h).
+BPF_LD_IMM64 = 0x18  # BPF_LD | BPF_IMM | BPF_DW: a 64-bit constant, or a map / global once libbpf patches it
+BPF_CALL = 0x85  # BPF_JMP | BPF_CALL: a helper, or a function elsewhere once libbpf links it
+# Sections libbpf turns into maps (libbpf.c, bpf_object__init_maps and
+# bpf_object__init_global_data_maps): BTF-defined maps, legacy struct
+# bpf_map_def maps, and global variables.
+MAP_SECTIONS = (".maps", "maps")
+GLOBAL_DATA_SECTIONS = (".data", ".bss", ".rodata", ".kconfig")
 
 # e_machine values worth naming in an error message.
 _MACHINES = {
@@ -53,10 +66,11 @@ class ObjectFileError(ValueError):
 
 
 class Relocation(NamedTuple):
-    """A relocation inside a program: byte offset from the program start, symbol."""
+    """A relocation inside a program: byte offset from the program start, symbol, the symbol's section."""
 
     offset: int
     symbol: str
+    section: str = ""  # where the symbol is defined ("" when undefined or special)
 
 
 @dataclass(frozen=True)
@@ -91,14 +105,86 @@ class ObjectFile:
         names = ", ".join(p.name for p in self.programs)
         if name is None:
             if len(self.programs) != 1:
-                raise ObjectFileError(
-                    f"{self.path}: {len(self.programs)} programs ({names}); name the one to use"
-                )
+                raise AmbiguousProgramError(self.path, [p.name for p in self.programs])
             return self.programs[0]
         for program in self.programs:
             if program.name == name:
                 return program
         raise ObjectFileError(f"{self.path}: no program {name!r}; available: {names}")
+
+
+class AmbiguousProgramError(ObjectFileError):
+    """The object holds several programs and none was named; `names` lists them."""
+
+    def __init__(self, path: str, names: list[str]) -> None:
+        super().__init__(f"{path}: {len(names)} programs ({', '.join(names)}); name the one to use")
+        self.path = path
+        self.names = names
+
+
+def _names(names: list[str]) -> str:
+    """Distinct names in first-seen order, comma-separated."""
+    return ", ".join(dict.fromkeys(names))
+
+
+def printable(text: str) -> str:
+    """`text` with control and other unprintable characters escaped (\\xNN), for messages and listings."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def check_loadable(obj: ObjectFile, prog: ObjectProgram) -> None:
+    """Refuse, with ObjectFileError, a program pyfd cannot hand to the kernel as it stands.
+
+    pyfd lists relocations but never applies them: it creates no maps
+    (`.maps`, legacy `maps`), no global-data maps (`.data`, `.bss`,
+    `.rodata`) and links no functions from other sections. The kernel would
+    get such instructions unpatched (`r1 = 0 ll` where a map should be) and
+    refuse them with a verifier error that points at correct C, so they are
+    refused here with the reason.
+    """
+    license = obj.sections.get("license", b"").split(b"\0", 1)[0]
+    if not license.isascii() or not license.decode("ascii").isprintable():
+        raise ObjectFileError(
+            f"{obj.path}: the license section holds {license!r}, not printable ASCII text; the "
+            'kernel takes the license as a C string such as "GPL"'
+        )
+    maps: list[str] = []
+    data: list[str] = []
+    calls: list[str] = []
+    other: list[str] = []
+    for relocation in prog.relocations:
+        opcode = prog.code[relocation.offset] if 0 <= relocation.offset < len(prog.code) else None
+        # A section symbol (a call into .text, a static variable) is named after its section.
+        same = relocation.section in ("", relocation.symbol)
+        named = printable(relocation.symbol) if same else f"{printable(relocation.symbol)} in {relocation.section}"
+        if relocation.section in MAP_SECTIONS:
+            maps.append(named)
+        elif relocation.section.startswith(GLOBAL_DATA_SECTIONS):
+            data.append(named)
+        elif opcode == BPF_CALL:
+            calls.append(named)
+        else:
+            other.append(f"{named} at instruction {relocation.offset // BPF_INSN_SIZE}")
+    if not (maps or data or calls or other):
+        return
+    uses = []
+    if maps:
+        uses.append(f"BPF maps ({_names(maps)})")
+    if data:
+        uses.append(f"global variables, which libbpf turns into maps ({_names(data)})")
+    if calls:
+        uses.append(f"functions from other sections, which libbpf links in ({_names(calls)})")
+    if other:
+        uses.append(f"symbols through relocations ({_names(other)})")
+    first = prog.relocations[0].offset // BPF_INSN_SIZE
+    raise ObjectFileError(
+        f"{obj.path}: program {prog.name!r} uses {'; and '.join(uses)}; pyfd does not create maps "
+        f"or apply relocations yet, so the kernel would get {len(prog.relocations)} unpatched "
+        f"instruction{'s' if len(prog.relocations) != 1 else ''} (the first at {first}) and refuse "
+        "the program; load this object with libbpf (e.g. `bpftool prog loadall OBJECT DIR type flow_dissector`)"
+    )
 
 
 def _check_bounds(data: bytes, where: str) -> None:
@@ -236,8 +322,8 @@ def _read(elf: ELFFile, where: str) -> ObjectFile:
                     f"{start} with {size} bytes, not whole {BPF_INSN_SIZE}-byte instructions"
                 )
             program_relocations = [
-                Relocation(offset - start, name)
-                for offset, name in relocations.get(shndx, [])
+                Relocation(offset - start, name, where)
+                for offset, name, where in relocations.get(shndx, [])
                 if start <= offset < end
             ]
             programs.append(
@@ -257,11 +343,19 @@ def _read(elf: ELFFile, where: str) -> ObjectFile:
     return ObjectFile(where, programs, license, sections, section_sizes, data_symbols)
 
 
+def _symbol_section(elf: ELFFile, symbol: Any) -> str:
+    """The name of the section a symbol is defined in; "" when undefined or special."""
+    shndx = symbol["st_shndx"]
+    if isinstance(shndx, int) and 0 < shndx < min(elf.num_sections(), SHN_LORESERVE):
+        return str(elf.get_section(shndx).name)
+    return ""
+
+
 def _relocations_by_section(
     elf: ELFFile, symtab: SymbolTableSection
-) -> dict[int, list[tuple[int, str]]]:
-    """Relocations per target section index, as (section offset, symbol name)."""
-    found: dict[int, list[tuple[int, str]]] = {}
+) -> dict[int, list[tuple[int, str, str]]]:
+    """Relocations per target section index, as (section offset, symbol name, symbol's section)."""
+    found: dict[int, list[tuple[int, str, str]]] = {}
     for section in elf.iter_sections():
         if not isinstance(section, RelocationSection):
             continue
@@ -276,7 +370,7 @@ def _relocations_by_section(
         for relocation in section.iter_relocations():
             symbol = relocation_symtab.get_symbol(relocation["r_info_sym"])
             found.setdefault(target, []).append(
-                (relocation["r_offset"], _symbol_name(elf, symbol))
+                (relocation["r_offset"], _symbol_name(elf, symbol), _symbol_section(elf, symbol))
             )
     for entries in found.values():
         entries.sort()

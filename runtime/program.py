@@ -53,22 +53,57 @@ class RunResult:
     duration_ns: int
 
 
-def check_frame(frame: bytes) -> None:
-    """Refuse a frame BPF_PROG_TEST_RUN would refuse, before asking the kernel."""
-    if not isinstance(frame, (bytes, bytearray, memoryview)):
-        raise TypeError(f"a frame is bytes, got {type(frame).__name__}")
-    if not MIN_FRAME_LEN <= len(frame) <= MAX_FRAME_LEN:
+FLAGS_MAX: Final = 0xFFFFFFFF  # struct bpf_flow_keys.flags is a __u32
+
+
+def check_frame(frame: object) -> bytes:
+    """Return a frame as bytes, refusing what BPF_PROG_TEST_RUN would refuse, before asking the kernel.
+
+    A frame is bytes or anything bytes() takes (bytearray, memoryview, a
+    scapy packet, an iterable of byte values), but not an int: bytes(5) is
+    five zero bytes, never what a caller meant.
+    """
+    if isinstance(frame, bytes):
+        data = frame
+    else:
+        if isinstance(frame, (int, str)) or frame is None:
+            raise TypeError(
+                f"a frame is bytes (or a bytearray, memoryview or scapy packet), got {type(frame).__name__}"
+            )
+        try:
+            data = bytes(frame)  # type: ignore[call-overload]
+        except TypeError:
+            raise TypeError(
+                f"a frame is bytes (or a bytearray, memoryview or scapy packet), got {type(frame).__name__}, "
+                "which bytes() does not take"
+            ) from None
+        except ValueError as exc:  # an iterable holding a value outside 0..255
+            raise ValueError(f"a frame made from a {type(frame).__name__} must hold byte values: {exc}") from None
+    if not MIN_FRAME_LEN <= len(data) <= MAX_FRAME_LEN:
         raise ValueError(
             f"a test frame must be {MIN_FRAME_LEN} to {MAX_FRAME_LEN} bytes, starting at the "
-            f"Ethernet header; got {len(frame)} bytes"
+            f"Ethernet header; got {len(data)} bytes"
         )
+    return data
+
+
+def check_flags(flags: object) -> int:
+    """Return `flags` as the kernel takes them, refusing what does not fit in bpf_flow_keys.flags.
+
+    Shared by the kernel run (LoadedProgram.run) and the Python run
+    (Dissector.run_python), so both refuse the same values instead of one of
+    them wrapping -1 or 2**32 around.
+    """
+    if not isinstance(flags, int) or isinstance(flags, bool):
+        raise TypeError(f"flow dissector flags are an int (BPF_FLOW_DISSECTOR_F_* bits), got {type(flags).__name__}")
+    if not 0 <= flags <= FLAGS_MAX:
+        raise ValueError(f"flow dissector flags must fit in 32 bits (0 to {FLAGS_MAX:#x}), got {flags}")
+    return int(flags)
 
 
 def _flags_context(flags: int) -> bytes:
     """Return a struct bpf_flow_keys with only `flags` set: the test-run ctx_in."""
-    if not 0 <= flags <= 0xFFFFFFFF:
-        raise ValueError(f"flow dissector flags must fit in 32 bits, got {flags}")
-    return FlowKeys.build(flags=flags).raw
+    return FlowKeys.build(flags=check_flags(flags)).raw
 
 
 class LoadedProgram:
@@ -116,7 +151,11 @@ class LoadedProgram:
         return self.info().verified_insns
 
     def run(self, frame: bytes, *, flags: int = 0) -> RunResult:
-        """Run the dissector once on a frame (from its Ethernet header) with input flags."""
+        """Run the dissector once on a frame (from its Ethernet header) with input flags.
+
+        `frame` is bytes or anything bytes() takes but an int (a scapy packet
+        included); `flags` fit in 32 bits (check_flags).
+        """
         result = self._test_run(frame, flags=flags, repeat=1)
         return RunResult(
             retval=result.retval,
@@ -131,10 +170,10 @@ class LoadedProgram:
         return self._test_run(frame, flags=flags, repeat=repeat).duration_ns
 
     def _test_run(self, frame: bytes, *, flags: int, repeat: int) -> bpf.TestRunResult:
-        check_frame(frame)
+        data = check_frame(frame)
         result = bpf.prog_test_run(
             prog_fd=self.fd,
-            data_in=bytes(frame),
+            data_in=data,
             data_out_size=FLOW_KEYS_SIZE,
             ctx_in=_flags_context(flags),
             repeat=repeat,

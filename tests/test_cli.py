@@ -342,7 +342,7 @@ def test_run_demo_frames(sample: Path, capsys: pytest.CaptureFixture[str], backe
     status, out, err = run(capsys, "run", sample, "--backend", backend)
     assert status == EXIT_OK, err
     assert f"instructions ({backend});" in out, out
-    assert re.search(r"^kernel and Python agree on (\d+) of \1 frames$", out, re.MULTILINE), out
+    assert re.search(r"^kernel and Python agree on (\d+) of \1 frames run$", out, re.MULTILINE), out
     assert "PYTHON DISAGREES" not in out
 
 

@@ -146,7 +146,7 @@ def test_disasm_unknown_function(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 def test_disasm_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = run(capsys, "disasm", tmp_path)
-    assert status == EXIT_ERROR and err == f"pyfd: error: {tmp_path}: no such file\n"
+    assert status == EXIT_ERROR and err == f"pyfd: error: {tmp_path}: is a directory, not a file\n"
 
 
 # -- compile --verify ------------------------------------------------------------------------

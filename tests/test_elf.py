@@ -311,10 +311,10 @@ def test_read_llvm_object(llvm_object: bytes) -> None:
     first = obj.program("first")
     assert first.insn_count == 3
     # `call helper` is the second instruction; its target is a .text offset.
-    assert first.relocations == [Relocation(8, ".text")]
+    assert first.relocations == [Relocation(8, ".text", ".text")]
     assert first.code[8] == 0x85  # BPF_JMP | BPF_CALL
     other = obj.program("other")
-    assert other.relocations == [Relocation(offset=0, symbol="counter")]
+    assert other.relocations == [Relocation(offset=0, symbol="counter", section=".data")]
     assert other.code[0] == 0x18  # BPF_LD | BPF_IMM | BPF_DW: two slots
     assert obj.program("second").relocations == []
     assert {".text", "flow_dissector", ".relflow_dissector", "xdp", ".data"} <= set(
