@@ -23,7 +23,7 @@ from frames import ipv4_frames
 from kernel import bpftool, in_ci, needs_kernel, skip_unless_kernel
 
 import pyfd
-from pyfd import BPF_DROP, BPF_OK, Dissector
+from pyfd import BPF_DROP, BPF_FLOW_DISSECTOR_CONTINUE, BPF_OK, Dissector
 from pyfd.compiler.driver import BACKENDS
 from pyfd.runtime import LoadedProgram
 
@@ -88,9 +88,9 @@ EXPECTED = {
     "options_tcp": (BPF_OK, 38, 6, 0x0800, 40000, 443, "192.0.2.1", "198.51.100.7"),
     "max_options_udp": (BPF_OK, 74, 17, 0x0800, 1, 2, "10.1.2.3", "10.3.2.1"),
     "gre_proto": (BPF_OK, 34, 47, 0x0800, 0, 0, "10.0.0.1", "10.0.0.2"),
-    "ipv6_tcp": (BPF_DROP, 14, 0, 0, 0, 0, "0.0.0.0", "0.0.0.0"),
-    "arp": (BPF_DROP, 14, 0, 0, 0, 0, "0.0.0.0", "0.0.0.0"),
-    "vlan_ipv4": (BPF_DROP, 14, 0, 0, 0, 0, "0.0.0.0", "0.0.0.0"),
+    "ipv6_tcp": (BPF_FLOW_DISSECTOR_CONTINUE, 14, 0, 0, 0, 0, "0.0.0.0", "0.0.0.0"),
+    "arp": (BPF_FLOW_DISSECTOR_CONTINUE, 14, 0, 0, 0, 0, "0.0.0.0", "0.0.0.0"),
+    "vlan_ipv4": (BPF_FLOW_DISSECTOR_CONTINUE, 14, 0, 0, 0, 0, "0.0.0.0", "0.0.0.0"),
     "ihl_4": (BPF_DROP, 14, 0, 0, 0, 0, "0.0.0.0", "0.0.0.0"),
     "short_14": (BPF_DROP, 14, 0, 0, 0, 0, "0.0.0.0", "0.0.0.0"),
 }
