@@ -92,16 +92,20 @@ class _Instrument(ast.NodeTransformer):
         assert isinstance(new, ast.BinOp)
         if ty is None:  # constant folded, or never lowered (dead code)
             return new
-        match node.op:
+        return self._operation(new.op, new.left, new.right, ty, node)
+
+    def _operation(self, op: ast.operator, left: ast.expr, right: ast.expr, ty: IntTy, at: ast.AST) -> ast.expr:
+        """`left op right` as the kernel computes it in `ty`."""
+        match op:
             case ast.LShift():
-                return ast.copy_location(_call("__pyfd_shl", new.left, new.right, _const(ty.signed)), node)
+                return ast.copy_location(_call("__pyfd_shl", left, right, _const(ty.signed)), at)
             case ast.RShift():
-                return ast.copy_location(_call("__pyfd_shr", new.left, new.right, _const(ty.signed)), node)
+                return ast.copy_location(_call("__pyfd_shr", left, right, _const(ty.signed)), at)
             case ast.FloorDiv():
-                return ast.copy_location(_call("__pyfd_udiv", new.left, new.right), node)
+                return ast.copy_location(_call("__pyfd_udiv", left, right), at)
             case ast.Mod():
-                return ast.copy_location(_call("__pyfd_umod", new.left, new.right), node)
-        return self._wrap(new, ty)
+                return ast.copy_location(_call("__pyfd_umod", left, right), at)
+        return self._wrap(ast.copy_location(ast.BinOp(left=left, op=op, right=right), at), ty)
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.expr:
         ty = self.types.results.get(self._orig(node))
@@ -146,15 +150,28 @@ class _Instrument(ast.NodeTransformer):
         return ast.copy_location(ast.Assign(targets=[node.target], value=value or _const(0)), node)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> ast.stmt:
+        # `t op= v` runs as `t = t op v`, as the frontend lowered it; the
+        # operation's type is recorded under the statement.
         original = self._orig(node)
-        binop = original.__dict__.get("_pyfd_binop")
-        if binop is None:  # never lowered: dead code
+        ty = self.types.results.get(original)
+        if ty is None:  # never lowered: dead code
             return node
-        value = self.visit(_clone(binop, self.origin))
-        ty = self.types.stores.get(original)
-        if ty is not None:
-            value = self._wrap(value, ty)
+        right = self.visit(node.value)
+        assert isinstance(right, ast.expr)
+        value = self._operation(node.op, _as_load(node.target), right, ty, node)
+        stored = self.types.stores.get(original)
+        if stored is not None:
+            value = self._wrap(value, stored)
         return ast.copy_location(ast.Assign(targets=[node.target], value=value), node)
+
+
+def _as_load(target: ast.expr) -> ast.expr:
+    """A read of an assignment target (a name or an attribute)."""
+    if isinstance(target, ast.Name):
+        return ast.copy_location(ast.Name(id=target.id, ctx=ast.Load()), target)
+    if isinstance(target, ast.Attribute):
+        return ast.copy_location(ast.Attribute(value=target.value, attr=target.attr, ctx=ast.Load()), target)
+    return target
 
 
 # id of a copied node -> (the copy, its original). Holding the copy keeps its

@@ -1,0 +1,47 @@
+"""The frontend: a dissector's Python `ast` to IR.
+
+Only a whitelisted subset is lowered; anything else is refused with a
+`CompileError` naming the construct at its span. While lowering, the frontend
+records the type it gave every arithmetic node and typed assignment
+(`TypeRecord`), which `pyinstrument` uses to run the same function in CPython
+with exactly the kernel's integer widths.
+
+The modules, each importing only those before it:
+
+- `semantics`: values and what operators, narrowing and casts mean (no `ast`);
+- `access`: reads and writes of the packet and the keys (no `ast`);
+- `lowered`: the result, `Lowered` and `TypeRecord`;
+- `scope`: parameters, locals, path facts, loops and frames, one scope per function;
+- `inlining`: which calls name a helper, its signature, binding the arguments;
+- `expressions`, `syntax`: the walk over the tree, one visitor per construct.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..diagnostics import CompileError, InternalCompilerError
+from ..ir.nodes import evaluate_binary
+from ..source import function_source
+from .lowered import Lowered, TypeRecord
+from .syntax import MAX_INLINE_DEPTH, MAX_ITERATIONS, Lowering
+
+# The visitor under the name pyfd's tests patch to simulate a bug in it.
+_Lowering = Lowering
+
+
+def lower_function(fn: Callable[..., Any]) -> Lowered:
+    """Lower a dissector function to IR, or raise a CompileError."""
+    source = function_source(fn)
+    try:
+        return Lowering(source).run()
+    except CompileError:
+        raise
+    except Exception as exc:  # a bug outside any statement (the signature, the end of the body)
+        raise InternalCompilerError(
+            f"internal compiler error while compiling `{source.node.name}`: {type(exc).__name__}: {exc}", source.span(source.node)
+        ) from exc
+
+
+__all__ = ["MAX_INLINE_DEPTH", "MAX_ITERATIONS", "Lowered", "TypeRecord", "evaluate_binary", "lower_function"]
