@@ -103,6 +103,7 @@ class ExpressionLowering:
         self.scope = Scope(source)
         self.types = TypeRecord()
         self.helpers: dict[Any, FunctionSource] = {}
+        self.plain_helpers: set[ast.FunctionDef] = set()  # helpers checked to be no generator or coroutine
         self.drop_label: str | None = None  # the shared block a failed bounds check leaves for
         self.drop_span: Span | None = None
 

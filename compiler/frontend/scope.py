@@ -98,9 +98,9 @@ class Loop:
     continues: list[Exit] = field(default_factory=list)
 
 
-def stored_names(node: ast.AST) -> set[str]:
+def stored_names(node: ast.AST) -> frozenset[str]:
     """Names assigned anywhere in `node`: local everywhere in a function, as Python scopes them."""
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    return frozenset(n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
 
 
 @dataclass
@@ -110,15 +110,12 @@ class FunctionScope:
     source: FunctionSource
     frame: Frame
     prefix: str = ""  # register name prefix of an inlined helper's locals
+    stored: frozenset[str] = frozenset()  # names assigned anywhere in the function
     params: dict[str, Param] = field(default_factory=dict)
     local_types: dict[str, IntTy] = field(default_factory=dict)
     local_regs: dict[str, Reg] = field(default_factory=dict)
     env: Env = field(default_factory=lambda: Env(set(), {}))
     loops: list[Loop] = field(default_factory=list)
-    stored: set[str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.stored = stored_names(self.source.node)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -130,9 +127,17 @@ class Scope:
     """The stack of functions being lowered, the dissector at the bottom."""
 
     def __init__(self, root: FunctionSource) -> None:
-        self.stack = [FunctionScope(root, Frame(root.node.name))]
+        self._stored: dict[ast.AST, frozenset[str]] = {}  # by function: a helper inlined twice is walked once
+        self.stack = [FunctionScope(root, Frame(root.node.name), stored=self.stored_in(root))]
         self.local_names: dict[str, str] = {}  # register name -> Python name, for listings
         self.inlined = 0  # helpers inlined so far: numbers each one's register prefix
+
+    def stored_in(self, source: FunctionSource) -> frozenset[str]:
+        """The names assigned anywhere in the function `source`."""
+        stored = self._stored.get(source.node)
+        if stored is None:
+            stored = self._stored[source.node] = stored_names(source.node)
+        return stored
 
     @property
     def fn(self) -> FunctionScope:

@@ -179,7 +179,8 @@ class Lowering(StatementLowering):
             self._check_tail(node, name, sig.result, caller.frame)
         caller_env = caller.env
         prefix = self.scope.next_prefix(src.node.name)
-        callee = FunctionScope(src, self._helper_frame(src, prefix, sig.result, caller.frame if tail else None), prefix)
+        frame = self._helper_frame(src, prefix, sig.result, caller.frame if tail else None)
+        callee = FunctionScope(src, frame, prefix, self.scope.stored_in(src))
         self.types.calls[node] = fn
         self.types.params[src.node] = [(p, k) for p, k, _ in bound if isinstance(k, IntTy)]
         if sig.result is not None:
@@ -188,7 +189,6 @@ class Lowering(StatementLowering):
             self._lower_helper(src, sig.result, bound)
         if tail:
             return None
-        frame = callee.frame
         if not frame.returns:
             self.fail(node, f"`{name}` never returns here", kind=CompileError)
         self._join(frame.returns, "after", self.span(node))
@@ -243,9 +243,11 @@ class Lowering(StatementLowering):
 
     def _lower_helper(self, src: FunctionSource, result: ResultType, bound: list[tuple[str, Any, Meaning]]) -> None:
         """The helper's body, in its own scope, its parameters bound to the arguments."""
-        for inner in ast.walk(src.node):
-            if isinstance(inner, (ast.Yield, ast.YieldFrom, ast.Await)):
-                self.unsupported(inner)
+        if src.node not in self.plain_helpers:  # a helper inlined again was checked the first time
+            for inner in ast.walk(src.node):
+                if isinstance(inner, (ast.Yield, ast.YieldFrom, ast.Await)):
+                    self.unsupported(inner)
+            self.plain_helpers.add(src.node)
         span = src.span(src.node)
         for pname, kind, value in bound:
             if isinstance(value, Param) and (kind is Packet or kind is BpfFlowKeys):
