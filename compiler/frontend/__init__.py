@@ -13,11 +13,13 @@ The modules, each importing only those before it:
 - `lowered`: the result, `Lowered` and `TypeRecord`;
 - `scope`: parameters, locals, path facts, loops and frames, one scope per function;
 - `inlining`: which calls name a helper, its signature, binding the arguments;
-- `expressions`, `syntax`: the walk over the tree, one visitor per construct.
+- `expressions`, `statements`, `syntax`: the walk over the tree, one visitor per
+  construct, each class extending the one before.
 """
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
 from typing import Any
 
@@ -33,9 +35,10 @@ _Lowering = Lowering
 
 def lower_function(fn: Callable[..., Any]) -> Lowered:
     """Lower a dissector function to IR, or raise a CompileError."""
-    source = function_source(fn)
+    trees: dict[tuple[str, str], ast.Module] = {}  # each file parsed once, for the dissector and its helpers
+    source = function_source(fn, trees=trees)
     try:
-        return Lowering(source).run()
+        return Lowering(source, trees).run()
     except CompileError:
         raise
     except Exception as exc:  # a bug outside any statement (the signature, the end of the body)

@@ -97,8 +97,9 @@ _LITERAL_KINDS: dict[type, str] = {str: "string", float: "float", bytes: "bytes"
 class ExpressionLowering:
     """The state of one lowering, the dispatch, and the expression visitors."""
 
-    def __init__(self, source: FunctionSource) -> None:
+    def __init__(self, source: FunctionSource, trees: dict[tuple[str, str], ast.Module] | None = None) -> None:
         self.root = source
+        self.trees = {} if trees is None else trees  # parsed files, by name and text
         self.b = IRBuilder()
         self.scope = Scope(source)
         self.types = TypeRecord()

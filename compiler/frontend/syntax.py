@@ -198,7 +198,7 @@ class Lowering(StatementLowering):
     def _helper_source(self, node: ast.Call, fn: Any, name: str) -> FunctionSource:
         """The helper's source, refused if it recurses or nests too deep."""
         try:
-            src = self.helpers.get(fn) or function_source(fn)
+            src = self.helpers.get(fn) or function_source(fn, trees=self.trees)
         except CompileError as exc:
             self.fail(node, f"cannot inline `{name}`: {exc.message}", kind=UnsupportedError)
         self.helpers[fn] = src
