@@ -131,6 +131,7 @@ class ExpressionLowering:
         return self.drop_label
 
     def _resolve_annotation(self, node: ast.expr | None) -> Any:
+        """The object an annotation names in the function's globals."""
         return resolve(node, self.src.globals)
 
     # -- dispatch ---------------------------------------------------------
@@ -157,6 +158,7 @@ class ExpressionLowering:
         self.fail(node, f"{what} {'are' if plural else 'is'} not supported in a dissector", hint=_HINTS.get(type(node)), kind=UnsupportedError)
 
     def _inline(self, node: ast.Call, fn: Any, *, tail: bool) -> Value | TupleValue | None:
+        """Inline a helper call (the statement walk, `syntax.Lowering`, implements it)."""
         raise NotImplementedError  # the statement walk (`syntax.Lowering`) lowers helper bodies
 
     # -- expressions ------------------------------------------------------
@@ -180,15 +182,18 @@ class ExpressionLowering:
         self.fail(node, f"`{ast.unparse(node)}` is not an integer value", kind=CompileTypeError)
 
     def visit_Constant(self, node: ast.Constant) -> Value:
+        """An integer or bool literal; other literals are refused by kind."""
         if isinstance(node.value, (bool, int)):
             return semantics.literal(int(node.value))
         kind = _LITERAL_KINDS.get(type(node.value), type(node.value).__name__)
         self.fail(node, f"{kind} literals are not supported; a dissector computes with integers", kind=UnsupportedError)
 
     def _name_binding(self, node: ast.Name) -> Value | HeaderView | Param | None:
+        """What a name means in the function, or None for a global."""
         return self.scope.lookup(node.id, self.span(node))
 
     def visit_Name(self, node: ast.Name) -> Meaning:
+        """A parameter, local or header name, or a module-level integer or object."""
         bound = self._name_binding(node)
         if bound is not None:
             return bound
@@ -203,6 +208,7 @@ class ExpressionLowering:
         return Global(obj)
 
     def visit_Attribute(self, node: ast.Attribute) -> Meaning:
+        """A keys field, a header field, or an attribute of a module."""
         owner = self.expr(node.value)
         span, attr = self.span(node), node.attr
         if isinstance(owner, Param) and owner.kind == "keys":
@@ -221,9 +227,11 @@ class ExpressionLowering:
         self.fail(node, f"`{ast.unparse(node)}` is not supported", kind=UnsupportedError)
 
     def visit_BinOp(self, node: ast.BinOp) -> Value:
+        """An arithmetic or bitwise operation."""
         return self._binop(node)
 
     def _binop(self, node: ast.BinOp) -> Value:
+        """Find the operator in its table, lower both sides, and record the type the CPython run wraps in."""
         op = BINARY_OPS.get(type(node.op))
         if op is None:
             hint = "use `//` for integer division" if isinstance(node.op, ast.Div) else None
@@ -236,9 +244,11 @@ class ExpressionLowering:
         return result
 
     def _sites(self, whole: ast.AST, left: ast.AST, right: ast.AST) -> Sites:
+        """The spans of an operation and its two operands."""
         return Sites(self.span(whole), self.span(left), self.span(right))
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> Value:
+        """`-x`, `~x`, `+x`, or `not x` as a value."""
         if isinstance(node.op, ast.Not):
             return self._materialize_bool(node)
         operand = self.int_expr(node.operand)
@@ -251,9 +261,11 @@ class ExpressionLowering:
         return result
 
     def visit_BoolOp(self, node: ast.BoolOp) -> Value:
+        """`a and b`, `a or b` as a value: 1 or 0."""
         return self._materialize_bool(node)
 
     def visit_Compare(self, node: ast.Compare) -> Value:
+        """A comparison as a value: 1 or 0."""
         return self._materialize_bool(node)
 
     def _materialize_bool(self, node: ast.expr) -> Value:
@@ -308,6 +320,7 @@ class ExpressionLowering:
                     self.b.terminate(Branch(Cmp.NE, value.op, Imm(0), true, false, span))
 
     def _compare(self, node: ast.Compare) -> tuple[Cmp, Value, Value]:
+        """The IR comparison of a single-operator `Compare`, and its lowered sides."""
         if len(node.ops) != 1:
             self.fail(node, "chained comparisons are not supported", hint="write `a < b and b < c`", kind=UnsupportedError)
         op = COMPARE_OPS.get(type(node.ops[0]))
@@ -321,6 +334,7 @@ class ExpressionLowering:
     # -- calls ------------------------------------------------------------
 
     def _is_header_call(self, node: ast.Call, method: str = "header") -> bool:
+        """True for `pkt.<method>(...)` on the packet parameter."""
         func = node.func
         if not (isinstance(func, ast.Attribute) and func.attr == method and isinstance(func.value, ast.Name)):
             return False
@@ -328,12 +342,15 @@ class ExpressionLowering:
         return isinstance(param, Param) and param.kind == "packet"
 
     def _helper_target(self, node: ast.Call) -> types.FunctionType | None:
+        """The helper function a call names, if any."""
         return helper_target(node, self.scope.fn)
 
     def visit_Call(self, node: ast.Call) -> Meaning | None:
+        """`pkt.header(...)`, `pkt.has(...)`, a cast, or a helper (inlined)."""
         return self._call(node)
 
     def _call(self, node: ast.Call, *, tail: bool = False) -> Meaning | None:
+        """A call; `tail` for `return helper(...)`, whose returns are the caller's."""
         if self._is_header_call(node):
             return self.header(node)
         if self._is_header_call(node, "has"):

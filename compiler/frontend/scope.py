@@ -222,6 +222,7 @@ class Scope:
         return None
 
     def _header(self, name: str, view: HeaderView | Conflict, span: Span) -> HeaderView:
+        """The header `name` is bound to, refused where paths bound it differently."""
         if isinstance(view, Conflict) and view.partial:
             fail(
                 span,

@@ -63,6 +63,7 @@ class StatementLowering(ExpressionLowering):
         self.scope.env = merge([env for _, env in ends], span)
 
     def visit_If(self, stmt: ast.If) -> None:
+        """`if`/`elif`/`else`: a branch per arm, the arms joined where they fall through."""
         then_label, else_label = self.b.new_block("then"), self.b.new_block("else")
         self.cond(stmt.test, then_label, else_label)
         before = self.scope.env
@@ -106,6 +107,7 @@ class StatementLowering(ExpressionLowering):
         return None
 
     def visit_For(self, stmt: ast.For) -> None:
+        """`for name in range(...)` with constant bounds: a counted loop the verifier walks."""
         values = self._range(stmt)
         assert isinstance(stmt.target, ast.Name)
         if stmt.target.id in self.scope.fn.params:
@@ -174,11 +176,13 @@ class StatementLowering(ExpressionLowering):
         return env
 
     def visit_Break(self, stmt: ast.Break) -> None:
+        """`break`: leave the innermost loop (refused outside one)."""
         if not self.scope.fn.loops:
             self.generic_visit(stmt)
         self.scope.fn.loops[-1].breaks.append(self._leave(self.span(stmt)))
 
     def visit_Continue(self, stmt: ast.Continue) -> None:
+        """`continue`: go on at the latch of the innermost loop (refused outside one)."""
         if not self.scope.fn.loops:
             self.generic_visit(stmt)
         self.scope.fn.loops[-1].continues.append(self._leave(self.span(stmt)))
@@ -186,6 +190,7 @@ class StatementLowering(ExpressionLowering):
     # -- statements with no value -----------------------------------------
 
     def visit_Expr(self, stmt: ast.Expr) -> None:
+        """An expression statement: a helper call, `pkt.header(...)`, or a docstring-like string."""
         value = stmt.value
         if isinstance(value, ast.Call) and self._helper_target(value) is not None:
             self._call(value)  # a helper called for its effect on the keys; its result, if any, unused
@@ -200,21 +205,25 @@ class StatementLowering(ExpressionLowering):
         self.fail(stmt, "this expression has no effect", hint="only `pkt.header(...)` may stand alone, to require bytes", kind=UnsupportedError)
 
     def visit_Pass(self, stmt: ast.Pass) -> None:
+        """`pass`."""
         return
 
     # -- assignment -------------------------------------------------------
 
     def visit_Assign(self, stmt: ast.Assign) -> None:
+        """`target = value` with one target."""
         if len(stmt.targets) != 1:
             self.fail(stmt, "chained assignment (`a = b = ...`) is not supported", kind=UnsupportedError)
         self._assign(stmt, stmt.targets[0], stmt.value, None)
 
     def visit_AnnAssign(self, stmt: ast.AnnAssign) -> None:
+        """`name: type = value`."""
         if stmt.value is None:
             self.fail(stmt, "a declaration needs a value: `x: u16 = 0`", kind=UnsupportedError)
         self._assign(stmt, stmt.target, stmt.value, stmt.annotation)
 
     def visit_AugAssign(self, stmt: ast.AugAssign) -> None:
+        """`target op= value`, as `target = target op value`."""
         # `t op= v` is `t = t op v`. The operation is lowered as that BinOp, made
         # here and kept out of the user's tree; its type is recorded under the
         # statement, where the CPython run (pyinstrument) desugars it the same way.
@@ -230,6 +239,7 @@ class StatementLowering(ExpressionLowering):
             self.types.results[stmt] = ty
 
     def _assign(self, stmt: ast.stmt, target: ast.expr, value: ast.expr, annotation: ast.expr | None) -> None:
+        """Store `value` into a keys field, a tuple of locals, or one local (header or integer)."""
         if isinstance(target, ast.Attribute):
             if annotation is not None:
                 self.fail(target, "only local names can be annotated", kind=UnsupportedError)
@@ -311,6 +321,7 @@ class StatementLowering(ExpressionLowering):
         self.scope.assigned(name, semantics.wrapped(codes, ty) if codes else None)
 
     def _declared_type(self, annotation: ast.expr) -> IntTy | type[Header]:
+        """The integer type or header class an annotation declares."""
         obj = self._resolve_annotation(annotation)
         if isinstance(obj, type) and issubclass(obj, FixedInt) and obj in FROM_PYFD:
             return FROM_PYFD[obj]
@@ -323,6 +334,7 @@ class StatementLowering(ExpressionLowering):
         self.fail(annotation, f"unsupported type `{ast.unparse(annotation)}`", hint="use u8, u16, u32, u64, i32, i64 or a header class", kind=CompileTypeError)
 
     def _store_attribute(self, target: ast.Attribute, value: ast.expr, result: Meaning) -> None:
+        """`keys.field = value`; anything else with a dot is refused."""
         base = self._name_binding(target.value) if isinstance(target.value, ast.Name) else None
         if isinstance(base, HeaderView):
             self.fail(target, "packet headers are read-only: a flow dissector cannot write the packet", kind=CompileTypeError)

@@ -38,6 +38,7 @@ _CODES_HINT = "return BPF_OK, BPF_DROP or BPF_FLOW_DISSECTOR_CONTINUE"
 
 
 def _without_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
+    """`body` without its leading docstring."""
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
         return body[1:]
     return body
@@ -71,6 +72,7 @@ class Lowering(StatementLowering):
         return Lowered(fn, self.types, self.root, self.helpers)
 
     def _check_signature(self, node: ast.FunctionDef) -> None:
+        """The dissector takes (pkt: Packet, keys: BpfFlowKeys) and returns int."""
         args = node.args
         for extra, what in ((args.vararg, "*args"), (args.kwarg, "**kwargs")):
             if extra is not None:
@@ -89,9 +91,11 @@ class Lowering(StatementLowering):
     # -- return -----------------------------------------------------------
 
     def visit_Return(self, stmt: ast.Return) -> None:
+        """`return`: the dissector's return code, or an inlined helper's result."""
         self._return(stmt, stmt.value)
 
     def _return(self, stmt: ast.Return, value: ast.expr | None) -> None:
+        """Return `value` (None for a bare `return`) from the function being lowered."""
         frame = self.scope.fn.frame
         if value is None:
             if frame.helper and frame.ret_ty is None and frame.tuple_tys is None:
@@ -156,6 +160,7 @@ class Lowering(StatementLowering):
         frame.returns.append(self._leave(span))
 
     def _return_from_helper(self, frame: Frame, result: Value | None, stmt: ast.stmt) -> None:
+        """Deliver a helper's result to its register and leave for the block after the call."""
         assert frame.join is not None
         if result is not None:
             assert frame.result is not None
