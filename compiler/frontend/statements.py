@@ -40,7 +40,6 @@ def _as_load(target: ast.expr) -> ast.expr:
 class StatementLowering(ExpressionLowering):
     """Statements other than `return`: blocks, branches, loops and stores."""
 
-
     def lower_body(self, body: list[ast.stmt]) -> None:
         """Lower statements until one ends the path (code after a return never runs)."""
         for stmt in body:
@@ -52,8 +51,7 @@ class StatementLowering(ExpressionLowering):
 
     def _leave(self, span: Span) -> Exit:
         """End the current path with a jump to a block placed later (by `_join`)."""
-        env = self.scope.env
-        return (self.b.jump_forward(span), env)
+        return (self.b.jump_forward(span), self.scope.env)
 
     def _join(self, ends: list[Exit], hint: str, span: Span, label: str | None = None) -> None:
         """Continue at one new block from every path in `ends`, knowing what held on all of them."""
