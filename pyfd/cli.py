@@ -258,7 +258,7 @@ def _cli_hint(exc: Exception, args: argparse.Namespace | None) -> str | None:
             return "`pyfd show` lists them"
         return f"see it with `pyfd show{option}` and detach it with `pyfd detach{option}`"
     if isinstance(exc, PrivateBpffsError):
-        name = exc.netns.name or "NAME|PATH"
+        name = exc.netns.option or exc.netns.name or "NAME|PATH"
         file = getattr(args, "file", "FILE")
         return (
             "run pyfd in the system's mount namespace (not under `ip netns exec` or `unshare -m`), naming the "
@@ -343,7 +343,8 @@ def cmd_attach(args: argparse.Namespace) -> int:
     new = f"{attachment.prog_name} (program {attachment.prog_id})"
     old = attachment.replaced
     if old is not None:
-        print(f"replaced {old.prog_name} (program {old.prog_id}) with {new} in {how} of {ns.label}, in one step{where}")
+        held = f"in link {attachment.link_id} of {ns.label}" if attachment.link_id is not None else f"in {ns.label} (attached with BPF_PROG_ATTACH)"
+        print(f"replaced {old.prog_name} (program {old.prog_id}) with {new} {held}, in one step{where}")
     else:
         fresh = " (nothing was attached, so there was nothing to replace)" if args.replace else ""
         print(f"attached {new} to {ns.label} through {how}{where}{fresh}")

@@ -31,7 +31,7 @@ def test_help_lists_the_exit_statuses(capsys: pytest.CaptureFixture[str]) -> Non
     out = capsys.readouterr().out
     epilog = out[out.index("exit status:") :]
     for status, word in STATUSES.items():
-        assert re.search(rf"\b{status} [^;]*{word}", epilog, re.DOTALL), (status, word, epilog)
+        assert re.search(rf"\b{status}\s[^;]*{word}", epilog, re.DOTALL), (status, word, epilog)
 
 
 def test_readme_lists_the_exit_statuses() -> None:
