@@ -47,9 +47,10 @@ def _run_into_closed_pipe(argv: list[str], *, unbuffered: str, read_first_line: 
     env = dict(os.environ, PYTHONUNBUFFERED=unbuffered)
     proc = subprocess.Popen([*PYFD, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd="/")
     assert proc.stdout is not None and proc.stderr is not None
-    first = proc.stdout.readline().decode() if read_first_line else ""
-    proc.stdout.close()
-    err = proc.stderr.read().decode()
+    with proc.stderr:
+        first = proc.stdout.readline().decode() if read_first_line else ""
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
     return proc.wait(timeout=180), first, err
 
 
