@@ -511,34 +511,11 @@ def _lasting(attachment: Attachment) -> str:
 
 
 def _load_for_attach(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """Load the dissector to attach: compile a .py, or read a compiled .o."""
-    from .runtime import BpfError, MissingPrivilegeError, VerifierError, check_bpf_available
-
+    """Load the dissector to attach: compile Python source, or read a compiled object (told apart by content, as `run` does)."""
     path = Path(args.file)
-    if path.suffix != ".o":
-        return _load(_compile(pick(path, args.function), args.backend, args.opt_level))
-    from .program import load
-    from .runtime.elf import ObjectFileError
-
-    reason = check_bpf_available()
-    if reason is not None:
-        raise UserError(f"cannot load BPF programs here: {reason}", EXIT_NO_KERNEL)
-    try:
-        return load(path, args.function)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except ObjectFileError as exc:
-        raise object_file_error(exc) from None
-    except OSError as exc:
-        if isinstance(exc, BpfError):
-            if isinstance(exc, MissingPrivilegeError):
-                raise UserError(str(exc), EXIT_NO_KERNEL) from None
-            if isinstance(exc, VerifierError):
-                if exc.source is not None:  # an object with line info: the message starts with file:line:col
-                    raise UserError(str(exc), located=True) from None
-                raise UserError(f"the kernel verifier refused {path}:\n{exc}") from None
-            raise UserError(f"loading {path} failed: {exc}") from None
-        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+    if _is_object(path):
+        return _load_object(path, args.function)
+    return _load(_compile(pick(path, args.function), args.backend, args.opt_level))
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
