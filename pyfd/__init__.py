@@ -84,6 +84,7 @@ from .runtime import (
     MissingPrivilegeError,
     NamespaceNotFoundError,
     NotAttachedError,
+    PrivateBpffsError,
     RootNamespaceError,
     RunResult,
     VerifierError,
@@ -176,6 +177,7 @@ __all__ = [
     "NotAttachedError",
     "RootNamespaceError",
     "BpffsError",
+    "PrivateBpffsError",
 ]
 
 # Reading object files needs pyelftools: import it on first use.
