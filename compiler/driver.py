@@ -6,6 +6,9 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from pyfd.abi import FLOW_DISSECTOR_SECTION as SECTION
+from pyfd.abi import LICENSE
+
 from .backends.native import compile_native
 from .backends.result import CompiledCode
 from .diagnostics import CompileError
@@ -19,8 +22,6 @@ from .isa import listing
 from .passes import PassManager, pipeline
 
 BACKENDS = ("native", "llvm")
-SECTION = "flow_dissector"
-LICENSE = "GPL"
 
 
 @dataclass(frozen=True)

@@ -322,7 +322,7 @@ def object_file_error(exc: Exception) -> UserError:
 
 def _keys_json(keys) -> dict[str, object]:  # type: ignore[no-untyped-def]
     """Every field of struct bpf_flow_keys, host order (addresses as text), and the raw 56 bytes."""
-    from .runtime.flowkeys import FLOW_KEYS_LAYOUT
+    from .abi import FLOW_KEYS_LAYOUT
 
     fields: dict[str, object] = {}
     for name, _, _ in FLOW_KEYS_LAYOUT:

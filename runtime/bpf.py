@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final, TypeVar
 
+from ..abi import INSN_SIZE
 from .caps import FLOW_DISSECTOR_CAPABILITIES, Capability, missing_capabilities
 from .errors import BpfError, BtfError, MissingPrivilegeError, VerifierError
 
@@ -117,7 +118,6 @@ ENOTSUPP: Final = 524
 
 BPF_OBJ_NAME_LEN: Final = 16
 BPF_TAG_SIZE: Final = 8
-INSN_SIZE: Final = 8
 # kernel/bpf/verifier.c: bpf_vlog_init() refuses a log buffer under 128
 # bytes or over UINT_MAX >> 2.
 LOG_SIZE_MIN: Final = 128

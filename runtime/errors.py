@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..abi import SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
+
 # A hook that maps a BPF instruction index (an 8-byte slot) to where it came
 # from: a string such as "dissector.py:12:8", a SourceLocation, or any object
 # with `file`, `line` and `col` (0-based) attributes such as the compiler's
@@ -231,7 +233,8 @@ def _explain_ctx_access(summary: str, insn_text: str | None) -> str:
     what = f" (this instruction accesses offset {access.group(1)}, {access.group(2)} bytes)" if access else ""
     return (
         "a flow dissector may read only three fields of its context, struct __sk_buff: "
-        "data (offset 76), data_end (offset 80) and flow_keys (offset 144), and may write none"
+        f"data (offset {SKB_DATA}), data_end (offset {SKB_DATA_END}) and flow_keys (offset {SKB_FLOW_KEYS}), "
+        "and may write none"
         f"{what}. Results go into the flow keys (`keys.FIELD = ...`)."
     )
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
+from ..abi import FUNC_INFO_REC_SIZE, LINE_INFO_REC_SIZE
 from . import bpf
 from .errors import BpfError, BtfError, MissingPrivilegeError, SourceLocator, VerifierError
 from .flowkeys import FLOW_KEYS_SIZE, FlowKeys
@@ -28,10 +29,6 @@ LOG_LEVEL_VERBOSE: Final = 1
 
 # kernel/bpf/syscall.c, bpf_obj_name_cpy(): BPF_OBJ_NAME_LEN - 1 characters.
 PROG_NAME_MAX: Final = bpf.BPF_OBJ_NAME_LEN - 1
-
-# include/uapi/linux/bpf.h: sizeof(struct bpf_func_info) and sizeof(struct bpf_line_info).
-FUNC_INFO_REC_SIZE: Final = 8
-LINE_INFO_REC_SIZE: Final = 16
 
 
 def valid_prog_name(name: str) -> str:

@@ -39,6 +39,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import assert_never
 
+from pyfd.abi import FLOW_DISSECTOR_SECTION as SECTION
+from pyfd.abi import MAX_BPF_STACK, MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
+
 from ..btf import parse_btf_ext
 from ..diagnostics import CompileError, InternalCompilerError, Span
 from ..ir.analysis import reverse_postorder
@@ -80,15 +83,6 @@ DATA_LAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
 # listing refuses to print (compiler/isa/asm.py); named here so LLVM's default
 # cannot change under us.
 CPU = "v3"
-SECTION = "flow_dissector"
-
-# struct __sk_buff offsets a flow dissector may read (include/uapi/linux/bpf.h);
-# any other context access is refused at load ("invalid bpf_context access").
-SKB_DATA = 76
-SKB_DATA_END = 80
-SKB_FLOW_KEYS = 144
-MAX_PACKET_OFF = 0xFFFF  # kernel/bpf/verifier.c
-MAX_BPF_STACK = 512  # include/linux/filter.h
 R10 = 10  # the read-only frame pointer
 
 _ICMP = {

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from pyfd.abi import MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
+
 from ..diagnostics import InternalCompilerError, Span
 from ..ir.nodes import (
     Binary, BinaryOp, Block, Branch, ByteSwap, CheckPacket, Cmp, Copy, Extend, Function, Imm,
@@ -24,12 +26,6 @@ from .mir import MBlock, MFunction, MInsn, MReg
 from .regalloc import AllocationError, allocate
 from .result import CompiledCode
 
-# struct __sk_buff offsets a flow dissector may read (include/uapi/linux/bpf.h);
-# any other context access is refused at load ("invalid bpf_context access").
-SKB_DATA = 76
-SKB_DATA_END = 80
-SKB_FLOW_KEYS = 144
-MAX_PACKET_OFF = 0xFFFF  # kernel/bpf/verifier.c
 
 _SIZE = {1: Size.B, 2: Size.H, 4: Size.W, 8: Size.DW}
 _ALU = {

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from pyfd.abi import MAX_BPF_STACK as MAX_STACK
+
 from ..isa import Class, Mode, Size
 from .mir import FP, MBlock, MFunction, MInsn, MReg
 
 ALLOCATABLE = tuple(range(10))  # r0-r9; r10 is the frame pointer
-MAX_STACK = 512  # bytes of BPF stack (MAX_BPF_STACK)
 
 
 class AllocationError(Exception):

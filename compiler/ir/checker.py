@@ -8,15 +8,15 @@ immediate), so no redefinition can slip between check and load.
 
 from __future__ import annotations
 
+from pyfd.abi import FLOW_KEYS_SIZE as KEYS_SIZE
+from pyfd.abi import RETURN_CODES
+
 from .analysis import definition_counts, dominator_chain, dominators, reverse_postorder
 from .nodes import (
     ACCESS_SIZES, Block, CheckPacket, Function, Imm, Instruction, LoadKeys, LoadPacket, Operand,
     Reg, Return, StoreKeys, Terminator, defined, used_regs,
 )
 from ..diagnostics import InternalCompilerError, PacketAccessError
-
-KEYS_SIZE = 56
-RETURN_CODES = (0, 2, 129)
 
 
 class IRCheckError(InternalCompilerError):
