@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from pyfd.abi import FLOW_DISSECTOR_SECTION as SECTION
 from pyfd.abi import LICENSE
+from pyfd.isa import listing
 
 from .backends.native import compile_native
 from .backends.result import CompiledCode
@@ -18,7 +19,6 @@ from .frontend import Lowered, lower_function
 from .ir.checker import check_function
 from .ir.nodes import Function
 from .ir.text import print_function
-from .isa import listing
 from .passes import PassManager, pipeline
 
 BACKENDS = ("native", "llvm")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from .compiler.btf import BtfError, LineInfoRecord, parse_btf_ext
-from .compiler.isa import (
+from .isa import (
     DecodeError,
     DisassembleError,
     Instruction,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from kernel import needs_kernel, requires_kernel  # noqa: F401  (pytest fixture)
 from pyfd.compiler.elf import ProgramSection, write_object
-from pyfd.compiler.isa import assemble, decode
+from pyfd.isa import assemble, decode
 from pyfd.runtime import VerifierError
 from pyfd.runtime.elf import read_object
 from pyfd.runtime.errors import SourceLocation

@@ -1,4 +1,4 @@
-"""Tests of pyfd.compiler.isa: encoding, decoding, labels and assembly text.
+"""Tests of pyfd.isa: encoding, decoding, labels and assembly text.
 
 The expected bytes in TABLE were written by hand from the layout in
 Documentation/bpf/standardization/instruction-set.rst (opcode; src<<4|dst;
@@ -18,7 +18,7 @@ from typing import NamedTuple
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pyfd.compiler.isa import (
+from pyfd.isa import (
     BPF_ADD,
     BPF_AND,
     BPF_ARSH,
@@ -351,7 +351,7 @@ def test_enum_values_are_the_kernels() -> None:
 
 
 def test_kernel_named_aliases() -> None:
-    from pyfd.compiler import isa
+    from pyfd import isa
 
     assert isa.BPF_ALU64 is Class.ALU64
     assert isa.BPF_JGT is JmpOp.JGT

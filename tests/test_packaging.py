@@ -18,7 +18,7 @@ from kernel import needs_kernel
 import pyfd
 import pyfd.compiler
 import pyfd.runtime
-from pyfd.compiler.isa import assemble, encode_program
+from pyfd.isa import assemble, encode_program
 from pyfd.runtime import load_program
 
 ROOT = Path(__file__).resolve().parent.parent

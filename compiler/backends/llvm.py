@@ -41,6 +41,8 @@ from typing import assert_never
 
 from pyfd.abi import FLOW_DISSECTOR_SECTION as SECTION
 from pyfd.abi import MAX_BPF_STACK, MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
+from pyfd.isa import SLOT_SIZE, Class, decode
+from pyfd.isa import Instruction as BpfInstruction
 
 from ..btf import parse_btf_ext
 from ..diagnostics import CompileError, InternalCompilerError, Span
@@ -71,8 +73,6 @@ from ..ir.nodes import (
     UnaryOp,
     to_s64,
 )
-from ..isa import SLOT_SIZE, Class, decode
-from ..isa import Instruction as BpfInstruction
 from .result import CompiledCode
 
 TRIPLE = "bpfel"

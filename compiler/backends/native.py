@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pyfd.abi import MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
+from pyfd.isa import AluOp, Class, JmpOp, Mode, Size, Source, resolve
 
 from ..diagnostics import InternalCompilerError, Span
 from ..ir.nodes import (
@@ -20,7 +21,6 @@ from ..ir.nodes import (
     Instruction, Jump, LoadKeys, LoadPacket, Operand, Reg, Return, SetCond, StoreKeys, Unary, UnaryOp,
     to_s64,
 )
-from ..isa import AluOp, Class, JmpOp, Mode, Size, Source, resolve
 from ..passes.facts import Facts
 from .mir import MBlock, MFunction, MInsn, MReg
 from .regalloc import AllocationError, allocate
@@ -380,7 +380,7 @@ def compile_native(fn: Function) -> CompiledCode:
         raise InternalCompilerError(str(exc), fn.span) from exc
     _drop_jumps_to_next(mfn.blocks)
     items = []
-    from ..isa import Label
+    from pyfd.isa import Label
 
     for b in mfn.blocks:
         items.append(Label(_label_name(b.label)))

@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from pyfd.abi import MAX_BPF_STACK as MAX_STACK
+from pyfd.isa import Class, Mode, Size
 
-from ..isa import Class, Mode, Size
 from .mir import FP, MBlock, MFunction, MInsn, MReg
 
 ALLOCATABLE = tuple(range(10))  # r0-r9; r10 is the frame pointer

@@ -1,8 +1,9 @@
 """The eBPF instruction set: opcode fields, instructions, builders, labels, text.
 
 Modelled on the kernel's include/uapi/linux/bpf_common.h, bpf.h and
-include/linux/filter.h. It imports nothing else from the compiler, so the
-runtime and tests can use it on its own.
+include/linux/filter.h. A leaf: it imports nothing of pyfd but the ABI numbers
+(pyfd.abi), so the compiler, the runtime, the object formats and `pyfd
+disasm` all use it.
 """
 
 from . import opcodes

@@ -19,6 +19,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ..abi import INSN_SIZE
 from .errors import DecodeError, EncodeError
 from .opcodes import (
     BPF_LD_IMM64,
@@ -35,7 +36,7 @@ UINT32_MAX = 2**32 - 1
 INT64_MIN, UINT64_MAX = -(2**63), 2**64 - 1
 MAX_REG = 10
 """Highest register number; MAX_BPF_REG in bpf.h counts r0-r10."""
-SLOT_SIZE = 8
+SLOT_SIZE = INSN_SIZE
 """Bytes per instruction slot, sizeof(struct bpf_insn)."""
 
 _SLOT = struct.Struct("<BBhi")
