@@ -93,7 +93,7 @@ from .types import i32, i64, u8, u16, u32, u64
 
 if TYPE_CHECKING:
     from .program import CompiledProgram, load
-    from .runtime.elf import ObjectFileError
+    from .objfile.reader import ObjectFileError
 
 __version__ = "0.1.0"
 
@@ -184,7 +184,7 @@ __all__ = [
 _LAZY = {
     "load": ".program",
     "CompiledProgram": ".program",
-    "ObjectFileError": ".runtime.elf",
+    "ObjectFileError": ".objfile.reader",
 }
 
 

@@ -288,7 +288,7 @@ def _load_object(path: Path, function: str | None):  # type: ignore[no-untyped-d
     """Load a program of an object file into the kernel; every failure is a UserError."""
     from .program import load, object_program
     from .runtime import BpfError, MissingPrivilegeError, VerifierError, check_bpf_available
-    from .runtime.elf import ObjectFileError
+    from .objfile.reader import ObjectFileError
 
     try:
         object_program(path, function)  # what is wrong with the file is said first, kernel or not
@@ -313,7 +313,7 @@ def _load_object(path: Path, function: str | None):  # type: ignore[no-untyped-d
 
 def object_file_error(exc: Exception) -> UserError:
     """An ObjectFileError as the CLI reports it: with the option that picks a program."""
-    from .runtime.elf import AmbiguousProgramError
+    from .objfile.reader import AmbiguousProgramError
 
     if isinstance(exc, AmbiguousProgramError):
         return UserError(f"{exc.path}: {len(exc.names)} programs ({', '.join(exc.names)}); pick one with --function NAME")
@@ -637,7 +637,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_disasm(args: argparse.Namespace) -> int:
     """`pyfd disasm`: the instructions of an object file, with its source lines when it has them."""
     from .disasm import disassemble_object
-    from .runtime.elf import ObjectFileError
+    from .objfile.reader import ObjectFileError
 
     _check_input(Path(args.file))
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from .compiler.btf import BtfError, LineInfoRecord, parse_btf_ext
+from .objfile.btf import BtfError, LineInfoRecord, parse_btf_ext
 from .isa import (
     DecodeError,
     DisassembleError,
@@ -18,7 +18,7 @@ from .isa import (
     decode,
     disassemble,
 )
-from .runtime.elf import ObjectFile, ObjectFileError, ObjectProgram, printable, read_object
+from .objfile.reader import ObjectFile, ObjectFileError, ObjectProgram, printable, read_object
 
 __all__ = ["disassemble_object", "program_listing"]
 

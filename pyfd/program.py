@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .runtime import LoadedProgram, load_program, valid_prog_name
-from .runtime.elf import ObjectFile, ObjectFileError, ObjectProgram, check_loadable, read_object
+from .objfile.reader import ObjectFile, ObjectFileError, ObjectProgram, check_loadable, read_object
 from .runtime.errors import SourceLocation, SourceLocator, slot_source_map
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def load(path: str | os.PathLike[str], function: str | None = None) -> LoadedPro
 
 def _object_debug_info(obj: ObjectFile, prog: ObjectProgram) -> tuple[bytes, bytes, bytes, SourceLocator] | None:
     """The BTF, kernel func/line info and a source map for one program of an object, if it has them."""
-    from .compiler.btf import BtfError, fixup_datasecs, kernel_func_info, kernel_line_info, parse_btf_ext
+    from .objfile.btf import BtfError, fixup_datasecs, kernel_func_info, kernel_line_info, parse_btf_ext
 
     btf, btf_ext = obj.sections.get(".BTF"), obj.sections.get(".BTF.ext")
     if not btf or not btf_ext:

@@ -22,7 +22,7 @@ from pyfd.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
 from pyfd.compiler import frontend
 from pyfd.compiler.driver import BACKENDS
 from pyfd.compiler.ir.text import parse_function
-from pyfd.runtime.elf import read_object
+from pyfd.objfile.reader import read_object
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from kernel import needs_kernel, requires_kernel  # noqa: F401  (pytest fixture)
-from pyfd.compiler.elf import ProgramSection, write_object
+from pyfd.objfile.elf import ProgramSection, write_object
 from pyfd.isa import assemble, decode
 from pyfd.runtime import VerifierError
-from pyfd.runtime.elf import read_object
+from pyfd.objfile.reader import read_object
 from pyfd.runtime.errors import SourceLocation
 
 from test_cli import run

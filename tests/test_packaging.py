@@ -73,7 +73,7 @@ def test_all_covers_the_constants_and_the_runtime_errors() -> None:
     for name in runtime_errors:
         assert getattr(pyfd, name) is getattr(pyfd.runtime, name), name
     from pyfd.compiler.diagnostics import CompileError
-    from pyfd.runtime.elf import ObjectFileError
+    from pyfd.objfile.reader import ObjectFileError
 
     assert pyfd.CompileError is CompileError and pyfd.ObjectFileError is ObjectFileError
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from kernel import needs_kernel, requires_kernel  # noqa: F401  (pytest fixture)
 from pyfd.compiler.backends.result import CompiledCode
-from pyfd.compiler.btf import build_program_btf
+from pyfd.objfile.btf import build_program_btf
 from pyfd.compiler.diagnostics import Span
 from pyfd.isa import assemble
 from pyfd.runtime import VerifierError, load_program

@@ -33,7 +33,6 @@ maps for it to point at.
 from __future__ import annotations
 
 import functools
-import io
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -43,8 +42,8 @@ from pyfd.abi import FLOW_DISSECTOR_SECTION as SECTION
 from pyfd.abi import MAX_BPF_STACK, MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
 from pyfd.isa import SLOT_SIZE, Class, decode
 from pyfd.isa import Instruction as BpfInstruction
+from pyfd.objfile.btf import parse_btf_ext
 
-from ..btf import parse_btf_ext
 from ..diagnostics import CompileError, InternalCompilerError, Span
 from ..ir.analysis import reverse_postorder
 from ..ir.nodes import (
@@ -714,33 +713,28 @@ def _stack_size(insns: Iterable[BpfInstruction]) -> int:
 
 def _read_program(obj: bytes, name: str) -> tuple[bytes, list[tuple[int, str, int, int]]]:
     """The code of function `name` in the object, and its line info (byte offset, file, line, column)."""
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.relocation import RelocationSection
-    from elftools.elf.sections import SymbolTableSection
+    from pyfd.objfile.reader import ObjectFileError, read_object  # reading needs pyelftools: only here
 
-    elf = ELFFile(io.BytesIO(obj))
-    sections = {s.name: (i, s) for i, s in enumerate(elf.iter_sections())}
-    if SECTION not in sections or not isinstance(sections.get(".symtab", (0, None))[1], SymbolTableSection):
+    try:
+        parsed = read_object(obj)
+    except ObjectFileError as exc:
+        raise InternalCompilerError(f"LLVM's object cannot be read: {exc}", None) from exc
+    if SECTION not in parsed.sections:
         raise InternalCompilerError(f"LLVM's object has no {SECTION} section or no symbol table", None)
-    index, section = sections[SECTION]
-    symtab = sections[".symtab"][1]
-    assert isinstance(symtab, SymbolTableSection)
-    symbols = [s for s in symtab.iter_symbols() if s.name == name and s["st_info"]["type"] == "STT_FUNC"]
-    if len(symbols) != 1 or symbols[0]["st_shndx"] != index:
+    programs = [p for p in parsed.programs if p.name == name]
+    if len(programs) != 1 or programs[0].section != SECTION:
         raise InternalCompilerError(f"LLVM's object has no function {name!r} in {SECTION}", None)
-    start, size = symbols[0]["st_value"], symbols[0]["st_size"]
-    data = section.data()
-    if start != 0 or size != len(data):
-        raise InternalCompilerError(f"{SECTION} holds more than {name!r}: {len(data)} bytes, the function {size}", None)
-    for _, rel in sections.values():
-        if isinstance(rel, RelocationSection) and rel["sh_info"] == index and rel.num_relocations():
-            # A relocation means a global (a constant pool, a lookup table, a
-            # call): pyfd's object has nothing for it to refer to.
-            raise InternalCompilerError(f"LLVM's code for {name!r} refers to a global ({rel.num_relocations()} relocations)", None)
+    program, data = programs[0], parsed.sections[SECTION]
+    if program.offset != 0 or len(program.code) != len(data):
+        raise InternalCompilerError(f"{SECTION} holds more than {name!r}: {len(data)} bytes, the function {len(program.code)}", None)
+    if program.relocations:
+        # A relocation means a global (a constant pool, a lookup table, a
+        # call): pyfd's object has nothing for it to refer to.
+        raise InternalCompilerError(f"LLVM's code for {name!r} refers to a global ({len(program.relocations)} relocations)", None)
     lines: list[tuple[int, str, int, int]] = []
-    btf, btf_ext = sections.get(".BTF", (0, None))[1], sections.get(".BTF.ext", (0, None))[1]
+    btf, btf_ext = parsed.sections.get(".BTF"), parsed.sections.get(".BTF.ext")
     if btf is not None and btf_ext is not None:
-        info = parse_btf_ext(btf_ext.data(), btf.data()).get(SECTION)
+        info = parse_btf_ext(btf_ext, btf).get(SECTION)
         if info is not None:
             lines = sorted((r.insn_off, r.file_name, r.line, r.col) for r in info.line_info)
     return data, lines
