@@ -30,7 +30,7 @@ from .bpf import (
     StatsType,
     TestRunResult,
 )
-from .caps import check_bpf_available, missing_capabilities
+from .caps import missing_capabilities
 from .errors import (
     BpfError,
     BtfError,
@@ -49,6 +49,7 @@ from .flowkeys import (
     FlowKeys,
     bpf_flow_keys,
 )
+from .probe import check_bpf_available
 from .program import (
     MAX_FRAME_LEN,
     MIN_FRAME_LEN,

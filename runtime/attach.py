@@ -38,12 +38,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from . import bpf
 from .caps import FLOW_DISSECTOR_CAPABILITIES, Capability, missing_capabilities
 from .errors import BpfError, MissingPrivilegeError
-from .program import LoadedProgram
 
 FLOW_DISSECTOR: Final = bpf.AttachType.BPF_FLOW_DISSECTOR
 
@@ -136,6 +135,17 @@ class PrivateBpffsError(BpffsError):
     def __init__(self, code: int, message: str, *, hint: str = "", netns: Netns, mount_point: str | None = None) -> None:
         super().__init__(code, message, hint=hint, mount_point=mount_point)
         self.netns = netns  # the namespace that was to be attached to, for advice naming it
+
+
+class AttachableProgram(Protocol):
+    """What attaching needs of a loaded program: its fd, id and name (a LoadedProgram has them)."""
+
+    @property
+    def fd(self) -> int: ...  # noqa: D102
+    @property
+    def id(self) -> int: ...  # noqa: D102
+    @property
+    def name(self) -> str: ...  # noqa: D102
 
 
 # --- network namespaces ---------------------------------------------------------------
@@ -1039,7 +1049,7 @@ def check_target(netns: str | None = None, *, force: bool = False) -> Netns:
 
 
 def attach(
-    program: LoadedProgram,
+    program: AttachableProgram,
     netns: str | None = None,
     *,
     pin: bool = True,
@@ -1099,7 +1109,7 @@ def attach(
 
 
 def _attach_link(
-    program: LoadedProgram, netns_fd: int, ns: Netns, path: str | None, pin_root: str, systemwide: bool | None
+    program: AttachableProgram, netns_fd: int, ns: Netns, path: str | None, pin_root: str, systemwide: bool | None
 ) -> Attachment:
     try:
         link_fd = bpf.link_create(prog_fd=program.fd, target_fd=netns_fd, attach_type=FLOW_DISSECTOR)
@@ -1132,7 +1142,7 @@ def _attach_link(
 
 
 def _replace(
-    program: LoadedProgram, netns_fd: int, ns: Netns, old: AttachmentInfo, path: str | None, systemwide: bool | None
+    program: AttachableProgram, netns_fd: int, ns: Netns, old: AttachmentInfo, path: str | None, systemwide: bool | None
 ) -> Attachment:
     """Swap the program of what is attached to ns for program, leaving no moment without a dissector."""
     if old.link_id is None:
@@ -1207,7 +1217,7 @@ def _replace(
     )
 
 
-def _attach_legacy(program: LoadedProgram, netns_fd: int, ns: Netns, pin_root: str) -> Attachment:
+def _attach_legacy(program: AttachableProgram, netns_fd: int, ns: Netns, pin_root: str) -> Attachment:
     # BPF_PROG_ATTACH ignores target_fd for this type and binds to the
     # caller's namespace (kernel/bpf/net_namespace.c, netns_bpf_prog_attach).
     _require_capabilities(
@@ -1230,7 +1240,7 @@ def _attach_legacy(program: LoadedProgram, netns_fd: int, ns: Netns, pin_root: s
 
 
 def attached(
-    program: LoadedProgram,
+    program: AttachableProgram,
     netns: str | None = None,
     *,
     pin: bool = False,

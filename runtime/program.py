@@ -186,7 +186,7 @@ class LoadedProgram:
 
     def attached(self, netns: str | None = None, *, pin: bool = False, force: bool = False, method: str = "auto") -> "Attachment":
         """`with loaded.attached(netns="NAME"): ...`: attach for a block, detach on exit (also on error)."""
-        from .attach import attached  # attaching lives in attach.py, which imports this module
+        from .attach import attached  # attaching lives in attach.py, above this module
 
         return attached(self, netns, pin=pin, force=force, method=method)
 
