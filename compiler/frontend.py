@@ -1178,7 +1178,7 @@ class _Lowering:
             if not isinstance(module, types.ModuleType):
                 return None
             obj = getattr(module, func.attr, None)
-        from pyfd.dissector import Dissector
+        from pyfd.function import DissectorFunction as Dissector  # any @dissector function
 
         if isinstance(obj, Dissector):
             obj = obj.fn

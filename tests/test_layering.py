@@ -28,7 +28,7 @@ LEAVES: dict[str, frozenset[str]] = {
 RUNTIME_MAY_IMPORT = frozenset(LEAVES)
 # The language's own modules, which the compiler reads dissectors with and
 # which never import the compiler, the runtime or the layer above them.
-LANGUAGE = frozenset({"pyfd.types", "pyfd.layout", "pyfd.headers", "pyfd.constants", "pyfd.packet", "pyfd.keys", "pyfd.lib"})
+LANGUAGE = frozenset({"pyfd.types", "pyfd.layout", "pyfd.headers", "pyfd.constants", "pyfd.packet", "pyfd.keys", "pyfd.lib", "pyfd.function"})
 
 
 def _config() -> tuple[dict[str, Path], list[str]]:
@@ -233,3 +233,19 @@ def test_the_instruction_set_loads_no_runtime() -> None:
     assert run.returncode == 0, run.stderr
     assert [line for line in run.stderr.splitlines() if "runtime" in line] == []
     assert [line for line in run.stderr.splitlines() if "ctypes" in line] == []
+
+
+def test_lazy_names_are_the_objects_whoever_imports_first() -> None:
+    # `pyfd.dissector` is a submodule and the decorator: importing the
+    # submodule first (as pyfd.cli does) must not hide the decorator.
+    code = (
+        "import types, pyfd.dissector, pyfd.cli\n"
+        "from pyfd import dissector, headers, Dissector, BPF_OK\n"
+        "import pyfd\n"
+        "assert callable(dissector) and not isinstance(dissector, types.ModuleType), dissector\n"
+        "assert pyfd.dissector is dissector and isinstance(headers, types.ModuleType)\n"
+        "assert Dissector is pyfd.dissector.__globals__['Dissector'] and BPF_OK == 0\n"
+        "assert set(pyfd.__all__) <= set(dir(pyfd))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert run.returncode == 0, run.stderr
