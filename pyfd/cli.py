@@ -485,7 +485,7 @@ def _cli_hint(exc: Exception, args: argparse.Namespace | None) -> str | None:
             return "`pyfd show` lists them"
         return f"see it with `pyfd show{option}` and detach it with `pyfd detach{option}`"
     if isinstance(exc, PrivateBpffsError):
-        name = exc.netns.option or exc.netns.name or "NAME|PATH"
+        name = exc.netns.spec or exc.netns.name or "NAME|PATH"
         file = getattr(args, "file", "FILE")
         return (
             "run pyfd in the system's mount namespace (not under `ip netns exec` or `unshare -m`), naming the "
@@ -501,7 +501,7 @@ def _lasting(attachment: Attachment) -> str:
     from .runtime.attach import Method, netns_held_elsewhere
 
     ns = attachment.netns
-    detach = f"remove it with `pyfd detach{ns.netns_option()}`"
+    detach = f"remove it with `pyfd detach{f' --netns {ns.spec}' if ns.spec else ''}`"
     if netns_held_elsewhere(ns) is False:
         return (
             f"warning: nothing else keeps {ns.label} alive (it has no `ip netns` name, no other process is in it, "

@@ -170,19 +170,15 @@ class Netns:
         return f"network namespace {self.path} (inode {self.ino})"
 
     @property
-    def option(self) -> str:
-        """The `--netns` argument that names this namespace again ('' for the current one)."""
+    def spec(self) -> str:
+        """What `resolve_netns` takes to find this namespace again: its name, else its path ('' for the current one)."""
         if self.path == CURRENT_NETNS:
             return ""
         return self.name if self.name is not None else self.path
 
-    def netns_option(self) -> str:
-        """` --netns X` to repeat in a command line, or '' for the current namespace."""
-        return f" --netns {self.option}" if self.option else ""
-
 
 def netns_path(spec: str | None) -> str:
-    """Return the path to open for `--netns` NAME|PATH (None: the calling thread's namespace)."""
+    """Return the path to open for a namespace NAME|PATH (None: the calling thread's namespace)."""
     if spec is None:
         return CURRENT_NETNS
     if "/" in spec:

@@ -10,12 +10,15 @@ class Capability(IntEnum):
 
     CAP_NET_ADMIN = 12
     CAP_SYS_ADMIN = 21
+    CAP_PERFMON = 38
     CAP_BPF = 39
 
 
 # kernel/bpf/syscall.c, bpf_prog_load(): a flow dissector needs bpf_capable()
 # (CAP_BPF, or CAP_SYS_ADMIN) and, as a "net admin" program type,
-# CAP_NET_ADMIN (or CAP_SYS_ADMIN).
+# CAP_NET_ADMIN (or CAP_SYS_ADMIN). That is enough to load a program; for the
+# verifier to accept one that reads the packet at a variable offset, the
+# process needs CAP_PERFMON as well (errors.PERFMON_NEEDED says why).
 FLOW_DISSECTOR_CAPABILITIES: tuple[Capability, ...] = (Capability.CAP_BPF, Capability.CAP_NET_ADMIN)
 
 

@@ -117,6 +117,16 @@ def _rebuild(cls: type[BpfError], state: dict[str, Any], code: int, message: str
     return err
 
 
+# Measured on Linux 6.18: with CAP_BPF and CAP_NET_ADMIN but not CAP_PERFMON
+# a trivial program loads, but the verifier refuses a dissector that adds a
+# variable offset to a packet pointer ("R5 has pointer with unsupported alu
+# operation, pointer arithmetic with it prohibited for !root"). Without
+# CAP_PERFMON (bpf_bypass_spec_v1) kernel/bpf/verifier.c sanitises pointer
+# arithmetic against Spectre v1 (sanitize_ptr_alu), has no limit to mask a
+# packet pointer with, and refuses the instruction (sanitize_err, REASON_TYPE).
+PERFMON_NEEDED = "without it the verifier refuses to add a variable offset to a packet pointer"
+
+
 class MissingPrivilegeError(BpfError, PermissionError):
     """The kernel refused a bpf(2) command for lack of privilege (EPERM/EACCES)."""
 
@@ -138,6 +148,8 @@ class MissingPrivilegeError(BpfError, PermissionError):
             f"{action} needs {wanted} (or root); run as root or grant {them}, "
             f"e.g. with `sudo` / `setcap {setcap}+ep`"
         )
+        if "CAP_BPF" in self.needs and "CAP_NET_ADMIN" in self.needs:
+            advice += f" (and grant CAP_PERFMON too: {PERFMON_NEEDED})"
         if missing:
             detail = f"this process lacks {' and '.join(missing)}"
         elif missing is None:
@@ -320,6 +332,14 @@ _FAMILIES: tuple[tuple[str, re.Pattern[str], Callable[[str, str | None], str]], 
         ),
     ),
     ("uninitialized-register", _NOT_READ, _explain_not_read),
+    (
+        "privilege",
+        re.compile(r"prohibited for !root"),
+        lambda summary, insn: (
+            "this process may load programs (it has CAP_BPF and CAP_NET_ADMIN) but lacks CAP_PERFMON, and "
+            f"{PERFMON_NEEDED}, as this instruction does. Load as root, or grant CAP_PERFMON as well."
+        ),
+    ),
     (
         "helper",
         re.compile(r"invalid func |unknown func |program of this type cannot use helper"),
