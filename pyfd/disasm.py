@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 
-from .objfile.btf import BtfError, LineInfoRecord, parse_btf_ext
 from .isa import (
     DecodeError,
     DisassembleError,
@@ -18,6 +17,7 @@ from .isa import (
     decode,
     disassemble,
 )
+from .objfile.btf import BtfError, LineInfoRecord, parse_btf_ext
 from .objfile.reader import ObjectFile, ObjectFileError, ObjectProgram, printable, read_object
 
 __all__ = ["disassemble_object", "program_listing"]

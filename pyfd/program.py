@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .runtime import LoadedProgram, load_program, valid_prog_name
+from .abi import LICENSE
 from .objfile.reader import ObjectFile, ObjectFileError, ObjectProgram, check_loadable, read_object
+from .runtime import LoadedProgram, load_program, valid_prog_name
 from .runtime.errors import SourceLocation, SourceLocator, slot_source_map
 
 if TYPE_CHECKING:
@@ -105,12 +106,12 @@ def load(path: str | os.PathLike[str], function: str | None = None) -> LoadedPro
     obj, prog = object_program(path, function)
     debug = _object_debug_info(obj, prog)
     if debug is None:
-        return load_program(prog.code, name=prog.name, license=obj.license or "GPL")
+        return load_program(prog.code, name=prog.name, license=obj.license or LICENSE)
     btf, func_info, line_info, source_map = debug
     return load_program(
         prog.code,
         name=prog.name,
-        license=obj.license or "GPL",
+        license=obj.license or LICENSE,
         btf=btf,
         func_info=func_info,
         line_info=line_info,

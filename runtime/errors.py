@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..abi import SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
+from ..abi import MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
 
 # A hook that maps a BPF instruction index (an 8-byte slot) to where it came
 # from: a string such as "dissector.py:12:8", a SourceLocation, or any object
@@ -232,9 +232,9 @@ def _explain_packet_access(summary: str, insn_text: str | None) -> str:
     if pointer and int(pointer.group(1)) != 0 and int(pointer.group(3)) == 0:
         return base + (
             " Here the offset is a variable and r=0: the verifier tracks packet ranges only up "
-            "to 0xffff bytes, so with an offset that can be as large as 0xffff (a 16-bit field "
+            f"to {MAX_PACKET_OFF:#x} bytes, so with an offset that can be as large as {MAX_PACKET_OFF:#x} (a 16-bit field "
             "such as keys.nhoff or keys.thoff) comparing `data + off + N` with data_end proves "
-            "nothing. Clamp the offset first (`if off > 0xffff - N: fail`), then compare with "
+            f"nothing. Clamp the offset first (`if off > {MAX_PACKET_OFF:#x} - N: fail`), then compare with "
             "data_end; pkt.header(...) does both."
         )
     return base + " pkt.header(...) adds the check; read packet bytes only through it."

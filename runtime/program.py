@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
-from ..abi import FUNC_INFO_REC_SIZE, LINE_INFO_REC_SIZE
+from ..abi import FUNC_INFO_REC_SIZE, LICENSE, LINE_INFO_REC_SIZE
 from . import bpf
 from .errors import BpfError, BtfError, MissingPrivilegeError, SourceLocator, VerifierError
 from .flowkeys import FLOW_KEYS_SIZE, FlowKeys
@@ -234,7 +234,7 @@ def load_program(
     code: bytes,
     *,
     name: str,
-    license: str = "GPL",
+    license: str = LICENSE,
     prog_type: int = bpf.ProgType.FLOW_DISSECTOR,
     source_map: SourceLocator | None = None,
     btf: bytes | None = None,

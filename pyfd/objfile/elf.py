@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..abi import INSN_SIZE as BPF_INSN_SIZE
-from ..abi import LICENSE_SECTION, LICENSE_SYMBOL
+from ..abi import LICENSE, LICENSE_SECTION, LICENSE_SYMBOL
 
 __all__ = [
     "LICENSE_SECTION",
@@ -333,7 +333,7 @@ def _validate(
 def write_object(
     programs: Sequence[ProgramSection],
     *,
-    license: str = "GPL",
+    license: str = LICENSE,
     extra_sections: Sequence[RawSection] = (),
 ) -> bytes:
     """Return an ELF64 EM_BPF relocatable object holding `programs`."""
