@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 from .constants import ETH_HLEN
@@ -20,6 +21,7 @@ class Dissector(DissectorFunction):
 
     def __init__(self, fn: Callable[[Packet, BpfFlowKeys], int]) -> None:
         super().__init__(fn)
+        functools.update_wrapper(self, fn)
         self._lowered: Any = None
         self._python: Callable[[Packet, BpfFlowKeys], int] | None = None
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .keys import BpfFlowKeys
 from .packet import Packet
@@ -19,7 +18,6 @@ class DissectorFunction:
     """
 
     def __init__(self, fn: Callable[[Packet, BpfFlowKeys], int]) -> None:
-        functools.update_wrapper(self, fn)
         self.fn = fn
         self.name: str = fn.__name__
 

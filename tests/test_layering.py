@@ -70,7 +70,6 @@ def imports_of(module: str) -> dict[str, int]:
     here = module.split(".") if is_package else module.split(".")[:-1]
     found: dict[str, int] = {}
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        targets: list[str] = []
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -80,6 +79,8 @@ def imports_of(module: str) -> dict[str, int]:
                 base = node.module or ""
             # `from package import submodule` imports the submodule; `from module import name` the module.
             targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base for alias in node.names]
+        else:
+            continue
         for target in targets:
             owner = _owner(target)
             if owner is not None and owner != module:
