@@ -18,7 +18,7 @@ from ..ir.nodes import (
     Instruction, Jump, LoadKeys, LoadPacket, Operand, Reg, Return, SetCond, StoreKeys, Unary, UnaryOp,
     to_s64,
 )
-from ..isa import AluOp, Class, JmpOp, Mode, Size, Source, resolve
+from ..isa import AluOp, Class, JmpOp, Mode, Size, Source, relax_jumps, resolve
 from ..passes.facts import Facts
 from .mir import MBlock, MFunction, MInsn, MReg
 from .regalloc import AllocationError, allocate
@@ -392,7 +392,8 @@ def compile_native(fn: Function) -> CompiledCode:
             if insn.target is not None:
                 insn = replace(insn, target=_label_name(insn.target))
             items.append(insn.to_isa())
-    return CompiledCode(fn.name, "native", tuple(resolve(items)))
+    # A jump over more than 32767 slots goes through cpu v4's gotol.
+    return CompiledCode(fn.name, "native", tuple(resolve(relax_jumps(items))))
 
 
 def _label_name(label: str) -> str:
