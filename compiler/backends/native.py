@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..diagnostics import InternalCompilerError, Span
+from ..diagnostics import CompileError, InternalCompilerError, Span
 from ..ir.nodes import (
     Binary, BinaryOp, Block, Branch, ByteSwap, CheckPacket, Cmp, Copy, Extend, Function, Imm,
     Instruction, Jump, LoadKeys, LoadPacket, Operand, Reg, Return, SetCond, StoreKeys, Unary, UnaryOp,
@@ -21,7 +21,7 @@ from ..ir.nodes import (
 from ..isa import AluOp, Class, JmpOp, Mode, Size, Source, relax_jumps, resolve
 from ..passes.facts import Facts
 from .mir import MBlock, MFunction, MInsn, MReg
-from .regalloc import AllocationError, allocate
+from .regalloc import AllocationError, StackLimitError, allocate
 from .result import CompiledCode
 
 # struct __sk_buff offsets a flow dissector may read (include/uapi/linux/bpf.h);
@@ -380,6 +380,13 @@ def compile_native(fn: Function) -> CompiledCode:
     mfn = select(fn)
     try:
         allocate(mfn)
+    except StackLimitError as exc:
+        span = exc.span if isinstance(exc.span, Span) else fn.span
+        raise CompileError(
+            str(exc),
+            span,
+            hint="compute values closer to where they are used, so fewer are kept at once (the llvm backend may fit it)",
+        ) from None
     except AllocationError as exc:
         raise InternalCompilerError(str(exc), fn.span) from exc
     _drop_jumps_to_next(mfn.blocks)
