@@ -80,5 +80,9 @@ class PacketAccessError(CompileError):
     """A packet read the verifier could not prove in bounds."""
 
 
+class BackendError(CompileError):
+    """The code generator (LLVM) failed on a program the frontend accepted."""
+
+
 class InternalCompilerError(CompileError):
     """A bug in pyfd, reported at the construct that triggered it."""

@@ -44,7 +44,7 @@ def _text(insn: Instruction, slot: int) -> str:
             f"off={insn.off} imm={insn.imm}  # no text form in pyfd's assembler"
         )
     if insn.target is None and (insn.is_jump or insn.is_pseudo_call):
-        relative = insn.imm if insn.is_pseudo_call else insn.off
+        relative = insn.jump_offset
         text += f"  # -> {slot + 1 + relative}"
     return text
 

@@ -701,7 +701,7 @@ def test_assemble_duplicate_label_raises() -> None:
         Instruction(0xBF, 1, 2, 8, 0),  # movsx (cpu v4): off=8 on BPF_MOV
         Instruction(0xD7, 1, 0, 0, 16),  # bswap16 (cpu v4): BPF_ALU64 | BPF_END
         Instruction(0xDB, 1, 2, 0, 0),  # lock *(u64 *)(r1 + 0) += r2
-        Instruction(0x06, 0, 0, 0, 5),  # gotol (cpu v4): BPF_JMP32 | BPF_JA
+        Instruction(0x06, 0, 0, 1, 5),  # gotol (cpu v4) with off set: its offset is imm
         Instruction(0x18, 1, 1, 0, 3),  # LD_IMM64 with BPF_PSEUDO_MAP_FD
         Instruction(0xE7, 1, 0, 0, 0),  # no BPF_OP 0xe0
         Instruction(0xB7, 1, 2, 0, 0),  # immediate move with src set

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pyfd.abi import MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
-from pyfd.isa import AluOp, Class, JmpOp, Mode, Size, Source, resolve
+from pyfd.isa import AluOp, Class, JmpOp, Mode, Size, Source, relax_jumps, resolve
 
-from ..diagnostics import InternalCompilerError, Span
+from ..diagnostics import CompileError, InternalCompilerError, Span
 from ..ir.nodes import (
     Binary, BinaryOp, Block, Branch, ByteSwap, CheckPacket, Cmp, Copy, Extend, Function, Imm,
     Instruction, Jump, LoadKeys, LoadPacket, Operand, Reg, Return, SetCond, StoreKeys, Unary, UnaryOp,
@@ -23,7 +23,7 @@ from ..ir.nodes import (
 )
 from ..passes.facts import Facts
 from .mir import MBlock, MFunction, MInsn, MReg
-from .regalloc import AllocationError, allocate
+from .regalloc import AllocationError, StackLimitError, allocate
 from .result import CompiledCode
 
 
@@ -376,6 +376,13 @@ def compile_native(fn: Function) -> CompiledCode:
     mfn = select(fn)
     try:
         allocate(mfn)
+    except StackLimitError as exc:
+        span = exc.span if isinstance(exc.span, Span) else fn.span
+        raise CompileError(
+            str(exc),
+            span,
+            hint="compute values closer to where they are used, so fewer are kept at once (the llvm backend may fit it)",
+        ) from None
     except AllocationError as exc:
         raise InternalCompilerError(str(exc), fn.span) from exc
     _drop_jumps_to_next(mfn.blocks)
@@ -388,7 +395,8 @@ def compile_native(fn: Function) -> CompiledCode:
             if insn.target is not None:
                 insn = replace(insn, target=_label_name(insn.target))
             items.append(insn.to_isa())
-    return CompiledCode(fn.name, "native", tuple(resolve(items)))
+    # A jump over more than 32767 slots goes through cpu v4's gotol.
+    return CompiledCode(fn.name, "native", tuple(resolve(relax_jumps(items))))
 
 
 def _label_name(label: str) -> str:

@@ -18,6 +18,7 @@ from .builders import (
     call_rel,
     endian,
     exit_insn,
+    gotol,
     ja,
     jmp32_imm,
     jmp32_reg,
@@ -47,7 +48,7 @@ from .errors import (
 )
 from .insn import SLOT_SIZE, Instruction, Label, decode, encode, encode_program
 from .opcodes import *  # the enums and the kernel-named constants
-from .resolve import label_slots, resolve
+from .resolve import label_slots, relax_jumps, resolve
 
 __all__ = [
     "SLOT_SIZE",
@@ -75,6 +76,7 @@ __all__ = [
     "encode_program",
     "endian",
     "exit_insn",
+    "gotol",
     "ja",
     "jmp32_imm",
     "jmp32_reg",
@@ -93,6 +95,7 @@ __all__ = [
     "mov64_reg",
     "neg32",
     "neg64",
+    "relax_jumps",
     "resolve",
     "st_mem",
     "stx_mem",

@@ -142,6 +142,16 @@ class Instruction:
         )
 
     @property
+    def is_gotol(self) -> bool:
+        """True for cpu v4's `gotol` (BPF_JMP32 | BPF_JA): a jump whose offset is the 32-bit imm."""
+        return self.opcode == Class.JMP32 | JmpOp.JA
+
+    @property
+    def jump_offset(self) -> int:
+        """The relative slot offset of a jump or BPF-to-BPF call: imm for calls and gotol, off otherwise."""
+        return self.imm if self.is_pseudo_call or self.is_gotol else self.off
+
+    @property
     def is_pseudo_call(self) -> bool:
         """True for a BPF-to-BPF call, whose imm is a relative slot offset."""
         return self.opcode == Class.JMP | JmpOp.CALL and self.src == BPF_PSEUDO_CALL
