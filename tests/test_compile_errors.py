@@ -861,7 +861,7 @@ REJECTS = [
             keys.ip_proto = 300
             return BPF_OK
         """,
-        CompileTypeError, "300 does not fit in keys.ip_proto, an 8-bit field", 3, 21,
+        CompileTypeError, "300 does not fit in keys.ip_proto: u8 holds 0..255", 3, 21,
     ),
     Reject(
         "constant-too-wide-for-64-bits",
