@@ -6,21 +6,22 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from pyfd.abi import FLOW_DISSECTOR_SECTION as SECTION
+from pyfd.abi import LICENSE
+from pyfd.isa import listing
+from pyfd.objfile.btf import ProgramBtf, build_program_btf
+from pyfd.objfile.elf import SHT, ProgramSection, RawSection, write_object
+
 from .backends.native import compile_native
 from .backends.result import CompiledCode
 from .diagnostics import CompileError
-from .btf import ProgramBtf, compiled_program_btf
-from .elf import SHT, ProgramSection, RawSection, write_object
 from .frontend import Lowered, lower_function
 from .ir.checker import check_function
 from .ir.nodes import Function
 from .ir.text import print_function
-from .isa import listing
 from .passes import PassManager, pipeline
 
 BACKENDS = ("native", "llvm")
-SECTION = "flow_dissector"
-LICENSE = "GPL"
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Compilation:
 
     def btf(self) -> ProgramBtf:
         """The program's BTF: FUNC `int NAME(struct __sk_buff *ctx)` and Python line info."""
-        return compiled_program_btf(self.code, SECTION, LICENSE)
+        return build_program_btf(self.code.name, SECTION, self.code.spans_by_slot(), LICENSE)
 
     def object_bytes(self) -> bytes:
         """A relocatable BPF ELF object (with .BTF and .BTF.ext) that bpftool and libbpf load."""

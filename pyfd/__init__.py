@@ -18,81 +18,96 @@ its subclasses from attaching.
 
 from __future__ import annotations
 
+import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
-from . import headers, lib
-from .compiler.diagnostics import CompileError
-from .constants import (
-    BPF_DROP,
-    BPF_FLOW_DISSECTOR_CONTINUE,
-    BPF_FLOW_DISSECTOR_F_PARSE_1ST_FRAG,
-    BPF_FLOW_DISSECTOR_F_STOP_AT_ENCAP,
-    BPF_FLOW_DISSECTOR_F_STOP_AT_FLOW_LABEL,
-    BPF_OK,
-    ETH_HLEN,
-    ETH_P_802_3_MIN,
-    ETH_P_8021AD,
-    ETH_P_8021Q,
-    ETH_P_ARP,
-    ETH_P_IP,
-    ETH_P_IPV6,
-    ETH_P_MPLS_MC,
-    ETH_P_MPLS_UC,
-    ETH_P_TEB,
-    GRE_MIN_HLEN,
-    IP_MF,
-    IP_OFFSET,
-    IPPROTO_DSTOPTS,
-    IPPROTO_FRAGMENT,
-    IPPROTO_GRE,
-    IPPROTO_HOPOPTS,
-    IPPROTO_ICMP,
-    IPPROTO_ICMPV6,
-    IPPROTO_IPIP,
-    IPPROTO_IPV6,
-    IPPROTO_MPLS,
-    IPPROTO_NONE,
-    IPPROTO_ROUTING,
-    IPPROTO_SCTP,
-    IPPROTO_TCP,
-    IPPROTO_UDP,
-    IPPROTO_UDPLITE,
-    IPV4_MIN_HLEN,
-    IPV6_HLEN,
-    MPLS_HLEN,
-    RETURN_CODES,
-    TCP_MIN_HLEN,
-    UDP_HLEN,
-    VLAN_HLEN,
-)
-from .dissector import Dissector, dissector
-from .headers import Bits, Bytes, Header
-from .keys import BpfFlowKeys
-from .packet import Packet
-
-# pyfd.keys already imports the runtime package (its uapi key layout), so
-# these cost nothing more; only object files (pyelftools) wait for first use.
-from .runtime import (
-    AlreadyAttachedError,
-    AttachError,
-    Attachment,
-    BpfError,
-    BpffsError,
-    BtfError,
-    FlowKeys,
-    LoadedProgram,
-    MissingPrivilegeError,
-    NamespaceNotFoundError,
-    NotAttachedError,
-    RootNamespaceError,
-    RunResult,
-    VerifierError,
-)
-from .types import i32, i64, u8, u16, u32, u64
-
+# Nothing is imported until it is used (PEP 562): `import pyfd.isa` or
+# `import pyfd.runtime` must not load the compiler, and `import pyfd` loads
+# only what a name asks for. Type checkers read the imports below.
 if TYPE_CHECKING:
-    from .program import CompiledProgram, load
-    from .runtime.elf import ObjectFileError
+    from . import headers, lib
+    from .compiler.diagnostics import CompileError
+    from .constants import (
+        BPF_DROP,
+        BPF_FLOW_DISSECTOR_CONTINUE,
+        BPF_FLOW_DISSECTOR_F_PARSE_1ST_FRAG,
+        BPF_FLOW_DISSECTOR_F_STOP_AT_ENCAP,
+        BPF_FLOW_DISSECTOR_F_STOP_AT_FLOW_LABEL,
+        BPF_OK,
+        ETH_HLEN,
+        ETH_P_8021AD,
+        ETH_P_8021Q,
+        ETH_P_802_3_MIN,
+        ETH_P_ARP,
+        ETH_P_IP,
+        ETH_P_IPV6,
+        ETH_P_MPLS_MC,
+        ETH_P_MPLS_UC,
+        ETH_P_TEB,
+        GRE_MIN_HLEN,
+        IPPROTO_DSTOPTS,
+        IPPROTO_FRAGMENT,
+        IPPROTO_GRE,
+        IPPROTO_HOPOPTS,
+        IPPROTO_ICMP,
+        IPPROTO_ICMPV6,
+        IPPROTO_IPIP,
+        IPPROTO_IPV6,
+        IPPROTO_MPLS,
+        IPPROTO_NONE,
+        IPPROTO_ROUTING,
+        IPPROTO_SCTP,
+        IPPROTO_TCP,
+        IPPROTO_UDP,
+        IPPROTO_UDPLITE,
+        IPV4_MIN_HLEN,
+        IPV6_HLEN,
+        IP_MF,
+        IP_OFFSET,
+        MPLS_HLEN,
+        RETURN_CODES,
+        TCP_MIN_HLEN,
+        UDP_HLEN,
+        VLAN_HLEN,
+    )
+    from .dissector import (
+        Dissector,
+        dissector,
+    )
+    from .keys import BpfFlowKeys
+    from .objfile.reader import ObjectFileError
+    from .packet import Packet
+    from .program import (
+        CompiledProgram,
+        load,
+    )
+    from .runtime import (
+        AlreadyAttachedError,
+        AttachError,
+        Attachment,
+        BpfError,
+        BpffsError,
+        BtfError,
+        FlowKeys,
+        LoadedProgram,
+        MissingPrivilegeError,
+        NamespaceNotFoundError,
+        NotAttachedError,
+        PrivateBpffsError,
+        RootNamespaceError,
+        RunResult,
+        VerifierError,
+    )
+    from .types import (
+        i32,
+        i64,
+        u16,
+        u32,
+        u64,
+        u8,
+    )
 
 __version__ = "0.1.0"
 
@@ -176,19 +191,118 @@ __all__ = [
     "NotAttachedError",
     "RootNamespaceError",
     "BpffsError",
+    "PrivateBpffsError",
 ]
 
-# Reading object files needs pyelftools: import it on first use.
-_LAZY = {
-    "load": ".program",
+# Where each public name lives: `__getattr__` imports it from there on first use.
+# `headers` and `lib` are the submodules themselves.
+_SUBMODULES = frozenset({"headers", "lib"})
+_SOURCES: dict[str, str] = {
+    "dissector": ".dissector",
+    "Dissector": ".dissector",
+    "Packet": ".packet",
+    "BpfFlowKeys": ".keys",
+    "Header": ".headers",
+    "Bits": ".headers",
+    "Bytes": ".headers",
+    "u8": ".types",
+    "u16": ".types",
+    "u32": ".types",
+    "u64": ".types",
+    "i32": ".types",
+    "i64": ".types",
+    "headers": ".headers",
+    "lib": ".lib",
+    "BPF_OK": ".constants",
+    "BPF_DROP": ".constants",
+    "BPF_FLOW_DISSECTOR_CONTINUE": ".constants",
+    "RETURN_CODES": ".constants",
+    "BPF_FLOW_DISSECTOR_F_PARSE_1ST_FRAG": ".constants",
+    "BPF_FLOW_DISSECTOR_F_STOP_AT_FLOW_LABEL": ".constants",
+    "BPF_FLOW_DISSECTOR_F_STOP_AT_ENCAP": ".constants",
+    "ETH_P_IP": ".constants",
+    "ETH_P_ARP": ".constants",
+    "ETH_P_8021Q": ".constants",
+    "ETH_P_8021AD": ".constants",
+    "ETH_P_IPV6": ".constants",
+    "ETH_P_MPLS_UC": ".constants",
+    "ETH_P_MPLS_MC": ".constants",
+    "ETH_P_TEB": ".constants",
+    "ETH_P_802_3_MIN": ".constants",
+    "IPPROTO_HOPOPTS": ".constants",
+    "IPPROTO_ICMP": ".constants",
+    "IPPROTO_IPIP": ".constants",
+    "IPPROTO_TCP": ".constants",
+    "IPPROTO_UDP": ".constants",
+    "IPPROTO_IPV6": ".constants",
+    "IPPROTO_ROUTING": ".constants",
+    "IPPROTO_FRAGMENT": ".constants",
+    "IPPROTO_GRE": ".constants",
+    "IPPROTO_ICMPV6": ".constants",
+    "IPPROTO_NONE": ".constants",
+    "IPPROTO_DSTOPTS": ".constants",
+    "IPPROTO_SCTP": ".constants",
+    "IPPROTO_UDPLITE": ".constants",
+    "IPPROTO_MPLS": ".constants",
+    "IP_MF": ".constants",
+    "IP_OFFSET": ".constants",
+    "ETH_HLEN": ".constants",
+    "VLAN_HLEN": ".constants",
+    "IPV4_MIN_HLEN": ".constants",
+    "IPV6_HLEN": ".constants",
+    "TCP_MIN_HLEN": ".constants",
+    "UDP_HLEN": ".constants",
+    "GRE_MIN_HLEN": ".constants",
+    "MPLS_HLEN": ".constants",
     "CompiledProgram": ".program",
-    "ObjectFileError": ".runtime.elf",
+    "load": ".program",
+    "LoadedProgram": ".runtime",
+    "RunResult": ".runtime",
+    "FlowKeys": ".runtime",
+    "Attachment": ".runtime",
+    "CompileError": ".compiler.diagnostics",
+    "BpfError": ".runtime",
+    "VerifierError": ".runtime",
+    "BtfError": ".runtime",
+    "MissingPrivilegeError": ".runtime",
+    "ObjectFileError": ".objfile.reader",
+    "AttachError": ".runtime",
+    "NamespaceNotFoundError": ".runtime",
+    "AlreadyAttachedError": ".runtime",
+    "NotAttachedError": ".runtime",
+    "RootNamespaceError": ".runtime",
+    "BpffsError": ".runtime",
+    "PrivateBpffsError": ".runtime",
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+    """Import a public name from its module on first use, and keep it (PEP 562)."""
+    source = _SOURCES.get(name)
+    if source is None:
+        raise AttributeError(f"module 'pyfd' has no attribute {name!r}")
+    module = importlib.import_module(source, __name__)
+    value = module if name in _SUBMODULES else getattr(module, name)
+    globals()[name] = value
+    return value
 
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module 'pyfd' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    """The module's names, the public ones included before their first use."""
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """The `pyfd` module itself, so that `pyfd.dissector` stays the decorator."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Once a submodule is loaded, importlib binds it to its package's
+        # attribute (setattr in importlib._bootstrap._find_and_load_unlocked).
+        # `pyfd.dissector` is a submodule and the decorator both: whoever
+        # imports the submodule first would hide the decorator behind it.
+        if name == "dissector" and isinstance(value, types.ModuleType):
+            value = value.dissector
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -1,30 +1,45 @@
 """The `pyfd` command: compile dissectors, run them on packets, attach them to network namespaces.
 
-Exit status: 0 on success, 1 when the input is wrong (a compile error, a file
-that cannot be read, a program the kernel refuses), 2 for bad command-line
-usage, 3 when the kernel cannot be used here (no bpf syscall, missing
-capabilities). No user mistake ends in a Python traceback.
+Exit status (EXIT_STATUS, also in `pyfd --help`): 0 on success, 1 when the
+input is wrong or the action failed (a compile error, a file that cannot be
+read, a program the kernel refuses, kernel and Python disagreeing in `pyfd
+run`, nothing to detach), 2 for bad command-line usage, 3 when this system
+cannot do it here (no bpf syscall, missing capabilities, no usable bpffs),
+130 when interrupted. The action decides the status: a reader that closes
+the output early (`pyfd ... | head -1`) changes nothing. No user mistake
+ends in a Python traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.machinery
 import importlib.util
+import io
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence, TextIO, cast
 
 from .compiler.diagnostics import Span
 from .dissector import Dissector
 
 if TYPE_CHECKING:
-    from .runtime import AttachmentInfo
+    from .runtime import Attachment, AttachmentInfo
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NO_KERNEL = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+EXIT_STATUS = (
+    "exit status: 0 success; 1 error (bad input, a file that cannot be read, a program the kernel refuses, "
+    "kernel and Python disagreeing in `pyfd run`, nothing to detach); 2 bad command-line usage; 3 this system "
+    "cannot do it here (no bpf syscall, missing capabilities such as CAP_BPF and CAP_NET_ADMIN, no usable "
+    "bpffs); 130 interrupted. Output cut short by its reader (`| head -1`) does not change the status."
+)
 
 
 class UserError(Exception):
@@ -195,6 +210,12 @@ def _write_text(text: str, output: str | None) -> None:
         sys.stdout.write(text)
 
 
+def _log_note_for_cli(text: str, verbose: bool) -> str:
+    """A VerifierError's "(verifier log: N lines in .log)" said for the command line: where to see it."""
+    where = "printed above" if verbose else "`pyfd compile --verify -v` prints it"
+    return re.sub(r"\(verifier log: ([^)]*?) lines in \.log\)", rf"(verifier log: \1 lines, {where})", text)
+
+
 def _load(program, *, verbose: bool = False, log_level: int = 0):  # type: ignore[no-untyped-def]
     from .runtime import BpfError, MissingPrivilegeError, VerifierError, check_bpf_available
 
@@ -207,9 +228,10 @@ def _load(program, *, verbose: bool = False, log_level: int = 0):  # type: ignor
         raise UserError(str(exc), EXIT_NO_KERNEL) from None
     except VerifierError as exc:
         log = exc.log.rstrip("\n") + "\n\n" if verbose and exc.log else ""
+        text = _log_note_for_cli(str(exc), verbose)
         if exc.source is not None:  # the message starts with the Python file:line:col
-            raise UserError(f"{log}{exc}", located=True) from None
-        raise UserError(f"{log}the kernel verifier refused {program.name}:\n{exc}", located=bool(log)) from None
+            raise UserError(f"{log}{text}", located=True) from None
+        raise UserError(f"{log}the kernel verifier refused {program.name}:\n{text}", located=bool(log)) from None
     except BpfError as exc:
         raise UserError(f"loading {program.name} failed: {exc}") from None
 
@@ -266,7 +288,7 @@ def _load_object(path: Path, function: str | None):  # type: ignore[no-untyped-d
     """Load a program of an object file into the kernel; every failure is a UserError."""
     from .program import load, object_program
     from .runtime import BpfError, MissingPrivilegeError, VerifierError, check_bpf_available
-    from .runtime.elf import ObjectFileError
+    from .objfile.reader import ObjectFileError
 
     try:
         object_program(path, function)  # what is wrong with the file is said first, kernel or not
@@ -291,7 +313,7 @@ def _load_object(path: Path, function: str | None):  # type: ignore[no-untyped-d
 
 def object_file_error(exc: Exception) -> UserError:
     """An ObjectFileError as the CLI reports it: with the option that picks a program."""
-    from .runtime.elf import AmbiguousProgramError
+    from .objfile.reader import AmbiguousProgramError
 
     if isinstance(exc, AmbiguousProgramError):
         return UserError(f"{exc.path}: {len(exc.names)} programs ({', '.join(exc.names)}); pick one with --function NAME")
@@ -300,7 +322,7 @@ def object_file_error(exc: Exception) -> UserError:
 
 def _keys_json(keys) -> dict[str, object]:  # type: ignore[no-untyped-def]
     """Every field of struct bpf_flow_keys, host order (addresses as text), and the raw 56 bytes."""
-    from .runtime.flowkeys import FLOW_KEYS_LAYOUT
+    from .abi import FLOW_KEYS_LAYOUT
 
     fields: dict[str, object] = {}
     for name, _, _ in FLOW_KEYS_LAYOUT:
@@ -426,47 +448,82 @@ def cmd_run(args: argparse.Namespace) -> int:
 # --- attach, detach, show ----------------------------------------------------------
 
 
-def _attach_errors(exc: Exception) -> UserError:
+def _attach_errors(exc: Exception, args: argparse.Namespace | None = None) -> UserError:
     """Turn an attach/detach/show failure into one message with its exit status."""
     from .runtime import BpffsError, BpfError, MissingPrivilegeError
     from .runtime.attach import AttachError
 
-    if isinstance(exc, (MissingPrivilegeError, BpffsError)):
+    if isinstance(exc, MissingPrivilegeError):
         return UserError(str(exc), EXIT_NO_KERNEL)
-    if isinstance(exc, (AttachError, BpfError)):
+    if isinstance(exc, AttachError):
+        hint = _cli_hint(exc, args)
+        message = exc.with_hint(hint) if hint is not None else str(exc)
+        return UserError(message, EXIT_NO_KERNEL if isinstance(exc, BpffsError) else EXIT_ERROR)
+    if isinstance(exc, BpfError):
         return UserError(str(exc))
+    if isinstance(exc, OSError):  # the system refused a file operation: say which
+        return UserError(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
     raise exc
 
 
+def _cli_hint(exc: Exception, args: argparse.Namespace | None) -> str | None:
+    """The advice for an attach error in the CLI's words (flags and commands); None: keep the runtime's."""
+    from .runtime import AlreadyAttachedError, BpffsError, RootNamespaceError
+    from .runtime.attach import PrivateBpffsError
+
+    netns = getattr(args, "netns", None)
+    option = f" --netns {netns}" if netns else ""
+    if isinstance(exc, RootNamespaceError):
+        return "name another namespace with --netns NAME|PATH, or pass --force if the whole machine is meant"
+    if isinstance(exc, AlreadyAttachedError):
+        if exc.in_root:
+            return "detach that one first (`pyfd detach` run in the root namespace)"
+        if exc.existing:
+            file = getattr(args, "file", "FILE")
+            return f"swap in the new program without a gap with `pyfd attach {file}{option} --replace`, or detach the old one with `pyfd detach{option}`"
+        if exc.errno == errno.EEXIST:
+            return "`pyfd show` lists them"
+        return f"see it with `pyfd show{option}` and detach it with `pyfd detach{option}`"
+    if isinstance(exc, PrivateBpffsError):
+        name = exc.netns.spec or exc.netns.name or "NAME|PATH"
+        file = getattr(args, "file", "FILE")
+        return (
+            "run pyfd in the system's mount namespace (not under `ip netns exec` or `unshare -m`), naming the "
+            f"network namespace: `pyfd attach {file} --netns {name}`"
+        )
+    if isinstance(exc, BpffsError) and exc.errno == errno.EROFS:
+        return f"remount it read-write as root (`mount -o remount,rw {exc.mount_point}`)"
+    return None
+
+
+def _lasting(attachment: Attachment) -> str:
+    """What `pyfd attach` can truly promise about how long the attachment lasts, and how to end it."""
+    from .runtime.attach import Method, netns_held_elsewhere
+
+    ns = attachment.netns
+    detach = f"remove it with `pyfd detach{f' --netns {ns.spec}' if ns.spec else ''}`"
+    if netns_held_elsewhere(ns) is False:
+        return (
+            f"warning: nothing else keeps {ns.label} alive (it has no `ip netns` name, no other process is in it, "
+            "and no file is bind-mounted on it): it goes away when pyfd exits, and the dissector with it; "
+            "create a lasting one with `ip netns add NAME` and attach with --netns NAME"
+        )
+    if attachment.method is Method.LEGACY:
+        return f"it stays attached after pyfd exits, for as long as the namespace exists; {detach}"
+    if attachment.pin_systemwide is None:
+        return (
+            f"it stays attached while the bpffs holding {attachment.pin_path} stays mounted (pyfd cannot read "
+            f"PID 1's mounts to check that this is the system's bpffs); {detach}"
+        )
+    return f"it stays attached after pyfd exits; {detach}"
+
+
 def _load_for_attach(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """Load the dissector to attach: compile a .py, or read a compiled .o."""
-    from .runtime import BpfError, MissingPrivilegeError, VerifierError, check_bpf_available
-
+    """Load the dissector to attach: compile Python source, or read a compiled object (told apart by content, as `run` does)."""
     path = Path(args.file)
-    if path.suffix != ".o":
-        return _load(_compile(pick(path, args.function), args.backend, args.opt_level))
-    from .program import load
-    from .runtime.elf import ObjectFileError
-
-    reason = check_bpf_available()
-    if reason is not None:
-        raise UserError(f"cannot load BPF programs here: {reason}", EXIT_NO_KERNEL)
-    try:
-        return load(path, args.function)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except ObjectFileError as exc:
-        raise object_file_error(exc) from None
-    except OSError as exc:
-        if isinstance(exc, BpfError):
-            if isinstance(exc, MissingPrivilegeError):
-                raise UserError(str(exc), EXIT_NO_KERNEL) from None
-            if isinstance(exc, VerifierError):
-                if exc.source is not None:  # an object with line info: the message starts with file:line:col
-                    raise UserError(str(exc), located=True) from None
-                raise UserError(f"the kernel verifier refused {path}:\n{exc}") from None
-            raise UserError(f"loading {path} failed: {exc}") from None
-        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+    if _is_object(path):
+        return _load_object(path, args.function)
+    return _load(_compile(pick(path, args.function), args.backend, args.opt_level))
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
@@ -477,18 +534,26 @@ def cmd_attach(args: argparse.Namespace) -> int:
     try:
         check_target(args.netns, force=args.force)  # before compiling: a wrong target fails fast
     except Exception as exc:
-        raise _attach_errors(exc) from None
+        raise _attach_errors(exc, args) from None
     with _load_for_attach(args) as loaded:
         try:
-            attachment = attach(loaded, args.netns, force=args.force)
+            attachment = attach(loaded, args.netns, force=args.force, replace=args.replace)
         except Exception as exc:
-            raise _attach_errors(exc) from None
+            raise _attach_errors(exc, args) from None
         attachment.close()  # the pin keeps it attached
     ns = attachment.netns
     how = f"link {attachment.link_id}" if attachment.link_id is not None else "BPF_PROG_ATTACH (no link)"
     where = f", pinned at {attachment.pin_path}" if attachment.pin_path else ""
-    print(f"attached {attachment.prog_name} (program {attachment.prog_id}) to {ns.label} through {how}{where}")
-    print(f"it stays attached after pyfd exits; remove it with `pyfd detach{ns.netns_option()}`")
+    new = f"{attachment.prog_name} (program {attachment.prog_id})"
+    old = attachment.replaced
+    if old is not None:
+        held = f"in link {attachment.link_id} of {ns.label}" if attachment.link_id is not None else f"in {ns.label} (attached with BPF_PROG_ATTACH)"
+        print(f"replaced {old.prog_name} (program {old.prog_id}) with {new} {held}, in one step{where}")
+    else:
+        fresh = " (nothing was attached, so there was nothing to replace)" if args.replace else ""
+        print(f"attached {new} to {ns.label} through {how}{where}{fresh}")
+    lasting = _lasting(attachment)
+    print(lasting, file=sys.stderr if lasting.startswith("warning:") else sys.stdout)
     return EXIT_OK
 
 
@@ -500,7 +565,7 @@ def cmd_detach(args: argparse.Namespace) -> int:
         ns = resolve_netns(args.netns)
         gone = detach(args.netns)
     except Exception as exc:
-        raise _attach_errors(exc) from None
+        raise _attach_errors(exc, args) from None
     for info in gone:
         how = f"link {info.link_id}" if info.link_id is not None else "a legacy attachment"
         unpinned = f", unpinned {info.pin_path}" if info.pin_path else ""
@@ -557,7 +622,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         else:
             found = query_all()
     except Exception as exc:
-        raise _attach_errors(exc) from None
+        raise _attach_errors(exc, args) from None
     if args.json:
         print(json.dumps([info.to_json() for info in found], indent=2))
         return EXIT_OK
@@ -572,7 +637,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_disasm(args: argparse.Namespace) -> int:
     """`pyfd disasm`: the instructions of an object file, with its source lines when it has them."""
     from .disasm import disassemble_object
-    from .runtime.elf import ObjectFileError
+    from .objfile.reader import ObjectFileError
 
     _check_input(Path(args.file))
     try:
@@ -582,12 +647,20 @@ def cmd_disasm(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _ParagraphsHelpFormatter(argparse.HelpFormatter):
+    """Wrap the description and epilog paragraph by paragraph (argparse's default joins them into one)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n\n".join(super(_ParagraphsHelpFormatter, self)._fill_text(part, width, indent) for part in text.split("\n\n"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `pyfd` command."""
     parser = argparse.ArgumentParser(
         prog="pyfd",
         description="Compile flow dissectors written in restricted Python to BPF, and run them in the kernel.",
-        epilog="Run `pyfd COMMAND --help` for a command's options.",
+        epilog=f"Run `pyfd COMMAND --help` for a command's options.\n\n{EXIT_STATUS}",
+        formatter_class=_ParagraphsHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"pyfd {__import__('pyfd').__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -663,6 +736,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--function", "-f", metavar="NAME", help="the dissector (or object-file program) to use when there are several")
     p.add_argument("--netns", metavar="NAME|PATH", help=netns_help)
     p.add_argument("--force", action="store_true", help="allow the root network namespace (it overrides every other namespace)")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="if the namespace already has a flow dissector, swap in this one in a single step (BPF_LINK_UPDATE: "
+        "the link keeps its id and pin, and no packet goes without a dissector); with none attached, attach afresh",
+    )
     p.add_argument("--backend", choices=["native", "llvm"], default="native", help="code generator for a .py file (default: native)")
     p.add_argument("-O", dest="opt_level", type=int, choices=[0, 1, 2], default=2, metavar="LEVEL", help="optimisation level for a .py file (default: 2)")
     p.set_defaults(handler=cmd_attach)
@@ -702,8 +781,79 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _ReaderGoneSafe(io.TextIOBase):
+    """A text stream that, once its reader has gone (EPIPE), discards what is written instead of raising.
+
+    `pyfd attach ... | true` must still attach and exit 0: what the action
+    did decides the exit status, not whether anyone read the report. After
+    the first EPIPE the file descriptor is pointed at /dev/null, so that
+    later writes, and the interpreter's flush at exit, succeed silently.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+        self.reader_gone = False
+
+    def _divert(self) -> None:
+        self.reader_gone = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self.stream.fileno())
+        finally:
+            os.close(devnull)
+
+    def write(self, text: str) -> int:
+        if not self.reader_gone:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._divert()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._divert()
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]  # TextIOBase declares it an attribute
+        return self.stream.encoding
+
+
+def _guard(stream: TextIO) -> TextIO:
+    """Wrap a stream backed by a file descriptor (not pytest's capture) in _ReaderGoneSafe."""
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return stream
+    return cast(TextIO, _ReaderGoneSafe(stream))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `pyfd` console script."""
+    """Entry point of the `pyfd` console script; returns the exit status (EXIT_STATUS)."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _guard(sys.stdout), _guard(sys.stderr)
+    try:
+        return _main(argv)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        sys.stdout, sys.stderr = saved
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
@@ -713,7 +863,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(str(exc) if exc.located else f"pyfd: error: {exc}", file=sys.stderr)
         return exc.status
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug in pyfd: say so in one paragraph, the traceback on request
         if os.environ.get("PYFD_TRACEBACK"):
             raise

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-# Return codes (include/uapi/linux/bpf.h). The kernel does not check them, so
-# the compiler does: a dissector may return only these three.
-BPF_OK = 0
-BPF_DROP = 2
-BPF_FLOW_DISSECTOR_CONTINUE = 129  # discard the keys, run the kernel's C dissector
-
-RETURN_CODES = {BPF_OK: "BPF_OK", BPF_DROP: "BPF_DROP", BPF_FLOW_DISSECTOR_CONTINUE: "BPF_FLOW_DISSECTOR_CONTINUE"}
-
-# Input flags in keys.flags.
-BPF_FLOW_DISSECTOR_F_PARSE_1ST_FRAG = 1 << 0  # keep parsing a first fragment
-BPF_FLOW_DISSECTOR_F_STOP_AT_FLOW_LABEL = 1 << 1  # stop at a non-zero IPv6 flow label
-BPF_FLOW_DISSECTOR_F_STOP_AT_ENCAP = 1 << 2  # stop at an encapsulation header
+# Return codes and input flags (include/uapi/linux/bpf.h) are the kernel ABI,
+# defined once in pyfd.abi. The kernel does not check the return codes, so the
+# compiler does: a dissector may return only these three.
+from .abi import (
+    BPF_DROP as BPF_DROP,
+    BPF_FLOW_DISSECTOR_CONTINUE as BPF_FLOW_DISSECTOR_CONTINUE,
+    BPF_FLOW_DISSECTOR_F_PARSE_1ST_FRAG as BPF_FLOW_DISSECTOR_F_PARSE_1ST_FRAG,
+    BPF_FLOW_DISSECTOR_F_STOP_AT_ENCAP as BPF_FLOW_DISSECTOR_F_STOP_AT_ENCAP,
+    BPF_FLOW_DISSECTOR_F_STOP_AT_FLOW_LABEL as BPF_FLOW_DISSECTOR_F_STOP_AT_FLOW_LABEL,
+    BPF_OK as BPF_OK,
+    RETURN_CODES as RETURN_CODES,
+)
 
 # Ethertypes (include/uapi/linux/if_ether.h), host order.
 ETH_P_IP = 0x0800

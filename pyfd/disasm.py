@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import os
 
-from .compiler.btf import BtfError, LineInfoRecord, parse_btf_ext
-from .compiler.isa import (
+from .isa import (
     DecodeError,
     DisassembleError,
     Instruction,
     decode,
     disassemble,
 )
-from .runtime.elf import ObjectFile, ObjectFileError, ObjectProgram, printable, read_object
+from .objfile.btf import BtfError, LineInfoRecord, parse_btf_ext
+from .objfile.reader import ObjectFile, ObjectFileError, ObjectProgram, printable, read_object
 
 __all__ = ["disassemble_object", "program_listing"]
 
@@ -44,7 +44,7 @@ def _text(insn: Instruction, slot: int) -> str:
             f"off={insn.off} imm={insn.imm}  # no text form in pyfd's assembler"
         )
     if insn.target is None and (insn.is_jump or insn.is_pseudo_call):
-        relative = insn.imm if insn.is_pseudo_call else insn.off
+        relative = insn.jump_offset
         text += f"  # -> {slot + 1 + relative}"
     return text
 

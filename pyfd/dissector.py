@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Any, Callable
 
 from .constants import ETH_HLEN
+from .function import DissectorFunction
 from .keys import BpfFlowKeys
 from .packet import DissectorExit, Packet
 
 
-class Dissector:
+class Dissector(DissectorFunction):
     """A flow dissector written in restricted Python.
 
     Call it like the function (`d(pkt, keys)`), run it on a frame as CPython
@@ -20,14 +20,10 @@ class Dissector:
     """
 
     def __init__(self, fn: Callable[[Packet, BpfFlowKeys], int]) -> None:
+        super().__init__(fn)
         functools.update_wrapper(self, fn)
-        self.fn = fn
-        self.name: str = fn.__name__
         self._lowered: Any = None
         self._python: Callable[[Packet, BpfFlowKeys], int] | None = None
-
-    def __repr__(self) -> str:
-        return f"<dissector {self.name} from {Path(self.fn.__code__.co_filename).name}>"
 
     def lower(self) -> Any:
         """The frontend's result (IR and types); raises CompileError. Cached."""

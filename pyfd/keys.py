@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from typing import ClassVar, overload
 
+from .abi import FLOW_KEYS_LAYOUT
+from .abi import FLOW_KEYS_SIZE as KEYS_SIZE
 from .constants import ETH_HLEN
 from .layout import Field
-from .runtime.flowkeys import FLOW_KEYS_LAYOUT
 
-KEYS_SIZE = 56
-
-# Offsets and sizes come from the runtime's uapi table (checked against the
-# ctypes mirror and the kernel contract there); the language adds byte order:
+# Offsets and sizes come from the uapi table in pyfd.abi (the runtime's ctypes
+# mirror is checked against it); the language adds byte order:
 # these fields are kept in network order, the rest in the kernel's native
 # (little-endian) order.
 _NETWORK_ORDER = frozenset({"n_proto", "sport", "dport", "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst", "flow_label"})

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from .abi import MAX_PACKET_OFF  # the verifier's limit on a packet offset
 from .constants import BPF_DROP
 from .headers import Header
 
 H = TypeVar("H", bound=Header)
-
-# The verifier's limit on a packet offset (MAX_PACKET_OFF in kernel/bpf/verifier.c).
-MAX_PACKET_OFF = 0xFFFF
 
 
 class DissectorExit(Exception):

@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .abi import LICENSE
+from .objfile.reader import ObjectFile, ObjectFileError, ObjectProgram, check_loadable, read_object
 from .runtime import LoadedProgram, load_program, valid_prog_name
-from .runtime.elf import ObjectFile, ObjectFileError, ObjectProgram, check_loadable, read_object
 from .runtime.errors import SourceLocation, SourceLocator, slot_source_map
 
 if TYPE_CHECKING:
@@ -105,12 +106,12 @@ def load(path: str | os.PathLike[str], function: str | None = None) -> LoadedPro
     obj, prog = object_program(path, function)
     debug = _object_debug_info(obj, prog)
     if debug is None:
-        return load_program(prog.code, name=prog.name, license=obj.license or "GPL")
+        return load_program(prog.code, name=prog.name, license=obj.license or LICENSE)
     btf, func_info, line_info, source_map = debug
     return load_program(
         prog.code,
         name=prog.name,
-        license=obj.license or "GPL",
+        license=obj.license or LICENSE,
         btf=btf,
         func_info=func_info,
         line_info=line_info,
@@ -120,7 +121,7 @@ def load(path: str | os.PathLike[str], function: str | None = None) -> LoadedPro
 
 def _object_debug_info(obj: ObjectFile, prog: ObjectProgram) -> tuple[bytes, bytes, bytes, SourceLocator] | None:
     """The BTF, kernel func/line info and a source map for one program of an object, if it has them."""
-    from .compiler.btf import BtfError, fixup_datasecs, kernel_func_info, kernel_line_info, parse_btf_ext
+    from .objfile.btf import BtfError, fixup_datasecs, kernel_func_info, kernel_line_info, parse_btf_ext
 
     btf, btf_ext = obj.sections.get(".BTF"), obj.sections.get(".BTF.ext")
     if not btf or not btf_ext:

@@ -9,6 +9,7 @@ from .attach import (
     NamespaceNotFoundError,
     Netns,
     NotAttachedError,
+    PrivateBpffsError,
     RootNamespaceError,
     attach,
     attached,
@@ -29,7 +30,7 @@ from .bpf import (
     StatsType,
     TestRunResult,
 )
-from .caps import check_bpf_available, missing_capabilities
+from .caps import missing_capabilities
 from .errors import (
     BpfError,
     BtfError,
@@ -48,6 +49,7 @@ from .flowkeys import (
     FlowKeys,
     bpf_flow_keys,
 )
+from .probe import check_bpf_available
 from .program import (
     MAX_FRAME_LEN,
     MIN_FRAME_LEN,
@@ -67,6 +69,7 @@ __all__ = [
     "NamespaceNotFoundError",
     "Netns",
     "NotAttachedError",
+    "PrivateBpffsError",
     "RootNamespaceError",
     "attach",
     "attached",

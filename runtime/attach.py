@@ -12,6 +12,15 @@ in a helper thread for that (setns(2) moves only the calling thread).
 A program attached in the root (init) namespace overrides every other
 namespace on the machine (net/core/flow_dissector.c runs init_net's program
 first), so attaching there is refused unless asked for with ``force``.
+
+A pin lasts as long as its bpffs instance does, and an instance lasts as long
+as one mount of it does. A process in a mount namespace of its own (``ip netns
+exec`` gives each command one, with a fresh /sys and no bpffs in it) may see
+a bpffs that nothing else sees: a pin there vanishes with that namespace. So
+pyfd pins only into a bpffs that PID 1's mount namespace also holds.
+
+Messages speak of namespaces, programs and this module's parameters; the CLI
+words its own advice (flags and commands) from the errors' ``problem``.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import ctypes
 import errno
 import fcntl
 import os
+import re
 import threading
 import time
 import warnings
@@ -28,12 +38,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from . import bpf
 from .caps import FLOW_DISSECTOR_CAPABILITIES, Capability, missing_capabilities
 from .errors import BpfError, MissingPrivilegeError
-from .program import LoadedProgram
 
 FLOW_DISSECTOR: Final = bpf.AttachType.BPF_FLOW_DISSECTOR
 
@@ -60,6 +69,8 @@ _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.setns.restype = ctypes.c_int
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
 _libc.mount.restype = ctypes.c_int
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.umount2.restype = ctypes.c_int
 
 _T = TypeVar("_T")
 
@@ -70,6 +81,15 @@ _T = TypeVar("_T")
 class AttachError(BpfError):
     """Attaching, detaching or querying a flow dissector failed; the message says what to do."""
 
+    def __init__(self, code: int, message: str, *, command: str = "", hint: str = "") -> None:
+        super().__init__(code, f"{message}; {hint}" if hint else message, command=command)
+        self.problem = message  # what went wrong, without advice
+        self.hint = hint  # what to do, in this module's terms (parameters, not CLI flags)
+
+    def with_hint(self, hint: str) -> str:
+        """The message with other advice in place of the hint (the CLI's flags instead of parameters)."""
+        return str(BpfError(self.errno or 0, f"{self.problem}; {hint}" if hint else self.problem, command=self.command))
+
 
 class NamespaceNotFoundError(AttachError, FileNotFoundError):
     """The network namespace named by the user does not exist (or the path is not one)."""
@@ -79,10 +99,18 @@ class AlreadyAttachedError(AttachError, FileExistsError):
     """The namespace already has a flow dissector, or the root namespace's overrides it."""
 
     def __init__(
-        self, code: int, message: str, *, command: str = "", existing: tuple[AttachmentInfo, ...] = ()
+        self,
+        code: int,
+        message: str,
+        *,
+        command: str = "",
+        hint: str = "",
+        existing: tuple[AttachmentInfo, ...] = (),
+        in_root: bool = False,
     ) -> None:
-        super().__init__(code, message, command=command)
+        super().__init__(code, message, command=command, hint=hint)
         self.existing = existing
+        self.in_root = in_root  # the conflicting dissector is the root namespace's, not this one's
 
 
 class NotAttachedError(AttachError):
@@ -94,7 +122,30 @@ class RootNamespaceError(AttachError):
 
 
 class BpffsError(AttachError):
-    """No bpffs is mounted where pyfd pins its links."""
+    """No usable bpffs where pyfd pins its links: none mounted, or mounted read-only."""
+
+    def __init__(self, code: int, message: str, *, command: str = "", hint: str = "", mount_point: str | None = None) -> None:
+        super().__init__(code, message, command=command, hint=hint)
+        self.mount_point = mount_point  # the bpffs mount in question, when there is one
+
+
+class PrivateBpffsError(BpffsError):
+    """The bpffs where the link would be pinned is private to this process's mount namespace: a pin would not last."""
+
+    def __init__(self, code: int, message: str, *, hint: str = "", netns: Netns, mount_point: str | None = None) -> None:
+        super().__init__(code, message, hint=hint, mount_point=mount_point)
+        self.netns = netns  # the namespace that was to be attached to, for advice naming it
+
+
+class AttachableProgram(Protocol):
+    """What attaching needs of a loaded program: its fd, id and name (a LoadedProgram has them)."""
+
+    @property
+    def fd(self) -> int: ...  # noqa: D102
+    @property
+    def id(self) -> int: ...  # noqa: D102
+    @property
+    def name(self) -> str: ...  # noqa: D102
 
 
 # --- network namespaces ---------------------------------------------------------------
@@ -119,19 +170,15 @@ class Netns:
         return f"network namespace {self.path} (inode {self.ino})"
 
     @property
-    def option(self) -> str:
-        """The `--netns` argument that names this namespace again ('' for the current one)."""
+    def spec(self) -> str:
+        """What `resolve_netns` takes to find this namespace again: its name, else its path ('' for the current one)."""
         if self.path == CURRENT_NETNS:
             return ""
         return self.name if self.name is not None else self.path
 
-    def netns_option(self) -> str:
-        """` --netns X` to repeat in a command line, or '' for the current namespace."""
-        return f" --netns {self.option}" if self.option else ""
-
 
 def netns_path(spec: str | None) -> str:
-    """Return the path to open for `--netns` NAME|PATH (None: the calling thread's namespace)."""
+    """Return the path to open for a namespace NAME|PATH (None: the calling thread's namespace)."""
     if spec is None:
         return CURRENT_NETNS
     if "/" in spec:
@@ -227,14 +274,7 @@ def root_netns_path() -> str | None:
     # PID 1's namespace defines "root". Where /proc/1/ns is closed to us (a
     # PID 1 that is not dumpable), kthreadd's works: kernel threads all live
     # in init_net.
-    candidates = ["/proc/1/ns/net"]
-    try:
-        with open("/proc/2/comm", encoding="ascii") as comm:
-            if comm.read().strip() == "kthreadd":
-                candidates.append("/proc/2/ns/net")
-    except OSError:
-        pass
-    for path in candidates:
+    for path in (f"/proc/{pid}/ns/net" for pid in _system_pids()):
         try:
             os.stat(path)
         except OSError:
@@ -243,15 +283,60 @@ def root_netns_path() -> str | None:
     return None
 
 
+def init_net_has_fixed_inode(release: str | None = None) -> bool:
+    """Tell whether this kernel (or a named release) gives init_net the fixed inode NET_NS_INIT_INO (Linux 6.18 on)."""
+    found = re.match(r"(\d+)\.(\d+)", release if release is not None else os.uname().release)
+    return found is not None and (int(found.group(1)), int(found.group(2))) >= (6, 18)
+
+
 def is_root_netns(ns: Netns) -> bool | None:
     """Tell whether ns is the root network namespace (None: this process cannot tell)."""
     if ns.ino == NET_NS_INIT_INO:
         return True
     path = root_netns_path()
     if path is None:
-        return None
+        # A user granted CAP_BPF and CAP_NET_ADMIN (not root) may open
+        # neither /proc/1/ns/net nor kthreadd's; where init_net's inode is
+        # fixed, any other inode is not it.
+        return False if init_net_has_fixed_inode() else None
     st = os.stat(path)
     return (st.st_dev, st.st_ino) == (ns.dev, ns.ino)
+
+
+def netns_held_elsewhere(ns: Netns) -> bool | None:
+    """Tell whether something besides this process keeps ns alive (None: cannot tell).
+
+    A namespace lives while a process is in it, a file is bind-mounted on it
+    (what `ip netns add` makes under /run/netns) or an fd holds it. A link
+    does not hold it (kernel/bpf/net_namespace.c detaches links when the
+    namespace goes), so a pinned link in a namespace that only this process
+    holds is defunct once this process exits. Open fds of other processes
+    are not looked at: False means "no process in it and no bind mount".
+    """
+    if ns.name is not None or ns.ino == NET_NS_INIT_INO:
+        return True
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mountinfo:
+            # An nsfs bind mount shows its namespace as the mount's root: "net:[INODE]".
+            if any(line.split()[3:4] == [f"net:[{ns.ino}]"] for line in mountinfo):
+                return True
+    except OSError:
+        return None
+    unknown = False
+    skip = {os.getpid()}
+    if is_root_netns(ns) is False:
+        skip.update(_system_pids())  # their namespace is the root one, which ns is not
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in skip:
+            continue
+        try:
+            if os.stat(f"/proc/{entry}/ns/net").st_ino == ns.ino:
+                return True
+        except FileNotFoundError:
+            continue  # exited meanwhile
+        except OSError:
+            unknown = True
+    return None if unknown else False
 
 
 def run_in_netns(netns_fd: int, fn: Callable[[], _T]) -> _T:
@@ -315,26 +400,34 @@ def _mount_of(path: str) -> tuple[str, str] | None:
     return best
 
 
-def is_bpffs(path: str) -> bool:
-    """Tell whether path lies inside a mounted bpffs."""
+def _existing_ancestor(path: str) -> str:
+    """The path itself if it exists, else its nearest existing parent directory."""
     existing = path
     while not os.path.exists(existing) and existing not in ("", "/"):
         existing = os.path.dirname(existing)
-    found = _mount_of(existing or "/")
+    return existing or "/"
+
+
+def is_bpffs(path: str) -> bool:
+    """Tell whether path lies inside a mounted bpffs."""
+    found = _mount_of(_existing_ancestor(path))
     return found is not None and found[1] == "bpf"
 
 
-def ensure_bpffs(pin_root: str = PIN_ROOT, *, mount: bool = True) -> None:
-    """Make sure pin_root lies in a bpffs; mount one at /sys/fs/bpf when allowed, else explain how."""
+def ensure_bpffs(pin_root: str = PIN_ROOT, *, mount: bool = True) -> bool:
+    """Make sure pin_root lies in a bpffs; mount one at /sys/fs/bpf when allowed, else explain how.
+
+    Return True when this call mounted it.
+    """
     if is_bpffs(pin_root):
-        return
+        return False
     standard = pin_root == BPFFS_MOUNT or pin_root.startswith(BPFFS_MOUNT + "/")
     reason = ""
     if mount and standard and os.path.isdir(BPFFS_MOUNT):
         # What bpftool does before pinning (mount_bpffs_for_pin), and what
         # systemd does at boot.
         if _libc.mount(b"bpf", BPFFS_MOUNT.encode(), b"bpf", 0, None) == 0 and is_bpffs(pin_root):
-            return
+            return True
         code = ctypes.get_errno()
         reason = f" (pyfd tried to mount it and got {errno.errorcode.get(code, code)}: {os.strerror(code)})"
     where = BPFFS_MOUNT if standard else pin_root
@@ -344,6 +437,123 @@ def ensure_bpffs(pin_root: str = PIN_ROOT, *, mount: bool = True) -> None:
         f"no BPF filesystem (bpffs) is mounted at {where}, so the link cannot be pinned to outlive "
         f"this process{reason}; mount it as root with `{how}`",
     )
+
+
+def _bpffs_devices(pid: int) -> set[int] | None:
+    """The device numbers of the bpffs mounts in a process's mount namespace (None: unreadable)."""
+    try:
+        with open(f"/proc/{pid}/mountinfo", encoding="utf-8", errors="replace") as mountinfo:
+            lines = mountinfo.readlines()
+    except OSError:
+        return None
+    found: set[int] = set()
+    for line in lines:
+        # proc(5): "ID PARENT MAJOR:MINOR ROOT POINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER";
+        # paths escape blanks as \040, so " - " only ever ends the optional fields.
+        head, sep, tail = line.partition(" - ")
+        fields, kind = head.split(), tail.split()[:1]
+        if not sep or len(fields) < 5 or kind != ["bpf"]:
+            continue
+        major, _, minor = fields[2].partition(":")
+        if major.isdigit() and minor.isdigit():
+            found.add(os.makedev(int(major), int(minor)))
+    return found
+
+
+def _system_pids() -> list[int]:
+    """Processes whose namespaces are the system's: PID 1, and kthreadd where it is PID 2."""
+    pids = [1]
+    try:
+        with open("/proc/2/comm", encoding="ascii") as comm:
+            if comm.read().strip() == "kthreadd":
+                pids.append(2)
+    except OSError:
+        pass
+    return pids
+
+
+def bpffs_is_systemwide(path: str) -> bool | None:
+    """Tell whether the bpffs holding path is also mounted in PID 1's mount namespace (None: cannot tell).
+
+    A bpffs instance, and every pin in it, lives as long as one mount of it
+    does (fs/bpf/inode.c: a fresh instance per mount, freed with its last
+    mount); PID 1's mount namespace lasts as long as the system. An instance
+    mounted only in a private mount namespace (as one mounted under `ip netns
+    exec`) goes with that namespace. Instances are told apart by st_dev,
+    which mountinfo lists for each mount.
+    """
+    dev = os.stat(_existing_ancestor(path)).st_dev
+    for pid in _system_pids():
+        devices = _bpffs_devices(pid)
+        if devices is not None:
+            return dev in devices
+    return None
+
+
+def _refuse_private_bpffs(ns: Netns, pin_root: str, mounted: bool) -> bool | None:
+    """Refuse a bpffs only this mount namespace sees (unmounting it if pyfd mounted it); return bpffs_is_systemwide."""
+    shared = bpffs_is_systemwide(pin_root)
+    if shared is not False:
+        return shared
+    point = (_mount_of(_existing_ancestor(pin_root)) or (BPFFS_MOUNT, "bpf"))[0]
+    if mounted:
+        # Leave this mount namespace as it was; a failure leaves an empty bpffs, which is harmless.
+        _libc.umount2(point.encode(), 0)
+        what = f"without the system's BPF filesystem (bpffs) at {point}"
+    else:
+        what = f"whose BPF filesystem (bpffs) at {point} is not the system's (PID 1's mounts do not include it)"
+    raise PrivateBpffsError(
+        errno.ENOENT,
+        f"cannot pin the link of {ns.label} so that it outlives this process: this process runs in a mount "
+        f"namespace of its own (as `ip netns exec` gives each command, with a fresh /sys), {what}, and a pin "
+        "there would vanish with that mount namespace when this process exits, detaching the link",
+        hint=(
+            "attach from a process in the system's mount namespace, naming the network namespace "
+            f"(netns={ns.name or ns.path!r}), or attach without pinning (pin=False) for as long as this process lives"
+        ),
+        netns=ns,
+        mount_point=point,
+    )
+
+
+def _refuse_read_only(pin_root: str) -> None:
+    """Refuse a bpffs mounted read-only, naming it, before anything is attached."""
+    existing = _existing_ancestor(pin_root)
+    if not os.statvfs(existing).f_flag & os.ST_RDONLY:
+        return
+    point = (_mount_of(existing) or (existing, "bpf"))[0]
+    raise BpffsError(
+        errno.EROFS,
+        f"the BPF filesystem (bpffs) at {point} is mounted read-only, so the link cannot be pinned under "
+        f"{pin_root} to outlive this process",
+        hint=f"remount it read-write as root (`mount -o remount,rw {point}`), or attach without pinning (pin=False)",
+        mount_point=point,
+    )
+
+
+def _prepare_pin(ns: Netns, path: str, pin_root: str, mount_bpffs: bool) -> bool | None:
+    """Check that a pin at path can be made and will last; return bpffs_is_systemwide (None: cannot tell)."""
+    mounted = ensure_bpffs(pin_root, mount=mount_bpffs)
+    _refuse_read_only(pin_root)  # (one pyfd just mounted is writable)
+    shared = _refuse_private_bpffs(ns, pin_root, mounted)
+    _clear_stale_pin(path, ns.ino)
+    return shared
+
+
+def _make_pin(link_fd: int, path: str) -> None:
+    """Pin a link at path, creating its directory; an OSError names the path."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    except OSError as exc:
+        raise BpffsError(
+            exc.errno or errno.EIO, f"cannot create the pin directory {os.path.dirname(path)}: {exc.strerror}"
+        ) from None
+    try:
+        bpf.obj_pin(fd=link_fd, path=path)
+    except BpfError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES):
+            raise BpffsError(exc.errno, f"cannot pin the link at {path}: {os.strerror(exc.errno)}", command=exc.command) from None
+        raise
 
 
 def pin_dir(ns: Netns, pin_root: str = PIN_ROOT) -> str:
@@ -478,6 +688,10 @@ def _prog_details(prog_id: int) -> tuple[str, str, datetime | None, int, int]:
 
 def _flow_dissector_links() -> list[bpf.LinkInfo]:
     """Every netns link of attach type BPF_FLOW_DISSECTOR in the kernel."""
+    # kernel/bpf/syscall.c: BPF_LINK_GET_NEXT_ID and BPF_LINK_GET_FD_BY_ID
+    # need CAP_SYS_ADMIN itself (CAP_BPF is not enough); say so before the
+    # kernel's bare EPERM.
+    _require_capabilities("listing the flow dissector links of network namespaces", (Capability.CAP_SYS_ADMIN,))
     found = []
     for link_id in bpf.link_ids():
         try:
@@ -627,8 +841,8 @@ def _conflict(
         what = "; ".join(_summary(info) for info in existing)
         return AlreadyAttachedError(
             code,
-            f"{ns.label} already has a flow dissector: {what}; a namespace holds one at a time, "
-            f"so detach it first with `pyfd detach{ns.netns_option()}`",
+            f"{ns.label} already has a flow dissector: {what}; a namespace holds one at a time",
+            hint="swap the program in place with replace=True, or detach it first (detach())",
             command=command,
             existing=tuple(existing),
         )
@@ -637,23 +851,25 @@ def _conflict(
         return AlreadyAttachedError(
             code,
             f"the root network namespace has a flow dissector ({what}); it overrides every other "
-            f"namespace, so the kernel refuses one in {ns.label}; detach the root one first "
-            "(`pyfd detach` run in the root namespace)",
+            f"namespace, so the kernel refuses one in {ns.label}",
+            hint="detach the root namespace's one first (detach() run in the root namespace)",
             command=command,
             existing=tuple(root_existing),
+            in_root=True,
         )
     if code == errno.EEXIST:
         return AlreadyAttachedError(
             code,
             f"the kernel says a flow dissector is already attached that conflicts with {ns.label}: "
             "either in it, in the root namespace (which overrides all others), or, when attaching in "
-            "the root namespace, in some other namespace; `pyfd show` lists them",
+            "the root namespace, in some other namespace",
+            hint="query_all() lists them",
             command=command,
         )
     return AlreadyAttachedError(
         code,
-        f"{ns.label} already has a flow dissector link; see it with `pyfd show{ns.netns_option()}` "
-        f"and detach it with `pyfd detach{ns.netns_option()}`",
+        f"{ns.label} already has a flow dissector link",
+        hint="see it with query(), and detach it with detach()",
         command=command,
     )
 
@@ -700,6 +916,10 @@ class Attachment:
     method: Method
     link_id: int | None = None
     pin_path: str | None = None
+    # Whether pin_path's bpffs is one PID 1's mount namespace holds too, so
+    # the pin outlives this process (None: not pinned, or cannot tell).
+    pin_systemwide: bool | None = None
+    replaced: AttachmentInfo | None = None  # what attach(replace=True) swapped out (None: attached afresh)
     _link_fd: int | None = field(default=None, repr=False)
     _detached: bool = field(default=False, repr=False)
 
@@ -811,25 +1031,26 @@ def _refuse_root(ns: Netns, force: bool) -> None:
     raise RootNamespaceError(
         errno.EPERM,
         f"refusing to attach to {ns.label}: {why}, and a flow dissector there overrides the "
-        "flow dissector of every other network namespace on this machine (containers' "
-        "included); name another namespace with --netns NAME|PATH, or pass --force "
-        "(force=True) if the whole machine is meant",
+        "flow dissector of every other network namespace on this machine (containers' included)",
+        hint="name another namespace (netns=NAME|PATH), or pass force=True if the whole machine is meant",
     )
 
 
 def check_target(netns: str | None = None, *, force: bool = False) -> Netns:
-    """Return the namespace attach() would use, or raise what it would (not found, root refused)."""
+    """Return the namespace attach() would use, or raise what it would (not found, no privilege, root refused)."""
     ns = resolve_netns(netns)
+    _require_capabilities("attaching a flow dissector")
     _refuse_root(ns, force)
     return ns
 
 
 def attach(
-    program: LoadedProgram,
+    program: AttachableProgram,
     netns: str | None = None,
     *,
     pin: bool = True,
     force: bool = False,
+    replace: bool = False,
     method: Method | str = "auto",
     pin_root: str = PIN_ROOT,
     mount_bpffs: bool = True,
@@ -838,8 +1059,16 @@ def attach(
 
     With pin (the default) the link is pinned under pin_root and outlives this
     process; without, it lasts until detach(), close() or this process's end.
-    method "auto" uses a link where the kernel has them, else BPF_PROG_ATTACH.
-    The root namespace is refused unless force: a program there overrides all.
+    A pin is refused where it would not last: a bpffs that only this
+    process's mount namespace has (as under `ip netns exec`). method "auto"
+    uses a link where the kernel has them, else BPF_PROG_ATTACH. The root
+    namespace is refused unless force: a program there overrides all.
+
+    With replace, a dissector already attached to the namespace is swapped
+    for this one in a single step (BPF_LINK_UPDATE on its link; a second
+    BPF_PROG_ATTACH for a legacy one), so the namespace is never without
+    one; the link keeps its id and pin. With nothing attached, replace
+    attaches afresh (Attachment.replaced tells which happened).
     """
     if method not in ("auto", Method.LINK, Method.LEGACY):
         raise ValueError(f"method must be 'auto', 'link' or 'legacy', got {method!r}")
@@ -849,15 +1078,15 @@ def attach(
         _refuse_root(ns, force)
         existing = _attached_in(fd, ns.ino, pin_root)
         root_existing = [] if existing else _root_attachments(ns, pin_root)
-        if existing or root_existing:
+        if root_existing or (existing and not replace):
             raise _conflict(ns, existing, root_existing, errno.EEXIST)
         path = pin_path(ns, pin_root) if pin else None
-        if path is not None:
-            ensure_bpffs(pin_root, mount=mount_bpffs)
-            _clear_stale_pin(path, ns.ino)
+        systemwide = _prepare_pin(ns, path, pin_root, mount_bpffs) if path is not None else None
+        if existing:
+            return _replace(program, fd, ns, existing[0], path, systemwide)
         if method != Method.LEGACY:
             try:
-                return _attach_link(program, fd, ns, path, pin_root)
+                return _attach_link(program, fd, ns, path, pin_root, systemwide)
             except AlreadyAttachedError:
                 raise
             except BpfError as exc:
@@ -875,7 +1104,9 @@ def attach(
         os.close(fd)
 
 
-def _attach_link(program: LoadedProgram, netns_fd: int, ns: Netns, path: str | None, pin_root: str) -> Attachment:
+def _attach_link(
+    program: AttachableProgram, netns_fd: int, ns: Netns, path: str | None, pin_root: str, systemwide: bool | None
+) -> Attachment:
     try:
         link_fd = bpf.link_create(prog_fd=program.fd, target_fd=netns_fd, attach_type=FLOW_DISSECTOR)
     except BpfError as exc:
@@ -887,8 +1118,7 @@ def _attach_link(program: LoadedProgram, netns_fd: int, ns: Netns, path: str | N
     try:
         link = bpf.link_get_info(link_fd)
         if path is not None:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            bpf.obj_pin(fd=link_fd, path=path)
+            _make_pin(link_fd, path)
     except BaseException:
         try:
             bpf.link_detach(link_fd)
@@ -902,11 +1132,88 @@ def _attach_link(program: LoadedProgram, netns_fd: int, ns: Netns, path: str | N
         method=Method.LINK,
         link_id=link.id,
         pin_path=path,
+        pin_systemwide=systemwide if path is not None else None,
         _link_fd=link_fd,
     )
 
 
-def _attach_legacy(program: LoadedProgram, netns_fd: int, ns: Netns, pin_root: str) -> Attachment:
+def _replace(
+    program: AttachableProgram, netns_fd: int, ns: Netns, old: AttachmentInfo, path: str | None, systemwide: bool | None
+) -> Attachment:
+    """Swap the program of what is attached to ns for program, leaving no moment without a dissector."""
+    if old.link_id is None:
+        # kernel/bpf/net_namespace.c, netns_bpf_prog_attach(): with a legacy
+        # program there, a second BPF_PROG_ATTACH swaps the pointer the
+        # receive path reads, and refuses flags (so no BPF_F_REPLACE check).
+        _require_capabilities(
+            "replacing a flow dissector attached with BPF_PROG_ATTACH",
+            (Capability.CAP_NET_ADMIN, Capability.CAP_SYS_ADMIN),
+        )
+        run_in_netns(
+            netns_fd, lambda: bpf.prog_attach(target_fd=0, attach_bpf_fd=program.fd, attach_type=FLOW_DISSECTOR)
+        )
+        return Attachment(netns=ns, prog_id=program.id, prog_name=program.name, method=Method.LEGACY, replaced=old)
+    try:
+        link_fd = bpf.link_get_fd_by_id(old.link_id)
+    except BpfError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+        raise AttachError(
+            errno.ENOENT,
+            f"link {old.link_id} of {ns.label} went away while pyfd was replacing its program; nothing was replaced",
+            hint="attach again",
+            command=exc.command,
+        ) from None
+    new_pin = path if path is not None and old.pin_path != path else None
+    try:
+        # Pin first: a pin that fails leaves everything as it was, and one
+        # added to the old link is harmless (the link stays the same).
+        if new_pin is not None:
+            _make_pin(link_fd, new_pin)
+        try:
+            old_fd = bpf.prog_get_fd_by_id(old.prog_id)
+            try:
+                # BPF_F_REPLACE: swap only if the link still runs the program
+                # pyfd saw (bpf_netns_link_update_prog(): EPERM otherwise).
+                bpf.link_update(link_fd=link_fd, new_prog_fd=program.fd, old_prog_fd=old_fd, flags=bpf.BPF_F_REPLACE)
+            finally:
+                os.close(old_fd)
+        except BaseException as exc:
+            if new_pin is not None:
+                _unpin(new_pin)
+            # ENOENT: the old program is gone; EPERM: another one replaced it;
+            # ENOLINK: the link was detached or its namespace is going.
+            raced = (errno.ENOENT, errno.EPERM, errno.ENOLINK)
+            if isinstance(exc, BpfError) and not isinstance(exc, MissingPrivilegeError) and exc.errno in raced:
+                raise AttachError(
+                    exc.errno,
+                    f"{_summary(old)} in {ns.label} changed while pyfd was replacing it; nothing was replaced",
+                    hint="look again with query() and retry",
+                    command=exc.command,
+                ) from None
+            raise
+    except BaseException:
+        os.close(link_fd)
+        raise
+    kept = new_pin or old.pin_path
+    if kept is None:
+        systemwide = None
+    elif path is None:  # not asked to pin: the old link's own pyfd pin, wherever it is
+        systemwide = bpffs_is_systemwide(kept)
+    return Attachment(
+        netns=ns,
+        prog_id=program.id,
+        prog_name=program.name,
+        method=Method.LINK,
+        link_id=old.link_id,
+        pin_path=kept,
+        pin_systemwide=systemwide,
+        replaced=old,
+        _link_fd=link_fd,
+    )
+
+
+def _attach_legacy(program: AttachableProgram, netns_fd: int, ns: Netns, pin_root: str) -> Attachment:
     # BPF_PROG_ATTACH ignores target_fd for this type and binds to the
     # caller's namespace (kernel/bpf/net_namespace.c, netns_bpf_prog_attach).
     _require_capabilities(
@@ -929,7 +1236,7 @@ def _attach_legacy(program: LoadedProgram, netns_fd: int, ns: Netns, pin_root: s
 
 
 def attached(
-    program: LoadedProgram,
+    program: AttachableProgram,
     netns: str | None = None,
     *,
     pin: bool = False,
@@ -955,7 +1262,7 @@ def detach(netns: str | None = None, *, pin_root: str = PIN_ROOT) -> list[Attach
             if root_existing:
                 note = (
                     f"; the root namespace's flow dissector ({_summary(root_existing[0])}) applies to it, "
-                    "and is detached with `pyfd detach` run in the root namespace"
+                    "and is detached by a detach run in the root namespace"
                 )
             if stale:
                 note += f"; removed the stale pin {own_pin}"

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final, TypeVar
 
+from ..abi import INSN_SIZE
 from .caps import FLOW_DISSECTOR_CAPABILITIES, Capability, missing_capabilities
 from .errors import BpfError, BtfError, MissingPrivilegeError, VerifierError
 
@@ -117,7 +118,6 @@ ENOTSUPP: Final = 524
 
 BPF_OBJ_NAME_LEN: Final = 16
 BPF_TAG_SIZE: Final = 8
-INSN_SIZE: Final = 8
 # kernel/bpf/verifier.c: bpf_vlog_init() refuses a log buffer under 128
 # bytes or over UINT_MAX >> 2.
 LOG_SIZE_MIN: Final = 128
@@ -1020,17 +1020,24 @@ def link_create(*, prog_fd: int, target_fd: int, attach_type: int, flags: int = 
 
 
 def link_update(*, link_fd: int, new_prog_fd: int, old_prog_fd: int = 0, flags: int = 0) -> None:
-    """Swap the program behind a link (BPF_LINK_UPDATE); BPF_F_REPLACE checks old_prog_fd."""
+    """Swap the program behind a link in one step (BPF_LINK_UPDATE); with BPF_F_REPLACE, only if it runs old_prog_fd."""
     attr = LinkUpdateAttr()
     attr.link_fd = _check_fd("link_fd", link_fd)
     attr.new_prog_fd = _check_fd("new_prog_fd", new_prog_fd)
     attr.old_prog_fd = _check_fd("old_prog_fd", old_prog_fd)
     attr.flags = _check_u32("flags", flags)
+    # kernel/bpf/syscall.c link_update() and, for a netns link,
+    # kernel/bpf/net_namespace.c bpf_netns_link_update_prog().
     _run(
         Cmd.BPF_LINK_UPDATE,
         attr,
-        f"replacing the program of link fd {link_fd}",
-        {errno.EPERM: "old_prog_fd is not the program the link holds (with BPF_F_REPLACE)"},
+        f"replacing the program of link fd {link_fd} with program fd {new_prog_fd}",
+        {
+            errno.EPERM: "the link no longer runs the program old_prog_fd names (BPF_F_REPLACE): it was replaced meanwhile",
+            errno.EINVAL: "the new program's type is not the link's, an fd is not a link or program, or old_prog_fd was given without BPF_F_REPLACE",
+            errno.ENOLINK: "the link is detached (its network namespace is gone, or it was detached)",
+            errno.EBADF: "a file descriptor is not open",
+        },
         needs=(Capability.CAP_NET_ADMIN,),
     )
 

@@ -1,11 +1,8 @@
-"""Can this process load a flow dissector? Capabilities, and a real trial load."""
+"""Capabilities: which a flow dissector needs, and which this process has (probe.py tries a load)."""
 
 from __future__ import annotations
 
-import errno
 from enum import IntEnum
-
-from .errors import BpfError, MissingPrivilegeError
 
 
 class Capability(IntEnum):
@@ -13,16 +10,16 @@ class Capability(IntEnum):
 
     CAP_NET_ADMIN = 12
     CAP_SYS_ADMIN = 21
+    CAP_PERFMON = 38
     CAP_BPF = 39
 
 
 # kernel/bpf/syscall.c, bpf_prog_load(): a flow dissector needs bpf_capable()
 # (CAP_BPF, or CAP_SYS_ADMIN) and, as a "net admin" program type,
-# CAP_NET_ADMIN (or CAP_SYS_ADMIN).
+# CAP_NET_ADMIN (or CAP_SYS_ADMIN). That is enough to load a program; for the
+# verifier to accept one that reads the packet at a variable offset, the
+# process needs CAP_PERFMON as well (errors.PERFMON_NEEDED says why).
 FLOW_DISSECTOR_CAPABILITIES: tuple[Capability, ...] = (Capability.CAP_BPF, Capability.CAP_NET_ADMIN)
-
-# The smallest valid program: r0 = 0; exit.
-TRIVIAL_PROGRAM = bytes.fromhex("b7000000000000009500000000000000")
 
 
 def effective_capabilities(status_path: str = "/proc/self/status") -> int | None:
@@ -51,34 +48,3 @@ def missing_capabilities(
     if mask is None:
         return None
     return [cap.name for cap in needed if not has_capability(mask, cap)]
-
-
-def check_bpf_available() -> str | None:
-    """Return None if this process can load a flow dissector, else a human reason why not."""
-    # bpf.py imports this module to explain EPERM, so the syscall wrappers
-    # are imported here, at call time, to keep the import graph acyclic.
-    from . import bpf
-
-    try:
-        fd, _ = bpf.prog_load(
-            prog_type=bpf.ProgType.FLOW_DISSECTOR,
-            insns=TRIVIAL_PROGRAM,
-            license="GPL",
-            name="pyfd_probe",
-        )
-    except MissingPrivilegeError as err:
-        return str(err)
-    except BpfError as err:
-        if err.errno == errno.ENOSYS:
-            return (
-                "this kernel has no bpf(2) system call (ENOSYS): it was built without "
-                "CONFIG_BPF_SYSCALL, or a seccomp filter blocks it"
-            )
-        if err.errno == errno.EINVAL:
-            return (
-                "the kernel refused even a trivial flow dissector (EINVAL): flow dissector "
-                f"programs need Linux 4.20 or later ({err})"
-            )
-        return f"cannot load a trivial flow dissector: {err}"
-    bpf.close_fd(fd)
-    return None

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..abi import MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
+
 # A hook that maps a BPF instruction index (an 8-byte slot) to where it came
 # from: a string such as "dissector.py:12:8", a SourceLocation, or any object
 # with `file`, `line` and `col` (0-based) attributes such as the compiler's
@@ -115,6 +117,16 @@ def _rebuild(cls: type[BpfError], state: dict[str, Any], code: int, message: str
     return err
 
 
+# Measured on Linux 6.18: with CAP_BPF and CAP_NET_ADMIN but not CAP_PERFMON
+# a trivial program loads, but the verifier refuses a dissector that adds a
+# variable offset to a packet pointer ("R5 has pointer with unsupported alu
+# operation, pointer arithmetic with it prohibited for !root"). Without
+# CAP_PERFMON (bpf_bypass_spec_v1) kernel/bpf/verifier.c sanitises pointer
+# arithmetic against Spectre v1 (sanitize_ptr_alu), has no limit to mask a
+# packet pointer with, and refuses the instruction (sanitize_err, REASON_TYPE).
+PERFMON_NEEDED = "without it the verifier refuses to add a variable offset to a packet pointer"
+
+
 class MissingPrivilegeError(BpfError, PermissionError):
     """The kernel refused a bpf(2) command for lack of privilege (EPERM/EACCES)."""
 
@@ -136,6 +148,8 @@ class MissingPrivilegeError(BpfError, PermissionError):
             f"{action} needs {wanted} (or root); run as root or grant {them}, "
             f"e.g. with `sudo` / `setcap {setcap}+ep`"
         )
+        if "CAP_BPF" in self.needs and "CAP_NET_ADMIN" in self.needs:
+            advice += f" (and grant CAP_PERFMON too: {PERFMON_NEEDED})"
         if missing:
             detail = f"this process lacks {' and '.join(missing)}"
         elif missing is None:
@@ -218,9 +232,9 @@ def _explain_packet_access(summary: str, insn_text: str | None) -> str:
     if pointer and int(pointer.group(1)) != 0 and int(pointer.group(3)) == 0:
         return base + (
             " Here the offset is a variable and r=0: the verifier tracks packet ranges only up "
-            "to 0xffff bytes, so with an offset that can be as large as 0xffff (a 16-bit field "
+            f"to {MAX_PACKET_OFF:#x} bytes, so with an offset that can be as large as {MAX_PACKET_OFF:#x} (a 16-bit field "
             "such as keys.nhoff or keys.thoff) comparing `data + off + N` with data_end proves "
-            "nothing. Clamp the offset first (`if off > 0xffff - N: fail`), then compare with "
+            f"nothing. Clamp the offset first (`if off > {MAX_PACKET_OFF:#x} - N: fail`), then compare with "
             "data_end; pkt.header(...) does both."
         )
     return base + " pkt.header(...) adds the check; read packet bytes only through it."
@@ -231,7 +245,8 @@ def _explain_ctx_access(summary: str, insn_text: str | None) -> str:
     what = f" (this instruction accesses offset {access.group(1)}, {access.group(2)} bytes)" if access else ""
     return (
         "a flow dissector may read only three fields of its context, struct __sk_buff: "
-        "data (offset 76), data_end (offset 80) and flow_keys (offset 144), and may write none"
+        f"data (offset {SKB_DATA}), data_end (offset {SKB_DATA_END}) and flow_keys (offset {SKB_FLOW_KEYS}), "
+        "and may write none"
         f"{what}. Results go into the flow keys (`keys.FIELD = ...`)."
     )
 
@@ -317,6 +332,14 @@ _FAMILIES: tuple[tuple[str, re.Pattern[str], Callable[[str, str | None], str]], 
         ),
     ),
     ("uninitialized-register", _NOT_READ, _explain_not_read),
+    (
+        "privilege",
+        re.compile(r"prohibited for !root"),
+        lambda summary, insn: (
+            "this process may load programs (it has CAP_BPF and CAP_NET_ADMIN) but lacks CAP_PERFMON, and "
+            f"{PERFMON_NEEDED}, as this instruction does. Load as root, or grant CAP_PERFMON as well."
+        ),
+    ),
     (
         "helper",
         re.compile(r"invalid func |unknown func |program of this type cannot use helper"),

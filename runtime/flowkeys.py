@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 from typing import Final
 
-FLOW_KEYS_SIZE: Final = 56
+from .. import abi
+from ..abi import FLOW_KEYS_LAYOUT as FLOW_KEYS_LAYOUT  # the uapi table, re-exported
+from ..abi import FLOW_KEYS_SIZE
 
 ETH_P_IP: Final = 0x0800
 ETH_P_IPV6: Final = 0x86DD
@@ -19,17 +21,17 @@ ETH_P_IPV6: Final = 0x86DD
 class FlowDissectorFlags(IntFlag):
     """Input flags in bpf_flow_keys.flags: BPF_FLOW_DISSECTOR_F_* in include/uapi/linux/bpf.h."""
 
-    PARSE_1ST_FRAG = 1  # keep parsing a first fragment
-    STOP_AT_FLOW_LABEL = 2  # stop at a non-zero IPv6 flow label
-    STOP_AT_ENCAP = 4  # stop at an encapsulation header
+    PARSE_1ST_FRAG = abi.BPF_FLOW_DISSECTOR_F_PARSE_1ST_FRAG  # keep parsing a first fragment
+    STOP_AT_FLOW_LABEL = abi.BPF_FLOW_DISSECTOR_F_STOP_AT_FLOW_LABEL  # stop at a non-zero IPv6 flow label
+    STOP_AT_ENCAP = abi.BPF_FLOW_DISSECTOR_F_STOP_AT_ENCAP  # stop at an encapsulation header
 
 
 class BpfRetCode(IntEnum):
     """What a flow dissector may return: enum bpf_ret_code."""
 
-    BPF_OK = 0
-    BPF_DROP = 2
-    BPF_FLOW_DISSECTOR_CONTINUE = 129  # discard the keys, run the kernel's C dissector
+    BPF_OK = abi.BPF_OK
+    BPF_DROP = abi.BPF_DROP
+    BPF_FLOW_DISSECTOR_CONTINUE = abi.BPF_FLOW_DISSECTOR_CONTINUE  # discard the keys, run the kernel's C dissector
 
 
 class _Ipv4Addrs(ctypes.Structure):
@@ -66,26 +68,8 @@ class bpf_flow_keys(ctypes.Structure):
     ]
 
 
-# The uapi layout, field by field: (name, offset, size). The test suite holds
-# the ctypes mirror to it.
-FLOW_KEYS_LAYOUT: Final[tuple[tuple[str, int, int], ...]] = (
-    ("nhoff", 0, 2),
-    ("thoff", 2, 2),
-    ("addr_proto", 4, 2),
-    ("is_frag", 6, 1),
-    ("is_first_frag", 7, 1),
-    ("is_encap", 8, 1),
-    ("ip_proto", 9, 1),
-    ("n_proto", 10, 2),
-    ("sport", 12, 2),
-    ("dport", 14, 2),
-    ("ipv4_src", 16, 4),
-    ("ipv4_dst", 20, 4),
-    ("ipv6_src", 16, 16),
-    ("ipv6_dst", 32, 16),
-    ("flags", 48, 4),
-    ("flow_label", 52, 4),
-)
+# The uapi layout, field by field, is FLOW_KEYS_LAYOUT (pyfd.abi); the test
+# suite holds the ctypes mirror above to it.
 
 # Host-order fields first, then network-order ones (n_proto, sport, dport at
 # 10..16; addresses at 16..48; flow_label at 52).

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
+from ..abi import FUNC_INFO_REC_SIZE, LICENSE, LINE_INFO_REC_SIZE
 from . import bpf
 from .errors import BpfError, BtfError, MissingPrivilegeError, SourceLocator, VerifierError
 from .flowkeys import FLOW_KEYS_SIZE, FlowKeys
@@ -28,10 +29,6 @@ LOG_LEVEL_VERBOSE: Final = 1
 
 # kernel/bpf/syscall.c, bpf_obj_name_cpy(): BPF_OBJ_NAME_LEN - 1 characters.
 PROG_NAME_MAX: Final = bpf.BPF_OBJ_NAME_LEN - 1
-
-# include/uapi/linux/bpf.h: sizeof(struct bpf_func_info) and sizeof(struct bpf_line_info).
-FUNC_INFO_REC_SIZE: Final = 8
-LINE_INFO_REC_SIZE: Final = 16
 
 
 def valid_prog_name(name: str) -> str:
@@ -189,7 +186,7 @@ class LoadedProgram:
 
     def attached(self, netns: str | None = None, *, pin: bool = False, force: bool = False, method: str = "auto") -> "Attachment":
         """`with loaded.attached(netns="NAME"): ...`: attach for a block, detach on exit (also on error)."""
-        from .attach import attached  # attaching lives in attach.py, which imports this module
+        from .attach import attached  # attaching lives in attach.py, above this module
 
         return attached(self, netns, pin=pin, force=force, method=method)
 
@@ -237,7 +234,7 @@ def load_program(
     code: bytes,
     *,
     name: str,
-    license: str = "GPL",
+    license: str = LICENSE,
     prog_type: int = bpf.ProgType.FLOW_DISSECTOR,
     source_map: SourceLocator | None = None,
     btf: bytes | None = None,

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kernel import enforce_kernel, needs_kernel, requires_kernel, skip_unless_kernel  # noqa: F401  (pytest fixture)
-from pyfd.compiler.btf import (
+from pyfd.objfile.btf import (
     ArrayType,
     Btf,
     BtfBuilder,
@@ -59,10 +59,10 @@ from pyfd.compiler.btf import (
     kernel_func_info,
     parse_btf_ext,
 )
-from pyfd.compiler.elf import SHT, ProgramSection, RawSection, write_object
+from pyfd.objfile.elf import SHT, ProgramSection, RawSection, write_object
 from pyfd.runtime import BtfError as KernelBtfError
 from pyfd.runtime import bpf, load_program
-from pyfd.runtime.elf import read_object
+from pyfd.objfile.reader import read_object
 
 import pyfd
 from pyfd import BPF_DROP, BPF_OK, ETH_P_IP, BpfFlowKeys, Packet, dissector

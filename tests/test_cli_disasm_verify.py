@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from kernel import needs_kernel, requires_kernel  # noqa: F401  (pytest fixture)
-from pyfd.compiler.elf import ProgramSection, write_object
-from pyfd.compiler.isa import assemble, decode
+from pyfd.objfile.elf import ProgramSection, write_object
+from pyfd.isa import assemble, decode
 from pyfd.runtime import VerifierError
-from pyfd.runtime.elf import read_object
+from pyfd.objfile.reader import read_object
 from pyfd.runtime.errors import SourceLocation
 
 from test_cli import run
@@ -183,6 +183,8 @@ def test_verify_refusal_points_at_the_python_line(tmp_path: Path, capsys: pytest
     assert rest[0].startswith("  at instruction ")
     assert rest[1].startswith("  why: the verifier walks every path")
     assert rest[-1] == "  (BPF_PROG_LOAD failed with E2BIG)"
+    # The log note names the command-line way to see the log, not the Python attribute.
+    assert re.fullmatch(r"  \(verifier log: \d+ lines, `pyfd compile --verify -v` prints it\)", rest[-2]), rest[-2]
     assert "Traceback" not in err and "pyfd: error" not in err
 
 
@@ -201,3 +203,4 @@ def test_verify_verbose_refusal_prints_the_log_first(sample: Path, capsys: pytes
     assert body.startswith(log + "\n" + f"{sample}:21:5: the kernel verifier rejected program 'ipv4_tcp': invalid bpf_context access off=8 size=4\n")
     assert "\n        keys.ip_proto = ip.protocol\n        ^^^^^^^^^^^^^^^^^^^^^^^^^^^\n" in body
     assert "\n  why: a flow dissector may read only three fields of its context" in body
+    assert "(verifier log: 5 lines, printed above)" in body

@@ -18,7 +18,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import Section, SymbolTableSection
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pyfd.compiler.elf import (
+from pyfd.objfile.elf import (
     SHF,
     SHT,
     ElfObjectError,
@@ -26,7 +26,7 @@ from pyfd.compiler.elf import (
     RawSection,
     write_object,
 )
-from pyfd.runtime.elf import ObjectFileError, Relocation, read_object
+from pyfd.objfile.reader import ObjectFileError, Relocation, read_object
 
 RETURN_0 = bytes.fromhex(
     "b700000000000000"  # r0 = 0

@@ -1,4 +1,4 @@
-"""Tests of pyfd.compiler.isa: encoding, decoding, labels and assembly text.
+"""Tests of pyfd.isa: encoding, decoding, labels and assembly text.
 
 The expected bytes in TABLE were written by hand from the layout in
 Documentation/bpf/standardization/instruction-set.rst (opcode; src<<4|dst;
@@ -18,7 +18,7 @@ from typing import NamedTuple
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pyfd.compiler.isa import (
+from pyfd.isa import (
     BPF_ADD,
     BPF_AND,
     BPF_ARSH,
@@ -351,7 +351,7 @@ def test_enum_values_are_the_kernels() -> None:
 
 
 def test_kernel_named_aliases() -> None:
-    from pyfd.compiler import isa
+    from pyfd import isa
 
     assert isa.BPF_ALU64 is Class.ALU64
     assert isa.BPF_JGT is JmpOp.JGT
@@ -701,7 +701,7 @@ def test_assemble_duplicate_label_raises() -> None:
         Instruction(0xBF, 1, 2, 8, 0),  # movsx (cpu v4): off=8 on BPF_MOV
         Instruction(0xD7, 1, 0, 0, 16),  # bswap16 (cpu v4): BPF_ALU64 | BPF_END
         Instruction(0xDB, 1, 2, 0, 0),  # lock *(u64 *)(r1 + 0) += r2
-        Instruction(0x06, 0, 0, 0, 5),  # gotol (cpu v4): BPF_JMP32 | BPF_JA
+        Instruction(0x06, 0, 0, 1, 5),  # gotol (cpu v4) with off set: its offset is imm
         Instruction(0x18, 1, 1, 0, 3),  # LD_IMM64 with BPF_PSEUDO_MAP_FD
         Instruction(0xE7, 1, 0, 0, 0),  # no BPF_OP 0xe0
         Instruction(0xB7, 1, 2, 0, 0),  # immediate move with src set

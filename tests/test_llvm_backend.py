@@ -26,7 +26,7 @@ from frames import ipv4_frames
 from kernel import bpftool, in_ci, needs_kernel, requires_kernel  # noqa: F401  (pytest fixture)
 from pyfd.compiler.backends.llvm import _stack_size, compile_llvm, generate_llvm_ir
 from pyfd.compiler.diagnostics import Span
-from pyfd.compiler.isa import R10, Class, Size, decode, st_mem
+from pyfd.isa import R10, Class, Size, decode, st_mem
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kernel import needs_kernel, requires_kernel, skip_unless_kernel  # noqa: F401  (pytest fixture)
 from pyfd.compiler.driver import BACKENDS
-from pyfd.compiler.isa import Class, decode
+from pyfd.isa import Class, decode
 from pyfd.runtime import LoadedProgram
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import IPv6

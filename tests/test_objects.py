@@ -17,9 +17,9 @@ from kernel import (  # requires_kernel, a fixture, comes from conftest.py
     in_ci,
     needs_kernel,
 )
-from pyfd.compiler.elf import ProgramSection, write_object
+from pyfd.objfile.elf import ProgramSection, write_object
 from pyfd.runtime import query
-from pyfd.runtime.elf import ObjectFileError, check_loadable, read_object
+from pyfd.objfile.reader import ObjectFileError, check_loadable, read_object
 from pyfd.runtime.program import check_flags
 
 import pyfd

@@ -18,7 +18,7 @@ from kernel import needs_kernel
 import pyfd
 import pyfd.compiler
 import pyfd.runtime
-from pyfd.compiler.isa import assemble, encode_program
+from pyfd.isa import assemble, encode_program
 from pyfd.runtime import load_program
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +73,7 @@ def test_all_covers_the_constants_and_the_runtime_errors() -> None:
     for name in runtime_errors:
         assert getattr(pyfd, name) is getattr(pyfd.runtime, name), name
     from pyfd.compiler.diagnostics import CompileError
-    from pyfd.runtime.elf import ObjectFileError
+    from pyfd.objfile.reader import ObjectFileError
 
     assert pyfd.CompileError is CompileError and pyfd.ObjectFileError is ObjectFileError
 

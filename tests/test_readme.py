@@ -288,7 +288,7 @@ import json, sys
 from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
-from pyfd.compiler.isa import call, encode_program, exit_insn
+from pyfd.isa import call, encode_program, exit_insn
 from pyfd.runtime import bpf
 
 BPF_FUNC_get_hash_recalc = 34

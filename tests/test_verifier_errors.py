@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from kernel import needs_kernel, requires_kernel  # noqa: F401  (pytest fixture)
 from pyfd.compiler.backends.result import CompiledCode
-from pyfd.compiler.btf import build_program_btf
+from pyfd.objfile.btf import build_program_btf
 from pyfd.compiler.diagnostics import Span
-from pyfd.compiler.isa import assemble
+from pyfd.isa import assemble
 from pyfd.runtime import VerifierError, load_program
 from pyfd.runtime.errors import (
     SourceLocation,

@@ -33,14 +33,20 @@ maps for it to point at.
 from __future__ import annotations
 
 import functools
-import io
 import re
+import struct
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import assert_never
 
-from ..btf import parse_btf_ext
-from ..diagnostics import CompileError, InternalCompilerError, Span
+from pyfd.abi import FLOW_DISSECTOR_SECTION as SECTION
+from pyfd.abi import MAX_BPF_STACK, MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
+from pyfd.isa import SLOT_SIZE, Class, decode
+from pyfd.isa import Instruction as BpfInstruction
+from pyfd.objfile.btf import parse_btf_ext
+
+from ..diagnostics import BackendError, CompileError, InternalCompilerError, Span
 from ..ir.analysis import reverse_postorder
 from ..ir.nodes import (
     Binary,
@@ -68,27 +74,20 @@ from ..ir.nodes import (
     UnaryOp,
     to_s64,
 )
-from ..isa import SLOT_SIZE, Class, decode
-from ..isa import Instruction as BpfInstruction
+from .isolate import EX_SOFTWARE, ChildFailed, frame, run_isolated
 from .result import CompiledCode
 
 TRIPLE = "bpfel"
 # The BPF data layout LLVM uses for bpfel (llvm/lib/Target/BPF/BPFTargetMachine.cpp).
 DATA_LAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
-# cpu v3: 32-bit jumps and ALU32, which this kernel accepts and pyfd's
-# disassembler prints. v4 would add movsx, ldsx, bswap and gotol, which the
-# listing refuses to print (compiler/isa/asm.py); named here so LLVM's default
-# cannot change under us.
-CPU = "v3"
-SECTION = "flow_dissector"
-
-# struct __sk_buff offsets a flow dissector may read (include/uapi/linux/bpf.h);
-# any other context access is refused at load ("invalid bpf_context access").
-SKB_DATA = 76
-SKB_DATA_END = 80
-SKB_FLOW_KEYS = 144
-MAX_PACKET_OFF = 0xFFFF  # kernel/bpf/verifier.c
-MAX_BPF_STACK = 512  # include/linux/filter.h
+# cpu v4 with every v4 extension switched off but one: the code of cpu v3
+# (32-bit jumps and ALU32) plus `gotol`, the jump with a 32-bit offset
+# (BPF_JMP32 | BPF_JA, kernel 6.6+). Without it a branch over more than
+# 32767 instructions is an LLVM fatal error ("Branch target out of insn
+# range"); with it the BPF backend relaxes exactly those branches
+# (BPFMIPreEmitPeephole). Named here so LLVM's default cannot change under us.
+CPU = "v4"
+_V4_OFF = ("ldsx", "movsx", "bswap", "sdiv-smod", "storeimm", "load-acq-store-rel", "gotox")
 R10 = 10  # the read-only frame pointer
 
 _ICMP = {
@@ -112,6 +111,12 @@ _VALUE = re.compile(r"%v\d+\b")
 # placing a phi where paths join; trivial phis (all operands the same value)
 # are removed at the end. No alloca is generated, so even -O0 code keeps IR
 # registers in BPF registers rather than on the stack.
+#
+# The paper's read recurses into predecessors, once per block on the way back
+# to a definition: 400 `if`s in a row are thousands of frames, past Python's
+# recursion limit. Here a read walks single-predecessor chains in a loop and
+# leaves the operands of each phi it places to a worklist, emptied before the
+# read returns; a phi's name is known before its operands, so nothing waits.
 
 
 @dataclass
@@ -138,46 +143,64 @@ class _Ssa:
         self.incomplete: dict[str, dict[_Var, _Phi]] = {}
         self.phis: dict[str, _Phi] = {}
         self.alias: dict[str, str] = {}
+        self.unfilled: list[tuple[_Phi, _Var]] = []  # phis placed whose operands are still to be read
 
     def write(self, var: _Var, block: str, value: str) -> None:
         self.defs.setdefault(block, {})[var] = value
 
     def read(self, var: _Var, block: str) -> str:
-        found = self.defs.get(block, {}).get(var)
-        if found is not None:
-            return found
-        if block not in self.sealed:
-            phi = self._phi(var, block)
-            self.incomplete.setdefault(block, {})[var] = phi
-            value = phi.name
-        elif len(self.preds[block]) == 1:
-            value = self.read(var, self.preds[block][0])
-        elif not self.preds[block]:
-            if var[0] == "ptr":
-                raise InternalCompilerError(f"packet load from {var[1]} without a check", None)
-            # No definition on this path (say, a loop's entry edge for a
-            # register its body defines): the checker proved no read sees it.
-            value = "0"
-        else:
-            phi = self._phi(var, block)
-            self.write(var, block, phi.name)  # breaks cycles through loops
-            self._fill(phi, var)
-            value = phi.name
-        self.write(var, block, value)
+        """The value of `var` at the end of `block` (so far), placing the phis it needs."""
+        value = self._lookup(var, block)
+        self._fill_placed()
         return value
 
+    def _lookup(self, var: _Var, block: str) -> str:
+        """The value of `var` in `block`; phis placed on the way join `unfilled`."""
+        chain: list[str] = []  # blocks passed through, each with one predecessor
+        while True:
+            found = self.defs.get(block, {}).get(var)
+            if found is not None:
+                value = found
+                break
+            preds = self.preds[block] if block in self.sealed else None
+            if preds is not None and len(preds) == 1:
+                chain.append(block)
+                block = preds[0]
+                continue
+            if preds is None:  # not sealed: a predecessor is still to be lowered
+                phi = self._phi(var, block)
+                self.incomplete.setdefault(block, {})[var] = phi
+                value = phi.name
+            elif not preds:
+                if var[0] == "ptr":
+                    raise InternalCompilerError(f"packet load from {var[1]} without a check", None)
+                # No definition on this path (say, a loop's entry edge for a
+                # register its body defines): the checker proved no read sees it.
+                value = "0"
+            else:
+                phi = self._phi(var, block)
+                self.unfilled.append((phi, var))
+                value = phi.name
+            self.write(var, block, value)  # before any operand is read: breaks cycles through loops
+            break
+        for passed in chain:
+            self.write(var, passed, value)
+        return value
+
+    def _fill_placed(self) -> None:
+        while self.unfilled:
+            phi, var = self.unfilled.pop()
+            phi.incoming = [(self._lookup(var, pred), pred) for pred in self.preds[phi.block]]
+
     def seal(self, block: str) -> None:
-        for var, phi in self.incomplete.pop(block, {}).items():
-            self._fill(phi, var)
+        self.unfilled.extend((phi, var) for var, phi in self.incomplete.pop(block, {}).items())
         self.sealed.add(block)
+        self._fill_placed()
 
     def _phi(self, var: _Var, block: str) -> _Phi:
         phi = _Phi(self.new_name(), "ptr" if var[0] == "ptr" else "i64", block)
         self.phis[phi.name] = phi
         return phi
-
-    def _fill(self, phi: _Phi, var: _Var) -> None:
-        phi.incoming = [(self.read(var, pred), pred) for pred in self.preds[phi.block]]
 
     def resolve(self, value: str) -> str:
         seen = []
@@ -493,7 +516,14 @@ class _Lowering:
         b = self.barrier(self.read(rhs), span)
         zero = self.value(f"icmp eq i64 {b}, 0", span)
         divisor = self.value(f"select i1 {zero}, i64 1, i64 {b}", span)
-        result = self.value(f"{instr} i64 {a}, {divisor}", span)
+        # The quotient goes through a barrier too. Seeing `x <= -1 / y`,
+        # InstCombine proves the guarding select away when it can (x a
+        # non-zero constant shifted, say) and rewrites the compare as the
+        # overflow bit of `umul.with.overflow(x, y)` (foldMultiplicationOverflowCheck),
+        # which the BPF backend can only expand into a 128-bit multiply, a
+        # call to `__multi3` that it then refuses ("A call to built-in
+        # function '__multi3' is not supported") before exiting the process.
+        result = self.barrier(self.value(f"{instr} i64 {a}, {divisor}", span), span)
         return self.value(f"select i1 {zero}, i64 {'0' if op is BinaryOp.UDIV else a}, i64 {result}", span)
 
     def byteswap(self, bits: int, a: str, span: Span) -> str:
@@ -628,7 +658,8 @@ class _Lowering:
 
 
 def _escape(text: str) -> str:
-    return "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else f"\\{ord(c):02X}" for c in text)
+    """`text` for an LLVM string literal: its UTF-8 bytes, each unprintable one as `\\XX`."""
+    return "".join(chr(b) if 0x20 <= b < 0x7F and b not in b'"\\' else f"\\{b:02X}" for b in text.encode())
 
 
 # --- LLVM: optimise, emit, read back ---------------------------------------------------------
@@ -656,6 +687,8 @@ def _target_machine():  # type: ignore[no-untyped-def]
     # (BPFRegisterInfo.cpp, WarnSize). Let LLVM produce the code: pyfd
     # measures the stack itself (_stack_size) and reports it as a compile error.
     llvm.set_option("pyfd", f"-bpf-stack-size={_LLVM_STACK_LIMIT}")
+    for feature in _V4_OFF:
+        llvm.set_option("pyfd", f"-disable-{feature}")
     target = llvm.Target.from_triple(TRIPLE)
     return target.create_target_machine(cpu=CPU, opt=2, reloc="static", codemodel="default")
 
@@ -676,18 +709,20 @@ def generate_llvm_ir(fn: Function) -> tuple[str, dict[tuple[str, int, int], Span
     return text, lowering.spans
 
 
-def compile_llvm(fn: Function, opt_level: int = 2) -> LlvmCompiled:
-    """Compile a checked IR function to BPF instructions through LLVM."""
+def _codegen(text: str, level: int, name: str) -> bytes:
+    """Parse, verify, optimise and emit one module: `O`, the optimised IR and the object; or `R` and why LLVM refused it.
+
+    This is the step that may end its process (an LLVM fatal error), so it
+    runs in a child (`compile_llvm`) and answers in bytes.
+    """
     import llvmlite.binding as llvm
 
-    text, spans = generate_llvm_ir(fn)
-    level = max(0, min(opt_level, 3))
     try:
         module = llvm.parse_assembly(text)
         module.verify()
-        module.name = fn.name
+        module.name = name
     except RuntimeError as exc:
-        raise InternalCompilerError(f"LLVM refused the generated IR: {exc}", fn.span) from exc
+        return b"R" + str(exc).encode()
     tm = _target_machine()
     # The pipeline clang runs for -O<level> (O0: only what must run). The pass
     # builder gets the BPF target machine, so LLVM's BPF-specific IR passes
@@ -695,8 +730,69 @@ def compile_llvm(fn: Function, opt_level: int = 2) -> LlvmCompiled:
     # run as they do under clang.
     builder = llvm.create_pass_builder(tm, llvm.PipelineTuningOptions(speed_level=level))
     builder.getModulePassManager().run(module, builder)
-    optimised = str(module)
+    optimised = str(module).encode()
     obj = tm.emit_object(module)
+    return b"O" + struct.pack("<Q", len(optimised)) + optimised + obj
+
+
+def child_main() -> None:
+    """A spawned child's entry (see isolate.py): a job on stdin, `frame(_codegen(...))` on stdout."""
+    data = sys.stdin.buffer.read()
+    level, size = struct.unpack_from("<BH", data)
+    name = data[3 : 3 + size].decode()
+    sys.stdout.buffer.write(frame(_codegen(data[3 + size :].decode(), level, name)))
+    sys.stdout.buffer.flush()
+
+
+# An LLVM diagnostic that names a place: "error: FILE:LINE:COL: in function f i32 (ptr): MESSAGE".
+_LLVM_DIAGNOSTIC = re.compile(r"error: (?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?:in function \S+ [^:]*: )?(?P<message>.*)")
+
+
+def _llvm_failure(exc: ChildFailed, fn: Function, spans: dict[tuple[str, int, int], Span]) -> CompileError:
+    """The CompileError for a child that died compiling `fn`, at the Python line LLVM names if it names one."""
+    lines = [line.strip() for line in exc.stderr.splitlines() if line.strip()]
+    if exc.how == f"exited with status {EX_SOFTWARE}":  # a Python exception in the child: a bug in pyfd
+        return InternalCompilerError(f"the llvm backend failed: {lines[-1] if lines else exc.how}", fn.span)
+    span, message = fn.span, None
+    for line in lines:
+        m = _LLVM_DIAGNOSTIC.search(line)
+        if m is not None:
+            key = (m["file"], int(m["line"]), int(m["col"]))
+            span = spans.get(key) or next((s for k, s in spans.items() if k[:2] == key[:2]), fn.span)
+            message = m["message"]
+            break
+        if line.startswith("LLVM ERROR: "):
+            message = line.removeprefix("LLVM ERROR: ")
+            break
+    if message is None:
+        message = lines[-1] if lines else "no message"
+    return BackendError(
+        f"LLVM could not compile `{fn.name}` ({exc.how}): {message}",
+        span,
+        hint="the native backend compiles the same program (backend=\"native\", or --backend native)",
+    )
+
+
+def compile_llvm(fn: Function, opt_level: int = 2) -> LlvmCompiled:
+    """Compile a checked IR function to BPF instructions through LLVM.
+
+    LLVM runs in a child process (isolate.py): a fatal error there becomes a
+    `BackendError` here instead of the end of the caller's process.
+    """
+    text, spans = generate_llvm_ir(fn)
+    level = max(0, min(opt_level, 3))
+    name = fn.name.encode()
+    job = struct.pack("<BH", level, len(name)) + name + text.encode()
+    spawn = [sys.executable, "-c", f"import {__name__} as m; m.child_main()"]
+    try:
+        answer = run_isolated(lambda: _codegen(text, level, fn.name), spawn, job)
+    except ChildFailed as exc:
+        raise _llvm_failure(exc, fn, spans) from None
+    if answer[:1] == b"R":
+        raise InternalCompilerError(f"LLVM refused the generated IR: {answer[1:].decode(errors='replace')}", fn.span)
+    (size,) = struct.unpack_from("<Q", answer, 1)
+    optimised = answer[9 : 9 + size].decode()
+    obj = answer[9 + size :]
     code, lines = _read_program(obj, fn.name)
     insns = _attach_spans(decode(code), lines, spans, fn.span)
     stack = _stack_size(insns)
@@ -720,33 +816,28 @@ def _stack_size(insns: Iterable[BpfInstruction]) -> int:
 
 def _read_program(obj: bytes, name: str) -> tuple[bytes, list[tuple[int, str, int, int]]]:
     """The code of function `name` in the object, and its line info (byte offset, file, line, column)."""
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.relocation import RelocationSection
-    from elftools.elf.sections import SymbolTableSection
+    from pyfd.objfile.reader import ObjectFileError, read_object  # reading needs pyelftools: only here
 
-    elf = ELFFile(io.BytesIO(obj))
-    sections = {s.name: (i, s) for i, s in enumerate(elf.iter_sections())}
-    if SECTION not in sections or not isinstance(sections.get(".symtab", (0, None))[1], SymbolTableSection):
+    try:
+        parsed = read_object(obj)
+    except ObjectFileError as exc:
+        raise InternalCompilerError(f"LLVM's object cannot be read: {exc}", None) from exc
+    if SECTION not in parsed.sections:
         raise InternalCompilerError(f"LLVM's object has no {SECTION} section or no symbol table", None)
-    index, section = sections[SECTION]
-    symtab = sections[".symtab"][1]
-    assert isinstance(symtab, SymbolTableSection)
-    symbols = [s for s in symtab.iter_symbols() if s.name == name and s["st_info"]["type"] == "STT_FUNC"]
-    if len(symbols) != 1 or symbols[0]["st_shndx"] != index:
+    programs = [p for p in parsed.programs if p.name == name]
+    if len(programs) != 1 or programs[0].section != SECTION:
         raise InternalCompilerError(f"LLVM's object has no function {name!r} in {SECTION}", None)
-    start, size = symbols[0]["st_value"], symbols[0]["st_size"]
-    data = section.data()
-    if start != 0 or size != len(data):
-        raise InternalCompilerError(f"{SECTION} holds more than {name!r}: {len(data)} bytes, the function {size}", None)
-    for _, rel in sections.values():
-        if isinstance(rel, RelocationSection) and rel["sh_info"] == index and rel.num_relocations():
-            # A relocation means a global (a constant pool, a lookup table, a
-            # call): pyfd's object has nothing for it to refer to.
-            raise InternalCompilerError(f"LLVM's code for {name!r} refers to a global ({rel.num_relocations()} relocations)", None)
+    program, data = programs[0], parsed.sections[SECTION]
+    if program.offset != 0 or len(program.code) != len(data):
+        raise InternalCompilerError(f"{SECTION} holds more than {name!r}: {len(data)} bytes, the function {len(program.code)}", None)
+    if program.relocations:
+        # A relocation means a global (a constant pool, a lookup table, a
+        # call): pyfd's object has nothing for it to refer to.
+        raise InternalCompilerError(f"LLVM's code for {name!r} refers to a global ({len(program.relocations)} relocations)", None)
     lines: list[tuple[int, str, int, int]] = []
-    btf, btf_ext = sections.get(".BTF", (0, None))[1], sections.get(".BTF.ext", (0, None))[1]
+    btf, btf_ext = parsed.sections.get(".BTF"), parsed.sections.get(".BTF.ext")
     if btf is not None and btf_ext is not None:
-        info = parse_btf_ext(btf_ext.data(), btf.data()).get(SECTION)
+        info = parse_btf_ext(btf_ext, btf).get(SECTION)
         if info is not None:
             lines = sorted((r.insn_off, r.file_name, r.line, r.col) for r in info.line_info)
     return data, lines

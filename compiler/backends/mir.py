@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Union
 
-from ..isa import AluOp, Class, Instruction, JmpOp, Label, Mode, Source
+from pyfd.isa import AluOp, Class, Instruction, JmpOp, Label, Mode, Source
 
 # A register operand: a virtual register name, or a physical register number.
 MReg = Union[str, int]

@@ -12,25 +12,21 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..diagnostics import InternalCompilerError, Span
+from pyfd.abi import MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
+from pyfd.isa import AluOp, Class, JmpOp, Mode, Size, Source, relax_jumps, resolve
+
+from ..diagnostics import CompileError, InternalCompilerError, Span
 from ..ir.builder import IRBuilder
 from ..ir.nodes import (
     Binary, BinaryOp, Block, Branch, ByteSwap, CheckPacket, Cmp, Copy, Extend, Function, Imm,
     Instruction, Jump, LoadKeys, LoadPacket, Operand, Reg, Return, SetCond, StoreKeys, Unary, UnaryOp,
     to_s64,
 )
-from ..isa import AluOp, Class, JmpOp, Mode, Size, Source, resolve
 from ..passes.facts import Facts
 from .mir import MBlock, MFunction, MInsn, MReg
-from .regalloc import AllocationError, allocate
+from .regalloc import AllocationError, StackLimitError, allocate
 from .result import CompiledCode
 
-# struct __sk_buff offsets a flow dissector may read (include/uapi/linux/bpf.h);
-# any other context access is refused at load ("invalid bpf_context access").
-SKB_DATA = 76
-SKB_DATA_END = 80
-SKB_FLOW_KEYS = 144
-MAX_PACKET_OFF = 0xFFFF  # kernel/bpf/verifier.c
 
 _SIZE = {1: Size.B, 2: Size.H, 4: Size.W, 8: Size.DW}
 _ALU = {
@@ -383,11 +379,18 @@ def compile_native(fn: Function) -> CompiledCode:
     mfn = select(fn)
     try:
         allocate(mfn)
+    except StackLimitError as exc:
+        span = exc.span if isinstance(exc.span, Span) else fn.span
+        raise CompileError(
+            str(exc),
+            span,
+            hint="compute values closer to where they are used, so fewer are kept at once (the llvm backend may fit it)",
+        ) from None
     except AllocationError as exc:
         raise InternalCompilerError(str(exc), fn.span) from exc
     _drop_jumps_to_next(mfn.blocks)
     items = []
-    from ..isa import Label
+    from pyfd.isa import Label
 
     for b in mfn.blocks:
         items.append(Label(_label_name(b.label)))
@@ -395,7 +398,8 @@ def compile_native(fn: Function) -> CompiledCode:
             if insn.target is not None:
                 insn = replace(insn, target=_label_name(insn.target))
             items.append(insn.to_isa())
-    return CompiledCode(fn.name, "native", tuple(resolve(items)))
+    # A jump over more than 32767 slots goes through cpu v4's gotol.
+    return CompiledCode(fn.name, "native", tuple(resolve(relax_jumps(items))))
 
 
 def _label_name(label: str) -> str:

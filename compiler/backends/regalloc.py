@@ -13,21 +13,33 @@ themselves). A register whose only definition is
 marked rematerializable (a constant, a packet read, a read of keys bytes that
 are never written) is not given a slot: its definition is repeated before
 each use instead, one instruction where a spill costs a store and a load.
+Once every register has one, spill slots whose values are never live at the
+same time share a stack offset (`_pack_slots`): the 512 bytes of BPF stack
+hold 64 values at once, not 64 spilled registers in all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..isa import Class, Mode, Size
+from pyfd.abi import MAX_BPF_STACK as MAX_STACK
+from pyfd.isa import Class, Mode, Size
+
 from .mir import FP, MBlock, MFunction, MInsn, MReg
 
 ALLOCATABLE = tuple(range(10))  # r0-r9; r10 is the frame pointer
-MAX_STACK = 512  # bytes of BPF stack (MAX_BPF_STACK)
 
 
 class AllocationError(Exception):
-    """The program needs more stack than BPF allows."""
+    """Register allocation failed (a bug in pyfd, unless it is a StackLimitError)."""
+
+
+class StackLimitError(AllocationError):
+    """The program needs more stack than BPF allows; `span` is where too many values are live at once."""
+
+    def __init__(self, message: str, span: object | None = None) -> None:
+        super().__init__(message)
+        self.span = span
 
 
 @dataclass
@@ -208,10 +220,8 @@ def _spill(fn: MFunction, regs: set[str], slots: dict[str, int], counter: list[i
             b.insns = out_insns
         regs = regs - set(remat)
     for reg in sorted(regs):
-        if reg not in slots:
+        if reg not in slots:  # a slot of its own for now; _pack_slots shares them out
             fn.stack_size += 8
-            if fn.stack_size > MAX_STACK:
-                raise AllocationError(f"the program needs more than {MAX_STACK} bytes of stack for spilled values")
             slots[reg] = -fn.stack_size
     for b in fn.blocks:
         out: list[MInsn] = []
@@ -290,9 +300,100 @@ def allocate(fn: MFunction) -> None:
             for b in fn.blocks:
                 b.insns = [i.rename(assignment) for i in b.insns]  # type: ignore[arg-type]
                 b.insns = [i for i in b.insns if not (i.is_copy() and i.dst == i.src)]
+            _pack_slots(fn)
             return
         _spill(fn, spilled, slots, counter, temps)
     raise AllocationError("register allocation did not converge")
+
+
+def _slot_access(insn: MInsn) -> tuple[int | None, int | None]:
+    """The spill slot an instruction reads (an 8-byte load from r10) and the one it writes (a store)."""
+    if insn.opcode == Class.LDX | Mode.MEM | Size.DW and insn.src == FP:
+        return insn.off, None
+    if insn.opcode == Class.STX | Mode.MEM | Size.DW and insn.dst == FP:
+        return None, insn.off
+    return None, None
+
+
+def _pack_slots(fn: MFunction) -> None:
+    """Map the spill slots onto as few stack offsets as their live ranges allow, in place.
+
+    A slot is live from a store to the loads that read it, solved over the
+    CFG like a register (a store defines it, a load uses it) and widened to
+    one interval over the layout order, as registers are. Slots whose
+    intervals do not overlap take the same offset (linear scan with as many
+    offsets as needed). More than MAX_STACK bytes at once is an
+    StackLimitError at the instruction where the value that does not fit is
+    stored.
+    """
+    if not fn.stack_size:
+        return
+    use: dict[str, set[int]] = {}
+    defs: dict[str, set[int]] = {}
+    for b in fn.blocks:
+        u, d = set(), set()
+        for insn in b.insns:
+            read, written = _slot_access(insn)
+            if read is not None and read not in d:
+                u.add(read)
+            if written is not None:
+                d.add(written)
+        use[b.label], defs[b.label] = u, d
+    live_in: dict[str, set[int]] = {b.label: set() for b in fn.blocks}
+    changed = True
+    while changed:
+        changed = False
+        for b in reversed(fn.blocks):
+            out = set().union(*(live_in[s] for s in b.succs)) if b.succs else set()
+            new = use[b.label] | (out - defs[b.label])
+            if new != live_in[b.label]:
+                live_in[b.label] = new
+                changed = True
+    ranges: dict[int, list[int]] = {}  # slot -> [first, last] position
+    first_store: dict[int, object] = {}  # slot -> span of its first store, for the error
+    pos = 0
+
+    def touch(slot: int, at: int) -> None:
+        r = ranges.setdefault(slot, [at, at])
+        r[0], r[1] = min(r[0], at), max(r[1], at)
+
+    for b in fn.blocks:
+        for slot in live_in[b.label]:
+            touch(slot, pos)
+        for insn in b.insns:
+            read, written = _slot_access(insn)
+            for accessed in (read, written):
+                if accessed is not None:
+                    touch(accessed, pos)
+            if written is not None:
+                first_store.setdefault(written, insn.span)
+            pos += 1
+        for slot in set().union(*(live_in[s] for s in b.succs)) if b.succs else set():
+            touch(slot, pos - 1)
+    offset: dict[int, int] = {}
+    free: list[int] = []  # offsets of slots whose ranges have ended
+    active: list[tuple[int, int]] = []  # (end, offset)
+    deepest = 0
+    for slot, (start, end) in sorted(ranges.items(), key=lambda item: (item[1][0], item[1][1])):
+        for done in [a for a in active if a[0] < start]:
+            active.remove(done)
+            free.append(done[1])
+        if free:
+            free.sort(reverse=True)  # the offset nearest r10 first
+            chosen = free.pop()
+        else:
+            deepest += 8
+            chosen = -deepest
+            if deepest > MAX_STACK:
+                raise StackLimitError(
+                    f"too many values are live at once here: besides r0-r9 they need more than BPF's {MAX_STACK} bytes of stack",
+                    first_store.get(slot),
+                )
+        offset[slot] = chosen
+        active.append((end, chosen))
+    for b in fn.blocks:
+        b.insns = [replace(i, off=offset[i.off]) if _slot_access(i) != (None, None) else i for i in b.insns]
+    fn.stack_size = deepest
 
 
 def blocks_used_registers(blocks: list[MBlock]) -> set[int]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pyfd.isa import Instruction, encode_program
+
 from ..diagnostics import Span
-from ..isa import Instruction, encode_program
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ import ast
 from collections.abc import Callable
 from typing import Any
 
-from ..diagnostics import CompileError, InternalCompilerError
+from ..diagnostics import CompileError, InternalCompilerError, UnsupportedError
 from ..ir.nodes import evaluate_binary
+from ..recursion import recursion_room
 from ..source import function_source
 from .lowered import Lowered, TypeRecord
 from .syntax import MAX_INLINE_DEPTH, MAX_ITERATIONS, Lowering
@@ -37,10 +38,19 @@ def lower_function(fn: Callable[..., Any]) -> Lowered:
     """Lower a dissector function to IR, or raise a CompileError."""
     trees: dict[tuple[str, str], ast.Module] = {}  # each file parsed once, for the dissector and its helpers
     source = function_source(fn, trees=trees)
+    lowering = Lowering(source, trees)
     try:
-        return Lowering(source, trees).run()
+        with recursion_room():
+            return lowering.run()
     except CompileError:
         raise
+    except RecursionError:  # deeper than even recursion_room allows: report where it gave up
+        node, src = lowering.deepest
+        raise UnsupportedError(
+            "this is nested too deeply for pyfd to compile",
+            src.span(node),
+            hint="split the expression or the chain of `elif`s with intermediate locals",
+        ) from None
     except Exception as exc:  # a bug outside any statement (the signature, the end of the body)
         raise InternalCompilerError(
             f"internal compiler error while compiling `{source.node.name}`: {type(exc).__name__}: {exc}", source.span(source.node)

@@ -19,7 +19,7 @@ from ..diagnostics import CompileNameError, PacketAccessError, Span
 from ..ir.builder import IRBuilder
 from ..ir.nodes import Binary, BinaryOp, ByteSwap, CheckPacket, Copy, Imm, LoadKeys, LoadPacket, Operand, Reg, StoreKeys
 from ..typesys import unsigned_for_bits
-from .semantics import BytesView, HeaderView, Meaning, Value, article, fail
+from .semantics import BytesView, HeaderView, Meaning, Value, article, check_literal, fail
 
 _LOADABLE = (1, 2, 4, 8)  # the sizes of BPF's loads and stores
 
@@ -86,8 +86,7 @@ def store_keys(b: IRBuilder, fld: Field, result: Meaning, target: Span, value: S
     if fld.size not in _LOADABLE:
         fail(target, f"keys.{fld.name} is a {fld.size * 8}-bit field; it cannot be assigned from an integer expression", hint="assign it a header field of the same size, e.g. `keys.ipv6_src = ip6.saddr`")
     if result.const is not None:
-        if not (-(1 << (fld.width - 1)) <= result.const < (1 << fld.width)):
-            fail(value, f"{result.const} does not fit in keys.{fld.name}, {article(f'{fld.width}-bit')} field")
+        check_literal(result, unsigned_for_bits(fld.width), value, f"keys.{fld.name}")
         raw = result.const & ((1 << fld.width) - 1)
         if fld.order == "big":
             raw = int.from_bytes(raw.to_bytes(fld.size, "big"), "little")

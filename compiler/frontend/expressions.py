@@ -107,6 +107,7 @@ class ExpressionLowering:
         self.plain_helpers: set[ast.FunctionDef] = set()  # helpers checked to be no generator or coroutine
         self.drop_label: str | None = None  # the shared block a failed bounds check leaves for
         self.drop_span: Span | None = None
+        self.deepest: tuple[ast.AST, FunctionSource] = (source.node, source)  # the node being lowered, for a RecursionError
 
     # -- plumbing ---------------------------------------------------------
 
@@ -139,9 +140,10 @@ class ExpressionLowering:
     def visit(self, node: ast.AST) -> Any:
         """Lower `node` with its `visit_<AstClass>` method; a bug in pyfd is reported at the node."""
         method = getattr(self, f"visit_{type(node).__name__}", self.generic_visit)
+        self.deepest = (node, self.src)
         try:
             return method(node)
-        except CompileError:
+        except (CompileError, RecursionError):  # a RecursionError is located by lower_function
             raise
         except Exception as exc:  # a bug in pyfd: report it at the user's line, never as a traceback
             what = "statement" if isinstance(node, ast.stmt) else "expression"
@@ -345,9 +347,18 @@ class ExpressionLowering:
         """The helper function a call names, if any."""
         return helper_target(node, self.scope.fn)
 
-    def visit_Call(self, node: ast.Call) -> Meaning | None:
-        """`pkt.header(...)`, `pkt.has(...)`, a cast, or a helper (inlined)."""
-        return self._call(node)
+    def visit_Call(self, node: ast.Call) -> Meaning:
+        """`pkt.header(...)`, `pkt.has(...)`, a cast, or a helper (inlined) used as a value."""
+        result = self._call(node)
+        if result is None:  # a helper without a result, used as a value
+            name = ast.unparse(node.func)
+            self.fail(
+                node,
+                f"`{name}` returns nothing (it has no result annotation), so this call has no value",
+                hint=f"annotate its result (`def {name.rsplit('.', 1)[-1]}(...) -> u16:`), or call it as a statement of its own",
+                kind=CompileTypeError,
+            )
+        return result
 
     def _call(self, node: ast.Call, *, tail: bool = False) -> Meaning | None:
         """A call; `tail` for `return helper(...)`, whose returns are the caller's."""

@@ -12,6 +12,7 @@ import types
 from dataclasses import dataclass
 from typing import Any
 
+from pyfd.function import DissectorFunction
 from pyfd.headers import Header
 from pyfd.keys import BpfFlowKeys
 from pyfd.packet import Packet
@@ -81,9 +82,7 @@ def helper_target(node: ast.Call, fn: FunctionScope) -> types.FunctionType | Non
         if not isinstance(module, types.ModuleType):
             return None
         obj = getattr(module, func.attr, None)
-    from pyfd.dissector import Dissector
-
-    if isinstance(obj, Dissector):
+    if isinstance(obj, DissectorFunction):  # any @dissector function
         obj = obj.fn
     return obj if isinstance(obj, types.FunctionType) else None
 

@@ -331,6 +331,17 @@ def cast(b: IRBuilder, ty: IntTy, value: Value, span: Span) -> Value:
     return Value(dst, ty)
 
 
+def check_literal(value: Value, ty: IntTy, span: Span, what: str) -> None:
+    """Refuse an integer literal that `ty` cannot hold, where it narrows into `what`.
+
+    One rule wherever a literal narrows (a typed local, a helper's argument
+    or result, a keys field): it must fit. A computed value wraps, as in
+    the kernel; a cast (`u8(300)`) wraps on purpose.
+    """
+    if value.ty is LITERAL and value.const is not None and not ty.contains(value.const):
+        fail(span, f"{value.const} does not fit in {what}: {ty} holds {ty.min}..{ty.max}", hint=f"write `{ty}({value.const})` to wrap it on purpose")
+
+
 def local_type(value: Value, span: Span) -> IntTy:
     """The type of a local first assigned `value` without an annotation."""
     if value.ty is LITERAL:

@@ -41,10 +41,17 @@ class StatementLowering(ExpressionLowering):
     """Statements other than `return`: blocks, branches, loops and stores."""
 
     def lower_body(self, body: list[ast.stmt]) -> None:
-        """Lower statements until one ends the path (code after a return never runs)."""
+        """Lower statements; one that no path reaches is refused."""
         for stmt in body:
             if not self.b.reachable:
-                return
+                # Code no path reaches would be neither compiled nor checked,
+                # yet the CPython run would still have to carry it.
+                self.fail(
+                    stmt,
+                    "this code is never reached: every path before it has returned or left the loop",
+                    hint="delete it, or move it before the `return`, `break` or `continue`",
+                    kind=UnsupportedError,
+                )
             self.visit(stmt)
 
     # -- control flow -----------------------------------------------------
@@ -110,17 +117,16 @@ class StatementLowering(ExpressionLowering):
         assert isinstance(stmt.target, ast.Name)
         if stmt.target.id in self.scope.fn.params:
             self.fail(stmt.target, f"cannot assign to the parameter `{stmt.target.id}`", kind=CompileNameError)
-        if not values:
-            self.lower_body(stmt.orelse)
-            return
         # A loop the verifier walks iteration by iteration (it accepts bounded
         # loops): a hidden counter runs over the range, and the loop variable
-        # takes its value at the top of each pass.
+        # takes its value at the top of each pass. An empty range jumps past
+        # the loop, whose body is still lowered (checked) in blocks no path
+        # reaches, which the passes remove.
         span = self.span(stmt)
         counter = Reg(f"{self.scope.fn.prefix}loop{self.b.new_block('')}")
         self.b.emit(Copy(counter, Imm(values.start), span))
         head, body, latch, done = (self.b.new_block(h) for h in ("loop", "body", "latch", "loopexit"))
-        self.b.terminate(Jump(head, span))
+        self.b.terminate(Jump(head if values else done, span))
         entry_env = self.scope.env = self._loop_entry_env(stmt)
         self.b.position(head)
         signed = min(values.start, values.stop) < 0
@@ -311,6 +317,8 @@ class StatementLowering(ExpressionLowering):
             ty = declared
         if ty is None:
             ty = semantics.local_type(result, self.span(value_node or target))
+        elif value_node is not None:
+            semantics.check_literal(result, ty, self.span(value_node), f"`{name}`")
         reg = self.scope.local(name, ty)
         if stmt is not None:
             self.types.stores[stmt] = ty

@@ -14,13 +14,13 @@ to `scope`, helper signatures to `inlining`, IR to the builder.
 from __future__ import annotations
 
 import ast
-from typing import Any
+from typing import Any, NoReturn
 
 from pyfd.constants import BPF_DROP
 from pyfd.keys import BpfFlowKeys
 from pyfd.packet import Packet
 
-from ..diagnostics import CompileError, CompileTypeError, ReturnValueError, Span, UnsupportedError
+from ..diagnostics import CompileError, CompileNameError, CompileTypeError, ReturnValueError, Span, UnsupportedError
 from ..ir.nodes import Copy, Reg, Return
 from ..source import FunctionSource, function_source
 from ..typesys import IntTy
@@ -72,7 +72,9 @@ class Lowering(StatementLowering):
         return Lowered(fn, self.types, self.root, self.helpers)
 
     def _check_signature(self, node: ast.FunctionDef) -> None:
-        """The dissector takes (pkt: Packet, keys: BpfFlowKeys) and returns int."""
+        """The dissector takes (pkt: Packet, keys: BpfFlowKeys) and returns int; its name is ASCII."""
+        if not node.name.isascii():
+            self._refuse_name(node)
         args = node.args
         for extra, what in ((args.vararg, "*args"), (args.kwarg, "**kwargs")):
             if extra is not None:
@@ -87,6 +89,22 @@ class Lowering(StatementLowering):
             self.scope.fn.params[arg.arg] = Param(kind)
         if node.returns is not None and self._resolve_annotation(node.returns) is not int:
             self.fail(node.returns, f"a dissector returns `int`, not `{ast.unparse(node.returns)}`", kind=CompileTypeError)
+
+    def _refuse_name(self, node: ast.FunctionDef) -> NoReturn:
+        # The name becomes the BPF program's, the ELF symbol's and the BTF
+        # FUNC's: the kernel takes letters, digits, `_` and `.` in a
+        # program name (kernel/bpf/syscall.c, bpf_obj_name_cpy: isalnum is
+        # ASCII there) and ASCII identifiers in BTF (btf_name_valid_identifier).
+        line = self.src.span(node).source_line()
+        at = line.find(node.name)  # after `def` and indentation: ASCII, so this is also its byte column
+        col = len(line[:at].encode())
+        span = Span(self.src.file, node.lineno, col, node.lineno, col + len(node.name.encode())) if at >= 0 else self.span(node)
+        bad = ", ".join(repr(c) for c in dict.fromkeys(c for c in node.name if not c.isascii()))
+        raise CompileNameError(
+            f"the dissector's name `{node.name}` has non-ASCII characters ({bad}); a BPF program name is ASCII letters, digits and `_`",
+            span,
+            hint="rename the function",
+        )
 
     # -- return -----------------------------------------------------------
 
@@ -128,6 +146,7 @@ class Lowering(StatementLowering):
             semantics.return_code(self.b, result, ast.unparse(value), self.span(value), self.span(stmt))
             return
         assert frame.ret_ty is not None
+        semantics.check_literal(result, frame.ret_ty, self.span(value), f"the result of `{frame.name}`")
         narrowed = semantics.narrowed(self.b, result, frame.ret_ty, self.span(value))
         if frame.tail is not None:
             self._return_value(frame.tail, narrowed, value, stmt)
@@ -145,6 +164,8 @@ class Lowering(StatementLowering):
         if not (isinstance(value, ast.Tuple) and len(value.elts) == n):
             self.fail(value, f"`{frame.name}` returns a tuple of {n} integers: `return a, b`", kind=ReturnValueError)
         items = [self.int_expr(e) for e in value.elts]
+        for i, (item, elt, ty) in enumerate(zip(items, value.elts, frame.tuple_tys)):
+            semantics.check_literal(item, ty, self.span(elt), f"result {i} of `{frame.name}`")
         self._deliver_tuple(frame, items, self.span(stmt))
 
     def _deliver_tuple(self, frame: Frame, items: list[Value], span: Span) -> None:
@@ -225,6 +246,8 @@ class Lowering(StatementLowering):
                 self.fail(arg, f"`{pname}` of `{name}` must be {article(kind.__name__)} header", hint="pass a name bound with pkt.header(...)", kind=CompileTypeError)
         elif not isinstance(value, Value):
             self.int_expr(arg)  # the error for a non-integer
+        else:
+            semantics.check_literal(value, kind, self.span(arg), f"parameter `{pname}` of `{name}`")
         return value
 
     def _check_tail(self, node: ast.Call, name: str, result: ResultType, caller: Frame) -> None:
@@ -269,15 +292,15 @@ class Lowering(StatementLowering):
                 raise ReturnValueError(f"missing return: the end of helper `{src.node.name}` is reachable", self.span(src.node.body[-1]), hint=f"end every path with `return` and a `{result}` value")
             self._return_from_helper(self.scope.fn.frame, None, src.node.body[-1])
 
-    def _helper_result(self, frame: Frame, result: ResultType) -> Value | TupleValue:
-        """What the call evaluates to: the registers the helper's returns wrote."""
+    def _helper_result(self, frame: Frame, result: ResultType) -> Value | TupleValue | None:
+        """What the call evaluates to: the registers the helper's returns wrote (None: no value)."""
         if frame.tuple_tys is not None:
             return TupleValue(tuple(
                 Value(reg, ty, None, frozenset(held) if held else None)
                 for reg, ty, held in zip(frame.tuple_results, frame.tuple_tys, frame.tuple_choices)
             ))
         if result is None:
-            return semantics.literal(0)
+            return None  # no value: a statement of its own, or refused where a value is needed (visit_Call)
         assert frame.result is not None and isinstance(result, IntTy)
         return Value(frame.result, result, None, frozenset(frame.choices) if frame.choices else None)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from pyfd.abi import MAX_PACKET_OFF
+
 from ..ir.nodes import (
     Binary, Branch, ByteSwap, CheckPacket, Copy, Extend, Function, Imm, Instruction, Jump,
     LoadPacket, Operand, Reg, SetCond, Terminator, Unary, UnaryOp, evaluate_binary, evaluate_cmp, to_u64,
@@ -85,7 +87,7 @@ class ConstantFold:
             term = substitute(block.term, values)
             if isinstance(term, Branch) and isinstance(term.lhs, Imm) and isinstance(term.rhs, Imm):
                 term = Jump(term.then if evaluate_cmp(term.cmp, term.lhs.value, term.rhs.value) else term.otherwise, term.span)
-            if isinstance(term, CheckPacket) and isinstance(term.base, Imm) and to_u64(term.base.value) > 0xFFFF - term.size:
+            if isinstance(term, CheckPacket) and isinstance(term.base, Imm) and to_u64(term.base.value) > MAX_PACKET_OFF - term.size:
                 term = Jump(term.fail, term.span)
             changed |= term != block.term
             block.term = term  # type: ignore[assignment]

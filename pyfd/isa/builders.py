@@ -201,6 +201,13 @@ def ja(target: Target, *, span: object | None = None) -> Instruction:
     return _with_target(Class.JMP | JmpOp.JA, 0, 0, 0, target, span)
 
 
+def gotol(target: Target, *, span: object | None = None) -> Instruction:
+    """BPF_JMP32_A (cpu v4, kernel 6.6+): goto target, with a 32-bit offset in imm."""
+    if isinstance(target, Label):
+        return Instruction(Class.JMP32 | JmpOp.JA, 0, 0, 0, 0, span, target=target)
+    return Instruction(Class.JMP32 | JmpOp.JA, 0, 0, 0, target, span)
+
+
 def call(helper_id: int, *, span: object | None = None) -> Instruction:
     """BPF_EMIT_CALL: call the kernel helper numbered helper_id (enum bpf_func_id)."""
     return Instruction(Class.JMP | JmpOp.CALL, 0, 0, 0, helper_id, span)

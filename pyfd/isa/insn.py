@@ -19,6 +19,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ..abi import INSN_SIZE
 from .errors import DecodeError, EncodeError
 from .opcodes import (
     BPF_LD_IMM64,
@@ -35,7 +36,7 @@ UINT32_MAX = 2**32 - 1
 INT64_MIN, UINT64_MAX = -(2**63), 2**64 - 1
 MAX_REG = 10
 """Highest register number; MAX_BPF_REG in bpf.h counts r0-r10."""
-SLOT_SIZE = 8
+SLOT_SIZE = INSN_SIZE
 """Bytes per instruction slot, sizeof(struct bpf_insn)."""
 
 _SLOT = struct.Struct("<BBhi")
@@ -139,6 +140,16 @@ class Instruction:
             JmpOp.CALL,
             JmpOp.EXIT,
         )
+
+    @property
+    def is_gotol(self) -> bool:
+        """True for cpu v4's `gotol` (BPF_JMP32 | BPF_JA): a jump whose offset is the 32-bit imm."""
+        return self.opcode == Class.JMP32 | JmpOp.JA
+
+    @property
+    def jump_offset(self) -> int:
+        """The relative slot offset of a jump or BPF-to-BPF call: imm for calls and gotol, off otherwise."""
+        return self.imm if self.is_pseudo_call or self.is_gotol else self.off
 
     @property
     def is_pseudo_call(self) -> bool:

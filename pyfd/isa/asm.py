@@ -10,7 +10,8 @@ and loses src) and ``skb[r1 + 4]`` for BPF_IND.
 
 disassemble() refuses an instruction whose text would lose a field (an
 unused field set, a cpu v4 variant such as sdiv or movsx, atomics), so
-assemble(disassemble(x)) == [x] holds for everything it prints.
+assemble(disassemble(x)) == [x] holds for everything it prints. cpu v4's
+``gotol +N`` (BPF_JMP32 | BPF_JA, the offset in imm) prints as LLVM prints it.
 """
 
 from __future__ import annotations
@@ -111,8 +112,7 @@ def listing(items: Iterable[Instruction | Label]) -> str:
             continue
         text = f"{slot:>4}: {disassemble(item)}"
         if item.target is None and (item.is_jump or item.is_pseudo_call):
-            relative = item.imm if item.is_pseudo_call else item.off
-            text += f"  # -> {slot + 1 + relative}"
+            text += f"  # -> {slot + 1 + item.jump_offset}"
         lines.append(text)
         slot += item.slots
     return "\n".join(lines)
@@ -135,7 +135,7 @@ def _mem(type_name: str, base: int, off: int) -> str:
 
 
 def _target(insn: Instruction) -> str:
-    return insn.target.name if insn.target is not None else f"{insn.off:+d}"
+    return insn.target.name if insn.target is not None else f"{insn.jump_offset:+d}"
 
 
 def _alu_text(insn: Instruction) -> str | None:
@@ -176,8 +176,10 @@ def _jmp_text(insn: Instruction) -> str | None:
     except ValueError:
         return None
     by_register = insn.opcode & SOURCE_MASK == Source.X
+    if insn.is_gotol:  # cpu v4: the offset is in imm
+        return f"gotol {_target(insn)}" if insn.src == 0 and insn.dst == 0 and insn.off == 0 else None
     if op in (JmpOp.JA, JmpOp.CALL, JmpOp.EXIT):
-        # In JMP32 these are cpu v4 gotol or undefined; with X, callx.
+        # In JMP32, CALL and EXIT are undefined; with X, callx.
         if cls != Class.JMP or by_register or insn.dst != 0:
             return None
         if op == JmpOp.JA:
@@ -335,6 +337,10 @@ def _parse_goto(m: re.Match[str], span: object) -> Instruction:
     return b.ja(_target_of(m[1]), span=span)
 
 
+def _parse_gotol(m: re.Match[str], span: object) -> Instruction:
+    return b.gotol(_target_of(m[1]), span=span)
+
+
 def _parse_if(m: re.Match[str], span: object) -> Instruction:
     ops = _Operands()
     dst = ops.reg(m[1])
@@ -422,6 +428,7 @@ _SYNTAX: list[tuple[re.Pattern[str], _Handler]] = [
     (re.compile(r"call\s+pc\s*([+-])\s*(\d+)"), _parse_call_rel),
     (re.compile(rf"call\s+({_NAME})"), _parse_call_label),
     (re.compile(rf"goto\s+{_TARGET}"), _parse_goto),
+    (re.compile(rf"gotol\s+{_TARGET}"), _parse_gotol),
     (
         re.compile(rf"if\s+{_REG}\s*({_JMP_ALT})\s*{_OPERAND}\s+goto\s+{_TARGET}"),
         _parse_if,

@@ -4,7 +4,8 @@ A program is a STT_FUNC symbol in an executable section, as libbpf sees it
 (`bpf_object__add_programs`): st_value is its offset in the section and st_size
 its length. Relocations against program sections are listed, never applied:
 check_loadable refuses a program that needs them (maps, global data, calls).
-This module never imports the compiler.
+Reading needs pyelftools, so this module is imported only when an object is
+read; the format's numbers are elf.py's.
 """
 
 from __future__ import annotations
@@ -20,6 +21,22 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import Section, SymbolTableSection
 
+from ..abi import INSN_SIZE as BPF_INSN_SIZE
+from ..abi import LICENSE_SECTION
+from ..isa import Class, JmpOp
+from .elf import (
+    ELF64_EHDR_SIZE,
+    ELF64_SHDR_SIZE,
+    ELF_MAGIC,
+    ELFCLASS64,
+    ELFDATA2LSB,
+    EM_BPF,
+    ET_REL,
+    SHF,
+    SHN_LORESERVE,
+    SHT,
+)
+
 __all__ = [
     "AmbiguousProgramError",
     "ObjectFile",
@@ -31,17 +48,12 @@ __all__ = [
     "read_object",
 ]
 
-BPF_INSN_SIZE = 8  # every instruction slot is 8 bytes (LD_IMM64 takes two)
-ELF_MAGIC = b"\x7fELF"
-ELF64_EHDR_SIZE = 64
-ELF64_SHDR_SIZE = 64
-SHF_EXECINSTR = 0x4
-SHT_NOBITS = 8
-SHN_LORESERVE = 0xFF00  # section indices from here up are special (ABS, COMMON, XINDEX)
+SHF_EXECINSTR = SHF.EXECINSTR
+SHT_NOBITS = SHT.NOBITS
 
-# Opcodes a relocation can sit on (include/uapi/linux/bpf.h, bpf_common.h).
-BPF_LD_IMM64 = 0x18  # BPF_LD | BPF_IMM | BPF_DW: a 64-bit constant, or a map / global once libbpf patches it
-BPF_CALL = 0x85  # BPF_JMP | BPF_CALL: a helper, or a function elsewhere once libbpf links it
+# The opcode of a call a relocation can sit on: a helper, or a function
+# elsewhere once libbpf links it (BPF_JMP | BPF_CALL, 0x85).
+BPF_CALL = Class.JMP | JmpOp.CALL
 # Sections libbpf turns into maps (libbpf.c, bpf_object__init_maps and
 # bpf_object__init_global_data_maps): BTF-defined maps, legacy struct
 # bpf_map_def maps, and global variables.
@@ -58,7 +70,6 @@ _MACHINES = {
     243: "RISC-V",
     247: "BPF",
 }
-EM_BPF = 247
 
 
 class ObjectFileError(ValueError):
@@ -144,7 +155,7 @@ def check_loadable(obj: ObjectFile, prog: ObjectProgram) -> None:
     refuse them with a verifier error that points at correct C, so they are
     refused here with the reason.
     """
-    license = obj.sections.get("license", b"").split(b"\0", 1)[0]
+    license = obj.sections.get(LICENSE_SECTION, b"").split(b"\0", 1)[0]
     if not license.isascii() or not license.decode("ascii").isprintable():
         raise ObjectFileError(
             f"{obj.path}: the license section holds {license!r}, not printable ASCII text; the "
@@ -227,9 +238,9 @@ def _check_header(data: bytes, where: str) -> None:
         )
     if len(data) < 6:
         raise ObjectFileError(f"{where}: truncated ELF file: {len(data)} bytes")
-    if data[4] != 2:
+    if data[4] != ELFCLASS64:
         raise ObjectFileError(f"{where}: not a 64-bit ELF file; BPF objects are ELF64")
-    if data[5] != 1:
+    if data[5] != ELFDATA2LSB:
         raise ObjectFileError(
             f"{where}: big-endian ELF file (bpfeb); pyfd reads little-endian BPF objects only"
         )
@@ -241,7 +252,7 @@ def _check_header(data: bytes, where: str) -> None:
             f"{where}: not a BPF object: e_machine is {e_machine} ({machine}), "
             f"expected {EM_BPF} (EM_BPF)"
         )
-    if e_type != 1:
+    if e_type != ET_REL:
         raise ObjectFileError(
             f"{where}: not a relocatable object: e_type is {e_type}, expected 1 (ET_REL)"
         )
@@ -267,7 +278,7 @@ def _read(elf: ELFFile, where: str) -> ObjectFile:
             )
             section_sizes[section.name] = section["sh_size"]
 
-    license_data = sections.get("license", b"")
+    license_data = sections.get(LICENSE_SECTION, b"")
     license = license_data.split(b"\0", 1)[0].decode("utf-8", errors="replace")
 
     symtab = elf.get_section_by_name(".symtab")

@@ -1,4 +1,4 @@
-"""Write BPF programs into an ELF64 relocatable object that libbpf loads.
+"""The ELF64 format of BPF objects, and writing programs into one that libbpf loads.
 
 The layout follows what clang emits for `-target bpf` (System V gABI, ELF-64
 object file format; libbpf `bpf_object__elf_collect`):
@@ -26,6 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from ..abi import INSN_SIZE as BPF_INSN_SIZE
+from ..abi import LICENSE, LICENSE_SECTION, LICENSE_SYMBOL
+
 __all__ = [
     "LICENSE_SECTION",
     "LICENSE_SYMBOL",
@@ -37,8 +40,6 @@ __all__ = [
     "write_object",
 ]
 
-BPF_INSN_SIZE = 8  # every BPF instruction slot is 8 bytes (LD_IMM64 takes two)
-
 EM_BPF = 247  # e_machine of a BPF object (include/uapi/linux/elf-em.h)
 ET_REL = 1  # relocatable object: what clang -c emits and libbpf requires
 EV_CURRENT = 1
@@ -46,12 +47,15 @@ ELFCLASS64 = 2
 ELFDATA2LSB = 1  # little-endian, the byte order of bpfel and of x86/arm64 hosts
 ELFOSABI_NONE = 0
 SHN_UNDEF = 0
+SHN_LORESERVE = 0xFF00  # section indices from here up are special (ABS, COMMON, XINDEX)
+ELF_MAGIC = b"\x7fELF"
+ELF64_EHDR_SIZE = 64  # sizeof(Elf64_Ehdr)
+ELF64_SHDR_SIZE = 64  # sizeof(Elf64_Shdr)
 
-# Where the license string lives: libbpf reads it from the section named
-# "license" (bpf_object__init_license in libbpf.c), and its static linker wants
-# a global object symbol there with BTF (a VAR in a DATASEC of the same name).
-LICENSE_SECTION = "license"
-LICENSE_SYMBOL = "_license"
+# The license string lives in section LICENSE_SECTION (libbpf reads it there,
+# bpf_object__init_license in libbpf.c), and libbpf's static linker wants a
+# global object symbol LICENSE_SYMBOL there with BTF (a VAR in a DATASEC of
+# the same name); both names are in pyfd.abi.
 
 
 class SHT(enum.IntEnum):
@@ -148,7 +152,7 @@ class ElfHeader:
 
     def pack(self) -> bytes:
         """Encode the header as its 64 bytes."""
-        ident = b"\x7fELF" + bytes([ELFCLASS64, ELFDATA2LSB, EV_CURRENT, ELFOSABI_NONE])
+        ident = ELF_MAGIC + bytes([ELFCLASS64, ELFDATA2LSB, EV_CURRENT, ELFOSABI_NONE])
         return struct.pack(
             self.FORMAT,
             ident.ljust(16, b"\0"),
@@ -329,7 +333,7 @@ def _validate(
 def write_object(
     programs: Sequence[ProgramSection],
     *,
-    license: str = "GPL",
+    license: str = LICENSE,
     extra_sections: Sequence[RawSection] = (),
 ) -> bytes:
     """Return an ELF64 EM_BPF relocatable object holding `programs`."""

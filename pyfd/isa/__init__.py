@@ -1,8 +1,9 @@
 """The eBPF instruction set: opcode fields, instructions, builders, labels, text.
 
 Modelled on the kernel's include/uapi/linux/bpf_common.h, bpf.h and
-include/linux/filter.h. It imports nothing else from the compiler, so the
-runtime and tests can use it on its own.
+include/linux/filter.h. A leaf: it imports nothing of pyfd but the ABI numbers
+(pyfd.abi), so the compiler, the runtime, the object formats and `pyfd
+disasm` all use it.
 """
 
 from . import opcodes
@@ -17,6 +18,7 @@ from .builders import (
     call_rel,
     endian,
     exit_insn,
+    gotol,
     ja,
     jmp32_imm,
     jmp32_reg,
@@ -46,7 +48,7 @@ from .errors import (
 )
 from .insn import SLOT_SIZE, Instruction, Label, decode, encode, encode_program
 from .opcodes import *  # the enums and the kernel-named constants
-from .resolve import label_slots, resolve
+from .resolve import label_slots, relax_jumps, resolve
 
 __all__ = [
     "SLOT_SIZE",
@@ -74,6 +76,7 @@ __all__ = [
     "encode_program",
     "endian",
     "exit_insn",
+    "gotol",
     "ja",
     "jmp32_imm",
     "jmp32_reg",
@@ -92,6 +95,7 @@ __all__ = [
     "mov64_reg",
     "neg32",
     "neg64",
+    "relax_jumps",
     "resolve",
     "st_mem",
     "stx_mem",

@@ -29,9 +29,9 @@ instructions from the start of the program (libbpf converts; so does
 `kernel_func_info` / `kernel_line_info` here). A line info's line_col is
 line << 10 | column.
 
-This module imports nothing from the rest of the compiler but `diagnostics`
-(for the spans a CompiledCode carries), so the CLI can read any object's line
-info with it.
+A leaf with elf.py: it imports nothing of pyfd but the ABI numbers, so the
+compiler writes, and the runtime, the llvm backend and `pyfd disasm` read,
+BTF with it.
 """
 
 from __future__ import annotations
@@ -40,12 +40,8 @@ import enum
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-from .elf import LICENSE_SECTION, LICENSE_SYMBOL, ElfObjectError, StringTable
-
-if TYPE_CHECKING:
-    from .backends.result import CompiledCode
+from ..abi import CTX_STRUCT, FUNC_INFO_REC_SIZE, INSN_SIZE, LICENSE, LICENSE_SECTION, LICENSE_SYMBOL, LINE_INFO_REC_SIZE
+from .elf import ElfObjectError, StringTable
 
 __all__ = [
     "BTF_MAGIC",
@@ -80,7 +76,6 @@ __all__ = [
     "VarType",
     "add_license_var",
     "build_program_btf",
-    "compiled_program_btf",
     "decode_btf",
     "encode_btf_ext",
     "fixup_datasecs",
@@ -105,9 +100,8 @@ _PAIR = struct.Struct("<II")  # btf_param, btf_enum (name, val), bpf_func_info, 
 _TRIPLE = struct.Struct("<III")  # btf_member, btf_array, btf_var_secinfo, btf_enum64
 _LINE_INFO = struct.Struct("<IIII")  # bpf_line_info
 
-FUNC_INFO_REC_SIZE = _PAIR.size  # sizeof(struct bpf_func_info)
-LINE_INFO_REC_SIZE = _LINE_INFO.size  # sizeof(struct bpf_line_info)
-INSN_SIZE = 8  # bytes per BPF instruction slot
+# _PAIR as struct bpf_func_info is FUNC_INFO_REC_SIZE bytes, _LINE_INFO is
+# struct bpf_line_info, LINE_INFO_REC_SIZE bytes (pyfd.abi).
 
 # line_col = line << 10 | col (BPF_LINE_INFO_LINE_NUM / _LINE_COL in uapi bpf.h).
 LINE_SHIFT = 10
@@ -850,9 +844,9 @@ def line_info_from_spans(spans: Sequence[object | None]) -> list[LineInfoRecord]
     return records
 
 
-# The context of a flow dissector: `struct __sk_buff *` (include/linux/bpf_types.h
-# lists struct __sk_buff as the user context of BPF_PROG_TYPE_FLOW_DISSECTOR).
-CTX_STRUCT = "__sk_buff"
+# The context of a flow dissector is `struct __sk_buff *` (CTX_STRUCT;
+# include/linux/bpf_types.h lists struct __sk_buff as the user context of
+# BPF_PROG_TYPE_FLOW_DISSECTOR).
 CTX_PARAM = "ctx"
 
 
@@ -879,7 +873,7 @@ def build_program_btf(
     name: str,
     section: str,
     spans: Sequence[object | None],
-    license: str = "GPL",
+    license: str = LICENSE,
 ) -> ProgramBtf:
     """BTF for one program: FUNC `int name(struct __sk_buff *ctx)`, its license VAR, line info from its spans.
 
@@ -905,7 +899,3 @@ def build_program_btf(
     parsed = parse_btf_ext(btf_ext, btf)[section]
     return ProgramBtf(btf, btf_ext, kernel_func_info(parsed.func_info), kernel_line_info(parsed.line_info))
 
-
-def compiled_program_btf(code: CompiledCode, section: str, license: str = "GPL") -> ProgramBtf:
-    """BTF for a CompiledCode placed at offset 0 of ELF section `section`, in an object with `license`."""
-    return build_program_btf(code.name, section, code.spans_by_slot(), license)
