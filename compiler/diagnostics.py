@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import linecache
+from typing import Any
 from dataclasses import dataclass
 
 
@@ -64,12 +65,26 @@ class CompileError(Exception):
         self.hint = hint
         super().__init__(self.render())
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception pickles as cls(*args), and args is the rendered text only;
+        # rebuild from the parts instead (a CompileError crosses a process
+        # boundary when the llvm backend runs in a child, and in pytest-xdist).
+        return (_rebuild_compile_error, (type(self), self.__dict__.copy()))
+
     def render(self) -> str:
         """The full report: location, message, source line with caret, hint."""
         if self.span is None:
             text = f"error: {self.message}"
             return text + (f"\n  hint: {self.hint}" if self.hint else "")
         return self.span.render(self.message, self.hint)
+
+
+def _rebuild_compile_error(cls: type[CompileError], state: dict[str, Any]) -> CompileError:
+    """Unpickle a CompileError, or a subclass whose constructor takes other arguments, from its attributes."""
+    error = cls.__new__(cls)
+    error.__dict__.update(state)
+    Exception.__init__(error, error.render())
+    return error
 
 
 class UnsupportedError(CompileError):

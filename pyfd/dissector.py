@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .constants import ETH_HLEN
 from .function import DissectorFunction
@@ -87,6 +87,6 @@ def dissector(fn: Callable[[Packet, BpfFlowKeys], int]) -> Dissector:
     return Dissector(fn)
 
 
-if False:  # pragma: no cover - names for type checkers only
+if TYPE_CHECKING:
     from .program import CompiledProgram
     from .runtime import RunResult

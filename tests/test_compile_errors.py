@@ -1314,6 +1314,21 @@ def test_raised_errors_are_caught_as_builtin_errors(name: str, builtin: type[Exc
         d.lower()
 
 
+@pytest.mark.parametrize("name", ["packet-annotated-int", "constant-too-wide-for-field", "undefined-name", "return-7"])
+def test_errors_pickle_with_their_location(name: str, tmp_path: Path) -> None:
+    """A CompileError crosses process boundaries (the llvm backend's child, pytest-xdist) whole."""
+    import pickle
+
+    [case] = [r for r in REJECTS if r.name == name]
+    d = only_dissector(dissector_file(tmp_path, case.source))
+    with pytest.raises(CompileError) as info:
+        d.lower()
+    err = info.value
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is type(err)
+    assert (back.message, back.span, back.hint, str(back)) == (err.message, err.span, err.hint, str(err))
+
+
 def _internal_bug(*args: object, **kwargs: object) -> NoReturn:
     raise ZeroDivisionError("simulated bug in pyfd")
 

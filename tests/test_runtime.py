@@ -173,7 +173,7 @@ def run_python(code: str, *prefix: str) -> subprocess.CompletedProcess[str]:
 
 # === struct bpf_flow_keys =============================================================
 
-# The uapi table from docs/kernel-contract.md: (field, offset, size).
+# struct bpf_flow_keys as include/uapi/linux/bpf.h lays it out: (field, offset, size).
 CONTRACT_LAYOUT = [
     ("nhoff", 0, 2),
     ("thoff", 2, 2),

@@ -12,7 +12,7 @@ here runs clang, llc or opt.
 LLVM does not know the verifier. What the verifier needs, and how it is kept
 through LLVM's optimisations, is written down where the IR is generated
 (`_Lowering.prologue`, `.check`, `.divide`); the rules are those of
-kernel/bpf/verifier.c and docs/kernel-contract.md:
+kernel/bpf/verifier.c (check_ctx_access, check_packet_access, find_good_pkt_pointers):
 
 - the context is read only as `data` (u32 at 76), `data_end` (u32 at 80) and
   `flow_keys` (u64 at 144): volatile loads;
