@@ -28,6 +28,7 @@ from pyfd.types import wrap
 
 from .diagnostics import UnsupportedError
 from .frontend import Lowered
+from .frontend.statements import as_load as _as_load
 from .recursion import recursion_room
 from .source import FunctionSource
 from .typesys import IntTy
@@ -231,15 +232,6 @@ class _Instrument(ast.NodeTransformer):
         if stored is not None:
             value = self._wrap(value, stored)
         return ast.copy_location(ast.Assign(targets=[node.target], value=value), node)
-
-
-def _as_load(target: ast.expr) -> ast.expr:
-    """A read of an assignment target (a name or an attribute)."""
-    if isinstance(target, ast.Name):
-        return ast.copy_location(ast.Name(id=target.id, ctx=ast.Load()), target)
-    if isinstance(target, ast.Attribute):
-        return ast.copy_location(ast.Attribute(value=target.value, attr=target.attr, ctx=ast.Load()), target)
-    return target
 
 
 # id of a copied node -> (the copy, its original). Holding the copy keeps its

@@ -28,8 +28,8 @@ MAX_ITERATIONS = 64
 _LOOP_HINT = "write `for _ in range(N)` with a constant N"
 
 
-def _as_load(target: ast.expr) -> ast.expr:
-    """A copy of an assignment target that reads it."""
+def as_load(target: ast.expr) -> ast.expr:
+    """A copy of an assignment target that reads it (for `t op= v` as `t = t op v`, here and in the Python run)."""
     if isinstance(target, ast.Name):
         return ast.copy_location(ast.Name(id=target.id, ctx=ast.Load()), target)
     if isinstance(target, ast.Attribute):
@@ -232,7 +232,7 @@ class StatementLowering(ExpressionLowering):
         # here and kept out of the user's tree; its type is recorded under the
         # statement, where the CPython run (pyinstrument) desugars it the same way.
         target = stmt.target
-        binop = ast.copy_location(ast.BinOp(left=_as_load(target), op=stmt.op, right=stmt.value), stmt)
+        binop = ast.copy_location(ast.BinOp(left=as_load(target), op=stmt.op, right=stmt.value), stmt)
         ast.fix_missing_locations(binop)
         env, fn = self.scope.env, self.scope.fn
         if isinstance(target, ast.Name) and not (target.id in env.assigned or target.id in fn.params or target.id in env.headers):
