@@ -20,6 +20,7 @@ from .ir.checker import check_function
 from .ir.nodes import Function
 from .ir.text import print_function
 from .passes import PassManager, pipeline
+from .passes.base import check_passes_default
 
 BACKENDS = ("native", "llvm")
 
@@ -32,6 +33,9 @@ class Options:
     opt_level: int = 2
     dump_after: frozenset[str] = field(default_factory=frozenset)
     dump: Callable[[str], None] = print
+    # Check every pass's changed flag against a fingerprint of the IR (a debug
+    # aid; on in the tests and with $PYFD_CHECK_PASSES=1).
+    check_passes: bool = field(default_factory=check_passes_default)
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,13 @@ def compile_lowered(lowered: Lowered, options: Options = Options()) -> Compilati
         raise CompileError(f"unknown backend {options.backend!r}; choose one of: {', '.join(BACKENDS)}", None)
     ir = copy.deepcopy(lowered.function)
     check_function(ir)
-    PassManager(pipeline(options.opt_level, options.backend), dump_after=set(options.dump_after), dump=options.dump).run(ir)
+    manager = PassManager(
+        pipeline(options.opt_level, options.backend),
+        check_changes=options.check_passes,
+        dump_after=set(options.dump_after),
+        dump=options.dump,
+    )
+    manager.run(ir)
     check_function(ir)
     if options.backend == "llvm":
         from .backends.llvm import compile_llvm  # imports llvmlite: only when asked for

@@ -283,3 +283,27 @@ def test_o0_and_o2_agree(programs: Programs, dissector: Dissector, frame: bytes,
             other = programs.get(dissector, level, name).run(frame, flags=flags)
             assert (o0.retval, o0.keys.raw) == (other.retval, other.keys.raw), f"native -O0 and {name} -O{level}: {o0.keys.diff(other.keys)}"
     assert_agree(dissector, programs.get(dissector, 2), frame, flags)
+
+
+# -- exhaustive instruction selection ----------------------------------------------
+
+
+def test_an_ir_node_instruction_selection_does_not_know_is_an_error() -> None:
+    """A new IR node must not silently compile to nothing (the match ends in assert_never)."""
+    from dataclasses import dataclass
+
+    from pyfd.compiler.backends.native import _Selector
+    from pyfd.compiler.ir.nodes import Reg
+    from pyfd.compiler.ir.text import parse_function
+
+    @dataclass(frozen=True)
+    class Popcount:
+        dst: Reg
+        src: Reg
+        span: object
+
+    fn = parse_function('func f "t.py" {\nentry:\n    %a = keys.load u16 +0\n    ret 0\n}\n')
+    selector = _Selector(fn)
+    with pytest.raises(AssertionError, match="Popcount"):
+        selector.insn(Popcount(Reg("b"), Reg("a"), fn.span))  # type: ignore[arg-type]
+    assert selector.out == []

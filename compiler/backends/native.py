@@ -11,6 +11,7 @@ find_good_pkt_pointers): clamp a variable offset, form `data + off`, compare
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import assert_never
 
 from pyfd.abi import MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
 from pyfd.isa import AluOp, Class, JmpOp, Mode, Size, Source, relax_jumps, resolve
@@ -186,6 +187,8 @@ class _Selector:
                 self.emit(MInsn(Class.LDX | Mode.MEM | _SIZE[size], self.reg(dst), ptr, extra + disp, span=span, remat=True))
             case SetCond():
                 raise InternalCompilerError("SetCond reached instruction selection", insn.span)
+            case _:
+                assert_never(insn)
 
     def move(self, dst: str, src: Operand, span: object) -> None:
         if isinstance(src, Imm):
@@ -361,6 +364,8 @@ def select(fn: Function) -> MFunction:
                     sel.branch(cmp, lhs, rhs, then, term.span)
                     if otherwise != nxt:
                         sel.emit(MInsn(Class.JMP | JmpOp.JA, target=otherwise, span=term.span))
+            case _:
+                assert_never(term)
         mblocks.append(MBlock(block.label, sel.out, list(block.successors())))
     return MFunction(fn.name, mblocks)
 
