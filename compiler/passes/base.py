@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Hashable, Protocol, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from typing import Protocol
 
 from ..diagnostics import InternalCompilerError
 from ..ir.checker import IRCheckError, check_function
