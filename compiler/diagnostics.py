@@ -6,9 +6,20 @@ import linecache
 from dataclasses import dataclass
 
 
+def _chars(text: str, byte_col: int) -> int:
+    """The character column of a UTF-8 byte column of `text` (`ast` counts bytes); unchanged for ASCII or unknown text."""
+    if text.isascii():
+        return byte_col
+    return len(text.encode()[:byte_col].decode(errors="ignore"))
+
+
 @dataclass(frozen=True, slots=True)
 class Span:
-    """A range of Python source: 1-based lines, 0-based columns (as `ast` gives)."""
+    """A range of Python source: 1-based lines, 0-based columns in UTF-8 bytes (as `ast` gives).
+
+    Rendered columns count characters, as editors do; they differ only on a
+    line with non-ASCII text before the column.
+    """
 
     file: str
     line: int
@@ -17,7 +28,7 @@ class Span:
     end_col: int
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col + 1}"
+        return f"{self.file}:{self.line}:{_chars(self.source_line(), self.col) + 1}"
 
     def source_line(self) -> str:
         """The text of the first line of the span, without its newline."""
@@ -28,9 +39,10 @@ class Span:
         text = self.source_line()
         if not text:
             return ""
-        end = self.end_col if self.end_line == self.line else len(text)
-        width = max(1, end - self.col)
-        return f"    {text}\n    {' ' * self.col}{'^' * width}"
+        col = _chars(text, self.col)
+        end = _chars(text, self.end_col) if self.end_line == self.line else len(text)
+        width = max(1, end - col)
+        return f"    {text}\n    {' ' * col}{'^' * width}"
 
     def render(self, message: str, hint: str | None = None) -> str:
         """`file:line:col: message`, the source line with a caret, and the hint."""

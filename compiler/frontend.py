@@ -30,6 +30,7 @@ from .ir.nodes import (
     Instruction, Jump, LoadKeys, LoadPacket, Operand, Reg, Return, SetCond, StoreKeys, Terminator,
     Unary, UnaryOp, compare_exact, evaluate_binary,
 )
+from .recursion import recursion_room
 from .source import FunctionSource, function_source
 from .typesys import BOOL, FROM_PYFD, I64, LITERAL, U64, IntTy, arithmetic_result, unsigned_for_bits
 
@@ -241,10 +242,19 @@ class Lowered:
 def lower_function(fn: Callable[..., Any]) -> Lowered:
     """Lower a dissector function to IR, or raise a CompileError."""
     source = function_source(fn)
+    lowering = _Lowering(source)
     try:
-        return _Lowering(source).run()
+        with recursion_room():
+            return lowering.run()
     except CompileError:
         raise
+    except RecursionError:  # deeper than even recursion_room allows: report where it gave up
+        node, src = lowering.deepest
+        raise UnsupportedError(
+            "this is nested too deeply for pyfd to compile",
+            src.span(node),
+            hint="split the expression or the chain of `elif`s with intermediate locals",
+        ) from None
     except Exception as exc:  # a bug outside any statement (the signature, the end of the body)
         raise InternalCompilerError(
             f"internal compiler error while compiling `{source.node.name}`: {type(exc).__name__}: {exc}", source.span(source.node)
@@ -276,6 +286,7 @@ class _Lowering:
         self.helpers: dict[Any, FunctionSource] = {}
         self.inline_count = 0
         self.prefix = ""  # register name prefix of the current inlined helper
+        self.deepest: tuple[ast.AST, FunctionSource] = (source.node, source)  # the node being lowered, for a RecursionError
 
     # -- plumbing ---------------------------------------------------------
 
@@ -343,6 +354,21 @@ class _Lowering:
         return Lowered(fn, self.types, self.src, self.helpers)
 
     def _check_signature(self, node: ast.FunctionDef) -> None:
+        if not node.name.isascii():
+            # The name becomes the BPF program's, the ELF symbol's and the BTF
+            # FUNC's: the kernel takes letters, digits, `_` and `.` in a
+            # program name (kernel/bpf/syscall.c, bpf_obj_name_cpy: isalnum is
+            # ASCII there) and ASCII identifiers in BTF (btf_name_valid_identifier).
+            line = self.src.span(node).source_line()
+            at = line.find(node.name)  # after `def` and indentation: ASCII, so this is also its byte column
+            col = len(line[:at].encode())
+            span = Span(self.src.file, node.lineno, col, node.lineno, col + len(node.name.encode())) if at >= 0 else self.span(node)
+            bad = ", ".join(repr(c) for c in dict.fromkeys(c for c in node.name if not c.isascii()))
+            raise CompileNameError(
+                f"the dissector's name `{node.name}` has non-ASCII characters ({bad}); a BPF program name is ASCII letters, digits and `_`",
+                span,
+                hint="rename the function",
+            )
         args = node.args
         for extra, what in ((args.vararg, "*args"), (args.kwarg, "**kwargs")):
             if extra is not None:
@@ -367,13 +393,21 @@ class _Lowering:
     def lower_body(self, body: list[ast.stmt]) -> None:
         for stmt in body:
             if not self.reachable:
-                return  # code after a return never runs
+                # Code no path reaches would be neither compiled nor checked,
+                # yet the CPython run would still have to carry it.
+                self.fail(
+                    stmt,
+                    "this code is never reached: every path before it has returned or left the loop",
+                    hint="delete it, or move it before the `return`, `break` or `continue`",
+                    kind=UnsupportedError,
+                )
             self.lower_stmt(stmt)
 
     def lower_stmt(self, stmt: ast.stmt) -> None:
+        self.deepest = (stmt, self.src)
         try:
             self._stmt(stmt)
-        except CompileError:
+        except (CompileError, RecursionError):  # a RecursionError is located by lower_function
             raise
         except Exception as exc:  # a bug in pyfd: report it at the user's line, never as a traceback
             raise InternalCompilerError(f"internal compiler error while compiling this statement: {type(exc).__name__}: {exc}", self.span(stmt)) from exc
@@ -449,6 +483,7 @@ class _Lowering:
         """Return `result` from `frame` (a helper's result, or the dissector's return code)."""
         if frame.helper:
             assert frame.ret_ty is not None
+            self._check_literal(result, frame.ret_ty, value, f"the result of `{frame.name}`")
             narrowed = self._narrowed(result, frame.ret_ty, self.span(value))
             if frame.tail is not None:
                 self._return_value(frame.tail, narrowed, value, stmt)
@@ -493,6 +528,8 @@ class _Lowering:
         if not (isinstance(value, ast.Tuple) and len(value.elts) == n):
             self.fail(value, f"`{frame.name}` returns a tuple of {n} integers: `return a, b`", kind=ReturnValueError)
         items = [self.int_expr(e) for e in value.elts]
+        for i, (item, elt, ty) in enumerate(zip(items, value.elts, frame.tuple_tys)):
+            self._check_literal(item, ty, elt, f"result {i} of `{frame.name}`")
         self._deliver_tuple(frame, items, self.span(stmt))
 
     def _deliver_tuple(self, frame: _Frame, items: list[Value], span: Span) -> None:
@@ -528,6 +565,21 @@ class _Lowering:
             self.emit(Extend(ty.signed, ty.bits, dst, value.op, span))
             return Value(dst, ty, None, choices)
         return Value(value.op, ty, None, choices)
+
+    def _check_literal(self, value: Value, ty: IntTy, node: ast.AST, what: str) -> None:
+        """Refuse an integer literal that `ty` cannot hold, where it narrows into `what`.
+
+        One rule wherever a literal narrows (a typed local, a helper's argument
+        or result, a keys field): it must fit. A computed value wraps, as in
+        the kernel; a cast (`u8(300)`) wraps on purpose.
+        """
+        if value.ty is LITERAL and value.const is not None and not ty.contains(value.const):
+            self.fail(
+                node,
+                f"{value.const} does not fit in {what}: {ty} holds {ty.min}..{ty.max}",
+                hint=f"write `{ty}({value.const})` to wrap it on purpose",
+                kind=CompileTypeError,
+            )
 
     def _leave(self, span: Span) -> tuple[str, _Env]:
         """End the current block with a jump patched later (see `_join`); returns its label and env."""
@@ -615,17 +667,16 @@ class _Lowering:
         if name in self.params:
             self.fail(stmt.target, f"cannot assign to the parameter `{name}`", kind=CompileNameError)
         span = self.span(stmt)
-        if not values:
-            self.lower_body(stmt.orelse)
-            return
         # A loop the verifier walks iteration by iteration (it accepts bounded
         # loops): a hidden counter runs over the range, and the loop variable
-        # takes its value at the top of each pass.
+        # takes its value at the top of each pass. An empty range jumps past
+        # the loop, whose body is still lowered (checked) in blocks no path
+        # reaches, which the passes remove.
         step = values.step
         counter = Reg(f"{self.prefix}loop{self.new_label('')}")
         self.emit(Copy(counter, Imm(values.start), span))
         head, body, latch, done = (self.new_label(h) for h in ("loop", "body", "latch", "loopexit"))
-        self.terminate(Jump(head, span))
+        self.terminate(Jump(head if values else done, span))
         self.env = self._loop_entry_env(stmt)
         entry_env = self.env
         self.start(head)
@@ -727,6 +778,8 @@ class _Lowering:
             ty = declared
         if ty is None:
             ty = self._infer(result, value_node or target)
+        elif value_node is not None:
+            self._check_literal(result, ty, value_node, f"`{name}`")
         self.local_types[name] = ty
         reg = self.local_regs.setdefault(name, Reg(f"{self.prefix}{name}"))
         if stmt is not None:
@@ -802,8 +855,7 @@ class _Lowering:
         if fld.size not in (1, 2, 4, 8):
             self.fail(target, f"keys.{fld.name} is a {fld.size * 8}-bit field; it cannot be assigned from an integer expression", hint="assign it a header field of the same size, e.g. `keys.ipv6_src = ip6.saddr`", kind=CompileTypeError)
         if result.const is not None:
-            if not (-(1 << (fld.width - 1)) <= result.const < (1 << fld.width)):
-                self.fail(value, f"{result.const} does not fit in keys.{fld.name}, {_a(f'{fld.width}-bit')} field", kind=CompileTypeError)
+            self._check_literal(result, unsigned_for_bits(fld.width), value, f"keys.{fld.name}")
             raw = result.const & ((1 << fld.width) - 1)
             if fld.order == "big":
                 raw = int.from_bytes(raw.to_bytes(fld.size, "big"), "little")
@@ -913,9 +965,10 @@ class _Lowering:
 
     def expr(self, node: ast.expr) -> Value | HeaderView | _Param | _Global:
         """Lower an expression."""
+        self.deepest = (node, self.src)
         try:
             return self._expr(node)
-        except CompileError:
+        except (CompileError, RecursionError):  # a RecursionError is located by lower_function
             raise
         except Exception as exc:
             raise InternalCompilerError(f"internal compiler error while compiling this expression: {type(exc).__name__}: {exc}", self.span(node)) from exc
@@ -940,7 +993,16 @@ class _Lowering:
             case ast.BoolOp() | ast.Compare():
                 return self._materialize_bool(node)
             case ast.Call():
-                return self._call(node)
+                result = self._call(node)
+                if result is None:  # a helper without a result, used as a value
+                    name = ast.unparse(node.func)
+                    self.fail(
+                        node,
+                        f"`{name}` returns nothing (it has no result annotation), so this call has no value",
+                        hint=f"annotate its result (`def {name.rsplit('.', 1)[-1]}(...) -> u16:`), or call it as a statement of its own",
+                        kind=CompileTypeError,
+                    )
+                return result
         self.unsupported(node)
 
     def _name_binding(self, node: ast.Name) -> Value | HeaderView | _Param | _Global | None:
@@ -1276,6 +1338,8 @@ class _Lowering:
                     self.fail(arg, f"`{pname}` of `{name}` must be {_a(kind.__name__)} header", hint="pass a name bound with pkt.header(...)", kind=CompileTypeError)
             elif not isinstance(value, Value):
                 self.int_expr(arg)  # the error for a non-integer
+            else:
+                self._check_literal(value, kind, arg, f"parameter `{pname}` of `{name}`")
             bound.append((pname, kind, value))
         caller = self.frame
         if tail and isinstance(ret_ty, tuple) and (caller.tuple_tys is None or len(caller.tuple_tys) != len(ret_ty)):
@@ -1343,7 +1407,7 @@ class _Lowering:
                 for reg, ty, held in zip(frame.tuple_results, frame.tuple_tys, frame.tuple_choices)
             ))
         if ret_ty is None:
-            return Value(Imm(0), LITERAL, 0)
+            return None  # no value: a statement of its own, or refused where a value is needed (_expr)
         assert frame.result is not None
         choices = frozenset(frame.choices) if frame.choices else None
         return Value(frame.result, ret_ty, None, choices)

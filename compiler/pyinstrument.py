@@ -5,17 +5,30 @@ the frontend typed as a 64-bit BPF operation wraps its result the way the BPF
 instruction does, and every store into a typed local narrows to the local's
 type. The types come from the frontend's `TypeRecord`, so the compiled program
 and this run follow one typing, not two.
+
+A chain of typed operations (`a + b + c`, `-~x`) becomes one call that
+applies them in order, `__pyfd_binops(spec, a, b, c)`: its operands are
+evaluated left to right as Python evaluates the chain, and the tree stays as
+deep as the user's. Wrapping every step in a call of its own would double
+it, and CPython compiles a tree only so deep (about 1,500 levels on 3.12).
+
+`~` always acts on an integer (`~int(x)`): a condition used as a value is 1
+or 0 in the kernel, but `True` in Python, and `~True` is deprecated from
+3.12 (and refused from 3.16) in favour of exactly that.
 """
 
 from __future__ import annotations
 
 import ast
 import copy
+import operator
 from typing import Any, Callable
 
 from pyfd.types import wrap
 
+from .diagnostics import UnsupportedError
 from .frontend import Lowered
+from .recursion import recursion_room
 from .source import FunctionSource
 from .typesys import IntTy
 
@@ -43,6 +56,40 @@ def _umod(a: int, b: int) -> int:
     return a % b if b else a  # BPF: modulo zero leaves the dividend
 
 
+_WRAPPED: dict[str, Callable[[int, int], int]] = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "&": operator.and_, "|": operator.or_, "^": operator.xor,
+}
+
+
+def _binops(spec: tuple[tuple[str, int, bool], ...], first: int, *rest: int) -> int:
+    """`first op1 rest[0] op2 rest[1] ...`, left to right, each step as its BPF instruction computes it."""
+    value = first
+    for (symbol, bits, signed), operand in zip(spec, rest, strict=True):
+        if symbol == "<<":
+            value = _shl(value, operand, signed)
+        elif symbol == ">>":
+            value = _shr(value, operand, signed)
+        elif symbol == "//":
+            value = _udiv(value, operand)
+        elif symbol == "%":
+            value = _umod(value, operand)
+        else:
+            value = wrap(_WRAPPED[symbol](value, operand), bits, signed)
+    return value
+
+
+def _unaryops(spec: tuple[tuple[str, int, bool], ...], value: int) -> int:
+    """Unary `-` and `~` applied innermost first, each wrapped as BPF's NEG and XOR -1 compute it."""
+    for symbol, bits, signed in spec:
+        value = wrap(-value if symbol == "-" else ~int(value), bits, signed)
+    return value
+
+
+def _invert(value: int) -> int:
+    """`~value` of the integer value: 1 and 0 for a condition, as in the kernel."""
+    return ~int(value)
+
+
 def _wrap_tuple(values: tuple[int, ...], types: tuple[tuple[int, bool], ...]) -> tuple[int, ...]:
     if len(values) != len(types):  # the compiler checked the arity; keep Python's own error otherwise
         return values
@@ -56,6 +103,14 @@ HELPERS: dict[str, Callable[..., Any]] = {
     "__pyfd_shr": _shr,
     "__pyfd_udiv": _udiv,
     "__pyfd_umod": _umod,
+    "__pyfd_binops": _binops,
+    "__pyfd_unaryops": _unaryops,
+    "__pyfd_invert": _invert,
+}
+
+_SYMBOLS: dict[type[ast.operator], str] = {
+    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.FloorDiv: "//", ast.Mod: "%", ast.BitAnd: "&",
+    ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>",
 }
 
 
@@ -86,28 +141,44 @@ class _Instrument(ast.NodeTransformer):
             return ast.copy_location(_call("__pyfd_wrap_tuple", node, spec), node)
         return ast.copy_location(_call("__pyfd_wrap", node, _const(ty.bits), _const(ty.signed)), node)
 
+    @staticmethod
+    def _spec(steps: list[tuple[str, IntTy]]) -> ast.Tuple:
+        return ast.Tuple(
+            elts=[ast.Tuple(elts=[_const(s), _const(t.bits), _const(t.signed)], ctx=ast.Load()) for s, t in steps], ctx=ast.Load()
+        )
+
     def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
-        ty = self.types.results.get(self._orig(node))
-        new = self.generic_visit(node)
-        assert isinstance(new, ast.BinOp)
-        if ty is None:  # constant folded, or never lowered (dead code)
+        # The typed operations down the left operands: `((a + b) * c)` is [*, +] over a.
+        chain: list[tuple[ast.BinOp, IntTy]] = []
+        leaf: ast.expr = node
+        while isinstance(leaf, ast.BinOp) and (ty := self.types.results.get(self._orig(leaf))) is not None:
+            chain.append((leaf, ty))
+            leaf = leaf.left
+        if not chain:  # constant folded, or never lowered
+            new = self.generic_visit(node)
+            assert isinstance(new, ast.expr)
             return new
-        match node.op:
-            case ast.LShift():
-                return ast.copy_location(_call("__pyfd_shl", new.left, new.right, _const(ty.signed)), node)
-            case ast.RShift():
-                return ast.copy_location(_call("__pyfd_shr", new.left, new.right, _const(ty.signed)), node)
-            case ast.FloorDiv():
-                return ast.copy_location(_call("__pyfd_udiv", new.left, new.right), node)
-            case ast.Mod():
-                return ast.copy_location(_call("__pyfd_umod", new.left, new.right), node)
-        return self._wrap(new, ty)
+        chain.reverse()
+        first = self.visit(leaf)
+        rest = [self.visit(op.right) for op, _ in chain]
+        spec = self._spec([(_SYMBOLS[type(op.op)], ty) for op, ty in chain])
+        return ast.copy_location(_call("__pyfd_binops", spec, first, *rest), node)
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.expr:
-        ty = self.types.results.get(self._orig(node))
-        new = self.generic_visit(node)
-        assert isinstance(new, ast.expr)
-        return new if ty is None else self._wrap(new, ty)
+        chain: list[tuple[ast.UnaryOp, IntTy]] = []
+        leaf: ast.expr = node
+        while isinstance(leaf, ast.UnaryOp) and (ty := self.types.results.get(self._orig(leaf))) is not None:
+            chain.append((leaf, ty))
+            leaf = leaf.operand
+        if not chain:  # constant folded, `not`, unary `+`, or never lowered
+            new = self.generic_visit(node)
+            assert isinstance(new, ast.UnaryOp)
+            if isinstance(new.op, ast.Invert):
+                return ast.copy_location(_call("__pyfd_invert", new.operand), node)
+            return new
+        chain.reverse()
+        spec = self._spec([("-" if isinstance(op.op, ast.USub) else "~", ty) for op, ty in chain])
+        return ast.copy_location(_call("__pyfd_unaryops", spec, self.visit(leaf)), node)
 
     def visit_BoolOp(self, node: ast.BoolOp) -> ast.expr:
         new = self.generic_visit(node)
@@ -219,4 +290,14 @@ class _Builder:
 
 def instrument(lowered: Lowered) -> Callable[..., int]:
     """The dissector as a CPython function that wraps integers like the kernel."""
-    return _Builder(lowered).build(lowered.source)
+    try:
+        with recursion_room():
+            return _Builder(lowered).build(lowered.source)
+    except RecursionError:
+        # CPython compiles a syntax tree only so deep (about 1,500 levels on
+        # 3.12, whatever the recursion limit), less than it parses from text.
+        raise UnsupportedError(
+            "this function is nested too deeply for CPython to compile it again for the Python run",
+            lowered.source.span(lowered.source.node),
+            hint="split deep expressions or long chains of `elif`s with intermediate locals",
+        ) from None

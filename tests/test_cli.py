@@ -241,7 +241,7 @@ def bad(pkt: Packet, keys: BpfFlowKeys) -> int:
         pytest.param(
             "from pyfd import dissector, bogus\n", r"{path}:1:1: importing the file failed: ImportError: cannot import name 'bogus'", id="bad-import"
         ),
-        pytest.param(COMPILE_ERROR, r"{path}:6:21: 300 does not fit in keys.ip_proto, an 8-bit field$", id="compile-error"),
+        pytest.param(COMPILE_ERROR, r"{path}:6:21: 300 does not fit in keys.ip_proto: u8 holds 0..255$", id="compile-error"),
     ],
 )
 def test_wrong_input_exits_1(source: str, first_line: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

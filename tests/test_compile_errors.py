@@ -852,6 +852,63 @@ REJECTS = [
         """,
         CompileTypeError, "`dissector` is not an integer value", 3, 9,
     ),
+    # -- found by fuzzing (more in test_robustness.py) ----------------------
+    Reject(
+        "void-helper-used-as-a-value",
+        """
+        def h(keys: BpfFlowKeys):
+            keys.sport = 1
+
+        @dissector
+        def f(pkt: Packet, keys: BpfFlowKeys) -> int:
+            keys.dport = h(keys)
+            return BPF_OK
+        """,
+        CompileTypeError, "`h` returns nothing (it has no result annotation), so this call has no value", 6, 18, hint="-> u16",
+    ),
+    Reject(
+        "code-after-return",
+        """
+        @dissector
+        def f(pkt: Packet, keys: BpfFlowKeys) -> int:
+            return BPF_OK
+            keys.thoff = keys.nhoff + keys.nhoff
+        """,
+        UnsupportedError, "this code is never reached", 4, 5, hint="delete it",
+    ),
+    Reject(
+        "non-ascii-dissector-name",
+        """
+        @dissector
+        def dü(pkt: Packet, keys: BpfFlowKeys) -> int:
+            return BPF_OK
+        """,
+        CompileNameError, "the dissector's name `dü` has non-ASCII characters ('ü')", 2, 5,
+    ),
+    Reject(
+        "literal-too-big-for-typed-local",
+        """
+        @dissector
+        def f(pkt: Packet, keys: BpfFlowKeys) -> int:
+            x: u8 = 300
+            keys.ip_proto = x
+            return BPF_OK
+        """,
+        CompileTypeError, "300 does not fit in `x`: u8 holds 0..255", 3, 13, hint="u8(300)",
+    ),
+    Reject(
+        "literal-too-big-for-helper-parameter",
+        """
+        def h(keys: BpfFlowKeys, x: u8) -> None:
+            keys.ip_proto = x
+
+        @dissector
+        def f(pkt: Packet, keys: BpfFlowKeys) -> int:
+            h(keys, 300)
+            return BPF_OK
+        """,
+        CompileTypeError, "300 does not fit in parameter `x` of `h`: u8 holds 0..255", 6, 13,
+    ),
     # -- widths and signedness ---------------------------------------------
     Reject(
         "constant-too-wide-for-field",
@@ -861,7 +918,7 @@ REJECTS = [
             keys.ip_proto = 300
             return BPF_OK
         """,
-        CompileTypeError, "300 does not fit in keys.ip_proto, an 8-bit field", 3, 21,
+        CompileTypeError, "300 does not fit in keys.ip_proto: u8 holds 0..255", 3, 21,
     ),
     Reject(
         "constant-too-wide-for-64-bits",

@@ -73,7 +73,7 @@ def _forked(step: Callable[[], bytes]) -> bytes:
             try:
                 os.close(read_end)
                 os.dup2(errors.fileno(), 2)  # LLVM writes its fatal messages to fd 2
-                _no_core_dump()
+                _quiet_death()
                 result = step()
                 with os.fdopen(write_end, "wb") as out:
                     out.write(frame(result))
@@ -120,8 +120,11 @@ def frame(result: bytes) -> bytes:
     return struct.pack("<Q", len(result)) + result
 
 
-def _no_core_dump() -> None:
-    # An abort in the child is an expected outcome here, not a crash to keep.
+def _quiet_death() -> None:
+    """An abort in the child is an outcome the parent reports, not a crash to dump."""
+    import faulthandler
+
+    faulthandler.disable()  # pytest and `python -X faulthandler` would print the child's stack
     try:
         import resource
 

@@ -658,7 +658,8 @@ class _Lowering:
 
 
 def _escape(text: str) -> str:
-    return "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else f"\\{ord(c):02X}" for c in text)
+    """`text` for an LLVM string literal: its UTF-8 bytes, each unprintable one as `\\XX`."""
+    return "".join(chr(b) if 0x20 <= b < 0x7F and b not in b'"\\' else f"\\{b:02X}" for b in text.encode())
 
 
 # --- LLVM: optimise, emit, read back ---------------------------------------------------------

@@ -362,9 +362,9 @@ def _pack_slots(fn: MFunction) -> None:
             touch(slot, pos)
         for insn in b.insns:
             read, written = _slot_access(insn)
-            for slot in (read, written):
-                if slot is not None:
-                    touch(slot, pos)
+            for accessed in (read, written):
+                if accessed is not None:
+                    touch(accessed, pos)
             if written is not None:
                 first_store.setdefault(written, insn.span)
             pos += 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pyfd.abi import FLOW_KEYS_SIZE as KEYS_SIZE
 from pyfd.abi import RETURN_CODES
 
-from .analysis import definition_counts, dominator_chain, dominators, reverse_postorder
+from .analysis import definition_counts, dominators, reverse_postorder
 from .nodes import (
     ACCESS_SIZES, Block, CheckPacket, Function, Imm, Instruction, LoadKeys, LoadPacket, Operand,
     Reg, Return, StoreKeys, Terminator, defined, used_regs,
@@ -60,37 +60,60 @@ def _check_access(insn: Instruction) -> None:
 
 
 def _check_definitions(fn: Function) -> None:
-    """Every register read is written on every path from the entry before it."""
+    """Every register read is written on every path from the entry before it.
+
+    The sets of registers written on every path are bit sets (a Python int,
+    one bit per register): a set per block of every register would take
+    blocks x registers of memory, gigabytes for a few thousand `elif`s.
+    """
     blocks = fn.block_map()
     order = reverse_postorder(fn)
     preds = fn.predecessors()
-    everything = {d for insn in fn.instructions() if (d := defined(insn)) is not None}
-    defined_out: dict[str, set[Reg]] = {label: set(everything) for label in order}
+    bit: dict[Reg, int] = {}
+    for insn in fn.instructions():
+        if (d := defined(insn)) is not None and d not in bit:
+            bit[d] = 1 << len(bit)
+    everything = (1 << len(bit)) - 1
+    written = {label: _bits(blocks[label].insns, bit) for label in order}
+    defined_out: dict[str, int] = {label: everything for label in order}
+
+    def defined_in(label: str) -> int:
+        live_preds = [p for p in preds[label] if p in defined_out]
+        if not live_preds or label == order[0]:
+            return 0
+        now = everything
+        for p in live_preds:
+            now &= defined_out[p]
+        return now
+
     changed = True
     while changed:
         changed = False
         for label in order:
-            live_preds = [p for p in preds[label] if p in defined_out]
-            now = set.intersection(*(defined_out[p] for p in live_preds)) if live_preds and label != order[0] else set()
-            for insn in blocks[label].insns:
-                if (d := defined(insn)) is not None:
-                    now.add(d)
+            now = defined_in(label) | written[label]
             if now != defined_out[label]:
                 defined_out[label] = now
                 changed = True
     for label in order:
-        live_preds = [p for p in preds[label] if p in defined_out]
-        now = set.intersection(*(defined_out[p] for p in live_preds)) if live_preds and label != order[0] else set()
+        now = defined_in(label)
         for insn in blocks[label].insns:
-            _require_defined(insn, now)
+            _require_defined(insn, now, bit)
             if (d := defined(insn)) is not None:
-                now.add(d)
-        _require_defined(blocks[label].term, now)
+                now |= bit[d]
+        _require_defined(blocks[label].term, now, bit)
 
 
-def _require_defined(node: Instruction | Terminator, now: set[Reg]) -> None:
+def _bits(insns: list[Instruction], bit: dict[Reg, int]) -> int:
+    out = 0
+    for insn in insns:
+        if (d := defined(insn)) is not None:
+            out |= bit[d]
+    return out
+
+
+def _require_defined(node: Instruction | Terminator, now: int, bit: dict[Reg, int]) -> None:
     for reg in used_regs(node):
-        if reg not in now:
+        if not now & bit.get(reg, 0):
             raise IRCheckError(f"register {reg} may be read before it is written", node.span)
 
 
@@ -109,12 +132,13 @@ def _check_packet_reads(fn: Function) -> None:
     blocks = fn.block_map()
     preds = fn.predecessors()
     idom = dominators(fn)
+    covered: dict[tuple[str, Operand], int] = {}
     for block in fn.blocks:
         if block.label not in idom:
             continue  # unreachable: never executed, and the backend drops it
         for insn in block.insns:
             if isinstance(insn, LoadPacket):
-                _prove_load(insn, block.label, idom, preds, blocks, counts)
+                _prove_load(insn, block.label, idom, preds, blocks, counts, covered)
     for block in fn.blocks:
         if isinstance(block.term, CheckPacket):
             _single_definition(block.term.base, block.term, counts)
@@ -132,13 +156,27 @@ def _prove_load(
     preds: dict[str, list[str]],
     blocks: dict[str, Block],
     counts: dict[Reg, int],
+    covered: dict[tuple[str, Operand], int],
 ) -> None:
     _single_definition(load.base, load, counts)
     need = load.disp + load.size
-    for dom in dominator_chain(idom, label):
+    # The most bytes any check on the dominator chain guards for this base.
+    # Remembered per (block, base), so a load deep in a chain of `elif`s
+    # walks only the part of the chain no earlier load walked.
+    key = load.base
+    chain: list[str] = []
+    node: str | None = label
+    while node is not None and (node, key) not in covered:
+        chain.append(node)
+        node = idom[node]
+    best = covered[(node, key)] if node is not None else -1
+    for dom in reversed(chain):
         check = _guarding_check(blocks[dom], preds, blocks)
-        if check is not None and _same_base(check.base, load.base) and check.size >= need:
-            return
+        if check is not None and _same_base(check.base, load.base):
+            best = max(best, check.size)
+        covered[(dom, key)] = best
+    if best >= need:
+        return
     raise PacketAccessError(
         f"packet read of {load.size} bytes at [{load.base} + {load.disp}] is not dominated by a bounds check covering it",
         load.span,
