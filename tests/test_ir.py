@@ -996,3 +996,44 @@ def test_an_ir_check_failure_names_the_pass_before_it() -> None:
     with pytest.raises(IRCheckError, match="IR check failed after pass reads-undefined: .*ghost") as info:
         PassManager([_ReadsUndefined()], check_changes=False).run(fn)
     assert isinstance(info.value.__cause__, IRCheckError)  # the checker's own report, kept
+
+
+# -- value widths: one rule table for the optimiser and the verifier model -------------
+
+WIDTHS_IR = """
+entry:
+    %k = keys.load u16 +0
+    %w = keys.load u32 +4
+    %s = bswap16 %k
+    %z = zext8 %w
+    %x = sext8 %w
+    %a = and %w, %k
+    %o = or %k, %z
+    %p = add %k, %k
+    %m = mul %k, %z
+    %d = udiv %k, %w
+    %r = umod %w, %k
+    %h = lshr %w, 20
+    %l = shl %z, 4
+    %c = copy %d
+    %q = sub %k, 1
+    %b = setcond eq %k, 0
+    keys.store u16 +2, %s
+    ret 0
+"""
+# register: (what the optimiser knows, what the verifier learns from the native backend's code)
+WIDTHS = {
+    "k": (16, 16), "w": (32, 32), "s": (16, 64), "z": (8, 8), "x": (64, 64), "a": (16, 16), "o": (16, 16),
+    "p": (17, 17), "m": (24, 64), "d": (16, 64), "r": (32, 64), "h": (12, 12), "l": (12, 12), "c": (16, 64),
+    "q": (64, 64), "b": (1, 64),
+}
+
+
+def test_value_widths_for_the_optimiser_and_for_the_verifier() -> None:
+    from pyfd.compiler.passes.facts import Facts
+
+    fn = parse_function(func(WIDTHS_IR))
+    check_function(fn)
+    facts = Facts(fn)
+    got = {name: (facts.bits(Reg(name)), facts.bits(Reg(name), verifier=True)) for name in WIDTHS}
+    assert got == WIDTHS

@@ -261,40 +261,18 @@ class _Selector:
         # Unsigned 64-bit `ptr + size > data_end`: the fall-through is in bounds.
         self.emit(jmp_reg(JmpOp.JGT, end, self.data_end, fail, span=span))
 
-    def verifier_bits(self, op: Operand, depth: int = 0) -> int:
+    def verifier_bits(self, op: Operand) -> int:
         """An upper bound on the bits of `op` that the verifier proves too (64 if it cannot).
 
         `Facts.bits` bounds the value; this bounds what the verifier's range
         tracking (kernel/bpf/verifier.c, adjust_scalar_min_max_vals) learns
-        from the instructions selected here. It learns nothing from a byte
-        swap, a division or a modulo, so a base computed by one needs the
-        clamp even when its value cannot exceed it: without it, `data + base`
-        is refused ("math between pkt pointer and register with unbounded
-        min value").
+        from the instructions selected here: the rules of facts.WIDTH_RULES
+        marked `verifier`. It learns nothing from a byte swap, a division or
+        a modulo, so a base computed by one needs the clamp even when its
+        value cannot exceed it: without it, `data + base` is refused ("math
+        between pkt pointer and register with unbounded min value").
         """
-        if isinstance(op, Imm):
-            return max(op.value.bit_length(), 1)
-        insn = self.facts.single(op)
-        if insn is None or depth > 32:
-            return 64
-        match insn:
-            case LoadKeys(size=size) | LoadPacket(size=size):
-                return size * 8  # a narrow load zero-extends
-            case Extend(signed=False, bits=bits):
-                return bits  # an `and` with a mask, or a zero-extending mov32
-            case Copy(src=src):
-                return self.verifier_bits(src, depth + 1)
-            case Binary(op=BinaryOp.AND, lhs=a, rhs=b):
-                return min(self.verifier_bits(a, depth + 1), self.verifier_bits(b, depth + 1))
-            case Binary(op=BinaryOp.OR | BinaryOp.XOR, lhs=a, rhs=b):
-                return max(self.verifier_bits(a, depth + 1), self.verifier_bits(b, depth + 1))
-            case Binary(op=BinaryOp.ADD, lhs=a, rhs=b):
-                return min(max(self.verifier_bits(a, depth + 1), self.verifier_bits(b, depth + 1)) + 1, 64)
-            case Binary(op=BinaryOp.LSHR, lhs=a, rhs=Imm(value=k)):
-                return max(self.verifier_bits(a, depth + 1) - (k & 63), 1)
-            case Binary(op=BinaryOp.SHL, lhs=a, rhs=Imm(value=k)):
-                return min(self.verifier_bits(a, depth + 1) + (k & 63), 64)
-        return 64
+        return self.facts.bits(op, verifier=True)
 
     def branch(self, cmp: Cmp, lhs: Operand, rhs: Operand, target: str, span: object) -> None:
         if isinstance(lhs, Imm):
