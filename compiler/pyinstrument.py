@@ -217,15 +217,29 @@ class _Instrument(ast.NodeTransformer):
         return ast.copy_location(ast.Assign(targets=[node.target], value=value or _const(0)), node)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> ast.stmt:
+        # `t op= v` runs as `t = t op v`, as the frontend lowered it; the
+        # operation's type is recorded under the statement.
         original = self._orig(node)
-        binop = original.__dict__.get("_pyfd_binop")
-        if binop is None:  # never lowered: dead code
+        ty = self.types.results.get(original)
+        if ty is None:  # never lowered: dead code
             return node
-        value = self.visit(_clone(binop, self.origin))
-        ty = self.types.stores.get(original)
-        if ty is not None:
-            value = self._wrap(value, ty)
+        right = self.visit(node.value)
+        assert isinstance(right, ast.expr)
+        spec = self._spec([(_SYMBOLS[type(node.op)], ty)])
+        value: ast.expr = ast.copy_location(_call("__pyfd_binops", spec, _as_load(node.target), right), node)
+        stored = self.types.stores.get(original)
+        if stored is not None:
+            value = self._wrap(value, stored)
         return ast.copy_location(ast.Assign(targets=[node.target], value=value), node)
+
+
+def _as_load(target: ast.expr) -> ast.expr:
+    """A read of an assignment target (a name or an attribute)."""
+    if isinstance(target, ast.Name):
+        return ast.copy_location(ast.Name(id=target.id, ctx=ast.Load()), target)
+    if isinstance(target, ast.Attribute):
+        return ast.copy_location(ast.Attribute(value=target.value, attr=target.attr, ctx=ast.Load()), target)
+    return target
 
 
 # id of a copied node -> (the copy, its original). Holding the copy keeps its

@@ -26,8 +26,12 @@ class FunctionSource:
         return Span(self.file, line, col, getattr(node, "end_lineno", None) or line, getattr(node, "end_col_offset", None) or col + 1)
 
 
-def function_source(fn: Callable[..., Any]) -> FunctionSource:
-    """Parse the file `fn` was defined in and return its `FunctionDef`."""
+def function_source(fn: Callable[..., Any], *, trees: dict[tuple[str, str], ast.Module] | None = None) -> FunctionSource:
+    """Parse the file `fn` was defined in and return its `FunctionDef`.
+
+    `trees` keeps each file's parse, by name and text, for the next function
+    from the same file (the helpers of one dissector mostly share a module).
+    """
     code = getattr(fn, "__code__", None)
     if code is None:  # e.g. @dissector applied twice; not repr(fn), which may itself fail
         name = getattr(fn, "__name__", None) or type(fn).__name__
@@ -40,10 +44,14 @@ def function_source(fn: Callable[..., Any]) -> FunctionSource:
             None,
         )
     text = "".join(lines)
-    try:
-        tree = ast.parse(text, filename=file)
-    except SyntaxError as exc:  # the module imported, so this is only a changed file
-        raise CompileError(f"syntax error: {exc.msg}", Span(file, exc.lineno or 1, (exc.offset or 1) - 1, exc.lineno or 1, exc.offset or 1)) from None
+    tree = trees.get((file, text)) if trees is not None else None
+    if tree is None:
+        try:
+            tree = ast.parse(text, filename=file)
+        except SyntaxError as exc:  # the module imported, so this is only a changed file
+            raise CompileError(f"syntax error: {exc.msg}", Span(file, exc.lineno or 1, (exc.offset or 1) - 1, exc.lineno or 1, exc.offset or 1)) from None
+        if trees is not None:
+            trees[(file, text)] = tree
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == fn.__name__:
             first = min([node.lineno, *(d.lineno for d in node.decorator_list)])

@@ -17,6 +17,7 @@ from pyfd.abi import MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
 from pyfd.isa import AluOp, JmpOp, Size, relax_jumps, resolve
 
 from ..diagnostics import CompileError, InternalCompilerError, Span
+from ..ir.builder import IRBuilder
 from ..ir.nodes import (
     Binary, BinaryOp, Block, Branch, ByteSwap, CheckPacket, Cmp, Copy, Extend, Function, Imm,
     Instruction, Jump, LoadKeys, LoadPacket, Operand, Reg, Return, SetCond, StoreKeys, Unary, UnaryOp,
@@ -60,22 +61,24 @@ def _alu64(op: AluOp, dst: MReg, src: MReg | int, *, imm: bool, span: object) ->
 
 def _split_setcond(fn: Function) -> Function:
     """Lower `SetCond` to branches (BPF has no set-on-condition instruction)."""
-    blocks: list[Block] = []
+    b = IRBuilder()
     n = 0
     for block in fn.blocks:
-        label, insns = block.label, []
+        b.position(block.label)
         for insn in block.insns:
-            if isinstance(insn, SetCond):
-                n += 1
-                yes, no, join = f"{block.label}.set{n}", f"{block.label}.clear{n}", f"{block.label}.cont{n}"
-                blocks.append(Block(label, insns, Branch(insn.cmp, insn.lhs, insn.rhs, yes, no, insn.span)))
-                blocks.append(Block(yes, [Copy(insn.dst, Imm(1), insn.span)], Jump(join, insn.span)))
-                blocks.append(Block(no, [Copy(insn.dst, Imm(0), insn.span)], Jump(join, insn.span)))
-                label, insns = join, []
-            else:
-                insns.append(insn)
-        blocks.append(Block(label, insns, block.term))
-    return Function(fn.name, fn.file, blocks, fn.span, fn.locals)
+            if not isinstance(insn, SetCond):
+                b.emit(insn)
+                continue
+            n += 1
+            yes, no, join = f"{block.label}.set{n}", f"{block.label}.clear{n}", f"{block.label}.cont{n}"
+            b.terminate(Branch(insn.cmp, insn.lhs, insn.rhs, yes, no, insn.span))
+            for label, bit in ((yes, 1), (no, 0)):
+                b.position(label)
+                b.emit(Copy(insn.dst, Imm(bit), insn.span))
+                b.terminate(Jump(join, insn.span))
+            b.position(join)
+        b.terminate(block.term)
+    return b.finish(fn.name, fn.file, fn.span, fn.locals)
 
 
 class _Selector:
