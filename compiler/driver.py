@@ -12,7 +12,7 @@ from pyfd.isa import listing
 from pyfd.objfile.btf import ProgramBtf, build_program_btf
 from pyfd.objfile.elf import SHT, ProgramSection, RawSection, write_object
 
-from .backends.native import compile_native
+from .backends import BACKENDS
 from .backends.result import CompiledCode
 from .diagnostics import CompileError
 from .frontend import Lowered, lower_function
@@ -20,8 +20,9 @@ from .ir.checker import check_function
 from .ir.nodes import Function
 from .ir.text import print_function
 from .passes import PassManager, pipeline
+from .passes.base import check_passes_default
 
-BACKENDS = ("native", "llvm")
+__all__ = ["BACKENDS", "Compilation", "Options", "annotated_listing", "compile_function", "compile_lowered"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class Options:
     opt_level: int = 2
     dump_after: frozenset[str] = field(default_factory=frozenset)
     dump: Callable[[str], None] = print
+    # Check every pass's changed flag against a fingerprint of the IR (a debug
+    # aid; on in the tests and with $PYFD_CHECK_PASSES=1).
+    check_passes: bool = field(default_factory=check_passes_default)
 
 
 @dataclass(frozen=True)
@@ -42,12 +46,16 @@ class Compilation:
     ir: Function  # the optimised, checked IR the backend compiled
     code: CompiledCode
     options: Options
-    llvm_ir: str | None = None  # llvm backend: the optimised LLVM module that was compiled
 
     @property
     def name(self) -> str:
         """The dissector's name."""
         return self.ir.name
+
+    @property
+    def llvm_ir(self) -> str | None:
+        """The optimised LLVM module the llvm backend compiled; None from a backend without one."""
+        return self.code.llvm_ir
 
     def btf(self) -> ProgramBtf:
         """The program's BTF: FUNC `int NAME(struct __sk_buff *ctx)` and Python line info."""
@@ -94,16 +102,17 @@ def compile_function(fn: Callable[..., Any], options: Options = Options()) -> Co
 
 def compile_lowered(lowered: Lowered, options: Options = Options()) -> Compilation:
     """Check, optimise and compile already-lowered IR."""
-    if options.backend not in BACKENDS:
+    backend = BACKENDS.get(options.backend)
+    if backend is None:
         raise CompileError(f"unknown backend {options.backend!r}; choose one of: {', '.join(BACKENDS)}", None)
     ir = copy.deepcopy(lowered.function)
     check_function(ir)
-    PassManager(pipeline(options.opt_level, options.backend), dump_after=set(options.dump_after), dump=options.dump).run(ir)
+    manager = PassManager(
+        pipeline(options.opt_level, backend.name),
+        check_changes=options.check_passes,
+        dump_after=set(options.dump_after),
+        dump=options.dump,
+    )
+    manager.run(ir)
     check_function(ir)
-    if options.backend == "llvm":
-        from .backends.llvm import compile_llvm  # imports llvmlite: only when asked for
-
-        compiled = compile_llvm(ir, options.opt_level)
-        return Compilation(lowered, ir, compiled.code, options, llvm_ir=compiled.llvm_ir)
-    code = compile_native(ir)
-    return Compilation(lowered, ir, code, options)
+    return Compilation(lowered, ir, backend.compile(ir, opt_level=options.opt_level), options)

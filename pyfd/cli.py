@@ -656,6 +656,9 @@ class _ParagraphsHelpFormatter(argparse.HelpFormatter):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `pyfd` command."""
+    from .compiler.backends import BACKENDS  # names only: no backend module is loaded
+
+    backends = list(BACKENDS)
     parser = argparse.ArgumentParser(
         prog="pyfd",
         description="Compile flow dissectors written in restricted Python to BPF, and run them in the kernel.",
@@ -668,7 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("file", metavar="FILE.py", help="Python file with @dissector functions")
         p.add_argument("--function", "-f", metavar="NAME", help="the dissector to use when the file has several")
-        p.add_argument("--backend", choices=["native", "llvm"], default="native", help="code generator: pyfd's own, or LLVM through llvmlite (default: native)")
+        p.add_argument("--backend", choices=backends, default="native", help=f"code generator: {', or '.join(b.description for b in BACKENDS.values())} (default: native)")
         p.add_argument("-O", dest="opt_level", type=int, choices=[0, 1, 2], default=2, metavar="LEVEL", help="optimisation level 0, 1 or 2 (default: 2)")
 
     p = sub.add_parser("compile", help="compile a dissector to a BPF object file", description="Compile a dissector to an ELF object (section flow_dissector) that bpftool and libbpf load.")
@@ -702,7 +705,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", metavar="FILE.py|OBJECT.o", help="Python file with @dissector functions, or a compiled object file")
     p.add_argument("--function", "-f", metavar="NAME", help="the dissector (or object-file program) to use when there are several")
-    p.add_argument("--backend", choices=["native", "llvm"], default=None, help="code generator for a Python file (default: native)")
+    p.add_argument("--backend", choices=backends, default=None, help="code generator for a Python file (default: native)")
     p.add_argument("-O", dest="opt_level", type=int, choices=[0, 1, 2], default=None, metavar="LEVEL", help="optimisation level for a Python file (default: 2)")
     p.add_argument("--pcap", metavar="FILE", help="run on the Ethernet frames of a pcap file (default: built-in demo frames)")
     p.add_argument(
@@ -742,7 +745,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="if the namespace already has a flow dissector, swap in this one in a single step (BPF_LINK_UPDATE: "
         "the link keeps its id and pin, and no packet goes without a dissector); with none attached, attach afresh",
     )
-    p.add_argument("--backend", choices=["native", "llvm"], default="native", help="code generator for a .py file (default: native)")
+    p.add_argument("--backend", choices=backends, default="native", help="code generator for a .py file (default: native)")
     p.add_argument("-O", dest="opt_level", type=int, choices=[0, 1, 2], default=2, metavar="LEVEL", help="optimisation level for a .py file (default: 2)")
     p.set_defaults(handler=cmd_attach)
 

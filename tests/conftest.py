@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 from kernel import requires_kernel  # noqa: F401 - fixture, found by pytest through this import
+
+# Every compile in the tests (and in the CLI processes they start) checks each
+# pass's changed flag against a fingerprint of the IR (compiler/passes/base.py).
+os.environ.setdefault("PYFD_CHECK_PASSES", "1")
 
 
 @pytest.fixture

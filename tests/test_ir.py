@@ -9,13 +9,15 @@ import pytest
 from dissectors import backend, semantics
 from pyfd.compiler.diagnostics import CompileError, PacketAccessError
 from pyfd.compiler.ir.checker import IRCheckError, check_function
-from pyfd.compiler.ir.nodes import Function
+from pyfd.compiler.ir.nodes import Copy, Function, Imm, Reg
 from pyfd.compiler.ir.text import parse_function, parse_functions, print_function
+from pyfd.compiler.passes.base import PassContractError
 from pyfd.compiler.passes import (
     ConstantFold,
     DeadCode,
     MergeChecks,
     Pass,
+    PassManager,
     Peephole,
     RedundantLoads,
     SimplifyCFG,
@@ -911,3 +913,127 @@ def test_every_pass_is_idempotent_on_real_ir(dissector: Dissector) -> None:
 def test_pipelines() -> None:
     assert [p.name for p in pipeline(0)] == ["simplify-cfg"]
     assert [p.name for p in pipeline(2)] == ["simplify-cfg", "constant-fold", "thread-jumps", "redundant-loads", "peephole", "merge-checks", "dead-code"]
+
+
+# -- the pass manager's contract with its passes -------------------------------------
+
+CONTRACT_IR = """
+entry:
+    %a = keys.load u16 +0
+    keys.store u16 +2, %a
+    ret 0
+"""
+
+
+class _ZeroTheStore:
+    """Rewrites `%a = keys.load` into `%a = copy 0` once, reporting `says`; then does and says nothing."""
+
+    name = "zero-the-store"
+
+    def __init__(self, says: bool) -> None:
+        self.says = says
+        self.done = False
+
+    def run(self, fn: Function) -> bool:
+        if self.done:
+            return False
+        self.done = True
+        load = fn.entry.insns[0]
+        fn.entry.insns[0] = Copy(Reg("a"), Imm(0), load.span)
+        return self.says
+
+
+class _SaysChanged:
+    """Changes nothing and says it did."""
+
+    name = "says-changed"
+
+    def run(self, fn: Function) -> bool:
+        return True
+
+
+class _ReadsUndefined:
+    """Makes the store read a register nothing writes, and says so."""
+
+    name = "reads-undefined"
+
+    def run(self, fn: Function) -> bool:
+        store = fn.entry.insns[1]
+        fn.entry.insns[1] = type(store)(store.offset, store.size, Reg("ghost"), store.span)  # type: ignore[union-attr, call-arg]
+        return True
+
+
+def test_a_pass_that_hides_its_change_is_named() -> None:
+    fn = parse_function(func(CONTRACT_IR))
+    with pytest.raises(PassContractError, match="^[^\\n]*pass zero-the-store returned False but changed the function"):
+        PassManager([_ZeroTheStore(says=False)], check_changes=True).run(fn)
+
+
+def test_a_pass_that_claims_a_change_it_did_not_make_is_named() -> None:
+    fn = parse_function(func(CONTRACT_IR))
+    with pytest.raises(PassContractError, match="pass says-changed returned True but did not change the function"):
+        PassManager([_SaysChanged()], check_changes=True).run(fn)
+
+
+def test_an_honest_pass_passes_the_contract() -> None:
+    fn = parse_function(func(CONTRACT_IR))
+    PassManager([_ZeroTheStore(says=True), SimplifyCFG()], check_changes=True).run(fn)
+    assert text(fn) == func(CONTRACT_IR.replace("keys.load u16 +0", "copy 0"))
+
+
+def test_without_checking_a_hidden_change_goes_unnoticed() -> None:
+    fn = parse_function(func(CONTRACT_IR))
+    PassManager([_ZeroTheStore(says=False)], check_changes=False).run(fn)  # the check costs time: off by default
+    assert text(fn) == func(CONTRACT_IR.replace("keys.load u16 +0", "copy 0"))
+
+
+def test_the_tests_check_every_pass() -> None:
+    assert PassManager([]).check_changes  # tests/conftest.py sets PYFD_CHECK_PASSES
+
+
+def test_an_ir_check_failure_names_the_pass_before_it() -> None:
+    fn = parse_function(func(CONTRACT_IR))
+    with pytest.raises(IRCheckError, match="IR check failed after pass reads-undefined: .*ghost") as info:
+        PassManager([_ReadsUndefined()], check_changes=False).run(fn)
+    assert isinstance(info.value.__cause__, IRCheckError)  # the checker's own report, kept
+
+
+# -- value widths: one rule table for the optimiser and the verifier model -------------
+
+WIDTHS_IR = """
+entry:
+    %k = keys.load u16 +0
+    %w = keys.load u32 +4
+    %s = bswap16 %k
+    %z = zext8 %w
+    %x = sext8 %w
+    %a = and %w, %k
+    %o = or %k, %z
+    %p = add %k, %k
+    %m = mul %k, %z
+    %d = udiv %k, %w
+    %r = umod %w, %k
+    %h = lshr %w, 20
+    %l = shl %z, 4
+    %c = copy %d
+    %q = sub %k, 1
+    %b = setcond eq %k, 0
+    keys.store u16 +2, %s
+    ret 0
+"""
+# register: (what the optimiser knows, what the verifier learns from the native backend's code)
+WIDTHS = {
+    "k": (16, 16), "w": (32, 32), "s": (16, 64), "z": (8, 8), "x": (64, 64), "a": (16, 16), "o": (16, 16),
+    "p": (17, 17), "m": (24, 64), "d": (16, 64), "r": (32, 64), "h": (12, 12), "l": (12, 12), "c": (16, 64),
+    "q": (64, 64), "b": (1, 64),
+}
+
+
+def test_value_widths_for_the_optimiser_and_for_the_verifier() -> None:
+    from pyfd.compiler.passes.facts import Facts
+
+    fn = parse_function(func(WIDTHS_IR))
+    check_function(fn)
+    facts = Facts(fn)
+    got = {name: (facts.bits(Reg(name)), facts.bits(Reg(name), verifier=True)) for name in WIDTHS}
+    assert got == WIDTHS

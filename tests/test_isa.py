@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
 from typing import NamedTuple
@@ -18,6 +19,8 @@ from typing import NamedTuple
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+import pyfd.isa as isa
 from pyfd.isa import (
     BPF_ADD,
     BPF_AND,
@@ -869,3 +872,42 @@ def test_llvm_objdump_agrees_with_disassemble(tmp_path: Path) -> None:
         assert ours == other
         checked += 1
     assert checked > len(program) // 2
+
+
+# -- opcode bytes from fields, fields from opcode bytes ---------------------------------
+
+OPCODE_ROWS = [
+    # composer call, the opcode byte (bpf_common.h: BPF_OP | BPF_SRC | BPF_CLASS, BPF_MODE | BPF_SIZE | BPF_CLASS)
+    (lambda: isa.alu_opcode(Class.ALU64, AluOp.ADD, Source.K), 0x07),
+    (lambda: isa.alu_opcode(Class.ALU64, AluOp.MOV, Source.X), 0xBF),
+    (lambda: isa.alu_opcode(Class.ALU, AluOp.MOV, Source.K), 0xB4),
+    (lambda: isa.alu_opcode(Class.ALU, AluOp.END, Source.TO_BE), 0xDC),
+    (lambda: isa.jmp_opcode(Class.JMP, JmpOp.JGT, Source.K), 0x25),
+    (lambda: isa.jmp_opcode(Class.JMP, JmpOp.JGT, Source.X), 0x2D),
+    (lambda: isa.jmp_opcode(Class.JMP32, JmpOp.JA, Source.K), 0x06),
+    (lambda: isa.jmp_opcode(Class.JMP, JmpOp.EXIT, Source.K), 0x95),
+    (lambda: isa.mem_opcode(Class.LDX, Mode.MEM, Size.W), 0x61),
+    (lambda: isa.mem_opcode(Class.STX, Mode.MEM, Size.DW), 0x7B),
+    (lambda: isa.mem_opcode(Class.ST, Mode.MEM, Size.H), 0x6A),
+    (lambda: isa.mem_opcode(Class.LD, Mode.IMM, Size.DW), 0x18),
+]
+
+
+@pytest.mark.parametrize(("compose", "opcode"), OPCODE_ROWS, ids=[f"{op:#04x}" for _, op in OPCODE_ROWS])
+def test_opcode_composers(compose: Callable[[], int], opcode: int) -> None:
+    assert compose() == opcode
+
+
+def test_opcode_field_readers() -> None:
+    assert isa.bpf_class(0x2D) is Class.JMP and isa.bpf_op(0x2D) == JmpOp.JGT and isa.bpf_src(0x2D) is Source.X
+    assert isa.bpf_class(0x07) is Class.ALU64 and isa.bpf_op(0x07) == AluOp.ADD and isa.bpf_src(0x07) is Source.K
+    assert isa.bpf_class(0x61) is Class.LDX
+
+
+def test_opcode_composers_refuse_a_class_of_the_other_kind() -> None:
+    with pytest.raises(ValueError, match="JMP is not an arithmetic class"):
+        isa.alu_opcode(Class.JMP, AluOp.ADD, Source.K)
+    with pytest.raises(ValueError, match="ALU64 is not a jump class"):
+        isa.jmp_opcode(Class.ALU64, JmpOp.JEQ, Source.X)
+    with pytest.raises(ValueError, match="JMP32 is not a load/store class"):
+        isa.mem_opcode(Class.JMP32, Mode.MEM, Size.B)

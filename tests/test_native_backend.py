@@ -283,3 +283,58 @@ def test_o0_and_o2_agree(programs: Programs, dissector: Dissector, frame: bytes,
             other = programs.get(dissector, level, name).run(frame, flags=flags)
             assert (o0.retval, o0.keys.raw) == (other.retval, other.keys.raw), f"native -O0 and {name} -O{level}: {o0.keys.diff(other.keys)}"
     assert_agree(dissector, programs.get(dissector, 2), frame, flags)
+
+
+# -- exhaustive instruction selection ----------------------------------------------
+
+
+def test_an_ir_node_instruction_selection_does_not_know_is_an_error() -> None:
+    """A new IR node must not silently compile to nothing (the match ends in assert_never)."""
+    from dataclasses import dataclass
+
+    from pyfd.compiler.backends.native import _Selector
+    from pyfd.compiler.ir.nodes import Reg
+    from pyfd.compiler.ir.text import parse_function
+
+    @dataclass(frozen=True)
+    class Popcount:
+        dst: Reg
+        src: Reg
+        span: object
+
+    fn = parse_function('func f "t.py" {\nentry:\n    %a = keys.load u16 +0\n    ret 0\n}\n')
+    selector = _Selector(fn)
+    with pytest.raises(AssertionError, match="Popcount"):
+        selector.insn(Popcount(Reg("b"), Reg("a"), fn.span))  # type: ignore[arg-type]
+    assert selector.out == []
+
+
+def test_machine_ir_builders_are_the_instruction_sets() -> None:
+    """Each builder over virtual registers makes, once allocated, what pyfd.isa's builder of that name makes."""
+    from pyfd.compiler.backends import mir
+
+    from pyfd import isa
+    from pyfd.isa import AluOp, JmpOp, Label, Size
+
+    pairs = [
+        (mir.alu64_imm(AluOp.ADD, 1, 22), isa.alu64_imm(AluOp.ADD, 1, 22)),
+        (mir.alu64_reg(AluOp.XOR, 2, 3), isa.alu64_reg(AluOp.XOR, 2, 3)),
+        (mir.mov64_imm(0, -1), isa.mov64_imm(0, -1)),
+        (mir.mov64_reg(6, 1), isa.mov64_reg(6, 1)),
+        (mir.mov32_imm(4, 0x7FFFFFFF), isa.mov32_imm(4, 0x7FFFFFFF)),
+        (mir.mov32_reg(4, 5), isa.mov32_reg(4, 5)),
+        (mir.neg64(7), isa.neg64(7)),
+        (mir.endian_be(3, 16), isa.endian(3, 16, to_be=True)),
+        (mir.ld_imm64(2, 1 << 40), isa.ld_imm64(2, 1 << 40)),
+        (mir.ldx_mem(Size.H, 1, 2, 12), isa.ldx_mem(Size.H, 1, 2, 12)),
+        (mir.stx_mem(Size.DW, 10, 3, -8), isa.stx_mem(Size.DW, 10, 3, -8)),
+        (mir.st_mem(Size.W, 1, 4, 7), isa.st_mem(Size.W, 1, 4, 7)),
+        (mir.jmp_imm(JmpOp.JGT, 1, 0xFFF0, "out"), isa.jmp_imm(JmpOp.JGT, 1, 0xFFF0, Label("out"))),
+        (mir.jmp_reg(JmpOp.JGT, 1, 2, "out"), isa.jmp_reg(JmpOp.JGT, 1, 2, Label("out"))),
+        (mir.ja("out"), isa.ja(Label("out"))),
+        (mir.exit_insn(), isa.exit_insn()),
+    ]
+    for ours, theirs in pairs:
+        assert ours.to_isa() == theirs, (ours, theirs)
+    assert mir.ja("x").is_ja and not mir.exit_insn().is_ja
+    assert mir.mov64_reg(1, 2).is_copy() and not mir.mov32_reg(1, 2).is_copy()

@@ -693,15 +693,6 @@ def _target_machine():  # type: ignore[no-untyped-def]
     return target.create_target_machine(cpu=CPU, opt=2, reloc="static", codemodel="default")
 
 
-@dataclass(frozen=True)
-class LlvmCompiled:
-    """What the llvm backend made: the program, and the optimised LLVM IR it was compiled from."""
-
-    code: CompiledCode
-    llvm_ir: str  # the module after LLVM's optimisation pipeline, as compiled to the object
-    unoptimised_ir: str  # the module pyfd generated, before any LLVM pass
-
-
 def generate_llvm_ir(fn: Function) -> tuple[str, dict[tuple[str, int, int], Span]]:
     """The LLVM module (text) for a checked IR function, and the span of each debug location."""
     lowering = _Lowering(fn)
@@ -773,7 +764,7 @@ def _llvm_failure(exc: ChildFailed, fn: Function, spans: dict[tuple[str, int, in
     )
 
 
-def compile_llvm(fn: Function, opt_level: int = 2) -> LlvmCompiled:
+def compile_llvm(fn: Function, opt_level: int = 2) -> CompiledCode:
     """Compile a checked IR function to BPF instructions through LLVM.
 
     LLVM runs in a child process (isolate.py): a fatal error there becomes a
@@ -802,7 +793,7 @@ def compile_llvm(fn: Function, opt_level: int = 2) -> LlvmCompiled:
             fn.span,
             hint="compile with -O2 (fewer values live at once) or with the native backend",
         )
-    return LlvmCompiled(CompiledCode(fn.name, "llvm", tuple(insns)), optimised, text)
+    return CompiledCode(fn.name, "llvm", tuple(insns), llvm_ir=optimised, unoptimised_ir=text)
 
 
 def _stack_size(insns: Iterable[BpfInstruction]) -> int:

@@ -12,7 +12,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Union
 
-from pyfd.isa import AluOp, Class, Instruction, JmpOp, Label, Mode, Source
+from pyfd.isa import (
+    BPF_LD_IMM64,
+    AluOp,
+    Class,
+    Instruction,
+    JmpOp,
+    Label,
+    Mode,
+    Size,
+    Source,
+    alu_opcode,
+    bpf_class,
+    bpf_op,
+    bpf_src,
+    jmp_opcode,
+    mem_opcode,
+)
 
 # A register operand: a virtual register name, or a physical register number.
 MReg = Union[str, int]
@@ -38,16 +54,23 @@ class MInsn:
     remat: bool = field(default=False, compare=False)
 
     @property
-    def cls(self) -> int:
-        return self.opcode & 0x07
+    def cls(self) -> Class:
+        """The instruction class (BPF_CLASS)."""
+        return bpf_class(self.opcode)
 
     @property
     def is_ld_imm64(self) -> bool:
-        return self.opcode == (Class.LD | Mode.IMM | 0x18)
+        """The two-slot 64-bit immediate load."""
+        return self.opcode == BPF_LD_IMM64
+
+    @property
+    def is_ja(self) -> bool:
+        """An unconditional `goto`."""
+        return self.opcode == jmp_opcode(Class.JMP, JmpOp.JA, Source.K)
 
     def defs(self) -> list[MReg]:
         """Registers this instruction writes."""
-        cls, op = self.cls, self.opcode & 0xF0
+        cls, op = self.cls, bpf_op(self.opcode)
         if cls in (Class.ALU, Class.ALU64) or cls == Class.LDX or self.is_ld_imm64:
             return [self.dst]
         if cls == Class.JMP and op == JmpOp.CALL:
@@ -56,7 +79,7 @@ class MInsn:
 
     def uses(self) -> list[MReg]:
         """Registers this instruction reads."""
-        cls, op, x = self.cls, self.opcode & 0xF0, self.opcode & Source.X
+        cls, op, x = self.cls, bpf_op(self.opcode), bpf_src(self.opcode) == Source.X
         if cls in (Class.ALU, Class.ALU64):
             if op == AluOp.MOV:
                 return [self.src] if x else []
@@ -83,7 +106,7 @@ class MInsn:
 
     def is_copy(self) -> bool:
         """`mov64 dst, src` between registers."""
-        return self.opcode == (Class.ALU64 | AluOp.MOV | Source.X)
+        return self.opcode == alu_opcode(Class.ALU64, AluOp.MOV, Source.X)
 
     def to_isa(self) -> Instruction:
         """The final instruction; every register must be physical by now."""
@@ -91,6 +114,90 @@ class MInsn:
             raise ValueError(f"unallocated register in {self}")
         target = Label(self.target) if self.target is not None else None
         return Instruction(self.opcode, self.dst, self.src, self.off, self.imm, self.span, target=target)
+
+
+# Builders over virtual registers, named and shaped like pyfd.isa's (the
+# kernel's include/linux/filter.h macros); `remat` is MInsn's.
+
+
+def alu64_imm(op: AluOp, dst: MReg, imm: int, *, span: object = None) -> MInsn:
+    """BPF_ALU64_IMM: dst op= imm."""
+    return MInsn(alu_opcode(Class.ALU64, op, Source.K), dst, 0, 0, imm, span=span)
+
+
+def alu64_reg(op: AluOp, dst: MReg, src: MReg, *, span: object = None) -> MInsn:
+    """BPF_ALU64_REG: dst op= src."""
+    return MInsn(alu_opcode(Class.ALU64, op, Source.X), dst, src, span=span)
+
+
+def mov64_imm(dst: MReg, imm: int, *, span: object = None, remat: bool = False) -> MInsn:
+    """BPF_MOV64_IMM: dst = imm, sign-extended."""
+    return MInsn(alu_opcode(Class.ALU64, AluOp.MOV, Source.K), dst, 0, 0, imm, span=span, remat=remat)
+
+
+def mov64_reg(dst: MReg, src: MReg, *, span: object = None) -> MInsn:
+    """BPF_MOV64_REG: dst = src."""
+    return alu64_reg(AluOp.MOV, dst, src, span=span)
+
+
+def mov32_imm(dst: MReg, imm: int, *, span: object = None, remat: bool = False) -> MInsn:
+    """BPF_MOV32_IMM: dst = (u32) imm."""
+    return MInsn(alu_opcode(Class.ALU, AluOp.MOV, Source.K), dst, 0, 0, imm, span=span, remat=remat)
+
+
+def mov32_reg(dst: MReg, src: MReg, *, span: object = None) -> MInsn:
+    """BPF_MOV32_REG: dst = (u32) src, zero-extending."""
+    return MInsn(alu_opcode(Class.ALU, AluOp.MOV, Source.X), dst, src, span=span)
+
+
+def neg64(dst: MReg, *, span: object = None) -> MInsn:
+    """BPF_ALU64_IMM(BPF_NEG, dst, 0): dst = -dst."""
+    return MInsn(alu_opcode(Class.ALU64, AluOp.NEG, Source.K), dst, span=span)
+
+
+def endian_be(dst: MReg, bits: int, *, span: object = None) -> MInsn:
+    """BPF_ENDIAN(BPF_TO_BE, dst, bits): the low `bits` of dst to big endian."""
+    return MInsn(alu_opcode(Class.ALU, AluOp.END, Source.TO_BE), dst, 0, 0, bits, span=span)
+
+
+def ld_imm64(dst: MReg, imm: int, *, span: object = None) -> MInsn:
+    """BPF_LD_IMM64: dst = a 64-bit immediate, in two slots."""
+    return MInsn(BPF_LD_IMM64, dst, 0, 0, imm, span=span)
+
+
+def ldx_mem(size: Size, dst: MReg, src: MReg, off: int, *, span: object = None, remat: bool = False) -> MInsn:
+    """BPF_LDX_MEM: dst = *(size *)(src + off), zero-extended."""
+    return MInsn(mem_opcode(Class.LDX, Mode.MEM, size), dst, src, off, span=span, remat=remat)
+
+
+def stx_mem(size: Size, dst: MReg, src: MReg, off: int, *, span: object = None) -> MInsn:
+    """BPF_STX_MEM: *(size *)(dst + off) = src."""
+    return MInsn(mem_opcode(Class.STX, Mode.MEM, size), dst, src, off, span=span)
+
+
+def st_mem(size: Size, dst: MReg, off: int, imm: int, *, span: object = None) -> MInsn:
+    """BPF_ST_MEM: *(size *)(dst + off) = imm."""
+    return MInsn(mem_opcode(Class.ST, Mode.MEM, size), dst, 0, off, imm, span=span)
+
+
+def jmp_imm(op: JmpOp, dst: MReg, imm: int, target: str, *, span: object = None) -> MInsn:
+    """BPF_JMP_IMM: if dst op imm goto target, 64-bit compare."""
+    return MInsn(jmp_opcode(Class.JMP, op, Source.K), dst, 0, 0, imm, target=target, span=span)
+
+
+def jmp_reg(op: JmpOp, dst: MReg, src: MReg, target: str, *, span: object = None) -> MInsn:
+    """BPF_JMP_REG: if dst op src goto target, 64-bit compare."""
+    return MInsn(jmp_opcode(Class.JMP, op, Source.X), dst, src, target=target, span=span)
+
+
+def ja(target: str, *, span: object = None) -> MInsn:
+    """BPF_JMP_A: goto target."""
+    return MInsn(jmp_opcode(Class.JMP, JmpOp.JA, Source.K), target=target, span=span)
+
+
+def exit_insn(*, span: object = None) -> MInsn:
+    """BPF_EXIT_INSN: return r0."""
+    return MInsn(jmp_opcode(Class.JMP, JmpOp.EXIT, Source.K), span=span)
 
 
 @dataclass

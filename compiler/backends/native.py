@@ -11,9 +11,10 @@ find_good_pkt_pointers): clamp a variable offset, form `data + off`, compare
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import assert_never
 
 from pyfd.abi import MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
-from pyfd.isa import AluOp, Class, JmpOp, Mode, Size, Source, relax_jumps, resolve
+from pyfd.isa import AluOp, JmpOp, Size, relax_jumps, resolve
 
 from ..diagnostics import CompileError, InternalCompilerError, Span
 from ..ir.builder import IRBuilder
@@ -23,7 +24,10 @@ from ..ir.nodes import (
     to_s64,
 )
 from ..passes.facts import Facts
-from .mir import MBlock, MFunction, MInsn, MReg
+from .mir import (
+    MBlock, MFunction, MInsn, MReg, alu64_imm, alu64_reg, endian_be, exit_insn, ja, jmp_imm, jmp_reg, ld_imm64,
+    ldx_mem, mov32_imm, mov32_reg, mov64_imm, mov64_reg, neg64, st_mem, stx_mem,
+)
 from .regalloc import AllocationError, StackLimitError, allocate
 from .result import CompiledCode
 
@@ -51,8 +55,8 @@ def _fits_s32(value: int) -> bool:
 def _alu64(op: AluOp, dst: MReg, src: MReg | int, *, imm: bool, span: object) -> MInsn:
     if imm:
         assert isinstance(src, int)
-        return MInsn(Class.ALU64 | op | Source.K, dst, 0, 0, to_s64(src), span=span)
-    return MInsn(Class.ALU64 | op | Source.X, dst, src, span=span)
+        return alu64_imm(op, dst, to_s64(src), span=span)
+    return alu64_reg(op, dst, src, span=span)
 
 
 def _split_setcond(fn: Function) -> Function:
@@ -113,11 +117,11 @@ class _Selector:
     def load_imm(self, dst: MReg, value: int, span: object) -> None:
         value &= (1 << 64) - 1
         if _fits_s32(value):
-            self.emit(MInsn(Class.ALU64 | AluOp.MOV | Source.K, dst, 0, 0, to_s64(value), span=span, remat=True))
+            self.emit(mov64_imm(dst, to_s64(value), span=span, remat=True))
         elif value < (1 << 32):  # mov32 zero-extends
-            self.emit(MInsn(Class.ALU | AluOp.MOV | Source.K, dst, 0, 0, value - (1 << 32) if value >> 31 else value, span=span, remat=True))
+            self.emit(mov32_imm(dst, value - (1 << 32) if value >> 31 else value, span=span, remat=True))
         else:
-            self.emit(MInsn(Class.LD | Mode.IMM | Size.DW, dst, 0, 0, value, span=span))
+            self.emit(ld_imm64(dst, value, span=span))
 
     def operand(self, op: Operand, span: object) -> str:
         """`op` in a register."""
@@ -128,12 +132,12 @@ class _Selector:
     def prologue(self, span: Span) -> list[MInsn]:
         self.out = []
         if self.keys or self.data:
-            self.emit(MInsn(Class.ALU64 | AluOp.MOV | Source.X, "ctx", 1, span=span))
+            self.emit(mov64_reg("ctx", 1, span=span))
         if self.keys:
-            self.emit(MInsn(Class.LDX | Mode.MEM | Size.DW, self.keys, "ctx", SKB_FLOW_KEYS, span=span))
+            self.emit(ldx_mem(Size.DW, self.keys, "ctx", SKB_FLOW_KEYS, span=span))
         if self.data:
-            self.emit(MInsn(Class.LDX | Mode.MEM | Size.W, self.data, "ctx", SKB_DATA, span=span))
-            self.emit(MInsn(Class.LDX | Mode.MEM | Size.W, self.data_end, "ctx", SKB_DATA_END, span=span))
+            self.emit(ldx_mem(Size.W, self.data, "ctx", SKB_DATA, span=span))
+            self.emit(ldx_mem(Size.W, self.data_end, "ctx", SKB_DATA_END, span=span))
         return self.out
 
     # -- instructions -----------------------------------------------------
@@ -152,13 +156,13 @@ class _Selector:
                 d = self.reg(dst)
                 self.move(d, src, span)
                 if op is UnaryOp.NEG:
-                    self.emit(MInsn(Class.ALU64 | AluOp.NEG, d, span=span))
+                    self.emit(neg64(d, span=span))
                 else:
                     self.emit(_alu64(AluOp.XOR, d, -1, imm=True, span=span))
             case Extend(signed, bits, dst, src):
                 d = self.reg(dst)
                 if not signed and bits == 32 and isinstance(src, Reg):
-                    self.emit(MInsn(Class.ALU | AluOp.MOV | Source.X, d, self.reg(src), span=span))  # w = w zero-extends
+                    self.emit(mov32_reg(d, self.reg(src), span=span))  # w = w zero-extends
                     return
                 self.move(d, src, span)
                 if signed:
@@ -167,28 +171,30 @@ class _Selector:
                 elif bits < 32:
                     self.emit(_alu64(AluOp.AND, d, (1 << bits) - 1, imm=True, span=span))
                 else:
-                    self.emit(MInsn(Class.ALU | AluOp.MOV | Source.X, d, d, span=span))
+                    self.emit(mov32_reg(d, d, span=span))
             case ByteSwap(bits, dst, src):
                 d = self.reg(dst)
                 self.move(d, src, span)
-                self.emit(MInsn(Class.ALU | AluOp.END | Source.TO_BE, d, 0, 0, bits, span=span))
+                self.emit(endian_be(d, bits, span=span))
             case LoadKeys(dst, offset, size):
                 assert self.keys is not None
                 invariant = not self.stored_keys.intersection(range(offset, offset + size))
-                self.emit(MInsn(Class.LDX | Mode.MEM | _SIZE[size], self.reg(dst), self.keys, offset, span=span, remat=invariant))
+                self.emit(ldx_mem(_SIZE[size], self.reg(dst), self.keys, offset, span=span, remat=invariant))
             case StoreKeys(offset, size, src):
                 assert self.keys is not None
                 if isinstance(src, Imm) and (size < 8 or _fits_s32(src.value)):
                     value = src.value & ((1 << (8 * size)) - 1)
-                    self.emit(MInsn(Class.ST | Mode.MEM | _SIZE[size], self.keys, 0, offset, to_s64(value) if size == 8 else (value - (1 << 32) if value >> 31 else value), span=span))
+                    self.emit(st_mem(_SIZE[size], self.keys, offset, to_s64(value) if size == 8 else (value - (1 << 32) if value >> 31 else value), span=span))
                 else:
-                    self.emit(MInsn(Class.STX | Mode.MEM | _SIZE[size], self.keys, self.operand(src, span), offset, span=span))
+                    self.emit(stx_mem(_SIZE[size], self.keys, self.operand(src, span), offset, span=span))
             case LoadPacket(dst, base, disp, size):
                 ptr, extra = self.pointer(base)
                 # The packet is read-only: the read gives the same value wherever it is repeated.
-                self.emit(MInsn(Class.LDX | Mode.MEM | _SIZE[size], self.reg(dst), ptr, extra + disp, span=span, remat=True))
+                self.emit(ldx_mem(_SIZE[size], self.reg(dst), ptr, extra + disp, span=span, remat=True))
             case SetCond():
                 raise InternalCompilerError("SetCond reached instruction selection", insn.span)
+            case _:
+                assert_never(insn)
 
     def move(self, dst: str, src: Operand, span: object) -> None:
         if isinstance(src, Imm):
@@ -248,7 +254,7 @@ class _Selector:
             if bits >= 64 or (1 << bits) - 1 > MAX_PACKET_OFF - term.size:
                 # Without this clamp `data + off` teaches the verifier nothing and
                 # the read fails with "invalid access to packet ... r=0".
-                self.emit(MInsn(Class.JMP | JmpOp.JGT | Source.K, base, 0, 0, MAX_PACKET_OFF - term.size, target=fail, span=span))
+                self.emit(jmp_imm(JmpOp.JGT, base, MAX_PACKET_OFF - term.size, fail, span=span))
             ptr = self.pointers.setdefault(term.base, f"ptr.{term.base.name}")  # type: ignore[union-attr]
             self.emit(_alu64(AluOp.MOV, ptr, self.data, imm=False, span=span))
             self.emit(_alu64(AluOp.ADD, ptr, base, imm=False, span=span))
@@ -256,42 +262,20 @@ class _Selector:
             if term.size:  # `pkt.has(end)` checks the end itself
                 self.emit(_alu64(AluOp.ADD, end, term.size, imm=True, span=span))
         # Unsigned 64-bit `ptr + size > data_end`: the fall-through is in bounds.
-        self.emit(MInsn(Class.JMP | JmpOp.JGT | Source.X, end, self.data_end, target=fail, span=span))
+        self.emit(jmp_reg(JmpOp.JGT, end, self.data_end, fail, span=span))
 
-    def verifier_bits(self, op: Operand, depth: int = 0) -> int:
+    def verifier_bits(self, op: Operand) -> int:
         """An upper bound on the bits of `op` that the verifier proves too (64 if it cannot).
 
         `Facts.bits` bounds the value; this bounds what the verifier's range
         tracking (kernel/bpf/verifier.c, adjust_scalar_min_max_vals) learns
-        from the instructions selected here. It learns nothing from a byte
-        swap, a division or a modulo, so a base computed by one needs the
-        clamp even when its value cannot exceed it: without it, `data + base`
-        is refused ("math between pkt pointer and register with unbounded
-        min value").
+        from the instructions selected here: the rules of facts.WIDTH_RULES
+        marked `verifier`. It learns nothing from a byte swap, a division or
+        a modulo, so a base computed by one needs the clamp even when its
+        value cannot exceed it: without it, `data + base` is refused ("math
+        between pkt pointer and register with unbounded min value").
         """
-        if isinstance(op, Imm):
-            return max(op.value.bit_length(), 1)
-        insn = self.facts.single(op)
-        if insn is None or depth > 32:
-            return 64
-        match insn:
-            case LoadKeys(size=size) | LoadPacket(size=size):
-                return size * 8  # a narrow load zero-extends
-            case Extend(signed=False, bits=bits):
-                return bits  # an `and` with a mask, or a zero-extending mov32
-            case Copy(src=src):
-                return self.verifier_bits(src, depth + 1)
-            case Binary(op=BinaryOp.AND, lhs=a, rhs=b):
-                return min(self.verifier_bits(a, depth + 1), self.verifier_bits(b, depth + 1))
-            case Binary(op=BinaryOp.OR | BinaryOp.XOR, lhs=a, rhs=b):
-                return max(self.verifier_bits(a, depth + 1), self.verifier_bits(b, depth + 1))
-            case Binary(op=BinaryOp.ADD, lhs=a, rhs=b):
-                return min(max(self.verifier_bits(a, depth + 1), self.verifier_bits(b, depth + 1)) + 1, 64)
-            case Binary(op=BinaryOp.LSHR, lhs=a, rhs=Imm(value=k)):
-                return max(self.verifier_bits(a, depth + 1) - (k & 63), 1)
-            case Binary(op=BinaryOp.SHL, lhs=a, rhs=Imm(value=k)):
-                return min(self.verifier_bits(a, depth + 1) + (k & 63), 64)
-        return 64
+        return self.facts.bits(op, verifier=True)
 
     def branch(self, cmp: Cmp, lhs: Operand, rhs: Operand, target: str, span: object) -> None:
         if isinstance(lhs, Imm):
@@ -299,9 +283,9 @@ class _Selector:
         assert isinstance(lhs, Reg)
         op = _JMP[cmp]
         if isinstance(rhs, Imm) and _fits_s32(rhs.value):
-            self.emit(MInsn(Class.JMP | op | Source.K, self.reg(lhs), 0, 0, to_s64(rhs.value), target=target, span=span))
+            self.emit(jmp_imm(op, self.reg(lhs), to_s64(rhs.value), target, span=span))
         else:
-            self.emit(MInsn(Class.JMP | op | Source.X, self.reg(lhs), self.operand(rhs, span), target=target, span=span))
+            self.emit(jmp_reg(op, self.reg(lhs), self.operand(rhs, span), target, span=span))
 
 
 def _layout(fn: Function) -> list[Block]:
@@ -348,29 +332,31 @@ def select(fn: Function) -> MFunction:
         term = block.term
         match term:
             case Return(value):
-                sel.emit(MInsn(Class.ALU64 | AluOp.MOV | Source.K, 0, 0, 0, value, span=term.span))
-                sel.emit(MInsn(Class.JMP | JmpOp.EXIT, span=term.span))
+                sel.emit(mov64_imm(0, value, span=term.span))
+                sel.emit(exit_insn(span=term.span))
             case Jump(target):
                 if target != nxt:
-                    sel.emit(MInsn(Class.JMP | JmpOp.JA, target=target, span=term.span))
+                    sel.emit(ja(target, span=term.span))
             case CheckPacket(ok=ok, fail=fail):
                 sel.check(term, fail)
                 if ok != nxt:
-                    sel.emit(MInsn(Class.JMP | JmpOp.JA, target=ok, span=term.span))
+                    sel.emit(ja(ok, span=term.span))
             case Branch(cmp, lhs, rhs, then, otherwise):
                 if then == nxt and cmp is not Cmp.SET:
                     sel.branch(cmp.inverted(), lhs, rhs, otherwise, term.span)
                 else:
                     sel.branch(cmp, lhs, rhs, then, term.span)
                     if otherwise != nxt:
-                        sel.emit(MInsn(Class.JMP | JmpOp.JA, target=otherwise, span=term.span))
+                        sel.emit(ja(otherwise, span=term.span))
+            case _:
+                assert_never(term)
         mblocks.append(MBlock(block.label, sel.out, list(block.successors())))
     return MFunction(fn.name, mblocks)
 
 
 def _drop_jumps_to_next(blocks: list[MBlock]) -> None:
     for i, b in enumerate(blocks[:-1]):
-        if b.insns and b.insns[-1].opcode == Class.JMP | JmpOp.JA and b.insns[-1].target == blocks[i + 1].label:
+        if b.insns and b.insns[-1].is_ja and b.insns[-1].target == blocks[i + 1].label:
             b.insns.pop()
 
 

@@ -23,9 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from pyfd.abi import MAX_BPF_STACK as MAX_STACK
-from pyfd.isa import Class, Mode, Size
+from pyfd.isa import Class, Mode, Size, mem_opcode
 
-from .mir import FP, MBlock, MFunction, MInsn, MReg
+from .mir import FP, MBlock, MFunction, MInsn, MReg, ldx_mem, stx_mem
 
 ALLOCATABLE = tuple(range(10))  # r0-r9; r10 is the frame pointer
 
@@ -244,7 +244,7 @@ def _spill(fn: MFunction, regs: set[str], slots: dict[str, int], counter: list[i
                         counter[0] += 1
                         held[reg] = f"{reg}.r{counter[0]}"
                         temps.add(held[reg])
-                        out.append(MInsn(Class.LDX | Mode.MEM | Size.DW, held[reg], FP, slots[reg], span=insn.span))
+                        out.append(ldx_mem(Size.DW, held[reg], FP, slots[reg], span=insn.span))
                     mapping[reg] = held[reg]
             for reg in insn.defs():
                 if isinstance(reg, str) and reg in regs:
@@ -260,7 +260,7 @@ def _spill(fn: MFunction, regs: set[str], slots: dict[str, int], counter: list[i
             for reg in list(held):
                 keep = nxt is not None and reg in (*nxt.uses(), *nxt.defs())
                 if reg in dirty and (not keep or nxt is None or nxt.cls in (Class.JMP, Class.JMP32) or reg not in nxt.uses()):
-                    out.append(MInsn(Class.STX | Mode.MEM | Size.DW, FP, held[reg], slots[reg], span=insn.span))
+                    out.append(stx_mem(Size.DW, FP, held[reg], slots[reg], span=insn.span))
                     dirty.discard(reg)
                 if not keep:
                     del held[reg]
@@ -280,9 +280,9 @@ def _spill_copy(insn: MInsn, regs: set[str], slots: dict[str, int], held: dict[s
     src_spilled = isinstance(src, str) and src in regs
     next_touches = nxt is not None and dst in (*nxt.uses(), *nxt.defs())
     if dst_spilled and not src_spilled and dst not in held and not next_touches:
-        return MInsn(Class.STX | Mode.MEM | Size.DW, FP, src, slots[dst], span=insn.span)  # type: ignore[index]
+        return stx_mem(Size.DW, FP, src, slots[dst], span=insn.span)  # type: ignore[index]
     if src_spilled and not dst_spilled and src not in held:
-        return MInsn(Class.LDX | Mode.MEM | Size.DW, dst, FP, slots[src], span=insn.span)  # type: ignore[index]
+        return ldx_mem(Size.DW, dst, FP, slots[src], span=insn.span)  # type: ignore[index]
     return None
 
 
@@ -308,9 +308,9 @@ def allocate(fn: MFunction) -> None:
 
 def _slot_access(insn: MInsn) -> tuple[int | None, int | None]:
     """The spill slot an instruction reads (an 8-byte load from r10) and the one it writes (a store)."""
-    if insn.opcode == Class.LDX | Mode.MEM | Size.DW and insn.src == FP:
+    if insn.opcode == mem_opcode(Class.LDX, Mode.MEM, Size.DW) and insn.src == FP:
         return insn.off, None
-    if insn.opcode == Class.STX | Mode.MEM | Size.DW and insn.dst == FP:
+    if insn.opcode == mem_opcode(Class.STX, Mode.MEM, Size.DW) and insn.dst == FP:
         return None, insn.off
     return None, None
 

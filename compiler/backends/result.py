@@ -11,11 +11,15 @@ from ..diagnostics import Span
 
 @dataclass(frozen=True)
 class CompiledCode:
-    """A compiled program: instructions in order, source spans alongside."""
+    """A compiled program: instructions in order, source spans alongside, and what else the backend made."""
 
     name: str
     backend: str
-    insns: tuple[Instruction, ...]
+    insns: tuple[Instruction, ...]  # each with the Span of the IR node it came from (the source map)
+    # The llvm backend's modules: after LLVM's optimisation pipeline, as
+    # compiled to the object (`--emit llvm`), and as pyfd generated it.
+    llvm_ir: str | None = None
+    unoptimised_ir: str | None = None
 
     @property
     def code(self) -> bytes:

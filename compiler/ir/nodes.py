@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterator, Union
+from typing import Iterator, Union, assert_never
 
 from ..diagnostics import Span
 
@@ -377,7 +377,8 @@ def successors(term: Terminator) -> tuple[str, ...]:
             return (a, b)
         case Return():
             return ()
-    raise TypeError(term)
+        case _:
+            assert_never(term)
 
 
 def defined(insn: Instruction) -> Reg | None:
@@ -396,7 +397,8 @@ def used(node: Instruction | Terminator) -> tuple[Operand, ...]:
             return (b,)
         case LoadKeys() | Jump() | Return():
             return ()
-    raise TypeError(node)
+        case _:
+            assert_never(node)
 
 
 def used_regs(node: Instruction | Terminator) -> list[Reg]:

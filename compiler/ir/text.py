@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
+from typing import assert_never
 
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import LarkError
@@ -54,7 +55,8 @@ def format_insn(node: Instruction | Terminator) -> str:
             return f"check.packet [{base} + {size}], {ok}, {fail}"
         case Return(value):
             return f"ret {value}"
-    raise TypeError(node)
+        case _:
+            assert_never(node)
 
 
 def print_function(fn: Function, *, spans: bool = True) -> str:

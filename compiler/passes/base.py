@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from typing import Protocol
 
-from ..ir.checker import check_function
+from ..diagnostics import InternalCompilerError
+from ..ir.checker import IRCheckError, check_function
 from ..ir.nodes import Function
 from ..ir.text import print_function
+
+CHECK_PASSES_ENV = "PYFD_CHECK_PASSES"
+"""Set to 1 to check every pass's changed flag (the test suite does)."""
 
 
 class Pass(Protocol):
@@ -18,6 +24,24 @@ class Pass(Protocol):
     def run(self, fn: Function) -> bool: ...
 
 
+class PassContractError(InternalCompilerError):
+    """A pass's changed flag is wrong: the fixed-point loop relies on it."""
+
+
+def check_passes_default() -> bool:
+    """Whether the changed-flag check is on unless asked otherwise ($PYFD_CHECK_PASSES)."""
+    return os.environ.get(CHECK_PASSES_ENV, "") not in ("", "0")
+
+
+def fingerprint(fn: Function) -> Hashable:
+    """A snapshot that compares unequal after any edit of `fn`.
+
+    IR nodes are frozen, so holding the node objects (not printing them)
+    is enough: a pass can only change a block by replacing nodes or lists.
+    """
+    return (fn.name, fn.span, tuple((b.label, tuple(b.insns), b.term) for b in fn.blocks), tuple(fn.locals.items()))
+
+
 @dataclass
 class PassManager:
     """Runs passes in order, repeatedly, until none changes the function."""
@@ -25,6 +49,11 @@ class PassManager:
     passes: Sequence[Pass]
     max_rounds: int = 16
     verify: bool = True  # run the IR checker after every pass that changed something
+    # Compare a fingerprint around every pass. A pass that returns False but
+    # changed the function can stop the loop before the fixed point; one that
+    # returns True but changed nothing makes it run rounds for nothing (and,
+    # always True, all max_rounds of them). Both are bugs in the pass.
+    check_changes: bool = field(default_factory=check_passes_default)
     dump_after: set[str] = field(default_factory=set)
     dump: Callable[[str], None] = print
 
@@ -33,11 +62,23 @@ class PassManager:
         for _ in range(self.max_rounds):
             changed = False
             for p in self.passes:
-                if p.run(fn):
+                before = fingerprint(fn) if self.check_changes else None
+                said = bool(p.run(fn))
+                if self.check_changes and said != (fingerprint(fn) != before):
+                    did = "did not change" if said else "changed"
+                    raise PassContractError(f"pass {p.name} returned {said} but {did} the function", fn.span)
+                if said:
                     changed = True
                     if self.verify:
-                        check_function(fn)
+                        self._check(fn, p)
                     if p.name in self.dump_after or "all" in self.dump_after:
                         self.dump(f"; after {p.name}\n{print_function(fn)}")
             if not changed:
                 return
+
+    @staticmethod
+    def _check(fn: Function, p: Pass) -> None:
+        try:
+            check_function(fn)
+        except IRCheckError as exc:
+            raise IRCheckError(f"IR check failed after pass {p.name}: {exc.message}", exc.span) from exc

@@ -1,14 +1,87 @@
-"""Facts passes share: single definitions and how many bits a value can use."""
+"""Facts passes share: single definitions and how many bits a value can use.
+
+The width rules are one table, `WIDTH_RULES`: per IR operation, how the
+result's bits follow from its operands' bits, and whether the kernel's
+verifier learns the same bound from the native backend's code for it. The
+optimiser uses every rule (`Facts.bits`); the native backend's packet-offset
+clamp uses only the verifier's (`Facts.bits(op, verifier=True)`).
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..ir.analysis import definition_counts
 from ..ir.nodes import (
     Binary, BinaryOp, ByteSwap, Copy, Extend, Function, Imm, Instruction, LoadKeys, LoadPacket,
     Operand, Reg, SetCond, defined, used_regs,
 )
+
+Bits = Callable[[Operand], int]
+"""The bits of an operand, as far as the rules know (64: unknown)."""
+
+
+@dataclass(frozen=True)
+class WidthRule:
+    """How many bits an operation's result uses, given its operands' bits."""
+
+    bits: Callable[[Instruction, Bits], int]
+    # Whether the verifier's range tracking (kernel/bpf/verifier.c,
+    # adjust_scalar_min_max_vals) proves the bound too, from the instructions
+    # the native backend selects for the operation.
+    verifier: bool
+
+
+def _shift_count(insn: Instruction) -> int | None:
+    rhs = insn.rhs if isinstance(insn, Binary) else None
+    return rhs.value & 63 if isinstance(rhs, Imm) else None  # the count is masked with 63
+
+
+def _lshr(insn: Instruction, bits: Bits) -> int:
+    k = _shift_count(insn)
+    return 64 if k is None else max(bits(insn.lhs) - k, 1)  # type: ignore[union-attr]
+
+
+def _shl(insn: Instruction, bits: Bits) -> int:
+    k = _shift_count(insn)
+    return 64 if k is None else min(bits(insn.lhs) + k, 64)  # type: ignore[union-attr]
+
+
+_LOAD = WidthRule(lambda i, bits: i.size * 8, verifier=True)  # type: ignore[union-attr]  # a narrow load zero-extends
+_BINARY: dict[BinaryOp, WidthRule] = {
+    BinaryOp.AND: WidthRule(lambda i, bits: min(bits(i.lhs), bits(i.rhs)), verifier=True),  # type: ignore[union-attr]
+    BinaryOp.OR: WidthRule(lambda i, bits: max(bits(i.lhs), bits(i.rhs)), verifier=True),  # type: ignore[union-attr]
+    BinaryOp.XOR: WidthRule(lambda i, bits: max(bits(i.lhs), bits(i.rhs)), verifier=True),  # type: ignore[union-attr]
+    BinaryOp.ADD: WidthRule(lambda i, bits: min(max(bits(i.lhs), bits(i.rhs)) + 1, 64), verifier=True),  # type: ignore[union-attr]
+    BinaryOp.LSHR: WidthRule(_lshr, verifier=True),
+    BinaryOp.SHL: WidthRule(_shl, verifier=True),
+    # The verifier learns nothing from a multiplication, division or modulo
+    # whose operands are not constants: their results are unbounded to it.
+    BinaryOp.MUL: WidthRule(lambda i, bits: min(bits(i.lhs) + bits(i.rhs), 64), verifier=False),  # type: ignore[union-attr]
+    BinaryOp.UDIV: WidthRule(lambda i, bits: bits(i.lhs), verifier=False),  # type: ignore[union-attr]
+    BinaryOp.UMOD: WidthRule(lambda i, bits: bits(i.lhs), verifier=False),  # type: ignore[union-attr]
+}
+WIDTH_RULES: dict[type, WidthRule] = {
+    LoadKeys: _LOAD,
+    LoadPacket: _LOAD,
+    Copy: WidthRule(lambda i, bits: bits(i.src), verifier=True),  # type: ignore[union-attr]
+    # An unsigned extension is an `and` with a mask, or a zero-extending mov32.
+    Extend: WidthRule(lambda i, bits: i.bits if not i.signed else 64, verifier=True),  # type: ignore[union-attr]
+    # Nothing from a byte swap (the verifier marks the result unknown).
+    ByteSwap: WidthRule(lambda i, bits: i.bits, verifier=False),  # type: ignore[union-attr]
+    # SetCond becomes two branches before selection: no single definition.
+    SetCond: WidthRule(lambda i, bits: 1, verifier=False),
+}
+"""Per IR operation but Binary, whose rules are per BinaryOp (`width_rule` picks); an operation absent has unknown width."""
+
+
+def width_rule(insn: Instruction) -> WidthRule | None:
+    """The rule for `insn`'s result width, None if nothing is known of it."""
+    if isinstance(insn, Binary):
+        return _BINARY.get(insn.op)
+    return WIDTH_RULES.get(type(insn))
 
 
 class Facts:
@@ -23,43 +96,28 @@ class Facts:
                 self.defs[d] = insn
         # How many instructions and terminators read each register.
         self.uses: Counter[Reg] = Counter(r for b in fn.blocks for node in [*b.insns, b.term] for r in used_regs(node))
-        self._bits: dict[Reg, int] = {}
+        self._bits: tuple[dict[Reg, int], dict[Reg, int]] = ({}, {})
 
     def single(self, op: Operand) -> Instruction | None:
         """The only instruction writing `op`, if it is a single-assignment register."""
         return self.defs.get(op) if isinstance(op, Reg) else None
 
-    def bits(self, op: Operand, depth: int = 0) -> int:
-        """An upper bound on the number of significant bits of `op` (64 if unknown)."""
+    def bits(self, op: Operand, depth: int = 0, *, verifier: bool = False) -> int:
+        """An upper bound on the number of significant bits of `op` (64 if unknown).
+
+        With `verifier`, a bound the verifier proves too, from the native
+        backend's code: only rules marked `verifier` in WIDTH_RULES apply.
+        """
         if isinstance(op, Imm):
             return max(op.value.bit_length(), 1)
-        if op in self._bits:
-            return self._bits[op]
+        cache = self._bits[verifier]
+        if op in cache:
+            return cache[op]
         insn = self.defs.get(op)
         result = 64
         if insn is not None and depth < 32:
-            match insn:
-                case LoadKeys(size=size) | LoadPacket(size=size):
-                    result = size * 8
-                case ByteSwap(bits=bits) | Extend(signed=False, bits=bits):
-                    result = bits
-                case SetCond():
-                    result = 1
-                case Copy(src=src):
-                    result = self.bits(src, depth + 1)
-                case Binary(op=BinaryOp.AND, lhs=a, rhs=b):
-                    result = min(self.bits(a, depth + 1), self.bits(b, depth + 1))
-                case Binary(op=BinaryOp.OR | BinaryOp.XOR, lhs=a, rhs=b):
-                    result = max(self.bits(a, depth + 1), self.bits(b, depth + 1))
-                case Binary(op=BinaryOp.LSHR, lhs=a, rhs=Imm(value=k)):
-                    result = max(self.bits(a, depth + 1) - (k & 63), 1)  # the count is masked with 63
-                case Binary(op=BinaryOp.SHL, lhs=a, rhs=Imm(value=k)):
-                    result = min(self.bits(a, depth + 1) + (k & 63), 64)
-                case Binary(op=BinaryOp.ADD, lhs=a, rhs=b):
-                    result = min(max(self.bits(a, depth + 1), self.bits(b, depth + 1)) + 1, 64)
-                case Binary(op=BinaryOp.MUL, lhs=a, rhs=b):
-                    result = min(self.bits(a, depth + 1) + self.bits(b, depth + 1), 64)
-                case Binary(op=BinaryOp.UDIV | BinaryOp.UMOD, lhs=a):
-                    result = self.bits(a, depth + 1)
-        self._bits[op] = result
+            rule = width_rule(insn)
+            if rule is not None and (rule.verifier or not verifier):
+                result = rule.bits(insn, lambda o: self.bits(o, depth + 1, verifier=verifier))
+        cache[op] = result
         return result

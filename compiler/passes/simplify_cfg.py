@@ -6,6 +6,8 @@ what proves the loads after it in bounds (see the IR checker).
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from ..ir.analysis import reverse_postorder
 from ..ir.nodes import Block, Branch, CheckPacket, Function, Jump, Return, Terminator
 
@@ -18,7 +20,10 @@ def _retarget(term: Terminator, old: str, new: str) -> Terminator:
             return Branch(cmp, lhs, rhs, new if then == old else then, new if otherwise == old else otherwise, span)
         case CheckPacket(base, size, ok, fail, span) if fail == old:
             return CheckPacket(base, size, ok, new, span)
-    return term
+        case Jump() | CheckPacket() | Return():
+            return term  # no edge to `old`, or a check's `ok` edge, which stays (see above)
+        case _:
+            assert_never(term)
 
 
 class SimplifyCFG:

@@ -129,6 +129,42 @@ class Reg(IntEnum):
     R10 = 10  #: read-only frame pointer
 
 
+def alu_opcode(cls: Class, op: AluOp, source: Source) -> int:
+    """The opcode byte of an arithmetic instruction: BPF_OP | BPF_SRC | BPF_CLASS."""
+    if cls not in (Class.ALU, Class.ALU64):
+        raise ValueError(f"{cls.name} is not an arithmetic class")
+    return cls | op | source
+
+
+def jmp_opcode(cls: Class, op: JmpOp, source: Source) -> int:
+    """The opcode byte of a jump, call or exit: BPF_OP | BPF_SRC | BPF_CLASS."""
+    if cls not in (Class.JMP, Class.JMP32):
+        raise ValueError(f"{cls.name} is not a jump class")
+    return cls | op | source
+
+
+def mem_opcode(cls: Class, mode: Mode, size: Size) -> int:
+    """The opcode byte of a load or store: BPF_MODE | BPF_SIZE | BPF_CLASS."""
+    if cls not in (Class.LD, Class.LDX, Class.ST, Class.STX):
+        raise ValueError(f"{cls.name} is not a load/store class")
+    return cls | mode | size
+
+
+def bpf_class(opcode: int) -> Class:
+    """BPF_CLASS(code): the instruction class."""
+    return Class(opcode & CLASS_MASK)
+
+
+def bpf_op(opcode: int) -> int:
+    """BPF_OP(code): the operation bits of an ALU/jump opcode (compare with AluOp or JmpOp)."""
+    return opcode & OP_MASK
+
+
+def bpf_src(opcode: int) -> Source:
+    """BPF_SRC(code): whether an ALU/jump instruction reads the src register (X) or imm (K)."""
+    return Source(opcode & SOURCE_MASK)
+
+
 BPF_PSEUDO_CALL = 1
 """src of a BPF_CALL to a BPF function, imm is a relative slot offset (bpf.h)."""
 
@@ -229,4 +265,10 @@ __all__ = [
     "Reg",
     "Size",
     "Source",
+    "alu_opcode",
+    "bpf_class",
+    "bpf_op",
+    "bpf_src",
+    "jmp_opcode",
+    "mem_opcode",
 ]
