@@ -6,7 +6,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import assert_never
 
-from lark import Lark, Token, Transformer, Tree, v_args
+from lark import Lark, Token, Tree
 from lark.exceptions import LarkError
 
 from ..diagnostics import CompileError, Span
@@ -80,11 +80,10 @@ def _parser() -> Lark:
     return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
 
 
-class _Build(Transformer):  # type: ignore[type-arg]
-    """Turns the parse tree into IR nodes; nodes without `@loc` get their IR text position."""
+class _Build:
+    """Turns the parse tree into IR nodes, walking it top down; nodes without `@loc` get their IR text position."""
 
     def __init__(self, source_name: str) -> None:
-        super().__init__()
         self.source_name = source_name
         self.file = source_name
 
@@ -105,13 +104,10 @@ class _Build(Transformer):  # type: ignore[type-arg]
         return Imm(int(text, 16 if "0x" in text.lower() else 10))
 
     def loc(self, items: list[Token]) -> Span:
+        """A `@loc` annotation's span."""
         file = str(items[0])[1:-1] if len(items) == 5 else ""  # a span in an inlined helper's file; "" the function's
         line, col, end_line, end_col = (int(t) for t in items[-4:])
         return Span(file, line, col, end_line, end_col)
-
-    @v_args(meta=True)
-    def insn(self, meta: object, items: list[object]) -> object:
-        return items[0]
 
     def _node(self, tree: Tree, loc: Span | None) -> Instruction | Terminator:  # type: ignore[type-arg]
         k, items, meta = tree.data, tree.children, tree.meta
