@@ -50,10 +50,10 @@ class Reject:
     hint: str | None = None
 
 
-def dissector_file(tmp_path: Path, source: str, name: str = "bad.py") -> Path:
-    """Write PRELUDE and `source` (dedented) to a file; return its path."""
+def dissector_file(tmp_path: Path, source: str, name: str = "bad.py", *, prelude: str = PRELUDE) -> Path:
+    """Write `prelude` and `source` (dedented) to a file; return its path."""
     path = tmp_path / name
-    path.write_text(PRELUDE + textwrap.dedent(source).lstrip("\n"))
+    path.write_text(prelude + textwrap.dedent(source).lstrip("\n"))
     return path
 
 

@@ -15,13 +15,13 @@ import inspect
 import os
 import re
 import sys
-import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from kernel import needs_kernel, requires_kernel  # noqa: F401  (pytest fixture)
+from test_compile_errors import dissector_file, only_dissector
 from pyfd.compiler.backends import isolate
 from pyfd.compiler.backends import llvm as llvm_backend
 from pyfd.compiler.diagnostics import (
@@ -52,7 +52,6 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 from pyfd import Dissector
-from pyfd.cli import find_dissectors
 from pyfd.program import CompiledProgram
 
 BACKENDS = ("native", "llvm")
@@ -72,14 +71,8 @@ PRELUDE_LINES = PRELUDE.count("\n")
 
 
 def write(tmp_path: Path, source: str, name: str = "found.py") -> Path:
-    path = tmp_path / name
-    path.write_text(PRELUDE + textwrap.dedent(source).lstrip("\n"))
-    return path
-
-
-def load_one(path: Path) -> Dissector:
-    [found] = find_dissectors(path).values()
-    return found
+    """This module's PRELUDE and `source` in a file (test_compile_errors' writer)."""
+    return dissector_file(tmp_path, source, name, prelude=PRELUDE)
 
 
 def udp_frame(sport: int, dport: int, payload: bytes = b"") -> bytes:
@@ -230,7 +223,7 @@ def accepted(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Accept], Dis
 
     def get(case: Accept) -> Dissector:
         if case.name not in made:
-            made[case.name] = load_one(write(tmp_path_factory.mktemp(case.name), case.source))
+            made[case.name] = only_dissector(write(tmp_path_factory.mktemp(case.name), case.source))
         return made[case.name]
 
     return get
@@ -440,7 +433,7 @@ REFUSES = [
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in REFUSES])
 def test_found_program_is_refused_with_a_place(case: Refuse, backend: str, tmp_path: Path) -> None:
     path = write(tmp_path, case.source)
-    dissector = load_one(path)
+    dissector = only_dissector(path)
     with pytest.raises(CompileError) as info:
         dissector.compile(backend=backend)
     err = info.value
@@ -465,7 +458,7 @@ def test_too_many_live_values_is_a_located_error_on_native(tmp_path: Path) -> No
     lines += [f"    x{i}: u32 = ip.saddr + {i}" for i in range(80)]
     lines += ["    keys.ipv4_src = " + " ^ ".join(f"x{i}" for i in range(80)), "    return BPF_OK"]
     path = write(tmp_path, "\n".join(lines) + "\n")
-    dissector = load_one(path)
+    dissector = only_dissector(path)
     with pytest.raises(CompileError) as info:
         dissector.compile(backend="native")
     err = info.value
@@ -495,14 +488,14 @@ def test_recursion_deeper_than_the_room_is_a_located_error(tmp_path: Path, monke
     monkeypatch.setattr(frontend, "recursion_room", little_room)
     path = write(tmp_path, _sum(250))
     with pytest.raises(UnsupportedError, match="nested too deeply") as info:
-        load_one(path).lower()
+        only_dissector(path).lower()
     assert info.value.span is not None and info.value.span.line == PRELUDE_LINES + 4
 
 
 def test_elif_chain_cpython_parses_runs_or_is_refused_at_the_def(tmp_path: Path) -> None:
     """2,000 elifs parse on every Python; CPython 3.12 compiles a syntax tree only ~1,500 deep."""
     path = write(tmp_path, _elifs(2000))
-    dissector = load_one(path)
+    dissector = only_dissector(path)
     if sys.version_info[:2] == (3, 12):
         with pytest.raises(UnsupportedError, match="nested too deeply for CPython") as info:
             dissector.run_python(udp_frame(1999, 1))
@@ -531,7 +524,7 @@ def test_llvm_fatal_error_is_a_backend_error(tmp_path: Path, monkeypatch: pytest
         llvm_backend._target_machine.cache_clear()
         return original(text, level, name)
 
-    dissector = load_one(write(tmp_path, _ifs(600)))
+    dissector = only_dissector(write(tmp_path, _ifs(600)))
     monkeypatch.setattr(llvm_backend, "_codegen", without_gotol)
     with pytest.raises(BackendError) as info:
         dissector.compile(backend="llvm")
@@ -555,7 +548,7 @@ def test_llvm_exit_is_a_backend_error_at_the_line(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(llvm_backend._Lowering, "divide", unguarded)
     path = write(tmp_path, QUOTIENT_COMPARE)
     with pytest.raises(BackendError) as info:
-        load_one(path).compile(backend="llvm")
+        only_dissector(path).compile(backend="llvm")
     err = info.value
     assert "exited with status 1" in err.message and "__multi3" in err.message, err.render()
     assert err.span is not None and err.span.line == PRELUDE_LINES + 5  # the comparison
