@@ -8,7 +8,6 @@ the same for an object `bpftool gen object` linked.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ from interop import (
     GO_LOADER,
     assert_excerpt,
     build_go_loader,
-    full_sample,
     go_environment,
     link,
     pyfd_results,
@@ -25,7 +23,6 @@ from interop import (
     run_loader,
 )
 from kernel import needs_kernel
-from pyfd.compiler.driver import BACKENDS
 from pyfd.runtime import LoadedProgram
 
 
@@ -33,13 +30,6 @@ from pyfd.runtime import LoadedProgram
 def go_loader(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """load_ebpf.go, compiled for this test run."""
     return build_go_loader(tmp_path_factory.mktemp("go_loader"))
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def full_object(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, LoadedProgram]]:
-    """samples/full.py compiled by one backend: its object file, and the same program loaded by pyfd."""
-    with full_sample(request.param, tmp_path_factory.mktemp(f"full_{request.param}")) as compiled:
-        yield compiled
 
 
 @needs_kernel

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -25,14 +25,12 @@ from interop import (
     IPV4_TCP,
     assert_excerpt,
     build_c_loader,
-    full_sample,
     link,
     pyfd_results,
     readme_blocks,
     run_loader,
 )
 from kernel import needs_kernel
-from pyfd.compiler.driver import BACKENDS
 from pyfd.runtime import LoadedProgram
 from test_btf import LLVM_IR, _object_with_bad_func_name
 
@@ -44,13 +42,6 @@ from pyfd.program import CompiledProgram
 def c_loader(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """load_libbpf.c, compiled for this test run."""
     return build_c_loader(tmp_path_factory.mktemp("c_loader"))
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def full_object(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, LoadedProgram]]:
-    """samples/full.py compiled by one backend: its object file, and the same program loaded by pyfd."""
-    with full_sample(request.param, tmp_path_factory.mktemp(f"full_{request.param}")) as compiled:
-        yield compiled
 
 
 @needs_kernel

@@ -12,19 +12,18 @@ elsewhere, as a missing kernel does (tests/kernel.py).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 from full_frames import CASES
-from kernel import bpftool, in_ci, skip_unless_kernel
+from kernel import bpftool, in_ci
 from pyfd.runtime import LoadedProgram
 from test_samples import _sample
 
@@ -146,16 +145,6 @@ def run_loader(
 def pyfd_results(loaded: LoadedProgram, frames: Sequence[tuple[bytes, int]]) -> list[tuple[int, bytes]]:
     """pyfd's own BPF_PROG_TEST_RUN of each (frame, flags): return value and the 56 key bytes."""
     return [(r.retval, r.keys.raw) for r in (loaded.run(frame, flags=flags) for frame, flags in frames)]
-
-
-@contextlib.contextmanager
-def full_sample(backend: str, workdir: Path) -> Iterator[tuple[Path, LoadedProgram]]:
-    """samples/full.py compiled by `backend`: its object file in `workdir`, and the program loaded by pyfd."""
-    skip_unless_kernel()
-    program = FULL.compile(backend=backend)
-    path = program.write(workdir / "full.o")
-    with program.load() as loaded:
-        yield path, loaded
 
 
 def link(out: Path, *objects: Path) -> None:
