@@ -23,7 +23,7 @@ import sys
 import traceback
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Callable, Sequence, TextIO, cast
+from typing import TYPE_CHECKING, Callable, Sequence, TextIO, TypeVar, cast
 
 from .compiler.diagnostics import Span
 from .dissector import Dissector
@@ -50,6 +50,8 @@ class UserError(Exception):
         self.status = status
         self.located = located  # the message already starts with file:line
 
+
+T = TypeVar("T")
 
 ELF_MAGIC = b"\x7fELF"
 
@@ -217,13 +219,19 @@ def _log_note_for_cli(text: str, verbose: bool) -> str:
 
 
 def _load(program, *, verbose: bool = False, log_level: int = 0):  # type: ignore[no-untyped-def]
+    """Load a compiled program into the kernel; every failure is a UserError."""
+    return _kernel_load(program.name, lambda: program.load(log_level=log_level), verbose=verbose)
+
+
+def _kernel_load(name: object, load: Callable[[], T], *, verbose: bool = False) -> T:
+    """Run `load` (a BPF_PROG_LOAD) once the kernel can take programs; its failures said for the command line."""
     from .runtime import BpfError, MissingPrivilegeError, VerifierError, check_bpf_available
 
     reason = check_bpf_available()
     if reason is not None:
         raise UserError(f"cannot load BPF programs here: {reason}", EXIT_NO_KERNEL)
     try:
-        return program.load(log_level=log_level)
+        return load()
     except MissingPrivilegeError as exc:
         raise UserError(str(exc), EXIT_NO_KERNEL) from None
     except VerifierError as exc:
@@ -231,9 +239,9 @@ def _load(program, *, verbose: bool = False, log_level: int = 0):  # type: ignor
         text = _log_note_for_cli(str(exc), verbose)
         if exc.source is not None:  # the message starts with the Python file:line:col
             raise UserError(f"{log}{text}", located=True) from None
-        raise UserError(f"{log}the kernel verifier refused {program.name}:\n{text}", located=bool(log)) from None
+        raise UserError(f"{log}the kernel verifier refused {name}:\n{text}", located=bool(log)) from None
     except BpfError as exc:
-        raise UserError(f"loading {program.name} failed: {exc}") from None
+        raise UserError(f"loading {name} failed: {exc}") from None
 
 
 # --- run ----------------------------------------------------------------------------
@@ -286,29 +294,17 @@ def flags_text(flags: int) -> str:
 
 def _load_object(path: Path, function: str | None):  # type: ignore[no-untyped-def]
     """Load a program of an object file into the kernel; every failure is a UserError."""
-    from .program import load, object_program
-    from .runtime import BpfError, MissingPrivilegeError, VerifierError, check_bpf_available
     from .objfile.reader import ObjectFileError
+    from .program import load_object_program, object_program
 
     try:
-        object_program(path, function)  # what is wrong with the file is said first, kernel or not
+        read = object_program(path, function)  # what is wrong with the file is said first, kernel or not
     except ObjectFileError as exc:
         raise object_file_error(exc) from None
-    reason = check_bpf_available()
-    if reason is not None:
-        raise UserError(f"cannot load BPF programs here: {reason}", EXIT_NO_KERNEL)
     try:
-        return load(path, function)
-    except ObjectFileError as exc:
+        return _kernel_load(path, lambda: load_object_program(*read))
+    except ObjectFileError as exc:  # malformed BTF, found while preparing the load
         raise object_file_error(exc) from None
-    except MissingPrivilegeError as exc:
-        raise UserError(str(exc), EXIT_NO_KERNEL) from None
-    except VerifierError as exc:
-        if exc.source is not None:  # an object with line info: the message starts with file:line:col
-            raise UserError(str(exc), located=True) from None
-        raise UserError(f"the kernel verifier refused {path}:\n{exc}") from None
-    except BpfError as exc:
-        raise UserError(f"loading {path} failed: {exc}") from None
 
 
 def object_file_error(exc: Exception) -> UserError:

@@ -103,7 +103,11 @@ def load(path: str | os.PathLike[str], function: str | None = None) -> LoadedPro
     as it stands raises ObjectFileError before anything is loaded
     (`object_program`).
     """
-    obj, prog = object_program(path, function)
+    return load_object_program(*object_program(path, function))
+
+
+def load_object_program(obj: ObjectFile, prog: ObjectProgram) -> LoadedProgram:
+    """Load a program `object_program` read and checked (so a caller that checked first reads the file once)."""
     debug = _object_debug_info(obj, prog)
     if debug is None:
         return load_program(prog.code, name=prog.name, license=obj.license or LICENSE)
