@@ -128,25 +128,6 @@ def loaded(requires_kernel: None, compiled: CompiledProgram) -> Iterator[LoadedP
         yield prog
 
 
-@pytest.fixture
-def netns(requires_kernel: None) -> Iterator[str]:
-    """A fresh named network namespace (never the root one), removed with its pins afterwards."""
-    ip = _tool("ip")
-    name = f"pyfd-test-{uuid.uuid4().hex[:10]}"
-    subprocess.run([ip, "netns", "add", name], check=True, capture_output=True)
-    ino = os.stat(f"/run/netns/{name}").st_ino
-    try:
-        yield name
-    finally:
-        try:
-            detach(name)
-        except (NotAttachedError, NamespaceNotFoundError):
-            pass
-        finally:
-            subprocess.run([ip, "netns", "del", name], check=False, capture_output=True)
-            shutil.rmtree(f"{PIN_ROOT}/netns-{ino}", ignore_errors=True)
-
-
 def _ino(name: str) -> int:
     return os.stat(f"/run/netns/{name}").st_ino
 

@@ -16,14 +16,11 @@ import shlex
 import shutil
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from interop import IPV4_TCP, missing, readme_blocks
-from kernel import enforce_kernel, needs_kernel
-from pyfd.runtime import NamespaceNotFoundError, NotAttachedError, detach, query
+from kernel import needs_kernel
+from pyfd.runtime import query
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "samples" / "pyfd-dissector@.service"
@@ -122,25 +119,6 @@ def test_systemd_analyze_refuses_a_broken_unit(tmp_path: Path) -> None:
     # The check above can fail: a command that is not there is an error.
     verified = _verify(UNIT.read_text().replace(UNIT_PYFD, str(tmp_path / "no-pyfd")), tmp_path)
     assert verified.returncode != 0 and "is not executable" in verified.stderr
-
-
-@pytest.fixture
-def netns(requires_kernel: None) -> Iterator[str]:
-    """A fresh `ip netns` namespace, removed (with anything attached) afterwards."""
-    ip = shutil.which("ip") or shutil.which("ip", path="/usr/sbin:/sbin")
-    if ip is None:
-        enforce_kernel("the `ip` tool (iproute2) is not installed")
-        raise AssertionError("unreachable")
-    name = f"pyfd-test-{uuid.uuid4().hex[:10]}"
-    subprocess.run([ip, "netns", "add", name], check=True, capture_output=True)
-    try:
-        yield name
-    finally:
-        try:
-            detach(name)
-        except (NotAttachedError, NamespaceNotFoundError):
-            pass
-        subprocess.run([ip, "netns", "del", name], check=False, capture_output=True)
 
 
 def _run_as_systemd(argv: list[str]) -> subprocess.CompletedProcess[str]:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,20 +45,6 @@ def scapy_tcp():  # type: ignore[no-untyped-def]
     from scapy.layers.l2 import Ether
 
     return Ether(**MACS) / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1000, dport=80)
-
-
-@pytest.fixture
-def netns(requires_kernel: None) -> Iterator[str]:
-    """A fresh named network namespace, removed afterwards (nothing gets attached to it here)."""
-    ip = shutil.which("ip") or shutil.which("ip", path="/usr/sbin:/sbin")
-    if ip is None:
-        pytest.fail("the `ip` tool is missing") if in_ci() else pytest.skip("the `ip` tool is missing")
-    name = f"pyfd-test-{uuid.uuid4().hex[:10]}"
-    subprocess.run([ip, "netns", "add", name], check=True, capture_output=True)
-    try:
-        yield name
-    finally:
-        subprocess.run([ip, "netns", "del", name], check=False, capture_output=True)
 
 
 # -- frames and flags: one check for the kernel run and the Python run ------------------------

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -302,17 +301,6 @@ frames = {
 }
 print(json.dumps({name: bpf.prog_test_run(prog_fd=fd, data_in=bytes(frame), data_out_size=4096).retval for name, frame in frames.items()}))
 """
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    """A network namespace of this test's own, deleted afterwards."""
-    name = f"pyfd-readme-{uuid.uuid4().hex[:12]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def _hashes(netns: str) -> dict[str, int]:
