@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_cli import run
 from kernel import enforce_kernel, kernel_unavailable_reason, needs_kernel, requires_kernel  # noqa: F401
-from pyfd.cli import EXIT_ERROR, EXIT_NO_KERNEL, EXIT_OK, main, pick
+from pyfd.cli import EXIT_ERROR, EXIT_NO_KERNEL, EXIT_OK, pick
 from pyfd.program import CompiledProgram
 from pyfd.runtime import (
     AlreadyAttachedError,
@@ -146,16 +147,6 @@ def bpftool_netns_links(ino: int) -> list[dict[str, Any]]:
         for link in bpftool_links()
         if link.get("type") == "netns" and link.get("netns_ino") == ino and link.get("attach_type") == "flow_dissector"
     ]
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
-    """`pyfd ARGV...` in-process: exit status, stdout, stderr."""
-    try:
-        status = main([str(a) for a in argv])
-    except SystemExit as exit_:
-        status = exit_.code if isinstance(exit_.code, int) else EXIT_ERROR
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def _boom(*args: object, **kwargs: object) -> None:

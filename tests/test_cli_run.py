@@ -16,24 +16,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_cli import run
 from kernel import in_ci, needs_kernel, requires_kernel  # noqa: F401  (pytest fixture)
 from pyfd.runtime.flowkeys import FLOW_KEYS_LAYOUT
 
-from pyfd.cli import EXIT_ERROR, EXIT_NO_KERNEL, EXIT_OK, EXIT_USAGE, main, parse_flags
+from pyfd.cli import EXIT_ERROR, EXIT_NO_KERNEL, EXIT_OK, EXIT_USAGE, parse_flags
 from pyfd.demo import read_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 MACS = {"dst": "02:00:00:00:00:02", "src": "02:00:00:00:00:01"}
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
-    """`pyfd ARGV...` in-process: exit status, stdout, stderr."""
-    try:
-        status = main([str(a) for a in argv])
-    except SystemExit as exit_:  # argparse usage errors
-        status = exit_.code if isinstance(exit_.code, int) else EXIT_ERROR
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def tcp_frame(payload: bytes = b"") -> bytes:

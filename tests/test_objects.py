@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_cli import run
 from kernel import (  # requires_kernel, a fixture, comes from conftest.py
     in_ci,
     needs_kernel,
@@ -21,22 +22,12 @@ from pyfd.objfile.reader import ObjectFileError, check_loadable, read_object
 from pyfd.runtime.program import check_flags
 
 import pyfd
-from pyfd.cli import EXIT_ERROR, EXIT_OK, find_dissectors, main
+from pyfd.cli import EXIT_ERROR, EXIT_OK, find_dissectors
 
 ROOT = Path(__file__).resolve().parent.parent
 IPV4_TCP = find_dissectors(ROOT / "samples" / "ipv4_tcp.py")["ipv4_tcp"]
 RETURN_0 = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
 MACS = {"dst": "02:00:00:00:00:02", "src": "02:00:00:00:00:01"}
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
-    """`pyfd ARGV...` in-process: exit status, stdout, stderr."""
-    try:
-        status = main([str(a) for a in argv])
-    except SystemExit as exit_:
-        status = exit_.code if isinstance(exit_.code, int) else EXIT_ERROR
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def scapy_tcp():  # type: ignore[no-untyped-def]
