@@ -18,7 +18,6 @@ import importlib.machinery
 import importlib.util
 import io
 import os
-import re
 import sys
 import traceback
 from pathlib import Path
@@ -212,12 +211,6 @@ def _write_text(text: str, output: str | None) -> None:
         sys.stdout.write(text)
 
 
-def _log_note_for_cli(text: str, verbose: bool) -> str:
-    """A VerifierError's "(verifier log: N lines in .log)" said for the command line: where to see it."""
-    where = "printed above" if verbose else "`pyfd compile --verify -v` prints it"
-    return re.sub(r"\(verifier log: ([^)]*?) lines in \.log\)", rf"(verifier log: \1 lines, {where})", text)
-
-
 def _load(program, *, verbose: bool = False, log_level: int = 0):  # type: ignore[no-untyped-def]
     """Load a compiled program into the kernel; every failure is a UserError."""
     return _kernel_load(program.name, lambda: program.load(log_level=log_level), verbose=verbose)
@@ -236,7 +229,7 @@ def _kernel_load(name: object, load: Callable[[], T], *, verbose: bool = False) 
         raise UserError(str(exc), EXIT_NO_KERNEL) from None
     except VerifierError as exc:
         log = exc.log.rstrip("\n") + "\n\n" if verbose and exc.log else ""
-        text = _log_note_for_cli(str(exc), verbose)
+        text = exc.report(", printed above" if verbose else ", `pyfd compile --verify -v` prints it")
         if exc.source is not None:  # the message starts with the Python file:line:col
             raise UserError(f"{log}{text}", located=True) from None
         raise UserError(f"{log}the kernel verifier refused {name}:\n{text}", located=bool(log)) from None

@@ -426,7 +426,7 @@ class VerifierError(BpfError):
         self.message = self._describe()
         self.strerror = self.message
 
-    def _describe(self) -> str:
+    def _describe(self, log_where: str = " in .log") -> str:
         who = f"program {self.name!r}" if self.name else "the program"
         text = f"the kernel verifier rejected {who}: {self.summary or 'no reason given'}"
         source = self.source
@@ -448,14 +448,21 @@ class VerifierError(BpfError):
             text += "\n  (the verifier log was truncated; its end is kept)"
         if self.log:
             kept = "its last " if self.truncated else ""
-            text += f"\n  (verifier log: {kept}{len(self.log.splitlines())} lines in .log)"
+            text += f"\n  (verifier log: {kept}{len(self.log.splitlines())} lines{log_where})"
         return text
 
+    def report(self, log_where: str) -> str:
+        """The whole message, its log note ending in `log_where` (" in .log" in `str()`: the attribute)."""
+        return self._with_command(self._describe(log_where))
+
     def __str__(self) -> str:
+        return self._with_command(self.message)
+
+    def _with_command(self, text: str) -> str:
         # The message may start with file:line:col, so the command and errno
         # go last; EACCES here means "refused", not a missing permission.
         code = self.errno if self.errno is not None else 0
-        return f"{self.message}\n  ({self.command or 'the load'} failed with {errno_name(code)})"
+        return f"{text}\n  ({self.command or 'the load'} failed with {errno_name(code)})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The source map is usually a closure over compiler objects: keep the
