@@ -17,6 +17,7 @@ from .backends.result import CompiledCode
 from .diagnostics import CompileError
 from .frontend import Lowered, lower_function
 from .ir.checker import check_function
+from .ir.windows import linear_only
 from .ir.nodes import Function
 from .ir.text import print_function
 from .passes import PassManager, pipeline
@@ -31,6 +32,11 @@ class Options:
 
     backend: str = "native"
     opt_level: int = 2
+    # Read headers that lie past the linear part of the packet (in the skb's
+    # page fragments) through bpf_skb_load_bytes. Off, a header outside the
+    # linear part fails its check as under BPF_PROG_TEST_RUN (the control in
+    # the real-path tests).
+    paged: bool = True
     dump_after: frozenset[str] = field(default_factory=frozenset)
     dump: Callable[[str], None] = print
     # Check every pass's changed flag against a fingerprint of the IR (a debug
@@ -106,6 +112,8 @@ def compile_lowered(lowered: Lowered, options: Options = Options()) -> Compilati
     if backend is None:
         raise CompileError(f"unknown backend {options.backend!r}; choose one of: {', '.join(BACKENDS)}", None)
     ir = copy.deepcopy(lowered.function)
+    if not options.paged:
+        linear_only(ir)
     check_function(ir)
     manager = PassManager(
         pipeline(options.opt_level, backend.name),

@@ -69,6 +69,12 @@ SKB_DATA_END: Final = 80
 SKB_FLOW_KEYS: Final = 144
 """offsetof(struct __sk_buff, flow_keys): a u64 load gives the struct bpf_flow_keys pointer."""
 
+BPF_FUNC_SKB_LOAD_BYTES: Final = 26
+"""bpf_skb_load_bytes(ctx, offset, to, len): for a flow dissector, `len` bytes at
+`offset` from the skb, linear part or page fragments (net/core/filter.c,
+bpf_flow_dissector_load_bytes); 0, or a negative error with `to` cleared when
+the skb does not hold them or there is no skb (eth_get_headlen's call)."""
+
 # --- struct bpf_flow_keys ------------------------------------------------------------
 
 FLOW_KEYS_SIZE: Final = 56

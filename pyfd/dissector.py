@@ -33,17 +33,22 @@ class Dissector(DissectorFunction):
             self._lowered = lower_function(self.fn)
         return self._lowered
 
-    def compile(self, *, backend: str = "native", opt_level: int = 2) -> "CompiledProgram":
+    def compile(self, *, backend: str = "native", opt_level: int = 2, paged: bool = True) -> "CompiledProgram":
         """Compile for the kernel; raises CompileError with the Python location of any problem.
 
         `backend` is "native" (pyfd's own instruction selection and register
         allocation) or "llvm" (the same IR through LLVM's BPF target, via
         llvmlite); `opt_level` 0 only cleans up the control flow, 1 and 2 optimise.
+        With `paged` (the default) a header past the linear part of the packet
+        (in the skb's page fragments, on the real receive path) is copied with
+        bpf_skb_load_bytes; without it, its check fails there as it does past
+        the end of the packet.
         """
         from .compiler.driver import Options, compile_lowered
         from .program import CompiledProgram
 
-        return CompiledProgram(compile_lowered(self.lower(), Options(backend=backend, opt_level=opt_level)))
+        options = Options(backend=backend, opt_level=opt_level, paged=paged)
+        return CompiledProgram(compile_lowered(self.lower(), options))
 
     def python_function(self) -> Callable[[Packet, BpfFlowKeys], int]:
         """The function as CPython runs it, with BPF's integer widths."""

@@ -52,6 +52,8 @@ class MInsn:
     # a read of flow-keys bytes the program never writes): the allocator may
     # repeat it at a use instead of spilling its result to the stack.
     remat: bool = field(default=False, compare=False)
+    # The operands of a pseudo-instruction (FETCH), expanded after allocation.
+    fetch: "Fetch | None" = None
 
     @property
     def cls(self) -> Class:
@@ -70,6 +72,8 @@ class MInsn:
 
     def defs(self) -> list[MReg]:
         """Registers this instruction writes."""
+        if self.opcode == FETCH:
+            return [self.dst]
         cls, op = self.cls, bpf_op(self.opcode)
         if cls in (Class.ALU, Class.ALU64) or cls == Class.LDX or self.is_ld_imm64:
             return [self.dst]
@@ -79,6 +83,9 @@ class MInsn:
 
     def uses(self) -> list[MReg]:
         """Registers this instruction reads."""
+        if self.opcode == FETCH:
+            assert self.fetch is not None
+            return [self.src] if self.fetch.base is None else []
         cls, op, x = self.cls, bpf_op(self.opcode), bpf_src(self.opcode) == Source.X
         if cls in (Class.ALU, Class.ALU64):
             if op == AluOp.MOV:
@@ -110,10 +117,41 @@ class MInsn:
 
     def to_isa(self) -> Instruction:
         """The final instruction; every register must be physical by now."""
+        if self.opcode == FETCH:
+            raise ValueError("FETCH reached encoding without being expanded")
         if not isinstance(self.dst, int) or not isinstance(self.src, int):
             raise ValueError(f"unallocated register in {self}")
         target = Label(self.target) if self.target is not None else None
         return Instruction(self.opcode, self.dst, self.src, self.off, self.imm, self.span, target=target)
+
+
+# A pseudo-instruction: a jump opcode BPF leaves unused (operation 0xe0).
+FETCH = jmp_opcode(Class.JMP, 0xE0, Source.K)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """FETCH's operands: copy `size` packet bytes at `base` (None: the `src` register) to the window's buffer.
+
+    `dst = FETCH src` reads like `dst = copy of the packet bytes at src`:
+    after it `dst` points at the buffer; if the packet does not hold the
+    bytes it jumps to the instruction's target. It clobbers no register the
+    allocator gave out: the expansion (`fetch.expand`) saves and restores
+    r0-r5 around the helper call, so the fast path around it is allocated
+    as if the slow path were not there.
+    """
+
+    window: int
+    size: int
+    base: int | None = None
+
+
+def fetch(dst: MReg, window: int, size: int, fail: str, *, reg: MReg | None = None, imm: int | None = None, span: object = None) -> MInsn:
+    """FETCH: `dst` = the window's buffer filled with the packet bytes at `reg` (or offset `imm`), or goto `fail`."""
+    if reg is None:
+        assert imm is not None
+        return MInsn(FETCH, dst, 0, target=fail, span=span, fetch=Fetch(window, size, imm))
+    return MInsn(FETCH, dst, reg, target=fail, span=span, fetch=Fetch(window, size))
 
 
 # Builders over virtual registers, named and shaped like pyfd.isa's (the
@@ -195,6 +233,11 @@ def ja(target: str, *, span: object = None) -> MInsn:
     return MInsn(jmp_opcode(Class.JMP, JmpOp.JA, Source.K), target=target, span=span)
 
 
+def call_helper(helper: int, *, span: object = None) -> MInsn:
+    """BPF_EMIT_CALL: r0 = helper(r1, ..., r5); r1-r5 are clobbered."""
+    return MInsn(jmp_opcode(Class.JMP, JmpOp.CALL, Source.K), 0, 0, 0, helper, span=span)
+
+
 def exit_insn(*, span: object = None) -> MInsn:
     """BPF_EXIT_INSN: return r0."""
     return MInsn(jmp_opcode(Class.JMP, JmpOp.EXIT, Source.K), span=span)
@@ -216,3 +259,7 @@ class MFunction:
     name: str
     blocks: list[MBlock]
     stack_size: int = 0
+    # Registers defined more than once that hold the same value wherever they
+    # are live (a window pointer: the packet bytes or their stack copy), so a
+    # read through one may be repeated like a read through a single definition.
+    stable: frozenset[str] = frozenset()

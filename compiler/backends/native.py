@@ -23,10 +23,12 @@ from ..ir.nodes import (
     Instruction, Jump, LoadKeys, LoadPacket, Operand, Reg, Return, SetCond, StoreKeys, Unary, UnaryOp,
     to_s64,
 )
+from ..ir.windows import window_layout
 from ..passes.facts import Facts
+from .fetch import expand_fetches
 from .mir import (
-    MBlock, MFunction, MInsn, MReg, alu64_imm, alu64_reg, endian_be, exit_insn, ja, jmp_imm, jmp_reg, ld_imm64,
-    ldx_mem, mov32_imm, mov32_reg, mov64_imm, mov64_reg, neg64, st_mem, stx_mem,
+    MBlock, MFunction, MInsn, MReg, alu64_imm, alu64_reg, endian_be, exit_insn, fetch, ja, jmp_imm, jmp_reg,
+    ld_imm64, ldx_mem, mov32_imm, mov32_reg, mov64_imm, mov64_reg, neg64, st_mem, stx_mem,
 )
 from .regalloc import AllocationError, StackLimitError, allocate
 from .result import CompiledCode
@@ -90,6 +92,7 @@ class _Selector:
         self.n = 0
         self.out: list[MInsn] = []
         self.pointers: dict[Operand, str] = {}  # packet base -> register holding data + base
+        self.windows: dict[int, str] = {}  # window -> register pointing at its bytes (packet or stack copy)
         uses_keys = any(isinstance(i, (LoadKeys, StoreKeys)) for i in fn.instructions())
         uses_packet = any(isinstance(b.term, CheckPacket) for b in fn.blocks)
         self.keys = "keys" if uses_keys else None
@@ -187,10 +190,14 @@ class _Selector:
                     self.emit(st_mem(_SIZE[size], self.keys, offset, to_s64(value) if size == 8 else (value - (1 << 32) if value >> 31 else value), span=span))
                 else:
                     self.emit(stx_mem(_SIZE[size], self.keys, self.operand(src, span), offset, span=span))
-            case LoadPacket(dst, base, disp, size):
+            case LoadPacket(dst, base, disp, size, window=None):
                 ptr, extra = self.pointer(base)
                 # The packet is read-only: the read gives the same value wherever it is repeated.
                 self.emit(ldx_mem(_SIZE[size], self.reg(dst), ptr, extra + disp, span=span, remat=True))
+            case LoadPacket(dst, base, disp, size, window=window):
+                # Repeatable too: the window's buffer is not reused while a value
+                # read through it is live (ir.windows counts those as uses).
+                self.emit(ldx_mem(_SIZE[size], self.reg(dst), self.window_pointer(window, span), disp, span=span, remat=True))
             case SetCond():
                 raise InternalCompilerError("SetCond reached instruction selection", insn.span)
             case _:
@@ -238,7 +245,48 @@ class _Selector:
             raise InternalCompilerError(f"packet load from {base} without a check", None)
         return ptr, 0
 
+    def window_pointer(self, window: int, span: Span) -> str:
+        ptr = self.windows.get(window)
+        if ptr is None:
+            raise InternalCompilerError(f"packet load through window {window} without its check", span)
+        return ptr
+
     # -- terminators ------------------------------------------------------
+
+    def check_window(self, term: CheckPacket) -> MInsn:
+        """A check with a window: the fast test, ending in a jump to `ok` past the slow block; returns the slow block's FETCH.
+
+        The fast path is the linear check with the pointer kept: `ptr =
+        data + base`, in bounds if `ptr + size <= data_end`. Otherwise the
+        slow block right after fills the window's buffer and points `ptr` at
+        it (or leaves for `fail`), then falls into `ok`. Placed right after
+        the check, it stretches no value's live range.
+        """
+        assert self.data is not None and self.data_end is not None and term.window is not None
+        span = term.span
+        ptr = self.windows.setdefault(term.window, f"win{term.window}")
+        base_reg: str | None = None
+        if isinstance(term.base, Imm):
+            self.emit(_alu64(AluOp.MOV, ptr, self.data, imm=False, span=span))
+            if term.base.value:
+                self.emit(_alu64(AluOp.ADD, ptr, term.base.value, imm=True, span=span))
+        else:
+            base_reg = self.reg(term.base)
+            bits = self.verifier_bits(term.base)
+            if bits >= 64 or (1 << bits) - 1 > MAX_PACKET_OFF - term.size:
+                self.emit(jmp_imm(JmpOp.JGT, base_reg, MAX_PACKET_OFF - term.size, term.fail, span=span))
+            self.emit(_alu64(AluOp.MOV, ptr, self.data, imm=False, span=span))
+            self.emit(_alu64(AluOp.ADD, ptr, base_reg, imm=False, span=span))
+        end = ptr
+        if term.size:
+            end = self.temp()
+            self.emit(_alu64(AluOp.MOV, end, ptr, imm=False, span=span))
+            self.emit(_alu64(AluOp.ADD, end, term.size, imm=True, span=span))
+        self.emit(jmp_reg(JmpOp.JLE, end, self.data_end, term.ok, span=span))
+        if base_reg is None:
+            assert isinstance(term.base, Imm)
+            return fetch(ptr, term.window, term.size, term.fail, imm=term.base.value, span=span)
+        return fetch(ptr, term.window, term.size, term.fail, reg=base_reg, span=span)
 
     def check(self, term: CheckPacket, fail: str) -> None:
         """The bounds check in the shape the verifier understands."""
@@ -337,6 +385,13 @@ def select(fn: Function) -> MFunction:
             case Jump(target):
                 if target != nxt:
                     sel.emit(ja(target, span=term.span))
+            case CheckPacket(ok=ok, window=window) if window is not None:
+                slow = f"{block.label}.copy"
+                copy = sel.check_window(term)
+                mblocks.append(MBlock(block.label, sel.out, [ok, slow]))
+                insns = [copy] if ok == nxt else [copy, ja(ok, span=term.span)]
+                mblocks.append(MBlock(slow, insns, [term.fail, ok]))
+                continue
             case CheckPacket(ok=ok, fail=fail):
                 sel.check(term, fail)
                 if ok != nxt:
@@ -351,7 +406,7 @@ def select(fn: Function) -> MFunction:
             case _:
                 assert_never(term)
         mblocks.append(MBlock(block.label, sel.out, list(block.successors())))
-    return MFunction(fn.name, mblocks)
+    return MFunction(fn.name, mblocks, stable=frozenset(sel.windows.values()))
 
 
 def _drop_jumps_to_next(blocks: list[MBlock]) -> None:
@@ -374,6 +429,11 @@ def compile_native(fn: Function) -> CompiledCode:
         ) from None
     except AllocationError as exc:
         raise InternalCompilerError(str(exc), fn.span) from exc
+    if any(isinstance(b.term, CheckPacket) and b.term.window is not None for b in fn.blocks):
+        try:
+            expand_fetches(mfn, window_layout(fn))
+        except StackLimitError as exc:
+            raise CompileError(str(exc), fn.span, hint="read fewer headers at once, or compile without page-fragment reads") from None
     _drop_jumps_to_next(mfn.blocks)
     items = []
     from pyfd.isa import Label

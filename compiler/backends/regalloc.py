@@ -195,7 +195,7 @@ def _rematerializable(fn: MFunction, regs: set[str]) -> dict[str, MInsn]:
         if len(found) != 1 or not found[0].remat or found[0].is_ld_imm64:  # LD_IMM64 is two slots: a spill is as cheap
             continue
         # The operands it reads must hold the same value at every use too.
-        if all(isinstance(r, str) and len(defs.get(r, [])) == 1 for r in found[0].uses()):
+        if all(isinstance(r, str) and (len(defs.get(r, [])) == 1 or r in fn.stable) for r in found[0].uses()):
             out[reg] = found[0]
     return out
 

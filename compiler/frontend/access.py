@@ -50,10 +50,38 @@ def read_header(b: IRBuilder, view: HeaderView, name: str, span: Span) -> Value 
         names = ", ".join(view.kind.fields)
         fail(span, f"header {view.kind.__name__} has no field `{name}`", hint=f"fields: {names}", kind=CompileNameError)
     if not fld.is_bitfield and fld.size not in _LOADABLE:
-        return BytesView(view.base, fld.offset, fld.size, f"{view.kind.__name__}.{name}")
-    raw = b.fresh()
-    b.emit(LoadPacket(raw, view.base, fld.offset, fld.size, span))
-    return decode(b, raw, fld, span)
+        return BytesView(view.base, fld.offset, fld.size, f"{view.kind.__name__}.{name}", view.window)
+    return decode(b, load_packet(b, view.base, fld.offset, fld.size, view.window, span), fld, span)
+
+
+def load_packet(b: IRBuilder, base: Operand, disp: int, size: int, window: int | None, span: Span) -> Reg:
+    """The raw little-endian `size`-byte load at `base + disp`, in aligned pieces through a window.
+
+    A window may be a stack copy, where the verifier wants every access
+    aligned to its size (check_ptr_alignment), so a field at an odd offset
+    (a 32-bit field at byte 2 of a custom header) is read in the widest
+    aligned pieces and put together; in the linear part any offset reads.
+    """
+    if window is None or disp % size == 0:
+        raw = b.fresh()
+        b.emit(LoadPacket(raw, base, disp, size, span, window))
+        return raw
+    value: Reg | None = None
+    done = 0
+    while done < size:
+        width = next(w for w in (4, 2, 1) if w <= size - done and (disp + done) % w == 0)
+        piece = b.fresh()
+        b.emit(LoadPacket(piece, base, disp + done, width, span, window))
+        if value is None:
+            value = piece
+        else:
+            shifted, joined = b.fresh(), b.fresh()
+            b.emit(Binary(BinaryOp.SHL, shifted, piece, Imm(8 * done), span))
+            b.emit(Binary(BinaryOp.OR, joined, value, shifted, span))
+            value = joined
+        done += width
+    assert value is not None
+    return value
 
 
 def decode(b: IRBuilder, raw: Reg, fld: Field, span: Span) -> Value:
@@ -109,26 +137,38 @@ def copy_bytes(b: IRBuilder, src: BytesView, fld: Field, span: Span) -> None:
     """
     done = 0
     while done < src.size:
-        width = next(w for w in (8, 4, 2, 1) if w <= src.size - done and (fld.offset + done) % w == 0)
+        width = next(
+            w
+            for w in (8, 4, 2, 1)
+            if w <= src.size - done and (fld.offset + done) % w == 0 and (src.window is None or (src.offset + done) % w == 0)
+        )
         raw = b.fresh()
-        b.emit(LoadPacket(raw, src.base, src.offset + done, width, span))
+        b.emit(LoadPacket(raw, src.base, src.offset + done, width, span, src.window))
         b.emit(StoreKeys(fld.offset + done, width, raw, span))
         done += width
 
 
 def check_has(b: IRBuilder, end: Value, end_span: Span, span: Span, true: str, false: str) -> CheckPacket:
-    """`pkt.has(end)`: true if the packet holds at least `end` bytes (a check that reads nothing)."""
+    """`pkt.has(end)`: true if the packet holds at least `end` bytes (a check that reads nothing).
+
+    The packet, not its linear part: the check has a window, so bytes in
+    page fragments count (its copy is one probed byte, read by nothing).
+    """
     if end.const is not None:
         if not 0 <= end.const <= MAX_PACKET_OFF:
             fail(end_span, f"constant length {end.const} is outside 0..{MAX_PACKET_OFF}", kind=PacketAccessError)
-        return CheckPacket(Imm(end.const), 0, true, false, span)
+        return CheckPacket(Imm(end.const), 0, true, false, span, b.fresh_window())
     base = b.fresh("end")
     b.emit(Copy(base, end.op, span))
-    return CheckPacket(base, 0, true, false, span)
+    return CheckPacket(base, 0, true, false, span, b.fresh_window())
 
 
 def check_header(b: IRBuilder, kind: type[Header], offset: Value, offset_span: Span, span: Span, drop: Callable[[Span], str]) -> HeaderView:
-    """`pkt.header(kind, offset)`: a bounds check that leaves for the block `drop` names, then a view later reads share."""
+    """`pkt.header(kind, offset)`: a bounds check that leaves for the block `drop` names, then a view later reads share.
+
+    The check opens a window: the header is read in place when it is in the
+    linear part and from a stack copy when it is in page fragments.
+    """
     if offset.const is not None:
         if offset.const < 0:
             fail(offset_span, f"constant offset {offset.const} is negative", kind=PacketAccessError)
@@ -145,7 +185,8 @@ def check_header(b: IRBuilder, kind: type[Header], offset: Value, offset_span: S
         base = b.fresh("hdr")
         b.emit(Copy(base, offset.op, span))
     ok = b.new_block("inbounds")
-    b.terminate(CheckPacket(base, kind.size, ok, drop(span), span))
+    window = b.fresh_window()
+    b.terminate(CheckPacket(base, kind.size, ok, drop(span), span, window))
     b.position(ok)
-    return HeaderView(kind, base)
+    return HeaderView(kind, base, window)
 

@@ -45,10 +45,11 @@ class Value:
 
 @dataclass(frozen=True)
 class HeaderView:
-    """A header of type `kind` at packet offset `base` (already bounds-checked)."""
+    """A header of type `kind` at packet offset `base` (already bounds-checked), read through `window`."""
 
     kind: type[Header]
     base: Operand
+    window: int | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class BytesView:
     offset: int
     size: int
     name: str
+    window: int | None = None
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,11 @@ class IRBuilder:
         self._counter += 1
         return Reg(f"{hint}{self._counter}")
 
+    def fresh_window(self) -> int:
+        """A new packet window number (see `CheckPacket`)."""
+        self._counter += 1
+        return self._counter
+
     def new_block(self, hint: str) -> str:
         """The label of a new block, to be opened later with `position`."""
         self._counter += 1

@@ -1,9 +1,12 @@
 """The IR checker: structure, definitions, and the packet-access proof.
 
 Run after the frontend and after every pass. A packet load is accepted only if
-a `CheckPacket` on the same base, covering the loaded bytes, dominates it
-through its `ok` edge; the base must be a register with one definition (or an
-immediate), so no redefinition can slip between check and load.
+a `CheckPacket` on the same base and window, covering the loaded bytes,
+dominates it through its `ok` edge; the base must be a register with one
+definition (or an immediate), so no redefinition can slip between check and
+load. A window is opened by one check only: its stack copy is filled there,
+so a load through it reads bytes that check either found in the linear part
+or copied.
 """
 
 from __future__ import annotations
@@ -47,6 +50,13 @@ def _check_structure(fn: Function) -> None:
             raise IRCheckError(f"return value {block.term.value} is not a flow dissector return code", block.term.span)
         if isinstance(block.term, CheckPacket) and block.term.size < 0:  # size 0: `pkt.has(end)`, a length test
             raise IRCheckError(f"packet check of {block.term.size} bytes", block.term.span)
+    opened: set[int] = set()
+    for block in fn.blocks:
+        window = block.term.window if isinstance(block.term, CheckPacket) else None
+        if window is not None:
+            if window in opened:
+                raise IRCheckError(f"packet window {window} is opened by more than one check", block.term.span)
+            opened.add(window)
 
 
 def _check_access(insn: Instruction) -> None:
@@ -54,9 +64,13 @@ def _check_access(insn: Instruction) -> None:
         case LoadKeys(offset=off, size=size) | StoreKeys(offset=off, size=size):
             if size not in ACCESS_SIZES or off < 0 or off + size > KEYS_SIZE or off % size:
                 raise IRCheckError(f"flow keys access of {size} bytes at offset {off}", insn.span)
-        case LoadPacket(size=size, disp=disp):
+        case LoadPacket(size=size, disp=disp, window=window):
             if size not in ACCESS_SIZES or disp < 0:
                 raise IRCheckError(f"packet load of {size} bytes at displacement {disp}", insn.span)
+            if window is not None and disp % size:
+                # The window may be a stack copy, and the verifier checks the
+                # alignment of every stack access (check_ptr_alignment).
+                raise IRCheckError(f"packet load of {size} bytes at displacement {disp} through window {window} is not aligned", insn.span)
 
 
 def _check_definitions(fn: Function) -> None:
@@ -132,7 +146,7 @@ def _check_packet_reads(fn: Function) -> None:
     blocks = fn.block_map()
     preds = fn.predecessors()
     idom = dominators(fn)
-    covered: dict[tuple[str, Operand], int] = {}
+    covered: dict[tuple[str, Operand, int | None], int] = {}
     for block in fn.blocks:
         if block.label not in idom:
             continue  # unreachable: never executed, and the backend drops it
@@ -156,29 +170,30 @@ def _prove_load(
     preds: dict[str, list[str]],
     blocks: dict[str, Block],
     counts: dict[Reg, int],
-    covered: dict[tuple[str, Operand], int],
+    covered: dict[tuple[str, Operand, int | None], int],
 ) -> None:
     _single_definition(load.base, load, counts)
     need = load.disp + load.size
-    # The most bytes any check on the dominator chain guards for this base.
-    # Remembered per (block, base), so a load deep in a chain of `elif`s
-    # walks only the part of the chain no earlier load walked.
-    key = load.base
+    # The most bytes any check on the dominator chain guards for this base
+    # and window. Remembered per (block, base, window), so a load deep in a
+    # chain of `elif`s walks only the part of the chain no earlier load walked.
+    base, window = load.base, load.window
     chain: list[str] = []
     node: str | None = label
-    while node is not None and (node, key) not in covered:
+    while node is not None and (node, base, window) not in covered:
         chain.append(node)
         node = idom[node]
-    best = covered[(node, key)] if node is not None else -1
+    best = covered[(node, base, window)] if node is not None else -1
     for dom in reversed(chain):
         check = _guarding_check(blocks[dom], preds, blocks)
-        if check is not None and _same_base(check.base, load.base):
+        if check is not None and check.window == window and _same_base(check.base, base):
             best = max(best, check.size)
-        covered[(dom, key)] = best
+        covered[(dom, base, window)] = best
     if best >= need:
         return
+    through = "" if window is None else f" through window {window}"
     raise PacketAccessError(
-        f"packet read of {load.size} bytes at [{load.base} + {load.disp}] is not dominated by a bounds check covering it",
+        f"packet read of {load.size} bytes at [{load.base} + {load.disp}]{through} is not dominated by a bounds check covering it",
         load.span,
     )
 

@@ -263,13 +263,18 @@ class StoreKeys:
 
 @dataclass(frozen=True, slots=True)
 class LoadPacket:
-    """`dst` = the `size`-byte value at packet offset `base + disp`, as a BPF load reads it."""
+    """`dst` = the `size`-byte value at packet offset `base + disp`, as a BPF load reads it.
+
+    With a `window`, the bytes are read through the window its check opened:
+    in the linear part of the packet, or in the stack copy of them.
+    """
 
     dst: Reg
     base: Operand
     disp: int
     size: int
     span: Span
+    window: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +303,13 @@ class CheckPacket:
 
     The check includes the clamp the verifier needs for a variable base:
     `base <= 0xffff - size` (kernel/bpf/verifier.c, MAX_PACKET_OFF).
+
+    Without a `window` the bytes must be in the linear part, `data` to
+    `data_end`. With one, bytes past it (in the skb's page fragments, see
+    the kernel contract) are copied into the window's stack buffer with
+    `bpf_skb_load_bytes`; loads naming the window read wherever the bytes
+    are. `fail` is taken only when the packet does not hold them. A size-0
+    check (`pkt.has(end)`) with a window probes the byte before `end`.
     """
 
     base: Operand
@@ -305,6 +317,7 @@ class CheckPacket:
     ok: str
     fail: str
     span: Span
+    window: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,18 +45,22 @@ def format_insn(node: Instruction | Terminator) -> str:
             return f"{dst} = keys.load {_SIZE_NAME[size]} +{offset}"
         case StoreKeys(offset, size, src):
             return f"keys.store {_SIZE_NAME[size]} +{offset}, {src}"
-        case LoadPacket(dst, base, disp, size):
-            return f"{dst} = packet.load {_SIZE_NAME[size]} [{base} + {disp}]"
+        case LoadPacket(dst, base, disp, size, window=window):
+            return f"{dst} = packet.load {_SIZE_NAME[size]} [{base} + {disp}]{_window(window)}"
         case Jump(target):
             return f"jump {target}"
         case Branch(cmp, lhs, rhs, then, otherwise):
             return f"br {cmp.value} {lhs}, {rhs}, {then}, {otherwise}"
-        case CheckPacket(base, size, ok, fail):
-            return f"check.packet [{base} + {size}], {ok}, {fail}"
+        case CheckPacket(base, size, ok, fail, window=window):
+            return f"check.packet [{base} + {size}]{_window(window)}, {ok}, {fail}"
         case Return(value):
             return f"ret {value}"
         case _:
             assert_never(node)
+
+
+def _window(window: int | None) -> str:
+    return "" if window is None else f" window {window}"
 
 
 def print_function(fn: Function, *, spans: bool = True) -> str:
@@ -132,13 +136,15 @@ class _Build:
             case "kstore":
                 return StoreKeys(int(items[1]), _NAME_SIZE[str(items[0])], op(items[2]), span)
             case "pload":
-                return LoadPacket(Reg(items[0][1:]), op(items[2]), int(items[3]), _NAME_SIZE[str(items[1])], span)
+                window, items = _split_window(items)
+                return LoadPacket(Reg(items[0][1:]), op(items[2]), int(items[3]), _NAME_SIZE[str(items[1])], span, window)
             case "jump":
                 return Jump(str(items[0]), span)
             case "branch":
                 return Branch(Cmp(str(items[0])), op(items[1]), op(items[2]), str(items[3]), str(items[4]), span)
             case "check":
-                return CheckPacket(op(items[0]), int(items[1]), str(items[2]), str(items[3]), span)
+                window, items = _split_window(items)
+                return CheckPacket(op(items[0]), int(items[1]), str(items[2]), str(items[3]), span, window)
             case "ret":
                 return Return(int(items[0]), span)
         raise TypeError(k)
@@ -166,6 +172,13 @@ class _Build:
             built.append(self._node(node, loc))
         *insns, term = built
         return Block(str(label), insns, term)  # type: ignore[arg-type]
+
+
+def _split_window(items: list) -> tuple[int | None, list]:  # type: ignore[type-arg]
+    """The `window N` clause among a node's items (None without one), and the other items."""
+    windows = [int(i.children[0]) for i in items if isinstance(i, Tree) and i.data == "window"]
+    rest = [i for i in items if not (isinstance(i, Tree) and i.data == "window")]
+    return (windows[0] if windows else None), rest
 
 
 def _parse_tree(text: str, source_name: str) -> Tree:  # type: ignore[type-arg]

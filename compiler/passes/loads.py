@@ -23,8 +23,8 @@ def _key(insn: Instruction) -> Key | None:
     match insn:
         case LoadKeys(offset=off, size=size) | StoreKeys(offset=off, size=size):
             return ("keys", off, size)
-        case LoadPacket(base=base, disp=disp, size=size):
-            return ("packet", base, disp, size)
+        case LoadPacket(base=base, disp=disp, size=size, window=window):
+            return ("packet", base, disp, size, window)
     return None
 
 

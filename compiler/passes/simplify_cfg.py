@@ -6,6 +6,7 @@ what proves the loads after it in bounds (see the IR checker).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import assert_never
 
 from ..ir.analysis import reverse_postorder
@@ -18,8 +19,8 @@ def _retarget(term: Terminator, old: str, new: str) -> Terminator:
             return Jump(new, s)
         case Branch(cmp, lhs, rhs, then, otherwise, span):
             return Branch(cmp, lhs, rhs, new if then == old else then, new if otherwise == old else otherwise, span)
-        case CheckPacket(base, size, ok, fail, span) if fail == old:
-            return CheckPacket(base, size, ok, new, span)
+        case CheckPacket(fail=fail) if fail == old:
+            return replace(term, fail=new)
         case Jump() | CheckPacket() | Return():
             return term  # no edge to `old`, or a check's `ok` edge, which stays (see above)
         case _:
