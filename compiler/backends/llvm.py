@@ -41,13 +41,14 @@ from dataclasses import dataclass, field, replace
 from typing import assert_never
 
 from pyfd.abi import FLOW_DISSECTOR_SECTION as SECTION
-from pyfd.abi import MAX_BPF_STACK, MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
+from pyfd.abi import BPF_FUNC_SKB_LOAD_BYTES, MAX_BPF_STACK, MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
 from pyfd.isa import SLOT_SIZE, Class, decode
 from pyfd.isa import Instruction as BpfInstruction
 from pyfd.objfile.btf import parse_btf_ext
 
 from ..diagnostics import BackendError, CompileError, InternalCompilerError, Span
 from ..ir.analysis import reverse_postorder
+from ..ir.windows import has_windows, window_layout
 from ..ir.nodes import (
     Binary,
     BinaryOp,
@@ -129,7 +130,11 @@ class _Phi:
 
 # A variable: an IR register (an i64), or the packet pointer `data + base` of a
 # checked base register (a ptr).
-_Var = tuple[str, Reg]
+# ("reg", register) is an i64; ("ptr", base) the packet pointer a check
+# proved for a base; ("window", number) a window's bytes, packet or stack copy;
+# ("ctx", name) data, data_end or the keys pointer (see `load_context`).
+_Var = tuple[str, Reg | Operand | int]
+_POINTERS = ("ptr", "window", "ctx")
 
 
 class _Ssa:
@@ -172,7 +177,7 @@ class _Ssa:
                 self.incomplete.setdefault(block, {})[var] = phi
                 value = phi.name
             elif not preds:
-                if var[0] == "ptr":
+                if var[0] in _POINTERS:
                     raise InternalCompilerError(f"packet load from {var[1]} without a check", None)
                 # No definition on this path (say, a loop's entry edge for a
                 # register its body defines): the checker proved no read sees it.
@@ -198,7 +203,7 @@ class _Ssa:
         self._fill_placed()
 
     def _phi(self, var: _Var, block: str) -> _Phi:
-        phi = _Phi(self.new_name(), "ptr" if var[0] == "ptr" else "i64", block)
+        phi = _Phi(self.new_name(), "ptr" if var[0] in _POINTERS else "i64", block)
         self.phis[phi.name] = phi
         return phi
 
@@ -260,6 +265,8 @@ class _Lowering:
         self.spans: dict[tuple[str, int, int], Span] = {}  # what a line info maps back to
         self.uses_keys = any(isinstance(i, (LoadKeys, StoreKeys)) for i in fn.instructions())
         self.uses_packet = any(isinstance(b.term, CheckPacket) for b in fn.blocks)
+        self.windows = window_layout(fn) if has_windows(fn) else None
+        self._cold: int | None = None
         self.subprogram = self.debug_header()
 
     # -- names, metadata ------------------------------------------------------
@@ -271,6 +278,12 @@ class _Lowering:
     def meta(self, text: str) -> int:
         self.metadata.append(text)
         return len(self.metadata) - 1
+
+    def cold_weights(self) -> int:
+        """Branch weights for `br i1 %c, label %rare, label %usual`, made once."""
+        if self._cold is None:
+            self._cold = self.meta('!{!"branch_weights", i32 1, i32 1048575}')
+        return self._cold
 
     def file(self, path: str) -> int:
         # An empty directory makes the BTF file name the path itself
@@ -389,6 +402,13 @@ class _Lowering:
     def llvm_edges(self, block: Block) -> list[tuple[str, list[str]]]:
         """The LLVM blocks an IR block becomes, and the successors of each."""
         term = block.term
+        if isinstance(term, CheckPacket) and term.window is not None:
+            # [clamp ->] fast test -> copy (bpf_skb_load_bytes) -> ok or fail
+            copy = f"{block.label}.copy"
+            if isinstance(term.base, Imm):
+                return [(block.label, [copy, term.ok]), (copy, [term.fail, term.ok])]
+            clamped = f"{block.label}.clamped"
+            return [(block.label, [term.fail, clamped]), (clamped, [copy, term.ok]), (copy, [term.fail, term.ok])]
         if isinstance(term, CheckPacket) and isinstance(term.base, Reg):
             clamped = f"{block.label}.clamped"
             return [(block.label, [term.fail, clamped]), (clamped, [term.fail, term.ok])]
@@ -402,15 +422,37 @@ class _Lowering:
         # (net/core/filter.c, flow_dissector_is_valid_access); any other size
         # or offset is "invalid bpf_context access". Volatile forbids LLVM to
         # widen, narrow, merge or repeat them.
+        self.load_context(span)
+        if self.windows is not None:
+            # One area for every window's stack copy, laid out by ir.windows
+            # (LLVM would give each alloca its own bytes).
+            self.emit(f"%windows = alloca [{self.windows.size} x i8], align 8", span)
+        self.terminate(f"br label %{_label(self.fn.entry.label)}", span, [self.fn.entry.label])
+
+    def load_context(self, span: Span) -> None:
+        """Read data, data_end and the keys pointer from the context, as SSA values of the current block.
+
+        After a bpf_skb_load_bytes call they are read again rather than kept:
+        a value live across a call must sit in r6-r9 or on the stack for the
+        whole function (the verifier clears r1-r5 at a call), which would
+        cost the linear fast path; re-read, only the context pointer is.
+        """
+        assert self.current is not None
         if self.uses_packet:
             data32 = self.ctx_load("i32", SKB_DATA, span)
             end32 = self.ctx_load("i32", SKB_DATA_END, span)
             # (void *)(long)skb->data, as clang writes it.
-            self.emit(f"%data = inttoptr i64 {self.value(f'zext i32 {data32} to i64', span)} to ptr", span)
-            self.emit(f"%data_end = inttoptr i64 {self.value(f'zext i32 {end32} to i64', span)} to ptr", span)
+            for name, raw in (("data", data32), ("data_end", end32)):
+                ptr = self.value(f"inttoptr i64 {self.value(f'zext i32 {raw} to i64', span)} to ptr", span)
+                self.ssa.write(("ctx", name), self.current.label, ptr)
         if self.uses_keys:
-            self.emit(f"%keys = load volatile ptr, ptr {self.ctx_address(SKB_FLOW_KEYS, span)}, align 8", span)
-        self.terminate(f"br label %{_label(self.fn.entry.label)}", span, [self.fn.entry.label])
+            keys = self.value(f"load volatile ptr, ptr {self.ctx_address(SKB_FLOW_KEYS, span)}, align 8", span)
+            self.ssa.write(("ctx", "keys"), self.current.label, keys)
+
+    def context(self, name: str) -> str:
+        """The current value of data, data_end or keys (see `load_context`)."""
+        assert self.current is not None
+        return self.ssa.read(("ctx", name), self.current.label)
 
     def ctx_address(self, offset: int, span: Span) -> str:
         return self.value(f"getelementptr i8, ptr %ctx, i64 {offset}", span)
@@ -472,17 +514,17 @@ class _Lowering:
             case LoadKeys(dst, offset, size):
                 # Keys offsets are multiples of the size (checked by the IR
                 # checker), so the natural alignment is true.
-                ptr = self.value(f"getelementptr i8, ptr %keys, i64 {offset}", span)
+                ptr = self.value(f"getelementptr i8, ptr {self.context('keys')}, i64 {offset}", span)
                 loaded = self.value(f"load i{8 * size}, ptr {ptr}, align {size}", span)
                 self.write(dst, loaded if size == 8 else self.value(f"zext i{8 * size} {loaded} to i64", span))
             case StoreKeys(offset, size, src):
                 value = self.read(src)
                 if size < 8:
                     value = self.value(f"trunc i64 {value} to i{8 * size}", span)
-                ptr = self.value(f"getelementptr i8, ptr %keys, i64 {offset}", span)
+                ptr = self.value(f"getelementptr i8, ptr {self.context('keys')}, i64 {offset}", span)
                 self.emit(f"store i{8 * size} {value}, ptr {ptr}, align {size}", span)
-            case LoadPacket(dst, base, disp, size):
-                ptr = self.packet_address(base, disp, span)
+            case LoadPacket(dst, base, disp, size, window=window):
+                ptr = self.packet_address(base, disp, span) if window is None else self.window_address(window, disp, span)
                 # Natural alignment, as clang gives a header field: with align 1
                 # the BPF backend splits the load into single bytes. The
                 # verifier does not check packet alignment unless strict
@@ -555,11 +597,17 @@ class _Lowering:
 
     def packet_address(self, base: Operand, disp: int, span: Span) -> str:
         if isinstance(base, Imm):
-            return self.value(f"getelementptr i8, ptr %data, i64 {_i64(base.value + disp)}", span)
+            return self.value(f"getelementptr i8, ptr {self.context('data')}, i64 {_i64(base.value + disp)}", span)
         # The pointer the check proved: a pointer recomputed as `data + base`
         # would be a new packet pointer to the verifier, with no range.
         assert self.current is not None
         ptr = self.ssa.read(("ptr", base), self.current.label)
+        return ptr if disp == 0 else self.value(f"getelementptr i8, ptr {ptr}, i64 {disp}", span)
+
+    def window_address(self, window: int, disp: int, span: Span) -> str:
+        """Byte `disp` of a window: in the packet, or in its stack copy (a phi of the two)."""
+        assert self.current is not None
+        ptr = self.ssa.read(("window", window), self.current.label)
         return ptr if disp == 0 else self.value(f"getelementptr i8, ptr {ptr}, i64 {disp}", span)
 
     # -- terminators ----------------------------------------------------------
@@ -574,6 +622,8 @@ class _Lowering:
             case Branch(cmp, lhs, rhs, then, otherwise):
                 cond = self.compare(cmp, self.read(lhs), self.read(rhs), span)
                 self.terminate(f"br i1 {cond}, label %{_label(then)}, label %{_label(otherwise)}", span, [then, otherwise])
+            case CheckPacket(window=window) if window is not None:
+                self.check_window(term, window, preds, filled)
             case CheckPacket():
                 self.check(term, preds, filled)
             case _:
@@ -584,7 +634,7 @@ class _Lowering:
         span = term.span
         ok, fail = _label(term.ok), _label(term.fail)
         if isinstance(term.base, Imm):
-            end = self.value(f"getelementptr i8, ptr %data, i64 {_i64(term.base.value + term.size)}", span)
+            end = self.value(f"getelementptr i8, ptr {self.context('data')}, i64 {_i64(term.base.value + term.size)}", span)
         else:
             assert self.current is not None
             # Without the clamp `data + base` teaches the verifier nothing and
@@ -609,12 +659,53 @@ class _Lowering:
             self.finish(preds, filled)
             self.start(clamped, preds[clamped])
             self.seal_ready(clamped, preds, filled)
-            ptr = self.value(f"getelementptr i8, ptr %data, i64 {base}", span)
+            ptr = self.value(f"getelementptr i8, ptr {self.context('data')}, i64 {base}", span)
             self.ssa.write(("ptr", term.base), clamped, ptr)
             end = self.value(f"getelementptr i8, ptr {ptr}, i64 {term.size}", span)
         # Unsigned 64-bit `ptr + size > data_end` on the pointers.
-        outside = self.value(f"icmp ugt ptr {end}, %data_end", span)
+        outside = self.value(f"icmp ugt ptr {end}, {self.context('data_end')}", span)
         self.terminate(f"br i1 {outside}, label %{fail}, label %{ok}", span, [term.fail, term.ok])
+
+    def check_window(self, term: CheckPacket, window: int, preds: dict[str, list[str]], filled: set[str]) -> None:
+        """A check with a window: the linear test, else `bpf_skb_load_bytes` into the window's buffer."""
+        assert self.current is not None and self.windows is not None
+        span = term.span
+        copy = f"{self.current.label}.copy"
+        if isinstance(term.base, Imm):
+            offset = _i64(term.base.value)
+            ptr = self.value(f"getelementptr i8, ptr {self.context('data')}, i64 {offset}", span)
+        else:
+            offset = self.barrier(self.read(term.base), span)  # see `check`
+            too_far = self.value(f"icmp ugt i64 {offset}, {MAX_PACKET_OFF - term.size}", span)
+            clamped = f"{self.current.label}.clamped"
+            self.terminate(f"br i1 {too_far}, label %{_label(term.fail)}, label %{_label(clamped)}", span, [term.fail, clamped])
+            self.finish(preds, filled)
+            self.start(clamped, preds[clamped])
+            self.seal_ready(clamped, preds, filled)
+            ptr = self.value(f"getelementptr i8, ptr {self.context('data')}, i64 {offset}", span)
+        self.ssa.write(("window", window), self.current.label, ptr)
+        end = self.value(f"getelementptr i8, ptr {ptr}, i64 {term.size}", span) if term.size else ptr
+        outside = self.value(f"icmp ugt ptr {end}, {self.context('data_end')}", span)
+        # The copy is the cold path: told so, LLVM places it out of line and
+        # keeps the registers the call clobbers for the fast path, spilling
+        # around the call instead of across the whole function.
+        cold = self.cold_weights()
+        self.terminate(f"br i1 {outside}, label %{_label(copy)}, label %{_label(term.ok)}, !prof !{cold}", span, [copy, term.ok])
+        self.finish(preds, filled)
+        self.start(copy, preds[copy])
+        self.seal_ready(copy, preds, filled)
+        buffer = self.value(f"getelementptr i8, ptr %windows, i64 {self.windows.offsets[window]}", span)
+        # A size-0 check (`pkt.has(end)`) probes the byte before `end`.
+        at = offset if term.size else self.value(f"sub i64 {offset}, 1", span)
+        at32 = self.value(f"trunc i64 {at} to i32", span)
+        length = max(term.size, 1)
+        result = self.value(
+            f"call i64 inttoptr (i64 {BPF_FUNC_SKB_LOAD_BYTES} to ptr)(ptr %ctx, i32 {at32}, ptr {buffer}, i32 {length}) #1", span
+        )
+        failed = self.value(f"icmp ne i64 {result}, 0", span)
+        self.load_context(span)
+        self.ssa.write(("window", window), copy, buffer)
+        self.terminate(f"br i1 {failed}, label %{_label(term.fail)}, label %{_label(term.ok)}", span, [term.fail, term.ok])
 
     # -- the module -----------------------------------------------------------
 
@@ -648,6 +739,7 @@ class _Lowering:
         # "no-jump-tables": SimplifyCFG may turn compare chains into a switch,
         # and a jump or lookup table would need a relocation (a .rodata map).
         out.append('attributes #0 = { nounwind "no-jump-tables"="true" "frame-pointer"="none" }')
+        out.append("attributes #1 = { cold }")
         out.append("")
         out.append(f"!llvm.dbg.cu = !{{!{self.compile_unit}}}")
         flags = self.meta('!{i32 2, !"Debug Info Version", i32 3}')
