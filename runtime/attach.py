@@ -697,7 +697,10 @@ def _flow_dissector_links() -> list[bpf.LinkInfo]:
         try:
             fd = bpf.link_get_fd_by_id(link_id)
         except BpfError as exc:
-            if exc.errno == errno.ENOENT:  # released since it was listed
+            # ENOENT: released since it was listed. EAGAIN: another process is
+            # still creating it (kernel/bpf/syscall.c, bpf_link_by_id: an ID
+            # not yet settled), as if listed a moment before it existed.
+            if exc.errno in (errno.ENOENT, errno.EAGAIN):
                 continue
             raise
         try:

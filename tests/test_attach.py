@@ -899,3 +899,32 @@ def test_cli_attach_replace(obj_file: Path, netns: str, capsys: pytest.CaptureFi
     assert "in one step" in out and "it stays attached after pyfd exits" in out
     status, out, err = run(capsys, "attach", "--help")
     assert "--replace" in out and "BPF_LINK_UPDATE" in out
+
+
+@needs_kernel
+def test_listing_skips_a_link_another_process_is_still_creating(monkeypatch: pytest.MonkeyPatch) -> None:
+    # kernel/bpf/syscall.c, bpf_link_by_id: a link whose ID is allocated but
+    # not yet settled answers EAGAIN. Another process attaching anything at
+    # that moment must not make pyfd's listing fail (seen in the full suite,
+    # with other tests creating links in parallel). The race cannot be made
+    # to happen on demand, so the kernel's answer is simulated.
+    attach_mod = importlib.import_module("pyfd.runtime.attach")
+    bpf_mod = importlib.import_module("pyfd.runtime.bpf")
+    from pyfd.runtime.errors import BpfError
+
+    real_ids, real_open = bpf_mod.link_ids, bpf_mod.link_get_fd_by_id
+    unsettled = 0xFFFFFFF0
+
+    def ids() -> Iterator[int]:
+        yield unsettled
+        yield from real_ids()
+
+    def open_link(link_id: int) -> int:
+        if link_id == unsettled:
+            raise BpfError(errno.EAGAIN, f"opening link id {link_id} failed", command="BPF_LINK_GET_FD_BY_ID")
+        return real_open(link_id)
+
+    monkeypatch.setattr(bpf_mod, "link_ids", ids)
+    monkeypatch.setattr(bpf_mod, "link_get_fd_by_id", open_link)
+    listed = attach_mod._flow_dissector_links()
+    assert all(info.link_id != unsettled for info in listed)
