@@ -263,6 +263,52 @@ a:
 a:
     ret 2
 """), IRCheckError, "duplicate block labels", 1),
+    ("direct-read-under-a-window", func("""
+entry:
+    check.packet [14 + 20] window 1, ok, fail
+ok:
+    %x = packet.load u32 [14 + 16]
+    ret 0
+fail:
+    ret 2
+"""), PacketAccessError, "not dominated", 5),  # the bytes may be in the stack copy, not at data + 14
+    ("read-through-another-window", func("""
+entry:
+    check.packet [14 + 20] window 1, ok, fail
+ok:
+    %x = packet.load u32 [14 + 16] window 2
+    ret 0
+fail:
+    ret 2
+"""), PacketAccessError, "through window 2 is not dominated", 5),
+    ("window-read-beyond-its-check", func("""
+entry:
+    check.packet [14 + 20] window 1, ok, fail
+ok:
+    %x = packet.load u32 [14 + 20] window 1
+    ret 0
+fail:
+    ret 2
+"""), PacketAccessError, "4 bytes at [14 + 20] through window 1", 5),
+    ("window-read-unaligned", func("""
+entry:
+    check.packet [14 + 20] window 1, ok, fail
+ok:
+    %x = packet.load u32 [14 + 2] window 1
+    ret 0
+fail:
+    ret 2
+"""), IRCheckError, "not aligned", 5),  # a stack access must be aligned (check_ptr_alignment)
+    ("window-opened-twice", func("""
+entry:
+    check.packet [14 + 20] window 1, ok, fail
+ok:
+    check.packet [34 + 20] window 1, ok2, fail
+ok2:
+    ret 0
+fail:
+    ret 2
+"""), IRCheckError, "window 1 is opened by more than one check", 5),
     ("return-7", func("entry:\n    ret 7"), IRCheckError, "return value 7 is not a flow dissector return code", 3),
     ("return-1", func("entry:\n    ret 1"), IRCheckError, "return value 1", 3),
     ("keys-beyond-56-bytes", func("entry:\n    keys.store u32 +56, 0\n    ret 0"), IRCheckError, "flow keys access of 4 bytes at offset 56", 3),
@@ -726,6 +772,54 @@ drop:
 """,
     ),
     (
+        "merge-checks: windows: a linear check implies a windowed one (its loads read directly), a windowed one another windowed one",
+        MergeChecks(),
+        """
+entry:
+    check.packet [14 + 20], ok1, drop
+ok1:
+    check.packet [14 + 8] window 2, ok2, drop
+ok2:
+    %x = packet.load u32 [14 + 4] window 2
+    check.packet [34 + 20] window 3, ok3, drop
+ok3:
+    check.packet [34 + 4] window 4, ok4, drop
+ok4:
+    %y = packet.load u32 [34 + 0] window 4
+    check.packet [34 + 2], ok5, drop
+ok5:
+    %z = packet.load u16 [34 + 0]
+    keys.store u32 +16, %x
+    keys.store u32 +20, %y
+    keys.store u16 +12, %z
+    ret 0
+drop:
+    ret 2
+""",
+        """
+entry:
+    check.packet [14 + 20], ok1, drop
+ok1:
+    jump ok2
+ok2:
+    %x = packet.load u32 [14 + 4]
+    check.packet [34 + 20] window 3, ok3, drop
+ok3:
+    jump ok4
+ok4:
+    %y = packet.load u32 [34 + 0] window 3
+    check.packet [34 + 2], ok5, drop
+ok5:
+    %z = packet.load u16 [34 + 0]
+    keys.store u32 +16, %x
+    keys.store u32 +20, %y
+    keys.store u16 +12, %z
+    ret 0
+drop:
+    ret 2
+""",
+    ),
+    (
         "merge-checks: a check on the fail path or on a merge is kept",
         MergeChecks(),
         """
@@ -1037,3 +1131,66 @@ def test_value_widths_for_the_optimiser_and_for_the_verifier() -> None:
     facts = Facts(fn)
     got = {name: (facts.bits(Reg(name)), facts.bits(Reg(name), verifier=True)) for name in WIDTHS}
     assert got == WIDTHS
+
+
+# -- packet windows ------------------------------------------------------------------------
+
+
+def test_window_buffers_are_shared_only_when_never_needed_together() -> None:
+    from pyfd.compiler.ir.windows import window_layout
+
+    fn = parse_function(func("""
+entry:
+    check.packet [14 + 20] window 1, ok1, drop
+ok1:
+    %p = packet.load u8 [14 + 9] window 1
+    check.packet [34 + 20] window 2, ok2, drop
+ok2:
+    %q = packet.load u16 [34 + 2] window 2
+    keys.store u8 +9, %p
+    check.packet [54 + 8] window 3, ok3, drop
+ok3:
+    %r = packet.load u16 [54 + 0] window 3
+    keys.store u16 +12, %q
+    keys.store u16 +14, %r
+    ret 0
+drop:
+    ret 2
+"""))
+    layout = window_layout(fn)
+    # 1 is live (through %p) where 2 is filled; 2 (through %q) where 3 is;
+    # 1 is dead by then, so 3 reuses its bytes.
+    assert layout.offsets[1] != layout.offsets[2] and layout.offsets[2] != layout.offsets[3]
+    assert layout.offsets[3] == layout.offsets[1]
+    assert layout.size == 48
+
+
+def test_a_failed_copy_clobbers_its_buffer_so_it_conflicts_with_windows_live_on_the_fail_edge() -> None:
+    from pyfd.compiler.ir.windows import window_layout
+
+    fn = parse_function(func("""
+entry:
+    check.packet [14 + 8] window 1, ok1, drop
+ok1:
+    check.packet [22 + 0] window 2, more, fallback
+more:
+    ret 0
+fallback:
+    %p = packet.load u8 [14 + 0] window 1
+    keys.store u8 +9, %p
+    ret 0
+drop:
+    ret 2
+"""))
+    layout = window_layout(fn)
+    assert layout.offsets[1] != layout.offsets[2]
+
+
+def test_linear_only_drops_every_window() -> None:
+    from pyfd.compiler.ir.windows import has_windows, linear_only
+
+    fn = parse_function(func("entry:\n    check.packet [14 + 4] window 1, ok, drop\nok:\n    %x = packet.load u16 [14 + 0] window 1\n    keys.store u16 +12, %x\n    ret 0\ndrop:\n    ret 2"))
+    assert has_windows(fn)
+    linear_only(fn)
+    assert not has_windows(fn) and "window" not in print_function(fn, spans=False)
+    check_function(fn)

@@ -149,9 +149,17 @@ def test_function_shape() -> None:
     text, _ = generate_llvm_ir(IPV4_TCP.compile(backend="llvm").compilation.ir)
     assert 'target triple = "bpfel"' in text
     assert re.search(r'^define i32 @"ipv4_tcp"\(ptr %ctx\) #0 section "flow_dissector" !dbg', text, re.MULTILINE)
-    # The context is read only as data, data_end (u32) and flow_keys (u64), once each.
+    # The context is read only as data, data_end (u32) and flow_keys (u64):
+    # once each at entry, and again after each bpf_skb_load_bytes (see
+    # llvm.py, load_context); once each when headers are read linear only.
     loads = re.findall(r"load volatile (\w+), ptr %v\d+, align \d+", text)
     offsets = re.findall(r"getelementptr i8, ptr %ctx, i64 (\d+)", text)
+    copies = text.count("call i64 inttoptr (i64 26 to ptr)")
+    assert copies > 0
+    assert sorted(zip(offsets, loads)) == sorted([("144", "ptr"), ("76", "i32"), ("80", "i32")] * (1 + copies))
+    linear, _ = generate_llvm_ir(IPV4_TCP.compile(backend="llvm", paged=False).compilation.ir)
+    loads = re.findall(r"load volatile (\w+), ptr %v\d+, align \d+", linear)
+    offsets = re.findall(r"getelementptr i8, ptr %ctx, i64 (\d+)", linear)
     assert sorted(zip(offsets, loads)) == [("144", "ptr"), ("76", "i32"), ("80", "i32")]
     # The kernel names the BTF FUNC's argument only from a DILocalVariable (btf_func_check).
     assert re.search(r'!DILocalVariable\(name: "ctx", arg: 1', text)
@@ -219,7 +227,10 @@ def test_stack_size_counts_bytes_below_r10() -> None:
 def test_reassigned_local_becomes_a_phi() -> None:
     text, _ = generate_llvm_ir(reassigned.compile(backend="llvm", opt_level=0).compilation.ir)
     assert re.search(r"= phi i64 \[ %v\d+, %\S+ \], \[ %v\d+, %\S+ \]", text), text
-    assert "alloca" not in text
+    # Locals are SSA values; the one stack object is the page-fragment copies' area.
+    assert re.findall(r"(%\w+) = alloca", text) == ["%windows"]
+    linear, _ = generate_llvm_ir(reassigned.compile(backend="llvm", opt_level=0, paged=False).compilation.ir)
+    assert "alloca" not in linear
 
 
 # -- in the kernel ---------------------------------------------------------------------------
