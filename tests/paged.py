@@ -38,9 +38,11 @@ Use:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import fcntl
+import functools
 import itertools
 import mmap
 import os
@@ -51,10 +53,10 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Final, Self
+from typing import TYPE_CHECKING, Final, Self, Union
 
 from pyfd.runtime import LoadedProgram, bpf
-from pyfd.runtime.attach import open_netns, run_in_netns
+from pyfd.runtime.attach import AttachableProgram, attached, open_netns, run_in_netns
 from scapy.layers.inet import GRE, IP, TCP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import Dot1Q, Ether
@@ -80,6 +82,12 @@ from pyfd.isa import (
     stx_mem,
 )
 from pyfd.isa.opcodes import AluOp, JmpOp, Size
+
+if TYPE_CHECKING:
+    from pyfd.program import CompiledProgram
+
+ProgramSpec = Union["CompiledProgram", AttachableProgram, int, str, os.PathLike[str], None]
+"""What ReceivePath.measure() attaches: see there."""
 
 # --- the frames ----------------------------------------------------------------------
 
@@ -110,7 +118,8 @@ def _frame(name: str, packet: ScapyPacket, l4_layer: type[ScapyPacket]) -> Frame
     return Frame(name, data, l3, l3_end, l4)
 
 
-def frames() -> list[Frame]:
+@functools.cache
+def frames() -> tuple[Frame, ...]:
     """The 21 frames: seven protocol stacks, three flows each (different addresses and ports)."""
     out: list[Frame] = []
     for i in range(3):
@@ -137,7 +146,7 @@ def frames() -> list[Frame]:
                 TCP,
             ),
         ]
-    return out
+    return tuple(out)
 
 
 # How a frame is cut into iovecs: the offsets where a new iovec starts. The
@@ -290,7 +299,7 @@ _BPF_TCX_INGRESS: Final = 46  # enum bpf_attach_type
 
 SLOTS: Final = 1024  # writes per measure() call (the tc record is indexed by the write's number)
 RING: Final = 4096  # dissector calls per call_paths() call
-_R0, _R1, _R2, _R3, _R4, _R6, _R7, _R8, _R9, _R10 = 0, 1, 2, 3, 4, 6, 7, 8, 9, 10
+_R0, _R1, _R2, _R3, _R4, _R5, _R6, _R7, _R8, _R9, _R10 = range(11)
 
 
 def tc_recorder(map_fd: int) -> bytes:
@@ -383,6 +392,56 @@ def call_recorder(map_fd: int) -> bytes:
         exit_insn(),
     ]
     return encode_program(resolve(items))
+
+
+def linear_only_dissector() -> bytes:
+    """FLOW_DISSECTOR with no fallback: the first IPv4 header read directly (BPF_DROP past data_end); anything else CONTINUE.
+
+    A control for the harness, independent of pyfd's compiler: it parses
+    correctly exactly when the IPv4 header is in the linear part, so its
+    paged writes agree with their linear twins exactly then.
+    """
+    drop, other = Label("drop"), Label("other")
+    items: list[Instruction | Label] = [
+        ldx_mem(Size.DW, _R7, _R1, _SKB_FLOW_KEYS),
+        ldx_mem(Size.W, _R2, _R1, _SKB_DATA),
+        ldx_mem(Size.W, _R3, _R1, _SKB_DATA_END),
+        ldx_mem(Size.H, _R4, _R7, _KEYS_N_PROTO),
+        jmp_imm(JmpOp.JNE, _R4, socket.htons(0x0800), other),  # n_proto is big-endian
+        ldx_mem(Size.H, _R4, _R7, _KEYS_NHOFF),
+        jmp_imm(JmpOp.JGT, _R4, 1024, drop),  # a bound the verifier can carry into the packet offset
+        alu64_reg(AluOp.ADD, _R2, _R4),
+        mov64_reg(_R5, _R2),
+        alu64_imm(AluOp.ADD, _R5, 20),
+        jmp_reg(JmpOp.JGT, _R5, _R3, drop),
+        st_mem(Size.H, _R7, 4, 0x0800),  # addr_proto = ETH_P_IP, host order
+        ldx_mem(Size.B, _R1, _R2, 9),
+        stx_mem(Size.B, _R7, _R1, 9),  # ip_proto
+        ldx_mem(Size.W, _R1, _R2, 12),
+        stx_mem(Size.W, _R7, _R1, 16),  # ipv4_src
+        ldx_mem(Size.W, _R1, _R2, 16),
+        stx_mem(Size.W, _R7, _R1, 20),  # ipv4_dst
+        ldx_mem(Size.B, _R1, _R2, 0),
+        alu64_imm(AluOp.AND, _R1, 0x0F),
+        alu64_imm(AluOp.LSH, _R1, 2),
+        alu64_reg(AluOp.ADD, _R1, _R4),
+        stx_mem(Size.H, _R7, _R1, 2),  # thoff = nhoff + ihl * 4
+        mov64_imm(_R0, 0),  # BPF_OK
+        exit_insn(),
+        drop,
+        mov64_imm(_R0, 2),  # BPF_DROP
+        exit_insn(),
+        other,
+        mov64_imm(_R0, _BPF_FLOW_DISSECTOR_CONTINUE),
+        exit_insn(),
+    ]
+    return encode_program(resolve(items))
+
+
+def load_flow_dissector(insns: bytes, name: str) -> LoadedProgram:
+    """Load hand-built flow dissector instructions."""
+    fd, _ = bpf.prog_load(prog_type=bpf.ProgType.FLOW_DISSECTOR, insns=insns, license="GPL", name=name)
+    return LoadedProgram(fd, name=name, prog_type=bpf.ProgType.FLOW_DISSECTOR)
 
 
 # --- the tap -------------------------------------------------------------------------
@@ -628,8 +687,38 @@ class ReceivePath:
             raise AssertionError(f"tc ingress saw write {slot} {count - count_before} times, not once")
         return Seen(hash_, linear, length)
 
-    def measure(self, frames_: Sequence[Frame], splits: Sequence[str] = tuple(SPLITS)) -> Measurement:
-        """Write each frame linear, then split each way; report what tc hashed, with the namespace's dissector."""
+    def measure(
+        self, dissector: ProgramSpec = None, *, frames_: Sequence[Frame] | None = None, splits: Sequence[str] = tuple(SPLITS)
+    ) -> Measurement:
+        """Write each frame linear, then split each way; report what tc hashed.
+
+        `dissector` is what the namespace runs meanwhile: None for whatever is
+        attached now (the kernel's own dissector when nothing is), else a
+        program attached for this measurement only: anything `.load()` turns
+        into a loaded program (a CompiledProgram), a loaded program (fd, id,
+        name: a LoadedProgram), a program fd, or the path of an object file
+        `pyfd.load` takes. What this call loads it also closes.
+        """
+        if dissector is None:
+            return self._measure(frames() if frames_ is None else frames_, splits)
+        with contextlib.ExitStack() as stack:
+            program: AttachableProgram
+            if isinstance(dissector, int):
+                program = stack.enter_context(
+                    LoadedProgram(os.dup(dissector), name="fd", prog_type=bpf.ProgType.FLOW_DISSECTOR)
+                )
+            elif isinstance(dissector, (str, os.PathLike)):
+                import pyfd
+
+                program = stack.enter_context(pyfd.load(dissector))
+            elif hasattr(dissector, "load"):
+                program = stack.enter_context(dissector.load())
+            else:
+                program = dissector
+            stack.enter_context(attached(program, self.netns))
+            return self._measure(frames() if frames_ is None else frames_, splits)
+
+    def _measure(self, frames_: Sequence[Frame], splits: Sequence[str]) -> Measurement:
         result = Measurement()
         for frame in frames_:
             linear = self._write(frame.data, ())
@@ -644,12 +733,12 @@ class ReceivePath:
                 result.writes.append(PagedWrite(frame.name, split, sizes, paged, linear))
         return result
 
-    def call_paths(self, frames_: Sequence[Frame], splits: Sequence[str] = tuple(SPLITS)) -> list[WriteCalls]:
-        """Attach the call recorder to the namespace and report, per write, every dissector call it caused."""
+    def call_paths(self, frames_: Sequence[Frame] | None = None, splits: Sequence[str] = tuple(SPLITS)) -> list[WriteCalls]:
+        """Attach the call recorder to the namespace and report, per write (linear twin first), every dissector call it caused."""
+        frames_ = frames() if frames_ is None else frames_
         ring = ArrayMap("pyfd_calls", value_size=16, entries=RING + 1)
         try:
-            fd, _ = bpf.prog_load(prog_type=bpf.ProgType.FLOW_DISSECTOR, insns=call_recorder(ring.fd), license="GPL", name="pyfd_calls")
-            recorder = LoadedProgram(fd, name="pyfd_calls", prog_type=bpf.ProgType.FLOW_DISSECTOR)
+            recorder = load_flow_dissector(call_recorder(ring.fd), "pyfd_calls")
             with recorder, recorder.attached(netns=self.netns):
                 out = []
                 for frame in frames_:
@@ -671,6 +760,69 @@ class ReceivePath:
 def _call(raw: bytes) -> Call:
     nhoff, n_proto, flags, linear, load_bytes = struct.unpack("=HHIIi", raw)
     return Call(nhoff, socket.ntohs(n_proto), flags, linear, load_bytes)  # n_proto is big-endian in the keys
+
+
+# --- the kernel's reference dissector (tools/testing/selftests/bpf/progs/bpf_flow.c) ----
+
+
+@dataclass
+class LoadedObject:
+    """A flow dissector loaded from a clang object with maps: its entry program, and the fds that keep it whole."""
+
+    entry: LoadedProgram
+    keep: list[int]  # the prog array's fd: the kernel empties a prog array when its last user fd or pin goes
+
+    def close(self) -> None:
+        """Release the entry program and everything kept."""
+        self.entry.close()
+        for fd in self.keep:
+            os.close(fd)
+        self.keep.clear()
+
+    def __enter__(self) -> LoadedProgram:
+        return self.entry
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def load_tail_call_object(
+    path: str, *, bpftool: str = "bpftool", entry: str = "_dissect", table: str = "jmp_table", prefix: str = "flow_dissector_"
+) -> LoadedObject:
+    """Load a flow dissector object built around a prog array, as the kernel selftest's loader does.
+
+    bpftool loads and pins every program and map (pyfd cannot relocate map
+    references yet); program `<prefix>N` goes into slot N of the prog array
+    `table`; the pins are removed again, and the returned object holds the fds.
+    """
+    import shutil
+    import uuid
+
+    pins = f"/sys/fs/bpf/pyfd-paged-{uuid.uuid4().hex[:10]}"
+    maps = pins + "-maps"
+    keep: list[int] = []
+    try:
+        subprocess.run(
+            [bpftool, "prog", "loadall", path, pins, "type", "flow_dissector", "pinmaps", maps],
+            check=True, capture_output=True, text=True,
+        )
+        keep.append(bpf.obj_get(f"{maps}/{table}"))
+        for name in sorted(os.listdir(pins)):
+            if name.startswith(prefix) and name[len(prefix):].isdigit():
+                prog_fd = bpf.obj_get(f"{pins}/{name}")
+                try:
+                    map_update(keep[0], int(name[len(prefix):]), prog_fd)
+                finally:
+                    os.close(prog_fd)  # the prog array holds the program now
+        loaded = LoadedProgram(bpf.obj_get(f"{pins}/{entry}"), name=entry, prog_type=bpf.ProgType.FLOW_DISSECTOR)
+        return LoadedObject(loaded, keep)
+    except BaseException:
+        for fd in keep:
+            os.close(fd)
+        raise
+    finally:
+        shutil.rmtree(pins, ignore_errors=True)
+        shutil.rmtree(maps, ignore_errors=True)
 
 
 def linear_lengths(calls: Sequence[WriteCalls]) -> dict[str, Counter[tuple[int, int]]]:
