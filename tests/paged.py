@@ -120,31 +120,30 @@ def _frame(name: str, packet: ScapyPacket, l4_layer: type[ScapyPacket]) -> Frame
 
 @functools.cache
 def frames() -> tuple[Frame, ...]:
-    """The 21 frames: seven protocol stacks, three flows each (different addresses and ports)."""
+    """The 21 frames: seven protocol stacks, three flows each; no two frames carry the same flow."""
     out: list[Frame] = []
     for i in range(3):
         eth = Ether(src=SRC_MAC, dst=TAP_MAC)
         a4, b4 = f"10.{i}.0.1", f"10.{i}.1.2"
         a6, b6 = f"2001:db8:{i}::1", f"2001:db8:{i}::2"
-        sport, dport = 1000 + 17 * i, 80 + i
-        tcp = TCP(sport=sport, dport=dport, flags="S")
-        udp = UDP(sport=sport, dport=dport + 5000)
+        outer = IP(src=f"192.0.2.{1 + i}", dst="198.51.100.1")
+
+        # Ports differ per stack too, so that an encapsulated flow is not the
+        # plain one again (the kernel hashes the inner flow of GRE and IP-in-IP).
+        def tcp(stack: int) -> ScapyPacket:
+            return TCP(sport=1000 + 100 * stack + i, dport=80 + i, flags="S") / Raw(PAYLOAD)
+
+        def udp(stack: int) -> ScapyPacket:
+            return UDP(sport=1000 + 100 * stack + i, dport=5000 + i) / Raw(PAYLOAD)
+
         out += [
-            _frame(f"ipv4_tcp_{i}", eth / IP(src=a4, dst=b4) / tcp / Raw(PAYLOAD), TCP),
-            _frame(f"ipv4_udp_{i}", eth / IP(src=a4, dst=b4) / udp / Raw(PAYLOAD), UDP),
-            _frame(f"ipv6_udp_{i}", eth / IPv6(src=a6, dst=b6) / udp / Raw(PAYLOAD), UDP),
-            _frame(f"ipv6_hbh_tcp_{i}", eth / IPv6(src=a6, dst=b6) / IPv6ExtHdrHopByHop() / tcp / Raw(PAYLOAD), TCP),
-            _frame(f"vlan_ipv4_udp_{i}", eth / Dot1Q(vlan=100 + i) / IP(src=a4, dst=b4) / udp / Raw(PAYLOAD), UDP),
-            _frame(
-                f"gre_ipv4_tcp_{i}",
-                eth / IP(src=f"192.0.2.{1 + i}", dst="198.51.100.1") / GRE() / IP(src=a4, dst=b4) / tcp / Raw(PAYLOAD),
-                TCP,
-            ),
-            _frame(
-                f"ipip_tcp_{i}",
-                eth / IP(src=f"192.0.2.{1 + i}", dst="198.51.100.1") / IP(src=a4, dst=b4) / tcp / Raw(PAYLOAD),
-                TCP,
-            ),
+            _frame(f"ipv4_tcp_{i}", eth / IP(src=a4, dst=b4) / tcp(0), TCP),
+            _frame(f"ipv4_udp_{i}", eth / IP(src=a4, dst=b4) / udp(1), UDP),
+            _frame(f"ipv6_udp_{i}", eth / IPv6(src=a6, dst=b6) / udp(2), UDP),
+            _frame(f"ipv6_hbh_tcp_{i}", eth / IPv6(src=a6, dst=b6) / IPv6ExtHdrHopByHop() / tcp(3), TCP),
+            _frame(f"vlan_ipv4_udp_{i}", eth / Dot1Q(vlan=100 + i) / IP(src=a4, dst=b4) / udp(4), UDP),
+            _frame(f"gre_ipv4_tcp_{i}", eth / outer / GRE() / IP(src=a4, dst=b4) / tcp(5), TCP),
+            _frame(f"ipip_tcp_{i}", eth / outer / IP(src=a4, dst=b4) / tcp(6), TCP),
         ]
     return tuple(out)
 
@@ -492,6 +491,12 @@ def _open_tap(name: str, tc_prog_fd: int) -> _Tap:
     try:
         flags = _IFF_TAP | _IFF_NO_PI | _IFF_NAPI | _IFF_NAPI_FRAGS
         fcntl.ioctl(fd, _TUNSETIFF, _ifreq(name, struct.pack("=H", flags)))
+        # No IPv6 on the tap: once up it would send neighbour discovery, and
+        # the tap's transmit path (its qdisc, tun_select_queue) runs the flow
+        # dissector too, adding calls nobody wrote. /proc/sys/net is the
+        # calling thread's namespace's (run_in_netns checked which).
+        with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as knob:
+            knob.write("1")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:  # a socket of this namespace
             mac = bytes.fromhex(TAP_MAC.replace(":", ""))
             fcntl.ioctl(sock, _SIOCSIFHWADDR, _ifreq(name, struct.pack("=H", _ARPHRD_ETHER) + mac))
@@ -622,14 +627,6 @@ class ReceivePath:
         self._write_no = 0
 
     def __enter__(self) -> Self:
-        # No IPv6 on the tap: a new namespace would send neighbour discovery
-        # through it, and the tap's transmit path (qdisc, tun_select_queue)
-        # runs the flow dissector too, adding calls nobody wrote.
-        subprocess.run(
-            ["ip", "netns", "exec", self.netns, "sysctl", "-q", "-w",
-             "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"],
-            check=True, capture_output=True,
-        )
         self._seen = ArrayMap("pyfd_seen", value_size=16, entries=SLOTS)
         try:
             fd, _ = bpf.prog_load(
