@@ -130,10 +130,10 @@ def frames() -> tuple[Frame, ...]:
 
         # Ports differ per stack too, so that an encapsulated flow is not the
         # plain one again (the kernel hashes the inner flow of GRE and IP-in-IP).
-        def tcp(stack: int) -> ScapyPacket:
+        def tcp(stack: int, i: int = i) -> ScapyPacket:
             return TCP(sport=1000 + 100 * stack + i, dport=80 + i, flags="S") / Raw(PAYLOAD)
 
-        def udp(stack: int) -> ScapyPacket:
+        def udp(stack: int, i: int = i) -> ScapyPacket:
             return UDP(sport=1000 + 100 * stack + i, dport=5000 + i) / Raw(PAYLOAD)
 
         out += [
