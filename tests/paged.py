@@ -298,6 +298,7 @@ _BPF_TCX_INGRESS: Final = 46  # enum bpf_attach_type
 
 SLOTS: Final = 1024  # writes per measure() call (the tc record is indexed by the write's number)
 RING: Final = 4096  # dissector calls per call_paths() call
+CALL_RECORD: Final = "=HHIIi4s"  # what call_recorder() stores per call
 _R0, _R1, _R2, _R3, _R4, _R5, _R6, _R7, _R8, _R9, _R10 = range(11)
 
 
@@ -341,7 +342,11 @@ def tc_recorder(map_fd: int) -> bytes:
 
 
 def call_recorder(map_fd: int) -> bytes:
-    """FLOW_DISSECTOR: append (nhoff, n_proto, flags, linear length, bpf_skb_load_bytes result) to a ring; CONTINUE."""
+    """FLOW_DISSECTOR: append what the call was handed to a ring (CALL_RECORD); return CONTINUE.
+
+    The record: nhoff, n_proto, flags, data_end - data, the result of
+    bpf_skb_load_bytes(ctx, nhoff, buf, 4) and those 4 bytes.
+    """
     done = Label("done")
     items: list[Instruction | Label] = [
         mov64_reg(_R6, _R1),
@@ -350,14 +355,16 @@ def call_recorder(map_fd: int) -> bytes:
         ldx_mem(Size.W, _R3, _R6, _SKB_DATA_END),
         mov64_reg(_R8, _R3),
         alu64_reg(AluOp.SUB, _R8, _R2),  # linear length (needs CAP_PERFMON, as above)
-        # One byte at offset 0 through the helper: 0 where the call has an
-        # skb, -EFAULT where it has none (net/core/flow_dissector.c,
+        # Four bytes at nhoff through the helper: 0 where the call has an
+        # skb (the offset counts from skb->data, where `data` points too),
+        # -EFAULT and zeroes where it has none (net/core/filter.c,
         # bpf_flow_dissector_load_bytes).
+        st_mem(Size.W, _R10, -8, 0),
         mov64_reg(_R1, _R6),
-        mov64_imm(_R2, 0),
+        ldx_mem(Size.H, _R2, _R7, _KEYS_NHOFF),
         mov64_reg(_R3, _R10),
         alu64_imm(AluOp.ADD, _R3, -8),
-        mov64_imm(_R4, 1),
+        mov64_imm(_R4, 4),
         call(_FUNC_SKB_LOAD_BYTES),
         mov64_reg(_R9, _R0),
         st_mem(Size.W, _R10, -12, 0),  # slot 0 holds the number of calls so far
@@ -386,6 +393,8 @@ def call_recorder(map_fd: int) -> bytes:
         stx_mem(Size.W, _R0, _R1, 4),
         stx_mem(Size.W, _R0, _R8, 8),
         stx_mem(Size.W, _R0, _R9, 12),
+        ldx_mem(Size.W, _R1, _R10, -8),
+        stx_mem(Size.W, _R0, _R1, 16),
         done,
         mov64_imm(_R0, _BPF_FLOW_DISSECTOR_CONTINUE),  # the kernel's own dissector then does the work
         exit_insn(),
@@ -590,7 +599,8 @@ class Call:
     n_proto: int
     flags: int
     linear: int  # data_end - data
-    load_bytes: int  # bpf_skb_load_bytes(ctx, 0, buf, 1): 0, or -EFAULT without an skb
+    load_bytes: int  # bpf_skb_load_bytes(ctx, nhoff, buf, 4): 0, or -EFAULT without an skb
+    loaded: bytes  # those 4 bytes (zeroes when it failed)
 
     @property
     def caller(self) -> str:
@@ -733,7 +743,7 @@ class ReceivePath:
     def call_paths(self, frames_: Sequence[Frame] | None = None, splits: Sequence[str] = tuple(SPLITS)) -> list[WriteCalls]:
         """Attach the call recorder to the namespace and report, per write (linear twin first), every dissector call it caused."""
         frames_ = frames() if frames_ is None else frames_
-        ring = ArrayMap("pyfd_calls", value_size=16, entries=RING + 1)
+        ring = ArrayMap("pyfd_calls", value_size=struct.calcsize(CALL_RECORD), entries=RING + 1)
         try:
             recorder = load_flow_dissector(call_recorder(ring.fd), "pyfd_calls")
             with recorder, recorder.attached(netns=self.netns):
@@ -755,8 +765,8 @@ class ReceivePath:
 
 
 def _call(raw: bytes) -> Call:
-    nhoff, n_proto, flags, linear, load_bytes = struct.unpack("=HHIIi", raw)
-    return Call(nhoff, socket.ntohs(n_proto), flags, linear, load_bytes)  # n_proto is big-endian in the keys
+    nhoff, n_proto, flags, linear, load_bytes, loaded = struct.unpack(CALL_RECORD, raw)
+    return Call(nhoff, socket.ntohs(n_proto), flags, linear, load_bytes, loaded)  # n_proto is big-endian in the keys
 
 
 # --- the kernel's reference dissector (tools/testing/selftests/bpf/progs/bpf_flow.c) ----

@@ -70,15 +70,20 @@ def test_each_call_path_is_handed_only_the_linear_part(receive_path: ReceivePath
         # Three calls per write, one from each caller (net/core/flow_dissector.c callers, via drivers/net/tun.c).
         assert sorted(c.caller for c in write.calls) == sorted(CALLERS.values()), write
         probe, headlen, at_tc = (calls[name] for name in CALLERS.values())
+        vlan = frame.name.startswith("vlan")
+        network = frame.data[ETH_HLEN : ETH_HLEN + 4]  # what follows the Ethernet header (a VLAN tag's TCI)
         # tun_get_user -> skb_probe_transport_header: after eth_type_trans, data is the network header.
-        assert (probe.nhoff, probe.linear, probe.load_bytes) == (0, first - ETH_HLEN, 0), write
+        # bpf_skb_load_bytes reads there from skb->data too, past the linear part as well.
+        assert (probe.nhoff, probe.linear, probe.load_bytes, probe.loaded) == (0, first - ETH_HLEN, 0, network), write
         # tun_get_user -> eth_get_headlen (NAPI frags): the linear part from the MAC header, and no skb,
-        # so bpf_skb_load_bytes fails there whatever the offset.
-        assert (headlen.nhoff, headlen.linear, headlen.load_bytes) == (ETH_HLEN, first, -errno.EFAULT), write
+        # so bpf_skb_load_bytes fails there (-EFAULT, a zeroed buffer) whatever the offset.
+        assert (headlen.nhoff, headlen.linear) == (ETH_HLEN, first), write
+        assert (headlen.load_bytes, headlen.loaded) == (-errno.EFAULT, bytes(4)), write
         # bpf_get_hash_recalc at tc ingress: the MAC header on; skb_vlan_untag pulled the tag and the
         # two bytes after it into the linear part, then took the tag out of the frame.
-        tc_linear = max(first, ETH_HLEN + 6) - 4 if frame.name.startswith("vlan") else first
-        assert (at_tc.nhoff, at_tc.linear, at_tc.load_bytes) == (ETH_HLEN, tc_linear, 0), write
+        tc_linear = max(first, ETH_HLEN + 6) - 4 if vlan else first
+        tc_network = frame.data[frame.l3 : frame.l3 + 4]
+        assert (at_tc.nhoff, at_tc.linear, at_tc.load_bytes, at_tc.loaded) == (ETH_HLEN, tc_linear, 0, tc_network), write
         if write.split == "linear":
             assert first == len(frame.data)
         else:
