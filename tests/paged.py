@@ -743,25 +743,50 @@ class ReceivePath:
     def call_paths(self, frames_: Sequence[Frame] | None = None, splits: Sequence[str] = tuple(SPLITS)) -> list[WriteCalls]:
         """Attach the call recorder to the namespace and report, per write (linear twin first), every dissector call it caused."""
         frames_ = frames() if frames_ is None else frames_
-        ring = ArrayMap("pyfd_calls", value_size=struct.calcsize(CALL_RECORD), entries=RING + 1)
+        out = []
+        with CallRecorder() as recorder, recorder.program.attached(netns=self.netns):
+            for frame in frames_:
+                for split in ("linear", *splits):
+                    at = () if split == "linear" else cuts(frame, split)
+                    start = recorder.count()
+                    self._write(frame.data, at)
+                    sizes = tuple(len(p) for p in pieces(frame.data, at))
+                    out.append(WriteCalls(frame.name, split, sizes, recorder.calls(start)))
+        return out
+
+
+class CallRecorder:
+    """call_recorder() loaded with its ring: attach or test-run `.program`, then read what each call was handed."""
+
+    def __init__(self) -> None:
+        self._ring = ArrayMap("pyfd_calls", value_size=struct.calcsize(CALL_RECORD), entries=RING + 1)
         try:
-            recorder = load_flow_dissector(call_recorder(ring.fd), "pyfd_calls")
-            with recorder, recorder.attached(netns=self.netns):
-                out = []
-                for frame in frames_:
-                    for split in ("linear", *splits):
-                        at = () if split == "linear" else cuts(frame, split)
-                        start = struct.unpack_from("=I", ring.read(0))[0]
-                        self._write(frame.data, at)
-                        end = struct.unpack_from("=I", ring.read(0))[0]
-                        if end - start > RING:
-                            raise AssertionError(f"{end - start} calls for one write overflow the ring")
-                        calls = tuple(_call(ring.read(1 + n % RING)) for n in range(start, end))
-                        sizes = tuple(len(p) for p in pieces(frame.data, at))
-                        out.append(WriteCalls(frame.name, split, sizes, calls))
-            return out
-        finally:
-            ring.close()
+            self.program = load_flow_dissector(call_recorder(self._ring.fd), "pyfd_calls")
+        except BaseException:
+            self._ring.close()
+            raise
+
+    def count(self) -> int:
+        """How many calls were recorded so far."""
+        return int(struct.unpack_from("=I", self._ring.read(0))[0])
+
+    def calls(self, start: int) -> tuple[Call, ...]:
+        """The calls recorded since count() returned start."""
+        end = self.count()
+        if end - start > RING:
+            raise AssertionError(f"{end - start} calls overflow the ring of {RING}")
+        return tuple(_call(self._ring.read(1 + n % RING)) for n in range(start, end))
+
+    def close(self) -> None:
+        """Unload the program and free the ring."""
+        self.program.close()
+        self._ring.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
 
 
 def _call(raw: bytes) -> Call:

@@ -24,6 +24,7 @@ from paged import (
     CALLERS,
     ETH_HLEN,
     SPLITS,
+    CallRecorder,
     ReceivePath,
     cuts,
     frames,
@@ -124,3 +125,17 @@ def test_full_sample_hashes_every_paged_write_like_its_linear_twin(
     _, loaded = full_object  # samples/full.py, once per backend
     measured = receive_path.measure(loaded)
     assert measured.disagreeing() == [], f"{measured.agreeing}/{TOTAL} agree; by split: {measured.by_split()}"
+
+
+@needs_kernel
+def test_a_test_run_hands_the_whole_frame_linear_and_no_skb() -> None:
+    # Why BPF_PROG_TEST_RUN cannot show any of the above (net/bpf/test_run.c,
+    # bpf_prog_test_run_flow_dissector): data..data_end is the whole frame and
+    # the call has no skb, so bpf_skb_load_bytes fails there as in eth_get_headlen.
+    with CallRecorder() as recorder:
+        for frame in frames():
+            start = recorder.count()
+            recorder.program.run(frame.data)
+            (call,) = recorder.calls(start)
+            assert (call.nhoff, call.flags, call.linear) == (ETH_HLEN, 0, len(frame.data)), frame.name
+            assert (call.load_bytes, call.loaded) == (-errno.EFAULT, bytes(4)), frame.name
