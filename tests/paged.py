@@ -8,9 +8,11 @@ module builds such skbs on demand and shows what the kernel makes of them:
 - a tap opened IFF_TAP | IFF_NO_PI | IFF_NAPI | IFF_NAPI_FRAGS builds each
   written frame from the write's iovecs (drivers/net/tun.c,
   tun_napi_alloc_frags): the first iovec becomes the linear part, each further
-  iovec one page fragment (at most MAX_SKB_FRAGS of them, each 1 byte to a
-  page). With GRO on, GRO would pull the headers it parses back into the
-  linear part, so GRO is turned off on the tap (ETHTOOL_SGRO).
+  iovec one page fragment (at most MAX_SKB_FRAGS of them, 17 here, else
+  EMSGSIZE; each 1 byte to a page, else EINVAL; a first iovec shorter than
+  the Ethernet header is pulled up to 14 bytes). With GRO on, GRO would pull
+  the headers it parses back into the linear part, so GRO is turned off on
+  the tap (ETHTOOL_SGRO).
 - a SCHED_CLS program on the tap's tc ingress (tcx link) records, per frame,
   `bpf_get_hash_recalc(skb)`, the linear length it saw (data_end - data, from
   the MAC header) and skb->len, then drops the frame (nothing else in the
@@ -27,13 +29,13 @@ flow hash never covers MACs. Both helper programs are built with pyfd.isa and
 use array maps created here (pyfd's runtime has no map support yet); the
 maps are BPF_F_MMAPABLE, so results are read from memory.
 
-Use:
+Use, in a namespace the caller created:
 
     with ReceivePath(netns) as path:
-        builtin = path.measure(FRAMES)                     # nothing attached
-        with loaded.attached(netns=netns):
-            measured = path.measure(FRAMES)                # any loaded flow dissector
-        calls = path.call_paths(FRAMES)                    # what each call was handed
+        builtin = path.measure()               # nothing attached: the kernel's own dissector
+        full = path.measure(compiled)          # attached for this run: compiled, loaded, an fd, a path
+        calls = path.call_paths()              # what each dissector call was handed, per write
+    full.agreeing, full.disagreeing(), full.by_split()
 """
 
 from __future__ import annotations
@@ -676,9 +678,10 @@ class ReceivePath:
 
     # -- writing -----------------------------------------------------------------
 
-    def _write(self, data: bytes, at: Sequence[int]) -> Seen:
-        """Write one frame as iovecs cut at `at`; return what tc saw of it."""
-        assert self._tap is not None and self._seen is not None, "use ReceivePath as a context manager"
+    def write(self, data: bytes, at: Sequence[int] = ()) -> Seen:
+        """Write one frame as iovecs cut at `at` (OSError where the tap refuses them); return what tc saw of it."""
+        if self._tap is None or self._seen is None:
+            raise RuntimeError("ReceivePath writes only inside its `with` block")
         slot = self._write_no % SLOTS
         self._write_no += 1
         tagged = data[:10] + struct.pack("<H", slot) + data[12:]
@@ -728,14 +731,14 @@ class ReceivePath:
     def _measure(self, frames_: Sequence[Frame], splits: Sequence[str]) -> Measurement:
         result = Measurement()
         for frame in frames_:
-            linear = self._write(frame.data, ())
+            linear = self.write(frame.data, ())
             # (A VLAN tag reaches tc already taken out of the frame, into
             # skb->vlan_tci: __netif_receive_skb_core, skb_vlan_untag.)
             if linear.linear != linear.length:
                 raise AssertionError(f"{frame.name} written as one iovec was not linear at tc: {linear}")
             for split in splits:
                 at = cuts(frame, split)
-                paged = self._write(frame.data, at)
+                paged = self.write(frame.data, at)
                 sizes = tuple(len(p) for p in pieces(frame.data, at))
                 result.writes.append(PagedWrite(frame.name, split, sizes, paged, linear))
         return result
@@ -749,7 +752,7 @@ class ReceivePath:
                 for split in ("linear", *splits):
                     at = () if split == "linear" else cuts(frame, split)
                     start = recorder.count()
-                    self._write(frame.data, at)
+                    self.write(frame.data, at)
                     sizes = tuple(len(p) for p in pieces(frame.data, at))
                     out.append(WriteCalls(frame.name, split, sizes, recorder.calls(start)))
         return out

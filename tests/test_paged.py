@@ -14,6 +14,7 @@ program, a program fd or an object path) and assert what it gets, e.g.
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,3 +140,21 @@ def test_a_test_run_hands_the_whole_frame_linear_and_no_skb() -> None:
             (call,) = recorder.calls(start)
             assert (call.nhoff, call.flags, call.linear) == (ETH_HLEN, 0, len(frame.data)), frame.name
             assert (call.load_bytes, call.loaded) == (-errno.EFAULT, bytes(4)), frame.name
+
+
+@needs_kernel
+def test_the_tap_makes_the_first_iovec_linear_and_each_other_a_page_fragment(receive_path: ReceivePath) -> None:
+    # drivers/net/tun.c, tun_get_user and tun_napi_alloc_frags, as measured at tc ingress.
+    data = frames()[0].data
+    assert receive_path.write(data, (1,)).linear == ETH_HLEN  # pskb_may_pull(skb, ETH_HLEN) pulls the rest in
+    assert receive_path.write(data, (20,)).linear == 20
+    many = tuple(range(ETH_HLEN, ETH_HLEN + 18))  # 18 cuts: 18 one-byte fragments and the rest, 19 iovecs
+    assert receive_path.write(data, many[:-1]).linear == ETH_HLEN  # 17 fragments (MAX_SKB_FRAGS) fit
+    with pytest.raises(OSError) as too_many:
+        receive_path.write(data, many)
+    assert too_many.value.errno == errno.EMSGSIZE
+    big = data + bytes(mmap.PAGESIZE)
+    with pytest.raises(OSError) as too_big:
+        receive_path.write(big, (ETH_HLEN,))  # a fragment larger than a page
+    assert too_big.value.errno == errno.EINVAL
+    assert receive_path.write(big, (ETH_HLEN, ETH_HLEN + mmap.PAGESIZE)).length == len(big)
