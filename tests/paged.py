@@ -690,11 +690,14 @@ class ReceivePath:
         written = os.writev(self._tap.fd, pieces(tagged, at))
         if written != len(tagged):
             raise OSError(errno.EIO, f"the tap took {written} of {len(tagged)} bytes")
-        # tun_get_user() hands the skb to napi_gro_frags() and, with GRO off,
-        # on to the stack before the write returns: tc has run by now.
+        # tun_get_user() runs napi_gro_frags() and then napi_complete(), which
+        # hands the batch of GRO_NORMAL skbs to the stack (gro_normal_list):
+        # tc has run before the write returns, and each write is counted once.
         hash_, linear, length, count = struct.unpack("=IIII", self._seen.read(slot))
         if count != count_before + 1:
-            raise AssertionError(f"tc ingress saw write {slot} {count - count_before} times, not once")
+            raise AssertionError(
+                f"tc ingress saw write {slot} {count - count_before} times, not once before the write returned"
+            )
         return Seen(hash_, linear, length)
 
     def measure(
