@@ -5,10 +5,13 @@ linear and five times split (105 paged writes), and compares the hash tc
 ingress gets for each paged write with its linear twin's. BPF_PROG_TEST_RUN
 cannot show any of this: it always hands the program the whole frame linear.
 
-A control is one line: measure any dissector (a CompiledProgram, a loaded
-program, a program fd or an object path) and assert what it gets, e.g.
+`receive_path.measure(program)` attaches any dissector for one run (a
+CompiledProgram, a loaded program, a program fd or an object path), and the
+`backend` fixture runs a test on each backend, so a control is one line,
+e.g. samples/full.py compiled without the fallback:
 
-    assert receive_path.measure(FULL.compile(backend=backend, ...)).agreeing < TOTAL
+    def test_full_sample_without_the_fallback_mishashes(receive_path: ReceivePath, backend: str) -> None:
+        assert receive_path.measure(FULL.compile(backend=backend, <no fallback>)).agreeing < TOTAL
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from interop import FULL, IPV4_TCP
 from kernel import enforce_kernel, needs_kernel
 from paged import (
     CALLERS,
@@ -33,11 +37,17 @@ from paged import (
     load_flow_dissector,
     pieces,
 )
-from pyfd.runtime import LoadedProgram
+from pyfd.compiler.driver import BACKENDS
 
 TOTAL = len(frames()) * len(SPLITS)  # 105 paged writes
 IPV4_HLEN = 20
 PORTS = 4  # the first four bytes of TCP and UDP: what the hash needs of them
+
+
+@pytest.fixture(params=list(BACKENDS))
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each of pyfd's backends in turn."""
+    return str(request.param)
 
 
 @pytest.fixture
@@ -120,11 +130,8 @@ def test_a_dissector_reading_only_the_linear_part_mishashes_exactly_the_paged_he
 
 @needs_kernel
 @pytest.mark.xfail(strict=True, reason="needs the bpf_skb_load_bytes fallback (issue 12)")
-def test_full_sample_hashes_every_paged_write_like_its_linear_twin(
-    receive_path: ReceivePath, full_object: tuple[Path, LoadedProgram]
-) -> None:
-    _, loaded = full_object  # samples/full.py, once per backend
-    measured = receive_path.measure(loaded)
+def test_full_sample_hashes_every_paged_write_like_its_linear_twin(receive_path: ReceivePath, backend: str) -> None:
+    measured = receive_path.measure(FULL.compile(backend=backend))
     assert measured.disagreeing() == [], f"{measured.agreeing}/{TOTAL} agree; by split: {measured.by_split()}"
 
 
@@ -158,3 +165,16 @@ def test_the_tap_makes_the_first_iovec_linear_and_each_other_a_page_fragment(rec
         receive_path.write(big, (ETH_HLEN,))  # a fragment larger than a page
     assert too_big.value.errno == errno.EINVAL
     assert receive_path.write(big, (ETH_HLEN, ETH_HLEN + mmap.PAGESIZE)).length == len(big)
+
+
+@needs_kernel
+def test_measure_attaches_a_program_given_as_fd_object_file_or_compiled(receive_path: ReceivePath, tmp_path: Path) -> None:
+    with load_flow_dissector(linear_only_dissector(), "linear_only") as program:
+        by_program = [w.agrees for w in receive_path.measure(program).writes]
+        assert [w.agrees for w in receive_path.measure(program.fd).writes] == by_program
+        assert not program.closed  # measure() closes only what it loaded
+    compiled = IPV4_TCP.compile()
+    by_compiled = [w.agrees for w in receive_path.measure(compiled).writes]
+    path = compiled.write(tmp_path / "ipv4_tcp.o")
+    assert [w.agrees for w in receive_path.measure(str(path)).writes] == by_compiled
+    assert receive_path.measure().agreeing == TOTAL  # each program was detached after its run
