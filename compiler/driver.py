@@ -17,7 +17,7 @@ from .backends.result import CompiledCode
 from .diagnostics import CompileError
 from .frontend import Lowered, lower_function
 from .ir.checker import check_function
-from .ir.windows import linear_only
+from .ir.windows import fit_windows, linear_only
 from .ir.nodes import Function
 from .ir.text import print_function
 from .passes import PassManager, pipeline
@@ -122,5 +122,6 @@ def compile_lowered(lowered: Lowered, options: Options = Options()) -> Compilati
         dump=options.dump,
     )
     manager.run(ir)
+    fit_windows(ir)
     check_function(ir)
     return Compilation(lowered, ir, backend.compile(ir, opt_level=options.opt_level), options)

@@ -59,7 +59,7 @@ SRC_MAC, DST_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
 
 PRELUDE = """\
 from pyfd import BPF_DROP, BPF_OK, BpfFlowKeys, Header, Packet, dissector, i32, u8, u16, u32, u64
-from pyfd.headers import IPv4, Ports
+from pyfd.headers import IPv4, IPv6, Ports
 
 
 class Word(Header):
@@ -188,6 +188,13 @@ def f(pkt: Packet, keys: BpfFlowKeys) -> int:
 """
 
 
+def _live_ipv6_headers(n: int) -> str:
+    """`n` IPv6 headers all read at the end: their stack copies cannot all fit."""
+    views = "".join(f"    h{i} = pkt.header(IPv6, {40 * i})\n" for i in range(n))
+    total = " + ".join(f"h{i}.payload_len" for i in range(n))
+    return f"@dissector\ndef f(pkt: Packet, keys: BpfFlowKeys) -> int:\n{views}    keys.sport = {total}\n    return BPF_OK\n"
+
+
 @dataclass(frozen=True)
 class Accept:
     """A program that must compile on both backends; `far` names a backend whose code must use gotol."""
@@ -213,6 +220,9 @@ ACCEPTS = [
     Accept("empty-range-body", EMPTY_RANGE, FRAMES),
     Accept("non-ascii-inside", NON_ASCII_INSIDE, FRAMES),
     Accept("invert-a-condition", INVERT_A_CONDITION, FRAMES),
+    # 12 x 40 bytes of header copies live at once: the first six keep the
+    # page-fragment fallback, the rest are read from the linear part only.
+    Accept("twelve-live-ipv6-headers", _live_ipv6_headers(12), (*FRAMES, bytes(range(256)) * 2)),
 ]
 
 
@@ -643,3 +653,13 @@ def test_gotol_is_bpf_jmp32_ja_with_the_offset_in_imm() -> None:
     insn = resolve([gotol(Label("x")), *FILLER[:3], Label("x"), exit_insn()])[0]
     assert insn.opcode == Class.JMP32 | JmpOp.JA and insn.off == 0 and insn.imm == 3 and insn.jump_offset == 3
     assert BPF_JA == JmpOp.JA
+
+
+def test_header_copies_that_do_not_fit_fall_back_to_the_linear_part(accepted: Callable[[Accept], Dissector]) -> None:
+    case = next(c for c in ACCEPTS if c.name == "twelve-live-ipv6-headers")
+    for backend in BACKENDS:
+        ir = accepted(case).compile(backend=backend).ir()
+        checks = [line for line in ir.splitlines() if "check.packet" in line]
+        assert len(checks) == 12
+        # In program order: the outer headers, which the inner ones depend on, keep the fallback.
+        assert ["window" in line for line in checks] == [True] * 6 + [False] * 6, ir

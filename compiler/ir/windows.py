@@ -22,6 +22,12 @@ from .nodes import CheckPacket, Function, LoadPacket, Reg, used_regs
 # the header, and the buffer must not break that.
 ALIGN = 8
 
+# The most stack the copies may take: half of BPF's 512 bytes, leaving the
+# rest for spilled values, the saved registers and the context slot. Windows
+# past it (a dissector keeping a dozen IPv6 headers live at once) are read
+# from the linear part only, as without the fallback (`fit_windows`).
+BUDGET = 256
+
 
 @dataclass(frozen=True)
 class WindowLayout:
@@ -30,15 +36,32 @@ class WindowLayout:
     offsets: dict[int, int]
     sizes: dict[int, int]
     size: int
+    dropped: frozenset[int] = frozenset()  # windows that did not fit in the budget
 
 
-def linear_only(fn: Function) -> Function:
-    """`fn` with every window dropped: checks test the linear part only (in place, returned)."""
+def linear_only(fn: Function, windows: frozenset[int] | None = None) -> Function:
+    """`fn` with its windows (or those in `windows`) dropped: those checks test the linear part only (in place, returned)."""
+
+    def drop(window: int | None) -> bool:
+        return window is not None and (windows is None or window in windows)
+
     for block in fn.blocks:
-        block.insns = [replace(i, window=None) if isinstance(i, LoadPacket) and i.window is not None else i for i in block.insns]
-        if isinstance(block.term, CheckPacket) and block.term.window is not None:
+        block.insns = [replace(i, window=None) if isinstance(i, LoadPacket) and drop(i.window) else i for i in block.insns]
+        if isinstance(block.term, CheckPacket) and drop(block.term.window):
             block.term = replace(block.term, window=None)
     return fn
+
+
+def fit_windows(fn: Function, budget: int = BUDGET) -> frozenset[int]:
+    """Drop the windows whose copies do not fit in `budget` bytes (in place); return them.
+
+    Windows are placed in program order, so the outer headers, which every
+    inner one depends on, keep their fallback.
+    """
+    dropped = window_layout(fn, budget).dropped
+    if dropped:
+        linear_only(fn, dropped)
+    return dropped
 
 
 def has_windows(fn: Function) -> bool:
@@ -99,18 +122,30 @@ def _interference(fn: Function) -> tuple[dict[int, int], dict[int, set[int]]]:
     return sizes, conflicts
 
 
-def window_layout(fn: Function) -> WindowLayout:
-    """Offsets for the windows' buffers: first fit, largest first, never overlapping an interfering one."""
+def _rounded(size: int) -> int:
+    return -(-size // ALIGN) * ALIGN
+
+
+def window_layout(fn: Function, budget: int | None = None) -> WindowLayout:
+    """Offsets for the windows' buffers: first fit in program order, never overlapping an interfering one.
+
+    With a `budget`, a window that would end past it gets no buffer and is
+    listed in `dropped`.
+    """
     sizes, conflicts = _interference(fn)
     offsets: dict[int, int] = {}
-    for window in sorted(sizes, key=lambda w: (-sizes[w], w)):
-        size = -(-sizes[window] // ALIGN) * ALIGN
-        taken = sorted((offsets[o], offsets[o] + -(-sizes[o] // ALIGN) * ALIGN) for o in conflicts[window] if o in offsets)
+    dropped: set[int] = set()
+    for window in sorted(sizes):
+        size = _rounded(sizes[window])
+        taken = sorted((offsets[o], offsets[o] + _rounded(sizes[o])) for o in conflicts[window] if o in offsets)
         at = 0
         for start, end in taken:
             if at + size <= start:
                 break
             at = max(at, end)
+        if budget is not None and at + size > budget:
+            dropped.add(window)
+            continue
         offsets[window] = at
-    area = max((offsets[w] + -(-sizes[w] // ALIGN) * ALIGN for w in offsets), default=0)
-    return WindowLayout(offsets, sizes, area)
+    area = max((offsets[w] + _rounded(sizes[w]) for w in offsets), default=0)
+    return WindowLayout(offsets, {w: sizes[w] for w in offsets}, area, frozenset(dropped))
