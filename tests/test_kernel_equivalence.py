@@ -1,0 +1,85 @@
+"""samples/full.py hashes like the kernel's own dissector (tests/kequiv.py's corpus, both backends).
+
+With the dissector attached to a throwaway namespace, the kernel's skb hash
+of every corpus frame whose hashed fields fit in struct bpf_flow_keys must
+equal the hash the built-in C dissector gives; every frame that needs a field
+the keys lack (kequiv.MISSING) must hash differently, so that the list of
+known differences stays honest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from kequiv import MISSING, CorpusFrame, corpus, tally
+from kernel import skip_unless_kernel
+from test_samples import _sample
+
+from pyfd import BPF_DROP, BpfFlowKeys, Packet, dissector
+from pyfd.compiler.driver import BACKENDS
+from pyfd.runtime.kernelhash import HashComparison, KernelHasher, skb_run_problem
+
+pytestmark = pytest.mark.kernel
+
+FULL = _sample("full")
+FRAMES = corpus()
+
+
+@pytest.fixture(scope="module")
+def hasher() -> Iterator[KernelHasher]:
+    skip_unless_kernel()
+    with KernelHasher() as made:
+        yield made
+
+
+@pytest.fixture(scope="module", params=list(BACKENDS))
+def compared(request: pytest.FixtureRequest, hasher: KernelHasher) -> list[HashComparison]:
+    """Every corpus frame hashed by the kernel without, then with, full.py (one backend) attached."""
+    with FULL.compile(backend=request.param).load() as loaded:
+        return hasher.compare(loaded.fd, [f.frame for f in FRAMES])
+
+
+def test_corpus_is_broad() -> None:
+    """Every category the issue names is there, with in-keys and out-of-keys frames, and names are unique."""
+    categories = {f.category for f in FRAMES}
+    assert {"sctp", "dccp", "udplite", "esp", "ah", "tcp_doff", "gre", "pptp", "nesting", "trunc", "random"} <= categories
+    assert sum(f.in_keys for f in FRAMES) > 1000
+    assert {m for f in FRAMES for m in f.missing} == set(MISSING)
+    assert any(f.name == "nest_ipip_20" for f in FRAMES)  # deeper than MAX_FLOW_DISSECT_HDRS
+
+
+def test_every_in_keys_frame_hashes_like_the_kernel(compared: list[HashComparison]) -> None:
+    table = tally(FRAMES, [c.same for c in compared])
+    differ = table["all"].differ
+    assert table["all"].in_keys > 1000
+    assert not differ, f"{len(differ)} in-keys frames hash differently: {differ[:20]}"
+
+
+def test_out_of_keys_frames_hash_differently(compared: list[HashComparison]) -> None:
+    """A frame listed as needing a field the keys lack really hashes differently (else the list is wrong)."""
+    listed: list[CorpusFrame] = [f for f in FRAMES if not f.in_keys]
+    assert len(listed) > 100
+    same = [f.name for f, c in zip(FRAMES, compared) if not f.in_keys and c.same is not False]
+    assert not same, f"listed as out of keys but hashed alike (or not run): {same[:20]}"
+
+
+def test_frames_not_run_are_the_test_runs_limits(compared: list[HashComparison]) -> None:
+    """Only frames a tc test run refuses are left out, and the report says why."""
+    for frame, comparison in zip(FRAMES, compared):
+        assert (comparison.same is None) == (skb_run_problem(frame.frame) is not None), frame.name
+        if comparison.same is None:
+            assert comparison.problem
+
+
+@dissector
+def drop_all(pkt: Packet, keys: BpfFlowKeys) -> int:
+    return BPF_DROP
+
+
+def test_a_different_dissector_is_caught(hasher: KernelHasher) -> None:
+    """The comparison can fail: a dissector that drops everything hashes every in-keys SCTP frame differently."""
+    sctp = [f for f in FRAMES if f.category == "sctp" and f.in_keys]
+    with drop_all.compile().load() as loaded:
+        result = hasher.compare(loaded.fd, [f.frame for f in sctp])
+    assert sum(c.same is False for c in result) == len(sctp)
