@@ -15,14 +15,26 @@ frame alike with the dissector as without it.
 The namespace is made for the purpose with unshare(CLONE_NEWNET) in a helper
 thread and held only by a file descriptor: it has no name, nothing else runs
 in it, and it disappears (with anything attached to it) when closed.
+
+The hash does not cover the transport offset or whether the dissection
+succeeded; `skb_get_poff()` does: 0 when the dissector fails, else its
+thoff plus the transport header's length by ip_proto (none for a later
+fragment). A classic BPF socket filter reads it (SKF_AD_PAY_OFFSET) on the
+receive path of the namespace's loopback device, where the kernel calls
+whichever dissector the namespace has, with no input flags;
+`KernelHasher.payload_offsets` sends each frame there and reads it back.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import mmap
 import os
+import select
+import socket
+import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -61,7 +73,93 @@ _libc.unshare.restype = ctypes.c_int
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.setns.restype = ctypes.c_int
 
+# Payload offsets through a classic BPF socket filter (include/uapi/linux/filter.h,
+# bpf_common.h): A = skb_get_poff(skb) (the ancillary load SKF_AD_OFF +
+# SKF_AD_PAY_OFFSET), then A = A / BASE**i % BASE + 1, returned as the snap
+# length. Frames are at least ETH_HLEN bytes, so each of POFF_DIGITS sockets
+# receives exactly one base-13 digit of the offset (plus one: a snap length of
+# 0 would drop the frame) as the length of what it reads.
+SKF_AD_OFF: Final = -0x1000
+SKF_AD_PAY_OFFSET: Final = 52
+CBPF_LD_W_ABS: Final = 0x00 | 0x00 | 0x20  # BPF_LD | BPF_W | BPF_ABS
+CBPF_DIV_K: Final = 0x04 | 0x30 | 0x00  # BPF_ALU | BPF_DIV | BPF_K
+CBPF_MOD_K: Final = 0x04 | 0x90 | 0x00  # BPF_ALU | BPF_MOD | BPF_K
+CBPF_ADD_K: Final = 0x04 | 0x00 | 0x00  # BPF_ALU | BPF_ADD | BPF_K
+CBPF_RET_A: Final = 0x06 | 0x10  # BPF_RET | BPF_A
+POFF_BASE: Final = ETH_HLEN - 1
+POFF_DIGITS: Final = 4  # 13**4 > the largest offset: a frame of 3,712 bytes plus a 60-byte TCP header
+SO_ATTACH_FILTER: Final = 26  # include/uapi/asm-generic/socket.h
+SOL_PACKET: Final = 263
+PACKET_IGNORE_OUTGOING: Final = 23  # include/uapi/linux/if_packet.h: only the received copy
+ETH_P_ALL: Final = 0x0003
+SIOCGIFFLAGS: Final = 0x8913  # include/uapi/linux/sockios.h
+SIOCSIFFLAGS: Final = 0x8914
+IFF_UP: Final = 0x1
+_IFREQ_FLAGS: Final = struct.Struct("16sH22x")  # struct ifreq: name, then ifr_flags
+# Loopback delivery runs in the sending call's softirq; a frame not there by
+# then was dropped on the way (a VLAN tag cut short: skb_vlan_untag frees it).
+RECEIVE_TIMEOUT_S: Final = 0.2
+
 _T = TypeVar("_T")
+
+
+def _poff_filter(digit: int) -> bytes:
+    """The classic BPF program (struct sock_filter records) that returns one digit of the payload offset, plus one."""
+    ops = [(CBPF_LD_W_ABS, SKF_AD_OFF + SKF_AD_PAY_OFFSET)]
+    if digit:
+        ops.append((CBPF_DIV_K, POFF_BASE**digit))
+    ops += [(CBPF_MOD_K, POFF_BASE), (CBPF_ADD_K, 1), (CBPF_RET_A, 0)]
+    return b"".join(struct.pack("=HBBI", code, 0, 0, k & 0xFFFFFFFF) for code, k in ops)
+
+
+def _loopback_up() -> None:
+    """Bring the calling thread's namespace's `lo` up (a new namespace has it down)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ctl:
+        name, flags = _IFREQ_FLAGS.unpack(fcntl.ioctl(ctl, SIOCGIFFLAGS, _IFREQ_FLAGS.pack(b"lo", 0)))
+        if not flags & IFF_UP:
+            fcntl.ioctl(ctl, SIOCSIFFLAGS, _IFREQ_FLAGS.pack(b"lo", flags | IFF_UP))
+
+
+def _receive_payload_offsets(frames: Sequence[bytes]) -> list[int | None]:
+    """Send each frame on `lo` and read its skb_get_poff() back through the digit sockets (None: not delivered)."""
+    _loopback_up()
+    sockets: list[socket.socket] = []
+    filters: list[ctypes.Array[ctypes.c_char]] = []  # the kernel copies them, but only during setsockopt
+    try:
+        for digit in range(POFF_DIGITS):
+            rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            sockets.append(rx)
+            code = _poff_filter(digit)
+            buf = ctypes.create_string_buffer(code, len(code))
+            filters.append(buf)
+            rx.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            rx.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack("HP", len(code) // 8, ctypes.addressof(buf)))
+            rx.bind(("lo", 0))
+            rx.setblocking(False)
+        tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        sockets.append(tx)
+        tx.bind(("lo", 0))
+        out: list[int | None] = []
+        for frame in frames:
+            for rx in sockets[:POFF_DIGITS]:  # nothing else should arrive; drop it if it does
+                while select.select([rx], [], [], 0)[0]:
+                    rx.recv(1)
+            tx.send(frame)
+            value: int | None = 0
+            for digit, rx in enumerate(sockets[:POFF_DIGITS]):
+                if not select.select([rx], [], [], RECEIVE_TIMEOUT_S)[0]:
+                    value = None  # dropped before the packet sockets (all of them, then)
+                    break
+                got = rx.recv(ETH_HLEN)
+                if got[:12] != frame[: min(12, len(got))]:
+                    raise OSError(errno.EPROTO, "the kernel-hash namespace's loopback received a frame pyfd did not send")
+                assert value is not None
+                value += (len(got) - 1) * POFF_BASE**digit
+            out.append(value)
+        return out
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def skb_run_problem(frame: bytes) -> str | None:
@@ -125,11 +223,24 @@ def new_netns() -> int:
 
 @dataclass(frozen=True)
 class HashComparison:
-    """One frame's hash by the built-in dissector and with the BPF dissector attached (None: not run, see problem)."""
+    """One frame's hash by the built-in dissector and with the BPF dissector attached (None: not run, see problem).
+
+    With `payload=True`, also skb_get_poff() both ways (None: the frame did
+    not reach the loopback's packet sockets).
+    """
 
     builtin: int | None
     bpf: int | None
     problem: str | None = None
+    builtin_payload: int | None = None
+    bpf_payload: int | None = None
+
+    @property
+    def same_payload(self) -> bool | None:
+        """True if both payload offsets are equal, False if not, None if one is unknown."""
+        if self.builtin_payload is None or self.bpf_payload is None:
+            return None
+        return self.builtin_payload == self.bpf_payload
 
     @property
     def same(self) -> bool | None:
@@ -197,6 +308,17 @@ class KernelHasher:
 
         return self._run(body)
 
+    def payload_offsets(self, frames: Sequence[bytes]) -> list[int | None]:
+        """skb_get_poff() of each frame as the namespace's loopback receives it (None where it was not delivered).
+
+        Sent through an AF_PACKET socket on `lo` and read back by classic BPF
+        filters (SKF_AD_PAY_OFFSET): the dissector runs as on any receive path,
+        with the MAC header at offset 0, nhoff 14, no input flags, and VLAN
+        tags already taken off by the receive path (skb_vlan_untag).
+        """
+        frames = list(frames)
+        return self._run(lambda: _receive_payload_offsets(frames))
+
     @contextmanager
     def attached(self, dissector_fd: int) -> Iterator[None]:
         """Attach a flow dissector (a program fd) to the namespace for a block; closing the link detaches it."""
@@ -217,13 +339,17 @@ class KernelHasher:
         finally:
             os.close(link)
 
-    def compare(self, dissector_fd: int, frames: Sequence[bytes]) -> list[HashComparison]:
-        """Each frame's hash by the built-in dissector, then with the dissector attached."""
+    def compare(self, dissector_fd: int, frames: Sequence[bytes], *, payload: bool = False) -> list[HashComparison]:
+        """Each frame's hash (and with `payload`, its payload offset) by the built-in dissector, then with the dissector attached."""
         builtin = self.hashes(frames)
+        none: list[int | None] = [None] * len(frames)
+        builtin_poff = self.payload_offsets(frames) if payload else none
         with self.attached(dissector_fd):
             with_bpf = self.hashes(frames)
+            bpf_poff = self.payload_offsets(frames) if payload else none
         return [
-            HashComparison(a, b, skb_run_problem(frame)) for frame, a, b in zip(frames, builtin, with_bpf, strict=True)
+            HashComparison(a, b, skb_run_problem(frame), pa, pb)
+            for frame, a, b, pa, pb in zip(frames, builtin, with_bpf, builtin_poff, bpf_poff, strict=True)
         ]
 
     def close(self) -> None:

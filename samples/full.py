@@ -15,7 +15,9 @@ The kernel hashes what a dissector leaves in the keys (`skb_get_hash()`:
 RPS/RFS, fq, ECMP, bonding), so tests/test_kernel_equivalence.py attaches
 this one in a namespace and checks that the kernel hashes every frame of
 tests/kequiv.py's corpus alike with it as without it, wherever the fields it
-hashes fit in struct bpf_flow_keys. Where they do not, no BPF dissector can
+hashes fit in struct bpf_flow_keys, and that the kernel's payload offset
+(`skb_get_poff()`: the return code and thoff as the kernel uses them) is the
+same on every frame. Where they do not, no BPF dissector can
 hash alike: the C dissector also hashes the first VLAN tag (id, priority,
 TPID, inner type) and the GRE key (for PPTP the call id), which the keys
 have no field for.

@@ -5,9 +5,12 @@ samples/full.py on each backend, and the kernel's reference bpf_flow.c
 (built from ../shared/reference with clang-19 and loaded with bpftool, when
 both are there), it prints `same/in-keys` per category of tests/kequiv.py's
 corpus, and `(+same/out-of-keys)` for frames whose hashed fields do not fit
-in struct bpf_flow_keys. `--list` names every in-keys frame that hashes
-differently. Also prints instruction counts and the verifier's processed
-instructions of full.py. Not a test: tests/test_kernel_equivalence.py asserts.
+in struct bpf_flow_keys. A second table compares skb_get_poff() (0 when the
+dissection fails, else thoff plus the transport header: the return code and
+thoff as the kernel uses them) on every frame the loopback delivers.
+`--list` names every frame that differs. Also prints instruction counts and
+the verifier's processed instructions of full.py. Not a test:
+tests/test_kernel_equivalence.py asserts.
 """
 
 from __future__ import annotations
@@ -82,20 +85,23 @@ def main() -> None:
     data = [f.frame for f in frames]
     full = _sample("full")
     results: dict[str, list[bool | None]] = {}
+    payloads: dict[str, list[bool | None]] = {}
     sizes: list[str] = []
     with KernelHasher() as hasher:
-        builtin = hasher.hashes(data)
+
+        def measure(name: str, fd: int) -> None:
+            compared = hasher.compare(fd, data, payload=True)
+            results[name] = [c.same for c in compared]
+            payloads[name] = [c.same_payload for c in compared]
+
         for backend in BACKENDS:
             program = full.compile(backend=backend)
             with program.load() as loaded:
                 sizes.append(f"full.py {backend}: {program.insn_count} instructions, {loaded.verified_insns} processed by the verifier")
-                with hasher.attached(loaded.fd):
-                    attached = hasher.hashes(data)
-            results[f"full.py {backend}"] = [None if a is None or b is None else a == b for a, b in zip(builtin, attached)]
+                measure(f"full.py {backend}", loaded.fd)
         if not args.no_reference and shutil.which("clang-19") and REFERENCE.is_dir():
-            with reference_fd() as fd, hasher.attached(fd):
-                attached = hasher.hashes(data)
-            results["bpf_flow.c"] = [None if a is None or b is None else a == b for a, b in zip(builtin, attached)]
+            with reference_fd() as fd:
+                measure("bpf_flow.c", fd)
 
     tallies = {name: tally(frames, same) for name, same in results.items()}
     categories = sorted({f.category for f in frames}) + ["all"]
@@ -110,6 +116,15 @@ def main() -> None:
     for name in out_keys:
         count = sum(name in f.missing for f in frames)
         print(f"  out of keys, {name} ({count} frames): {MISSING[name]}")
+    print("\npayload offset (skb_get_poff: return code and thoff), same/delivered frames")
+    print(f"{'category':<{width}}" + "".join(f"{c:>24}" for c in cols))
+    for category in categories:
+        cells = []
+        for col in cols:
+            pairs = [same for f, same in zip(frames, payloads[col]) if category in (f.category, "all") and same is not None]
+            cells.append(f"{sum(pairs)}/{len(pairs)}")
+        print(f"{category:<{width}}" + "".join(f"{cell:>24}" for cell in cells))
+    print()
     for line in sizes:
         print(line)
     if args.list:
@@ -117,6 +132,10 @@ def main() -> None:
             differ = tallies[col]["all"].differ
             print(f"\n{col}: {len(differ)} in-keys frames hash differently")
             for name in differ:
+                print(f"  {name}")
+            off = [f.name for f, same in zip(frames, payloads[col]) if same is False]
+            print(f"{col}: {len(off)} frames have a different payload offset")
+            for name in off:
                 print(f"  {name}")
 
 

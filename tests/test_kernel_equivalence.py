@@ -4,7 +4,10 @@ With the dissector attached to a throwaway namespace, the kernel's skb hash
 of every corpus frame whose hashed fields fit in struct bpf_flow_keys must
 equal the hash the built-in C dissector gives; every frame that needs a field
 the keys lack (kequiv.MISSING) must hash differently, so that the list of
-known differences stays honest.
+known differences stays honest. And on every frame the loopback delivers, in
+keys or not, the payload offset (skb_get_poff(): 0 when the dissection
+fails, else thoff plus the transport header) must be the same: the return
+code and thoff as the kernel uses them.
 """
 
 from __future__ import annotations
@@ -35,9 +38,9 @@ def hasher() -> Iterator[KernelHasher]:
 
 @pytest.fixture(scope="module", params=list(BACKENDS))
 def compared(request: pytest.FixtureRequest, hasher: KernelHasher) -> list[HashComparison]:
-    """Every corpus frame hashed by the kernel without, then with, full.py (one backend) attached."""
+    """Every corpus frame hashed (and its payload offset taken) by the kernel without, then with, full.py attached."""
     with FULL.compile(backend=request.param).load() as loaded:
-        return hasher.compare(loaded.fd, [f.frame for f in FRAMES])
+        return hasher.compare(loaded.fd, [f.frame for f in FRAMES], payload=True)
 
 
 def test_corpus_is_broad() -> None:
@@ -62,6 +65,17 @@ def test_out_of_keys_frames_hash_differently(compared: list[HashComparison]) -> 
     assert len(listed) > 100
     same = [f.name for f, c in zip(FRAMES, compared) if not f.in_keys and c.same is not False]
     assert not same, f"listed as out of keys but hashed alike (or not run): {same[:20]}"
+
+
+def test_every_frame_has_the_kernels_payload_offset(compared: list[HashComparison]) -> None:
+    """skb_get_poff() with full.py attached equals the built-in dissector's: same verdict, same thoff."""
+    delivered = [(f, c) for f, c in zip(FRAMES, compared) if c.same_payload is not None]
+    assert len(delivered) > 1500
+    differ = [f"{f.name}: {c.builtin_payload} vs {c.bpf_payload}" for f, c in delivered if not c.same_payload]
+    assert not differ, f"{len(differ)} frames have another payload offset: {differ[:20]}"
+    # Only frames whose VLAN tag is cut short are lost on the way (skb_vlan_untag frees them).
+    lost = [f for f, c in zip(FRAMES, compared) if c.same_payload is None]
+    assert all(f.frame[12:14] in (b"\x81\x00", b"\x88\xa8") for f in lost), [f.name for f in lost]
 
 
 def test_frames_not_run_are_the_test_runs_limits(compared: list[HashComparison]) -> None:
