@@ -115,7 +115,7 @@ def _poff_filter(digit: int) -> bytes:
 def _loopback_up() -> None:
     """Bring the calling thread's namespace's `lo` up (a new namespace has it down)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ctl:
-        name, flags = _IFREQ_FLAGS.unpack(fcntl.ioctl(ctl, SIOCGIFFLAGS, _IFREQ_FLAGS.pack(b"lo", 0)))
+        _, flags = _IFREQ_FLAGS.unpack(fcntl.ioctl(ctl, SIOCGIFFLAGS, _IFREQ_FLAGS.pack(b"lo", 0)))
         if not flags & IFF_UP:
             fcntl.ioctl(ctl, SIOCSIFFLAGS, _IFREQ_FLAGS.pack(b"lo", flags | IFF_UP))
 

@@ -17,11 +17,11 @@ from collections.abc import Iterator
 import pytest
 from kequiv import MISSING, CorpusFrame, corpus, tally
 from kernel import skip_unless_kernel
+from pyfd.compiler.driver import BACKENDS
+from pyfd.runtime.kernelhash import HashComparison, KernelHasher, skb_run_problem
 from test_samples import _sample
 
 from pyfd import BPF_DROP, BpfFlowKeys, Packet, dissector
-from pyfd.compiler.driver import BACKENDS
-from pyfd.runtime.kernelhash import HashComparison, KernelHasher, skb_run_problem
 
 pytestmark = pytest.mark.kernel
 
