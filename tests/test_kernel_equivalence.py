@@ -78,6 +78,17 @@ def test_every_frame_has_the_kernels_payload_offset(compared: list[HashCompariso
     assert all(f.frame[12:14] in (b"\x81\x00", b"\x88\xa8") for f in lost), [f.name for f in lost]
 
 
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_kernel_and_python_agree_on_the_corpus(backend: str) -> None:
+    """full.py in the kernel and as Python: the same return code and keys on every corpus frame, for each flag set used."""
+    skip_unless_kernel()
+    with FULL.compile(backend=backend).load() as loaded:
+        for frame in FRAMES:
+            for flags in (0, 2, 7):  # receive path, skb_get_hash(), all three flags
+                kernel, python = loaded.run(frame.frame, flags=flags), FULL.run_python(frame.frame, flags=flags)
+                assert (kernel.retval, kernel.keys.raw) == (python.retval, python.keys.raw), (frame.name, flags, kernel.keys.diff(python.keys))
+
+
 def test_frames_not_run_are_the_test_runs_limits(compared: list[HashComparison]) -> None:
     """Only frames a tc test run refuses are left out, and the report says why."""
     for frame, comparison in zip(FRAMES, compared):
