@@ -3,7 +3,8 @@
 Exit status (EXIT_STATUS, also in `pyfd --help`): 0 on success, 1 when the
 input is wrong or the action failed (a compile error, a file that cannot be
 read, a program the kernel refuses, kernel and Python disagreeing in `pyfd
-run`, nothing to detach), 2 for bad command-line usage, 3 when this system
+run`, a frame the kernel hashes differently in `pyfd run --kernel-hash`,
+nothing to detach), 2 for bad command-line usage, 3 when this system
 cannot do it here (no bpf syscall, missing capabilities, no usable bpffs),
 130 when interrupted. The action decides the status: a reader that closes
 the output early (`pyfd ... | head -1`) changes nothing. No user mistake
@@ -35,7 +36,8 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 EXIT_STATUS = (
     "exit status: 0 success; 1 error (bad input, a file that cannot be read, a program the kernel refuses, "
-    "kernel and Python disagreeing in `pyfd run`, nothing to detach); 2 bad command-line usage; 3 this system "
+    "kernel and Python disagreeing in `pyfd run`, a frame hashed differently in `pyfd run --kernel-hash`, "
+    "nothing to detach); 2 bad command-line usage; 3 this system "
     "cannot do it here (no bpf syscall, missing capabilities such as CAP_BPF and CAP_NET_ADMIN, no usable "
     "bpffs); 130 interrupted. Output cut short by its reader (`| head -1`) does not change the status."
 )
@@ -355,6 +357,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # not a pcap file; the message names the file
         raise UserError(str(exc)) from None
 
+    if args.kernel_hash:
+        if args.flags:
+            raise UserError(
+                "--flags does not apply to --kernel-hash: skb_get_hash() always calls the dissector with "
+                "STOP_AT_FLOW_LABEL, and that is what is compared",
+                EXIT_USAGE,
+            )
+        return _kernel_hash(args, path, program, frames)
+
     kernel_skipped: str | None = None
     if program is not None:
         kernel_skipped = check_bpf_available()
@@ -432,6 +443,101 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary = f"kernel and Python agree on {ran} of {_plural(ran, 'frame')} run"
     print(summary + skip_text, file=text)
     return EXIT_OK if disagreements == 0 else EXIT_ERROR
+
+
+def _kernel_hash(args: argparse.Namespace, path: Path, program, frames) -> int:  # type: ignore[no-untyped-def]
+    """`pyfd run --kernel-hash`: does the kernel hash each frame alike with this dissector attached as with its own?
+
+    In a throwaway network namespace (runtime.kernelhash), each frame's skb
+    hash (`bpf_get_hash_recalc`, what RPS/RFS, fq, ECMP and bonding use) is
+    taken with the built-in dissector, then with this one attached. Exit
+    status 1 when any frame hashes differently.
+    """
+    import json
+
+    from .runtime import BpfError, FlowDissectorFlags, MissingPrivilegeError, check_bpf_available
+    from .runtime.attach import AlreadyAttachedError
+    from .runtime.caps import Capability, missing_capabilities
+    from .runtime.kernelhash import KernelHasher, skb_run_problem
+
+    needs = (Capability.CAP_SYS_ADMIN, Capability.CAP_BPF, Capability.CAP_NET_ADMIN)
+    missing = missing_capabilities(needs)
+    if missing:
+        raise UserError(
+            str(
+                MissingPrivilegeError(
+                    1,
+                    command="--kernel-hash",
+                    missing=missing,
+                    needs=[cap.name for cap in needs],
+                    action="comparing the kernel's hashes in a throwaway network namespace",
+                )
+            ),
+            EXIT_NO_KERNEL,
+        )
+    reason = check_bpf_available()
+    if reason is not None:
+        raise UserError(f"cannot load BPF programs here: {reason}", EXIT_NO_KERNEL)
+    loaded = _load(program) if program is not None else _load_object(path, args.function)
+    text = sys.stderr if args.json else sys.stdout
+    runnable = [f for f in frames if f.problem is None and skb_run_problem(f.data) is None]
+    stop = FlowDissectorFlags.STOP_AT_FLOW_LABEL  # what skb_get_hash() passes
+    try:
+        try:
+            with KernelHasher() as hasher:
+                compared = iter(hasher.compare(loaded.fd, [f.data for f in runnable]))
+        except AlreadyAttachedError as exc:
+            raise UserError(str(exc)) from None
+        except MissingPrivilegeError as exc:
+            raise UserError(str(exc), EXIT_NO_KERNEL) from None
+        except BpfError as exc:
+            raise UserError(f"comparing hashes failed: {exc}") from None
+        source = f"from {args.pcap}" if args.pcap else "built-in demo frames"
+        print(
+            f"{loaded.name}: the kernel's flow hash of {_plural(len(frames), 'frame')} ({source}) with its built-in "
+            f"dissector, and with {loaded.name} attached, in a throwaway network namespace",
+            file=text,
+        )
+        same = differ = 0
+        skipped: dict[str, int] = {}
+        for index, frame in enumerate(frames, 1):
+            problem = frame.problem or skb_run_problem(frame.data)
+            record: dict[str, object] = {"frame": index, "label": frame.label, "length": len(frame.data), "skipped": problem}
+            if problem is not None:
+                why = "truncated in the pcap file" if frame.problem else "not taken by a tc test run"
+                skipped[why] = skipped.get(why, 0) + 1
+                if args.json:
+                    print(json.dumps({**record, "builtin_hash": None, "hash": None, "same": None, "retval": None, "keys": None}))
+                else:
+                    print(f"  {frame.label}: skipped: {problem}")
+                continue
+            result = next(compared)
+            alike = result.same
+            same += alike is True
+            differ += alike is False
+            # What the dissector leaves in the keys on skb_get_hash()'s call, to show where it departs.
+            keys = loaded.run(frame.data, flags=stop)
+            if args.json:
+                print(json.dumps({**record, "builtin_hash": result.builtin, "hash": result.bpf, "same": alike, **(_result_json(keys) or {})}))
+            elif alike:
+                print(f"  {frame.label}: same hash {result.builtin:#010x}")
+            else:
+                print(f"  {frame.label}: DIFFERENT: built-in {result.builtin:#010x}, with {loaded.name} {result.bpf:#010x}")
+                print(f"    {loaded.name} leaves {keys.keys}")
+    finally:
+        loaded.close()
+    ran = same + differ
+    n_skipped = sum(skipped.values())
+    skip_text = f"; {n_skipped} skipped ({', '.join(f'{n} {why}' for why, n in skipped.items())})" if n_skipped else ""
+    if ran == 0:
+        raise UserError(f"no frame could be hashed: {_plural(len(frames), 'frame')}{skip_text}")
+    differently = f"; {differ} differently" if differ else ""
+    print(
+        f"the kernel hashes {same} of {_plural(ran, 'frame')} alike with {loaded.name} attached as with its built-in "
+        f"dissector{differently}{skip_text}",
+        file=text,
+    )
+    return EXIT_OK if differ == 0 else EXIT_ERROR
 
 
 # --- attach, detach, show ----------------------------------------------------------
@@ -689,7 +795,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Run a dissector with BPF_PROG_TEST_RUN on frames (the built-in demo frames, or a pcap file's) and "
             "print the flow keys. A Python file is compiled, run in the kernel and as Python, and both results "
             "compared (as Python only, with a warning, when this process cannot load BPF programs); an object "
-            "file runs in the kernel only. Exit status 1 when kernel and Python disagree on a frame."
+            "file runs in the kernel only. Exit status 1 when kernel and Python disagree on a frame. With "
+            "--kernel-hash it checks instead that the kernel hashes each frame alike with the dissector attached as "
+            "with its built-in one (exit status 1 when not)."
         ),
     )
     p.add_argument("file", metavar="FILE.py|OBJECT.o", help="Python file with @dissector functions, or a compiled object file")
@@ -709,7 +817,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--json",
         action="store_true",
         help="print one JSON object per frame (frame number from 1, label, length, skipped, and for kernel and "
-        "python: retval and every key; agree); the summary goes to stderr",
+        "python: retval and every key; agree; with --kernel-hash: builtin_hash, hash, same, retval, keys); "
+        "the summary goes to stderr",
+    )
+    p.add_argument(
+        "--kernel-hash",
+        action="store_true",
+        help="instead: for each frame, say whether the kernel's flow hash (skb_get_hash(), which RPS/RFS, fq, ECMP "
+        "and bonding use) is the same with this dissector attached as with the kernel's built-in one, in a "
+        "throwaway network namespace; shows the dissector's keys where it differs. Needs root (CAP_SYS_ADMIN, "
+        "CAP_BPF, CAP_NET_ADMIN). Exit status 1 when a frame hashes differently",
     )
     p.set_defaults(handler=cmd_run)
 

@@ -20,7 +20,7 @@ from .layout import Bits, Bytes, Field, network_layout, resolve_annotations
 from .types import u8, u16, u32
 
 __all__ = [
-    "Header", "Bits", "Bytes", "Ethernet", "VLAN", "MPLS", "IPv4", "IPv6", "IPv6Opt", "IPv6Frag", "GRE", "Ports",
+    "Header", "Bits", "Bytes", "Ethernet", "VLAN", "MPLS", "IPv4", "IPv6", "IPv6Opt", "IPv6Frag", "GRE", "PPP", "Ports",
     "TCP", "UDP", "ICMP", "header_fields",
 ]
 
@@ -184,6 +184,14 @@ class GRE(Header):
     flags: Bits[4]
     version: Bits[3]
     proto: u16  # an Ethernet type
+
+
+class PPP(Header):
+    """PPP in HDLC-like framing (RFC 1662), as PPTP's GRE carries it (4 bytes, PPP_HDRLEN)."""
+
+    address: u8
+    control: u8
+    protocol: u16
 
 
 class TCP(Header):

@@ -1,253 +1,347 @@
-"""Reusable protocol parsers, written in pyfd's own restricted Python.
+"""Reusable protocol parsers, written in pyfd's own restricted Python, that dissect as the kernel does.
 
-Each parser reads one header at `keys.thoff`, fills in what it learns, moves
-`keys.thoff` past the header, and returns a pair `(verdict, proto)`:
+They follow the kernel's built-in C dissector (`__skb_flow_dissect` in
+net/core/flow_dissector.c, as `skb_get_hash()` runs it), pass for pass, so
+that a namespace hashes its packets alike with them attached as without:
+the keys hold the kernel's loop state. `keys.n_proto` is its `proto` (the
+Ethernet type of the header at hand), `keys.ip_proto` its `ip_proto`,
+`keys.thoff` its `nhoff` cursor (what the kernel reports as the transport
+offset at the end), and `keys.nhoff` where the header that `keys.n_proto`
+names begins.
 
-- `verdict` is `BPF_OK` or `BPF_DROP` when dissection is over, or `NEXT` when
-  another header follows at `keys.thoff`;
-- `proto` is then that header's Ethernet type (`ETH_P_IP` after IP-in-IP,
-  whatever GRE carries, the inner type after a VLAN tag).
+Each parser takes one pass and returns a step, which is a return code when
+dissection is over (BPF_OK where the kernel's dissector succeeds, BPF_DROP
+where it fails, BPF_FLOW_DISSECTOR_CONTINUE for an Ethernet type the kernel
+knows and these parsers do not) or one of
 
-A dissector composes them in a bounded loop; the compiler inlines every call
-and compiles the loop once, as a loop the verifier walks pass by pass, with
-the bounds checks it needs:
+- `NEXT_PROTO` (the kernel's FLOW_DISSECT_RET_PROTO_AGAIN): a network-layer
+  header of type `keys.n_proto` follows at `keys.thoff` (`network`);
+- `NEXT_IP_PROTO`: the protocol `keys.ip_proto` follows at `keys.thoff`
+  (`transport`). From `network` this is the kernel's fall-through from an
+  IP header to its payload; from `transport` (an IPv6 extension header) its
+  FLOW_DISSECT_RET_IPPROTO_AGAIN.
+
+A dissector runs them in a bounded loop, one pass per turn, and the kernel
+allows MAX_HEADERS passes after the first (MAX_FLOW_DISSECT_HDRS):
 
     @dissector
     def full(pkt: Packet, keys: BpfFlowKeys) -> int:
-        proto: u16 = keys.n_proto
-        for _ in range(lib.MAX_HEADERS):
-            verdict, proto = lib.network(pkt, keys, proto)
-            if verdict != lib.NEXT:
-                return verdict
-        return BPF_DROP
+        step: u8 = lib.NEXT_PROTO
+        for _ in range(lib.MAX_HEADERS + 1):
+            verdict = lib.one_pass(pkt, keys, step)  # network(), transport(), or both
+            if verdict != lib.NEXT_PROTO:
+                if verdict != lib.NEXT_IP_PROTO:
+                    return verdict                   # BPF_OK, BPF_DROP or CONTINUE: done
+            step = verdict
+        return lib.out_of_headers(pkt, keys, step)
 
-A short packet anywhere ends the dissector with BPF_DROP (that is what
-`pkt.header` does), leaving the keys as they were filled so far. The parsers
-follow the kernel's reference BPF dissector
-(tools/testing/selftests/bpf/progs/bpf_flow.c) field for field; where they
-differ, the parser's docstring says how and why.
+A header that is not wholly in the packet ends the dissector with BPF_DROP
+(that is what `pkt.header` does), exactly where the kernel's
+`__skb_header_pointer` fails and it returns false; the keys stay as filled so
+far, and the kernel hashes them all the same. The hash covers n_proto,
+ip_proto, the addresses, the ports word and the flow label, so those follow
+the kernel exactly; where a parser departs from the kernel's reference BPF
+dissector (tools/testing/selftests/bpf/progs/bpf_flow.c), its docstring says
+how and why.
 """
 
 from __future__ import annotations
 
 from .constants import (
-    BPF_DROP, BPF_FLOW_DISSECTOR_F_PARSE_1ST_FRAG, BPF_FLOW_DISSECTOR_F_STOP_AT_ENCAP,
-    BPF_FLOW_DISSECTOR_F_STOP_AT_FLOW_LABEL, BPF_OK, ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6,
-    ETH_P_MPLS_MC, ETH_P_MPLS_UC, ETH_P_TEB, GRE_MIN_HLEN, IP_MF, IP_OFFSET, IPPROTO_DSTOPTS, IPPROTO_FRAGMENT,
-    IPPROTO_GRE, IPPROTO_HOPOPTS, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_ROUTING, IPPROTO_TCP,
-    IPPROTO_UDP, IPPROTO_UDPLITE, IPV6_HLEN, VLAN_HLEN,
+    BPF_DROP, BPF_FLOW_DISSECTOR_CONTINUE, BPF_FLOW_DISSECTOR_F_PARSE_1ST_FRAG, BPF_FLOW_DISSECTOR_F_STOP_AT_ENCAP,
+    BPF_FLOW_DISSECTOR_F_STOP_AT_FLOW_LABEL, BPF_OK, ETH_HLEN, ETH_P_1588, ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP,
+    ETH_P_BATMAN, ETH_P_CFM, ETH_P_FCOE, ETH_P_HSR, ETH_P_IP, ETH_P_IPV6, ETH_P_MPLS_MC, ETH_P_MPLS_UC, ETH_P_PPP_SES,
+    ETH_P_PRP, ETH_P_RARP, ETH_P_TEB, ETH_P_TIPC, GRE_MIN_HLEN, GRE_PROTO_PPP, IP_MF, IP_OFFSET, IPPROTO_AH,
+    IPPROTO_DCCP, IPPROTO_DSTOPTS, IPPROTO_ESP, IPPROTO_FRAGMENT, IPPROTO_GRE, IPPROTO_HOPOPTS, IPPROTO_IPIP,
+    IPPROTO_IPV6, IPPROTO_MPLS, IPPROTO_ROUTING, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, IPV6_HLEN,
+    MPLS_HLEN, PPP_HDRLEN, PPP_IP, PPP_IPV6, VLAN_HLEN,
 )
-from .headers import GRE, ICMP, IPv4, IPv6, IPv6Frag, IPv6Opt, MPLS, TCP, UDP, VLAN, Ethernet
+from .headers import GRE, PPP, Ethernet, IPv4, IPv6, IPv6Frag, IPv6Opt, Ports, VLAN
 from .keys import BpfFlowKeys
 from .packet import Packet
 from .types import u8, u16
 
-# The verdict that says: another header follows at keys.thoff.
-NEXT = 1
+# Steps that say another pass follows (not return codes: 0, 2 and 129 are).
+NEXT_PROTO = 1
+NEXT_IP_PROTO = 3
 
-# How many network headers one packet may stack (VLAN tags count as one, each
-# encapsulation as one more): the reference is bounded by its tail-call limit
-# (33), this one by an explicit count that keeps the program small.
-MAX_HEADERS = 4
-
-# How many IPv6 extension headers may precede the transport header.
-MAX_IPV6_EXT = 4
+# net/core/flow_dissector.c, MAX_FLOW_DISSECT_HDRS: the kernel takes 15 more
+# passes after the first (each VLAN tag, encapsulation and IPv6 extension
+# header is one), then stops where it is and calls the dissection good.
+MAX_HEADERS = 15
 
 __all__ = [
-    "NEXT", "MAX_HEADERS", "MAX_IPV6_EXT", "network", "vlan", "mpls", "ipv4", "ipv6", "ipv6_ext", "transport",
-    "encapsulated", "gre", "tcp", "udp", "icmp",
+    "NEXT_PROTO", "NEXT_IP_PROTO", "MAX_HEADERS", "one_pass", "network", "transport", "out_of_headers", "vlan", "mpls", "ipv4",
+    "ipv6", "ipv6_opt", "ipv6_frag", "ports", "encapsulated", "gre",
 ]
 
 
-def network(pkt: Packet, keys: BpfFlowKeys, proto: u16) -> tuple[u8, u16]:
-    """One network-layer header, chosen by its Ethernet type `proto`."""
+def one_pass(pkt: Packet, keys: BpfFlowKeys, step: u8) -> u8:
+    """One pass of the kernel's loop: a network-layer header and what its IP protocol names, or an IP protocol alone.
+
+    The kernel goes from an IP header straight on to its payload in the same
+    pass (only another header after that counts against MAX_HEADERS), so
+    `network` and `transport` share one pass when `step` is NEXT_PROTO.
+    """
+    if step == NEXT_PROTO:
+        after = network(pkt, keys)
+        if after != NEXT_IP_PROTO:
+            return after
+    return transport(pkt, keys)
+
+
+def network(pkt: Packet, keys: BpfFlowKeys) -> u8:
+    """One network-layer header, of Ethernet type `keys.n_proto`, at `keys.thoff`.
+
+    Ethernet types the kernel knows but these parsers do not (PPPoE, TIPC,
+    FCoE, B.A.T.M.A.N., PTP, PRP/HSR, CFM) go to the kernel's own dissector
+    (BPF_FLOW_DISSECTOR_CONTINUE), which then hashes them as it always does;
+    the reference drops them. Unknown types are a failed dissection, as in
+    the kernel (and the reference).
+    """
+    proto = keys.n_proto
     if proto == ETH_P_IP:
         return ipv4(pkt, keys)
     if proto == ETH_P_IPV6:
         return ipv6(pkt, keys)
     if proto == ETH_P_8021Q or proto == ETH_P_8021AD:
-        return vlan(pkt, keys, proto)
+        return vlan(pkt, keys)
     if proto == ETH_P_MPLS_UC or proto == ETH_P_MPLS_MC:
-        return mpls(pkt, keys)
-    return BPF_DROP, 0  # an Ethernet type the dissector does not know
+        return mpls(keys)
+    if proto == ETH_P_ARP or proto == ETH_P_RARP:
+        return BPF_OK  # the hashing dissector reads nothing of ARP (it has no ARP key)
+    if proto == ETH_P_PPP_SES or proto == ETH_P_TIPC or proto == ETH_P_FCOE or proto == ETH_P_BATMAN:
+        return BPF_FLOW_DISSECTOR_CONTINUE
+    if proto == ETH_P_1588 or proto == ETH_P_PRP or proto == ETH_P_HSR or proto == ETH_P_CFM:
+        return BPF_FLOW_DISSECTOR_CONTINUE
+    return BPF_DROP
 
 
-def vlan(pkt: Packet, keys: BpfFlowKeys, proto: u16) -> tuple[u8, u16]:
-    """One 802.1Q tag, or an 802.1ad tag followed by an 802.1Q tag; nothing deeper.
+def vlan(pkt: Packet, keys: BpfFlowKeys) -> u8:
+    """One 802.1Q or 802.1ad tag; `keys.n_proto` becomes the type it carries (another tag, too).
 
-    `keys.nhoff` moves past the tags and `keys.n_proto` becomes the inner
-    Ethernet type, as when the kernel itself strips the tags.
+    The kernel takes any sequence of tags, one per pass, as this does; the
+    reference takes only 802.1Q or 802.1ad then 802.1Q, and drops the rest.
+    The kernel also hashes the first tag's id, which the keys cannot carry.
     """
-    if proto == ETH_P_8021AD:
-        outer = pkt.header(VLAN, keys.thoff)
-        if outer.proto != ETH_P_8021Q:
-            return BPF_DROP, 0
-        keys.nhoff += VLAN_HLEN
-        keys.thoff += VLAN_HLEN
     tag = pkt.header(VLAN, keys.thoff)
-    keys.nhoff += VLAN_HLEN
     keys.thoff += VLAN_HLEN
-    if tag.proto == ETH_P_8021Q or tag.proto == ETH_P_8021AD:
-        return BPF_DROP, 0  # a third tag, or two 802.1Q tags
+    keys.nhoff = keys.thoff
     keys.n_proto = tag.proto
-    return NEXT, tag.proto
+    return NEXT_PROTO
 
 
-def mpls(pkt: Packet, keys: BpfFlowKeys) -> tuple[u8, u16]:
-    """An MPLS label stack: the first label must be there; nothing under it is dissected."""
-    pkt.header(MPLS, keys.thoff)
-    return BPF_OK, 0
+def mpls(keys: BpfFlowKeys) -> u8:
+    """MPLS: step over one label and stop, as the hashing dissector does.
+
+    Without the MPLS keys (which `skb_get_hash()`'s dissector does not ask
+    for) __skb_flow_dissect_mpls reads nothing, and the kernel moves its
+    offset past one label and calls the dissection good, even when the label
+    is not in the packet. The reference reads the label and stops at it.
+    """
+    keys.thoff += MPLS_HLEN
+    return BPF_OK
 
 
-def ipv4(pkt: Packet, keys: BpfFlowKeys) -> tuple[u8, u16]:
-    """IPv4, with options; a fragment ends dissection unless it is a first one and PARSE_1ST_FRAG is set."""
+def ipv4(pkt: Packet, keys: BpfFlowKeys) -> u8:
+    """IPv4, with options; a fragment ends dissection unless it is a first one and PARSE_1ST_FRAG is set.
+
+    Like the kernel, it does not ask for the options to be in the packet:
+    a header cut short in its options goes on to its protocol, at an offset
+    past the end (the reference drops it, before it sets the inner n_proto
+    of 6in4).
+    """
     ip = pkt.header(IPv4, keys.thoff)
     if ip.ihl < 5:
-        return BPF_DROP, 0
+        return BPF_DROP
+    keys.thoff += ip.ihl * 4
+    keys.ip_proto = ip.protocol
     keys.addr_proto = ETH_P_IP
     keys.ipv4_src = ip.saddr
     keys.ipv4_dst = ip.daddr
-    keys.ip_proto = ip.protocol
-    keys.thoff += ip.ihl * 4
-    if not pkt.has(keys.thoff):  # the options must be in the packet too
-        return BPF_DROP, 0
     if ip.frag_off & (IP_MF | IP_OFFSET):
         keys.is_frag = 1
         if ip.frag_off & IP_OFFSET:
-            return BPF_OK, 0  # later fragments carry no transport header
+            return BPF_OK  # later fragments carry no transport header
         keys.is_first_frag = 1
         if not keys.flags & BPF_FLOW_DISSECTOR_F_PARSE_1ST_FRAG:
-            return BPF_OK, 0
-    return transport(pkt, keys, ip.protocol)
+            return BPF_OK
+    return NEXT_IP_PROTO
 
 
-def ipv6(pkt: Packet, keys: BpfFlowKeys) -> tuple[u8, u16]:
-    """IPv6: addresses, flow label, then extension headers and the transport header.
+def ipv6(pkt: Packet, keys: BpfFlowKeys) -> u8:
+    """IPv6: addresses and flow label, then its next header.
 
-    With BPF_FLOW_DISSECTOR_F_STOP_AT_FLOW_LABEL it stops at a non-zero flow
-    label (a zero label goes on to the ports), as the reference does.
+    As the kernel does, a zero flow label is not written (an outer label
+    stays) and with BPF_FLOW_DISSECTOR_F_STOP_AT_FLOW_LABEL a non-zero one
+    ends dissection; `skb_get_hash()` always passes that flag.
     """
     ip6 = pkt.header(IPv6, keys.thoff)
+    keys.ip_proto = ip6.nexthdr
+    keys.thoff += IPV6_HLEN
     keys.addr_proto = ETH_P_IPV6
     keys.ipv6_src = ip6.saddr
     keys.ipv6_dst = ip6.daddr
-    keys.thoff += IPV6_HLEN
-    keys.ip_proto = ip6.nexthdr
-    keys.flow_label = ip6.flow_label
-    if keys.flags & BPF_FLOW_DISSECTOR_F_STOP_AT_FLOW_LABEL and ip6.flow_label != 0:
-        return BPF_OK, 0
-    return ipv6_ext(pkt, keys, ip6.nexthdr)
+    if ip6.flow_label != 0:
+        keys.flow_label = ip6.flow_label
+        if keys.flags & BPF_FLOW_DISSECTOR_F_STOP_AT_FLOW_LABEL:
+            return BPF_OK
+    return NEXT_IP_PROTO
 
 
-def ipv6_ext(pkt: Packet, keys: BpfFlowKeys, nexthdr: u8) -> tuple[u8, u16]:
-    """Skip IPv6 extension headers (at most MAX_IPV6_EXT), then the transport header.
+def transport(pkt: Packet, keys: BpfFlowKeys) -> u8:
+    """What `keys.ip_proto` names at `keys.thoff`: an extension header, an encapsulation, or the ports.
 
-    Hop-by-hop, routing and destination options are skipped by their length.
-    The reference skips only hop-by-hop and destination options and drops a
-    packet with a routing header; a routing header has the same length field,
-    and the kernel's own dissector skips it, so this one does too.
+    IPv6 extension headers count only inside IPv6 (in IPv4 the kernel sees
+    protocol 0, 43, 44 or 60 as one without ports). Everything that is not
+    followed further is done: ICMP and ICMPv6, ESP and AH (their SPI is the
+    ports word), SCTP and DCCP, and unknown protocols all count as a good
+    dissection, as in the kernel; the reference drops all of those but ICMP
+    and has no ports for SCTP, DCCP, ESP or AH.
     """
-    for _ in range(MAX_IPV6_EXT):
-        if nexthdr == IPPROTO_HOPOPTS or nexthdr == IPPROTO_ROUTING or nexthdr == IPPROTO_DSTOPTS:
-            opt = pkt.header(IPv6Opt, keys.thoff)
-            keys.thoff += (opt.hdrlen + 1) * 8
-            nexthdr = opt.nexthdr
-            keys.ip_proto = nexthdr
-        elif nexthdr == IPPROTO_FRAGMENT:
-            frag = pkt.header(IPv6Frag, keys.thoff)
-            keys.thoff += 8
-            keys.is_frag = 1
-            nexthdr = frag.nexthdr
-            keys.ip_proto = nexthdr
-            if frag.offset != 0:
-                return BPF_OK, 0  # later fragments carry no transport header
-            keys.is_first_frag = 1
-            if not keys.flags & BPF_FLOW_DISSECTOR_F_PARSE_1ST_FRAG:
-                return BPF_OK, 0
-        else:
-            break
-    else:
-        return BPF_DROP, 0  # more extension headers than MAX_IPV6_EXT
-    return transport(pkt, keys, nexthdr)
-
-
-def transport(pkt: Packet, keys: BpfFlowKeys, proto: u8) -> tuple[u8, u16]:
-    """What an IP header carries, by protocol number.
-
-    ICMPv6 is read like ICMP; the reference has no case for it and drops all
-    of it, neighbour discovery included.
-    """
-    if proto == IPPROTO_TCP:
-        return tcp(pkt, keys)
-    if proto == IPPROTO_UDP or proto == IPPROTO_UDPLITE:
-        return udp(pkt, keys)
-    if proto == IPPROTO_ICMP or proto == IPPROTO_ICMPV6:
-        return icmp(pkt, keys)
+    proto = keys.ip_proto
+    if proto == IPPROTO_GRE:
+        return gre(pkt, keys)
+    if keys.n_proto == ETH_P_IPV6:
+        if proto == IPPROTO_HOPOPTS or proto == IPPROTO_ROUTING or proto == IPPROTO_DSTOPTS:
+            return ipv6_opt(pkt, keys)
+        if proto == IPPROTO_FRAGMENT:
+            return ipv6_frag(pkt, keys)
     if proto == IPPROTO_IPIP:
         return encapsulated(keys, ETH_P_IP)
     if proto == IPPROTO_IPV6:
         return encapsulated(keys, ETH_P_IPV6)
-    if proto == IPPROTO_GRE:
-        return gre(pkt, keys)
-    return BPF_DROP, 0  # a protocol the dissector does not know
+    if proto == IPPROTO_MPLS:
+        keys.nhoff = keys.thoff  # MPLS in IP: no encapsulation flag, as in the kernel
+        keys.n_proto = ETH_P_MPLS_UC
+        return NEXT_PROTO
+    return ports(pkt, keys)
 
 
-def encapsulated(keys: BpfFlowKeys, inner: u16) -> tuple[u8, u16]:
-    """An encapsulated packet of Ethernet type `inner` follows at keys.thoff.
+def ports(pkt: Packet, keys: BpfFlowKeys) -> u8:
+    """The ports word the kernel hashes (`__skb_flow_get_ports`): 4 bytes at `proto_ports_offset(ip_proto)`.
 
-    With STOP_AT_ENCAP the keys describe the outer packet. Otherwise
-    `keys.nhoff` and `keys.n_proto` move to the inner network header, as the
-    kernel's own dissector reports it and as VLAN tags already move them; the
-    reference leaves the outer values, which pairs an IPv4 n_proto with the
-    IPv6 addresses of a 6in4 packet.
+    TCP, UDP, UDP-Lite, SCTP and DCCP have their ports first, ESP its SPI;
+    AH has its SPI 4 bytes in (include/linux/in.h). Only those 4 bytes need
+    to be in the packet: a TCP header cut after its ports, or with a data
+    offset under 5, still has them (the reference drops both). There are no
+    ports in any fragment, not even with PARSE_1ST_FRAG (the kernel keeps
+    fragments of one datagram in one flow); nor where the word is cut short.
     """
-    keys.is_encap = 1
-    if keys.flags & BPF_FLOW_DISSECTOR_F_STOP_AT_ENCAP:
-        return BPF_OK, 0
-    keys.nhoff = keys.thoff
+    proto = keys.ip_proto
+    offset: u16 = 0
+    if proto == IPPROTO_AH:
+        offset = 4
+    elif not (
+        proto == IPPROTO_TCP or proto == IPPROTO_UDP or proto == IPPROTO_UDPLITE or proto == IPPROTO_SCTP
+        or proto == IPPROTO_DCCP or proto == IPPROTO_ESP
+    ):
+        return BPF_OK
+    if keys.is_frag:
+        return BPF_OK
+    if pkt.has(keys.thoff + offset + 4):
+        word = pkt.header(Ports, keys.thoff + offset)
+        keys.sport = word.sport
+        keys.dport = word.dport
+    return BPF_OK
+
+
+def ipv6_opt(pkt: Packet, keys: BpfFlowKeys) -> u8:
+    """A hop-by-hop, routing or destination options header: skipped by its length, one pass each.
+
+    The reference skips hop-by-hop and destination options only and drops a
+    packet with a routing header; the kernel skips all three alike.
+    """
+    opt = pkt.header(IPv6Opt, keys.thoff)
+    keys.ip_proto = opt.nexthdr
+    keys.thoff += (opt.hdrlen + 1) * 8
+    return NEXT_IP_PROTO
+
+
+def ipv6_frag(pkt: Packet, keys: BpfFlowKeys) -> u8:
+    """An IPv6 fragment header: a fragment; the first one goes on with PARSE_1ST_FRAG."""
+    frag = pkt.header(IPv6Frag, keys.thoff)
+    keys.is_frag = 1
+    keys.thoff += 8
+    keys.ip_proto = frag.nexthdr
+    if frag.offset == 0:
+        keys.is_first_frag = 1
+        if keys.flags & BPF_FLOW_DISSECTOR_F_PARSE_1ST_FRAG:
+            return NEXT_IP_PROTO
+    return BPF_OK
+
+
+def encapsulated(keys: BpfFlowKeys, inner: u16) -> u8:
+    """A packet of Ethernet type `inner` follows at keys.thoff (IP in IP, GRE).
+
+    `keys.n_proto` and `keys.nhoff` move to the inner header, as the kernel
+    reports it, also with STOP_AT_ENCAP (then nothing more is read: ip_proto,
+    the addresses and thoff describe the outer packet). The reference leaves
+    the outer n_proto, which pairs an IPv4 n_proto with the IPv6 addresses of
+    a 6in4 packet.
+    """
     keys.n_proto = inner
-    return NEXT, inner
-
-
-def gre(pkt: Packet, keys: BpfFlowKeys) -> tuple[u8, u16]:
-    """GRE version 0 and its optional checksum, key and sequence words; other versions stop here."""
-    hdr = pkt.header(GRE, keys.thoff)
-    if hdr.version != 0:
-        return BPF_OK, 0
-    keys.thoff += GRE_MIN_HLEN + (hdr.csum + hdr.key + hdr.seq) * 4
+    keys.nhoff = keys.thoff
     keys.is_encap = 1
-    if not pkt.has(keys.thoff):  # the optional words must be there (the reference does not check)
-        return BPF_DROP, 0
     if keys.flags & BPF_FLOW_DISSECTOR_F_STOP_AT_ENCAP:
-        return BPF_OK, 0
-    if hdr.proto == ETH_P_TEB:  # transparent Ethernet bridging: an Ethernet header first
-        eth = pkt.header(Ethernet, keys.thoff)
-        keys.thoff += ETH_HLEN
-        return encapsulated(keys, eth.proto)
-    return encapsulated(keys, hdr.proto)
+        return BPF_OK
+    return NEXT_PROTO
 
 
-def tcp(pkt: Packet, keys: BpfFlowKeys) -> tuple[u8, u16]:
-    """TCP ports; the header, options included, must be in the packet."""
-    hdr = pkt.header(TCP, keys.thoff)
-    if hdr.doff < 5:
-        return BPF_DROP, 0
-    if not pkt.has(keys.thoff + hdr.doff * 4):
-        return BPF_DROP, 0
-    keys.sport = hdr.sport
-    keys.dport = hdr.dport
-    return BPF_OK, 0
+def gre(pkt: Packet, keys: BpfFlowKeys) -> u8:
+    """GRE version 0 (RFC 2784, 2890) and version 1 (PPTP, RFC 2637), as __skb_flow_dissect_gre reads them.
+
+    With the routing bit set, or a version above 1, dissection ends at the
+    GRE header. Otherwise n_proto becomes the GRE protocol at once (so a
+    GRE header cut short reports it), the checksum and sequence words are
+    skipped without being read, and the key word must be in the packet (the
+    kernel hashes it; the keys cannot carry it). Version 1 must be PPP with
+    a key; its optional acknowledgment and its PPP header are skipped, and
+    PPP carrying IPv4 or IPv6 goes on into it. The reference ignores the
+    routing bit, stops at version 1, and checks none of the optional words.
+    """
+    hdr = pkt.header(GRE, keys.thoff)
+    if hdr.routing:
+        return BPF_OK
+    if hdr.version > 1:
+        return BPF_OK
+    keys.n_proto = hdr.proto
+    if hdr.version == 1 and not (hdr.proto == GRE_PROTO_PPP and hdr.key):
+        return BPF_OK
+    offset: u16 = GRE_MIN_HLEN + hdr.csum * 4
+    if hdr.key:
+        if not pkt.has(keys.thoff + offset + 4):
+            return BPF_DROP
+        offset += 4
+    offset += hdr.seq * 4
+    if hdr.version == 0:
+        if hdr.proto == ETH_P_TEB:  # transparent Ethernet bridging: an Ethernet header first
+            eth = pkt.header(Ethernet, keys.thoff + offset)
+            keys.n_proto = eth.proto
+            offset += ETH_HLEN
+    else:
+        offset += hdr.ack * 4
+        frame = pkt.header(PPP, keys.thoff + offset)
+        if frame.protocol == PPP_IP:
+            keys.n_proto = ETH_P_IP
+        elif frame.protocol == PPP_IPV6:
+            keys.n_proto = ETH_P_IPV6
+        offset += PPP_HDRLEN
+    keys.thoff += offset
+    keys.nhoff = keys.thoff
+    keys.is_encap = 1
+    if keys.flags & BPF_FLOW_DISSECTOR_F_STOP_AT_ENCAP:
+        return BPF_OK
+    return NEXT_PROTO
 
 
-def udp(pkt: Packet, keys: BpfFlowKeys) -> tuple[u8, u16]:
-    """UDP (and UDP-Lite) ports."""
-    hdr = pkt.header(UDP, keys.thoff)
-    keys.sport = hdr.sport
-    keys.dport = hdr.dport
-    return BPF_OK, 0
+def out_of_headers(pkt: Packet, keys: BpfFlowKeys, step: u8) -> u8:
+    """After MAX_HEADERS more passes: stop where the kernel stops and call it good.
 
-
-def icmp(pkt: Packet, keys: BpfFlowKeys) -> tuple[u8, u16]:
-    """ICMP: the 8-byte header must be there; there are no ports."""
-    pkt.header(ICMP, keys.thoff)
-    return BPF_OK, 0
+    The kernel reads the ports at the end of every IP-protocol pass, so when
+    its last pass was an IPv6 extension header whose next header has ports,
+    it has them; a network-layer header left waiting is not read.
+    """
+    if step == NEXT_IP_PROTO:
+        return ports(pkt, keys)
+    return BPF_OK

@@ -56,6 +56,9 @@ CATEGORIES = {
     "gre": 10,
     "trunc": 15,
 }
+IPPROTO_GRE = 47
+# include/linux/in.h, proto_ports_offset(): where the ports word sits.
+PORTS_OFFSET = {6: 0, 17: 0, 33: 0, 50: 0, 132: 0, 136: 0, 51: 4}
 DIFF_TAG = re.compile(r"DIFF (D\d+(?:/D\d+)*)")
 
 
@@ -219,26 +222,34 @@ def test_keys_survive_the_kernel_clamp(case: FullCase) -> None:
 @pytest.mark.parametrize("case", CASES, ids=_id)
 def test_n_proto_is_the_ethertype_while_nhoff_is_at_entry(case: FullCase) -> None:
     # n_proto only changes together with nhoff (a VLAN tag, or going into an
-    # encapsulated packet), so at nhoff 14 it is still the frame's Ethernet type.
-    if case.keys["nhoff"] == ETH_HLEN:
+    # encapsulated packet), so at nhoff 14 it is still the frame's Ethernet type;
+    # except at GRE, where the kernel takes the GRE protocol before it checks the
+    # rest of the header (D13).
+    if case.keys["nhoff"] == ETH_HLEN and case.keys["ip_proto"] != IPPROTO_GRE:
         assert case.keys["n_proto"] == struct.unpack_from("!H", case.frame, 12)[0]
 
 
 @pytest.mark.parametrize("case", CASES, ids=_id)
 def test_ports_are_the_bytes_at_thoff(case: FullCase) -> None:
-    # Ports are only ever copied from the transport header at thoff; a case
-    # that reads them (TCP/UDP/UDPLITE, BPF_OK, not stopped by a fragment)
-    # must find them there, and ports left 0 must not have been read.
+    # Ports are only ever copied from the 4 bytes at thoff + proto_ports_offset
+    # (include/linux/in.h: 0 for TCP, UDP, DCCP, ESP, SCTP, UDP-Lite; 4 for AH);
+    # a case that reads them (BPF_OK, no fragment, not stopped at a flow label,
+    # the 4 bytes there) must find them there, and ports left 0 must not have
+    # been read.
     keys = case.keys
+    offset = PORTS_OFFSET.get(int(keys["ip_proto"]))
+    thoff = int(keys["thoff"])
     read = (
         case.retval == BPF_OK
-        and keys["ip_proto"] in (6, 17, 136)
-        and (not keys["is_frag"] or (keys["is_first_frag"] and case.flags & PARSE_1ST_FRAG))
-        and not (keys["flow_label"] and case.flags & STOP_AT_FLOW_LABEL and int(keys["thoff"]) == int(keys["nhoff"]) + 40)
+        and offset is not None
+        and not keys["is_frag"]
+        and not (keys["flow_label"] and case.flags & STOP_AT_FLOW_LABEL and thoff == int(keys["nhoff"]) + 40)
+        and not (keys["is_encap"] and case.flags & STOP_AT_ENCAP)
+        and thoff + offset + 4 <= len(case.frame)
     )
-    thoff = int(keys["thoff"])
     if read:
-        assert case.frame[thoff : thoff + 4] == struct.pack("!HH", keys["sport"], keys["dport"])
+        assert offset is not None
+        assert case.frame[thoff + offset : thoff + offset + 4] == struct.pack("!HH", keys["sport"], keys["dport"])
     else:
         assert keys["sport"] == keys["dport"] == 0
 
@@ -248,8 +259,13 @@ def test_addresses_belong_to_the_header_at_nhoff(case: FullCase) -> None:
     # When a dissection succeeds with n_proto == addr_proto, nhoff points at
     # the IP header whose addresses the keys hold (after VLAN tags and, in this
     # table, after encapsulation too: difference D3).
+    # Stopped at an encapsulation (STOP_AT_ENCAP), n_proto and nhoff already
+    # name the inner header while the addresses are the outer one's, as in the
+    # kernel.
     keys = case.keys
     if case.retval != BPF_OK or keys["n_proto"] != keys["addr_proto"]:
+        return
+    if keys["is_encap"] and case.flags & STOP_AT_ENCAP:
         return
     nhoff = int(keys["nhoff"])
     if keys["addr_proto"] == ETH_P_IP:
