@@ -21,7 +21,8 @@ from .types import u8, u16, u32
 
 __all__ = [
     "Header", "Bits", "Bytes", "Ethernet", "VLAN", "MPLS", "IPv4", "IPv6", "IPv6Opt", "IPv6Frag", "GRE", "PPP", "Ports",
-    "TCP", "UDP", "ICMP", "header_fields",
+    "TCP", "UDP", "ICMP", "IPVersion", "VXLAN", "VXLANGPE", "Geneve", "GTPU", "GTPUOpt", "GTPUExt", "GTPUExtNext", "GUE",
+    "header_fields",
 ]
 
 
@@ -225,3 +226,93 @@ class ICMP(Header):
     code: u8
     checksum: u16
     rest: u32
+
+
+class IPVersion(Header):
+    """The first byte of an IPv4 or IPv6 header: what MPLS, GTP-U and GUE variant 1 tell an inner packet by."""
+
+    version: Bits[4]  # 4 or 6
+    low: Bits[4]  # IPv4's ihl, or the top of IPv6's traffic class
+
+
+class VXLAN(Header):
+    """VXLAN header (RFC 7348, 8 bytes): the I flag says the VNI is valid; an Ethernet frame follows."""
+
+    reserved_flags: Bits[4]
+    i: Bits[1]  # I: the VNI is valid; RFC 7348 section 5 says it MUST be set
+    reserved_flags2: Bits[3]
+    reserved: Bits[24]
+    vni: Bits[24]
+    reserved2: Bits[8]
+
+
+class VXLANGPE(Header):
+    """VXLAN-GPE header (draft-ietf-nvo3-vxlan-gpe, 8 bytes): VXLAN with a version and a next protocol."""
+
+    reserved_flags: Bits[2]
+    version: Bits[2]  # 0
+    i: Bits[1]  # I: the VNI is valid
+    p: Bits[1]  # P: next_proto is present
+    b: Bits[1]  # B: BUM traffic
+    o: Bits[1]  # O: an OAM packet
+    reserved: u16
+    next_proto: u8  # 1 IPv4, 2 IPv6, 3 Ethernet, 4 NSH, 5 MPLS
+    vni: Bits[24]
+    reserved2: Bits[8]
+
+
+class Geneve(Header):
+    """Geneve base header (RFC 8926, 8 bytes); `opt_len` 4-byte words of options follow, then `proto`."""
+
+    version: Bits[2]  # 0
+    opt_len: Bits[6]  # options length, in 4-byte multiples
+    o: Bits[1]  # O: a control packet (transit devices must not interpret the payload)
+    c: Bits[1]  # C: critical options are present
+    reserved: Bits[6]
+    proto: u16  # an Ethernet type: ETH_P_TEB for Ethernet
+    vni: Bits[24]
+    reserved2: Bits[8]
+
+
+class GTPU(Header):
+    """GTP-U header (3GPP TS 29.281 section 5.1, 8 bytes); with E, S or PN set, GTPUOpt follows."""
+
+    version: Bits[3]  # 1
+    pt: Bits[1]  # protocol type: 1 GTP, 0 GTP'
+    spare: Bits[1]
+    e: Bits[1]  # E: extension headers follow
+    s: Bits[1]  # S: the sequence number is meaningful
+    pn: Bits[1]  # PN: the N-PDU number is meaningful
+    message_type: u8  # 255: G-PDU, a user packet (T-PDU) follows
+    length: u16  # bytes after these 8
+    teid: u32
+
+
+class GTPUOpt(Header):
+    """The optional GTP-U word (TS 29.281 section 5.1), present when E, S or PN is set (4 bytes)."""
+
+    sequence: u16
+    npdu: u8
+    next_ext: u8  # the first extension header's type (read only with E set; 0: none)
+
+
+class GTPUExt(Header):
+    """The first byte of a GTP-U extension header (TS 29.281 section 5.2.1): its length in 4-byte units."""
+
+    length: u8
+
+
+class GTPUExtNext(Header):
+    """The last byte of a GTP-U extension header: the next one's type (0: no more)."""
+
+    next_ext: u8
+
+
+class GUE(Header):
+    """GUE variant 0 header (draft-ietf-intarea-gue, 4 bytes); `hlen` 4-byte words of extension fields follow."""
+
+    variant: Bits[2]  # 0 (variant 1 has no header: IPv4 or IPv6 directly)
+    c: Bits[1]  # C: a control message, not a packet
+    hlen: Bits[5]  # extension fields length, in 4-byte words
+    proto: u8  # the IP protocol of the payload (IPPROTO_IPIP, IPPROTO_IPV6, ...)
+    flags: u16

@@ -56,7 +56,12 @@ from .constants import (
     IPPROTO_IPV6, IPPROTO_MPLS, IPPROTO_ROUTING, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, IPV6_HLEN,
     MPLS_HLEN, PPP_HDRLEN, PPP_IP, PPP_IPV6, VLAN_HLEN,
 )
-from .headers import GRE, PPP, Ethernet, IPv4, IPv6, IPv6Frag, IPv6Opt, Ports, VLAN
+from .constants import (
+    GENEVE_HLEN, GENEVE_PORT, GTPU_G_PDU, GTPU_HLEN, GTPU_OPT_LEN, GTPU_PORT, GUE_HLEN, GUE_PORT, MPLS_UDP_PORT,
+    UDP_HLEN, VXLAN_GPE_NP_ETHERNET, VXLAN_GPE_NP_IPV4, VXLAN_GPE_NP_IPV6, VXLAN_GPE_PORT, VXLAN_HLEN, VXLAN_PORT,
+)
+from .headers import GRE, GTPU, GUE, MPLS, PPP, VLAN, VXLAN, VXLANGPE, Ethernet, Geneve, GTPUExt, GTPUExtNext, GTPUOpt
+from .headers import IPv4, IPv6, IPv6Frag, IPv6Opt, IPVersion, Ports
 from .keys import BpfFlowKeys
 from .packet import Packet
 from .types import u8, u16
@@ -73,6 +78,10 @@ MAX_HEADERS = 15
 __all__ = [
     "NEXT_PROTO", "NEXT_IP_PROTO", "MAX_HEADERS", "one_pass", "network", "transport", "out_of_headers", "vlan", "mpls", "ipv4",
     "ipv6", "ipv6_opt", "ipv6_frag", "ports", "encapsulated", "gre",
+    "TUNNEL_NONE", "TUNNEL_VXLAN", "TUNNEL_VXLAN_GPE", "TUNNEL_GENEVE", "TUNNEL_GTPU", "TUNNEL_GUE", "TUNNEL_MPLS",
+    "GTPU_MAX_EXT", "tunnel_pass", "tunnel_network", "tunnel_transport", "udp", "udp_tunnel", "tunnel_inner",
+    "udp_encapsulated", "mpls_stack", "ip_version", "inner_ethernet", "vxlan", "vxlan_gpe", "geneve", "gtpu", "gue",
+    "mpls_udp",
 ]
 
 
@@ -345,3 +354,319 @@ def out_of_headers(pkt: Packet, keys: BpfFlowKeys, step: u8) -> u8:
     if step == NEXT_IP_PROTO:
         return ports(pkt, keys)
     return BPF_OK
+
+
+# -- UDP tunnels and MPLS label stacks (samples/tunnels.py) ---------------------
+#
+# The kernel's dissector stops at a UDP header, so every flow inside a tunnel
+# between two hosts hashes as the one outer flow. These parsers go on into
+# the tunnel that the UDP destination port names, and through an MPLS label
+# stack to the packet under it. They run in the same loop as the parsers
+# above (`tunnel_pass` in place of `one_pass`), so a tunnel counts as one
+# pass, like GRE, and every MPLS label as one more: nesting is bounded by
+# MAX_HEADERS as the rest is.
+#
+# What a dissector reports:
+# - An inner packet that is followed: `is_encap` set, `n_proto` and `nhoff`
+#   (and `thoff`) at its network header, the outer ports cleared (the inner
+#   flow has its own, or none), then the inner packet dissected as any, so
+#   the inner addresses, protocol and ports end up in the keys. An inner
+#   packet cut short fails as any packet does (BPF_DROP, keys as far as they
+#   got), as after GRE.
+# - With BPF_FLOW_DISSECTOR_F_STOP_AT_ENCAP: the outer flow, exactly as
+#   `one_pass` leaves it (addresses, UDP, its ports, thoff at the UDP
+#   header: the outer flow's transport header, which skb_get_poff() sizes),
+#   with `is_encap` set. Unlike after IP in IP and GRE, n_proto stays the
+#   outer type: the outer flow has a transport header of its own.
+# - A datagram that is not a complete, valid tunnel header of a kind these
+#   parsers follow (cut short, a flag that says it carries no packet, a
+#   control or OAM message, a payload type not followed): an ordinary UDP
+#   datagram, exactly as `one_pass` leaves it (BPF_OK, no `is_encap`).
+
+# The tunnel types `udp_tunnel` names.
+TUNNEL_NONE = 0
+TUNNEL_VXLAN = 1
+TUNNEL_VXLAN_GPE = 2
+TUNNEL_GENEVE = 3
+TUNNEL_GTPU = 4
+TUNNEL_GUE = 5
+TUNNEL_MPLS = 6
+
+# GTP-U extension headers followed in one GTP-U header; a longer chain is
+# not followed (TS 29.281 sets no limit; 5G user planes send one or two).
+GTPU_MAX_EXT = 8
+
+
+def tunnel_pass(pkt: Packet, keys: BpfFlowKeys, step: u8) -> u8:
+    """One pass as `one_pass` takes it, with UDP tunnels and MPLS label stacks followed."""
+    if step == NEXT_PROTO:
+        after = tunnel_network(pkt, keys)
+        if after != NEXT_IP_PROTO:
+            return after
+    return tunnel_transport(pkt, keys)
+
+
+def tunnel_network(pkt: Packet, keys: BpfFlowKeys) -> u8:
+    """`network`, with an MPLS label stack followed to the packet under it (`mpls_stack`)."""
+    if keys.n_proto == ETH_P_MPLS_UC or keys.n_proto == ETH_P_MPLS_MC:
+        return mpls_stack(pkt, keys)
+    return network(pkt, keys)
+
+
+def tunnel_transport(pkt: Packet, keys: BpfFlowKeys) -> u8:
+    """`transport`, with UDP going on into a tunnel (`udp`)."""
+    if keys.ip_proto == IPPROTO_UDP:
+        return udp(pkt, keys)
+    return transport(pkt, keys)
+
+
+def udp(pkt: Packet, keys: BpfFlowKeys) -> u8:
+    """UDP: its ports, as `ports` reads them, then the tunnel its destination port names, if any.
+
+    A fragment has no ports and no tunnel header (the kernel keeps all
+    fragments of a datagram in one flow); a tunnel header follows a whole
+    UDP header.
+    """
+    verdict = ports(pkt, keys)
+    if keys.is_frag:
+        return verdict
+    if not pkt.has(keys.thoff + UDP_HLEN):
+        return verdict
+    kind = udp_tunnel(keys.dport)
+    if kind == TUNNEL_NONE:
+        return verdict
+    inner, offset = tunnel_inner(pkt, kind, keys.thoff + UDP_HLEN)
+    if inner == 0:
+        return verdict  # not a packet in a tunnel: an ordinary datagram
+    return udp_encapsulated(keys, inner, offset)
+
+
+def udp_tunnel(dport: u16) -> u8:
+    """The tunnel a UDP destination port names, by the IANA ports (TUNNEL_NONE: none).
+
+    Only the destination port counts: encapsulators put the inner flow's
+    entropy in the source port (RFC 7348 section 5, RFC 8926 section 3.3),
+    and GTP-U uses 2152 on both sides.
+    """
+    if dport == VXLAN_PORT:
+        return TUNNEL_VXLAN
+    if dport == VXLAN_GPE_PORT:
+        return TUNNEL_VXLAN_GPE
+    if dport == GENEVE_PORT:
+        return TUNNEL_GENEVE
+    if dport == GTPU_PORT:
+        return TUNNEL_GTPU
+    if dport == GUE_PORT:
+        return TUNNEL_GUE
+    if dport == MPLS_UDP_PORT:
+        return TUNNEL_MPLS
+    return TUNNEL_NONE
+
+
+def tunnel_inner(pkt: Packet, kind: u8, start: u16) -> tuple[u16, u16]:
+    """What a tunnel header of type `kind` at `start` carries: its Ethernet type and offset, or (0, 0) when nothing is followed."""
+    if kind == TUNNEL_VXLAN:
+        return vxlan(pkt, start)
+    if kind == TUNNEL_VXLAN_GPE:
+        return vxlan_gpe(pkt, start)
+    if kind == TUNNEL_GENEVE:
+        return geneve(pkt, start)
+    if kind == TUNNEL_GTPU:
+        return gtpu(pkt, start)
+    if kind == TUNNEL_GUE:
+        return gue(pkt, start)
+    if kind == TUNNEL_MPLS:
+        return mpls_udp(start)
+    return 0, 0
+
+
+def udp_encapsulated(keys: BpfFlowKeys, inner: u16, offset: u16) -> u8:
+    """A packet of Ethernet type `inner` at `offset` inside a UDP tunnel: go on into it, or with STOP_AT_ENCAP stop at the outer flow."""
+    keys.is_encap = 1
+    if keys.flags & BPF_FLOW_DISSECTOR_F_STOP_AT_ENCAP:
+        return BPF_OK
+    keys.n_proto = inner
+    keys.nhoff = offset
+    keys.thoff = offset
+    keys.sport = 0
+    keys.dport = 0
+    return NEXT_PROTO
+
+
+def ip_version(pkt: Packet, offset: u16) -> u16:
+    """IPv4 or IPv6 by the version nibble at `offset`, for payloads that do not say which (0: neither, or no byte there)."""
+    if not pkt.has(offset + 1):
+        return 0
+    first = pkt.header(IPVersion, offset)
+    if first.version == 4:
+        return ETH_P_IP
+    if first.version == 6:
+        return ETH_P_IPV6
+    return 0
+
+
+def inner_ethernet(pkt: Packet, offset: u16) -> tuple[u16, u16]:
+    """An Ethernet frame at `offset` inside a tunnel: its type, and where what it carries begins ((0, 0) if cut short)."""
+    if not pkt.has(offset + ETH_HLEN):
+        return 0, 0
+    eth = pkt.header(Ethernet, offset)
+    return eth.proto, offset + ETH_HLEN
+
+
+def vxlan(pkt: Packet, start: u16) -> tuple[u16, u16]:
+    """VXLAN (RFC 7348): an 8-byte header whose I flag must be set, then an Ethernet frame.
+
+    RFC 7348 section 5: the I flag MUST be set for a valid VNI; Linux's
+    vxlan_rcv drops a packet without it. The other flag bits are ignored
+    on receipt, as the RFC says.
+    """
+    if not pkt.has(start + VXLAN_HLEN):
+        return 0, 0
+    hdr = pkt.header(VXLAN, start)
+    if not hdr.i:
+        return 0, 0
+    return inner_ethernet(pkt, start + VXLAN_HLEN)
+
+
+def vxlan_gpe(pkt: Packet, start: u16) -> tuple[u16, u16]:
+    """VXLAN-GPE (draft-ietf-nvo3-vxlan-gpe): version 0 with the I and P flags, then IPv4, IPv6 or Ethernet by its next protocol.
+
+    NSH and other next protocols are not followed, nor an OAM packet (the
+    O flag), which carries no user traffic.
+    """
+    if not pkt.has(start + VXLAN_HLEN):
+        return 0, 0
+    hdr = pkt.header(VXLANGPE, start)
+    if hdr.version != 0 or not hdr.i or not hdr.p or hdr.o:
+        return 0, 0
+    offset = start + VXLAN_HLEN
+    if hdr.next_proto == VXLAN_GPE_NP_IPV4:
+        return ETH_P_IP, offset
+    if hdr.next_proto == VXLAN_GPE_NP_IPV6:
+        return ETH_P_IPV6, offset
+    if hdr.next_proto == VXLAN_GPE_NP_ETHERNET:
+        return inner_ethernet(pkt, offset)
+    return 0, 0
+
+
+def geneve(pkt: Packet, start: u16) -> tuple[u16, u16]:
+    """Geneve (RFC 8926): version 0, `opt_len` words of options skipped, then the packet its protocol type names.
+
+    A control packet (the O flag) is not followed: RFC 8926 section 3.4
+    says transit devices MUST NOT interpret its payload. Followed: Ethernet
+    (ETH_P_TEB), IPv4, IPv6 and MPLS; the options need not be understood
+    (the C flag matters to tunnel endpoints only), but must be in the packet.
+    """
+    if not pkt.has(start + GENEVE_HLEN):
+        return 0, 0
+    hdr = pkt.header(Geneve, start)
+    if hdr.version != 0 or hdr.o:
+        return 0, 0
+    offset = start + GENEVE_HLEN + hdr.opt_len * 4
+    if not pkt.has(offset):
+        return 0, 0
+    proto = hdr.proto
+    if proto == ETH_P_TEB:
+        return inner_ethernet(pkt, offset)
+    if proto == ETH_P_IP or proto == ETH_P_IPV6 or proto == ETH_P_MPLS_UC or proto == ETH_P_MPLS_MC:
+        return proto, offset
+    return 0, 0
+
+
+def gtpu(pkt: Packet, start: u16) -> tuple[u16, u16]:
+    """GTP-U (3GPP TS 29.281): a G-PDU's user packet, IPv4 or IPv6 by its version nibble, past the optional fields and extension headers.
+
+    Version 1, protocol type 1 (GTP, not GTP'), message type 255 (G-PDU)
+    only: echo, error indication and end marker carry no user packet. With
+    any of E, S or PN set the 4-byte sequence/N-PDU/next-type word follows
+    (section 5.1; its next type counts only with E). Each extension header
+    (section 5.2.1) gives its length in 4-byte units in its first byte
+    (0 is invalid) and the next one's type in its last; up to GTPU_MAX_EXT
+    are followed. A T-PDU has no Ethernet header (an IP PDU session).
+    """
+    if not pkt.has(start + GTPU_HLEN):
+        return 0, 0
+    hdr = pkt.header(GTPU, start)
+    if hdr.version != 1 or hdr.pt != 1 or hdr.message_type != GTPU_G_PDU:
+        return 0, 0
+    offset = start + GTPU_HLEN
+    if hdr.e or hdr.s or hdr.pn:
+        if not pkt.has(offset + GTPU_OPT_LEN):
+            return 0, 0
+        opt = pkt.header(GTPUOpt, offset)
+        next_ext: u8 = 0
+        if hdr.e:
+            next_ext = opt.next_ext
+        offset += GTPU_OPT_LEN
+        for _ in range(GTPU_MAX_EXT):
+            if next_ext == 0:
+                break
+            if not pkt.has(offset + 1):
+                return 0, 0
+            ext = pkt.header(GTPUExt, offset)
+            if ext.length == 0:
+                return 0, 0
+            end = offset + ext.length * 4
+            if not pkt.has(end):
+                return 0, 0
+            last = pkt.header(GTPUExtNext, end - 1)
+            next_ext = last.next_ext
+            offset = end
+        if next_ext != 0:
+            return 0, 0  # more than GTPU_MAX_EXT extension headers
+    return ip_version(pkt, offset), offset
+
+
+def gue(pkt: Packet, start: u16) -> tuple[u16, u16]:
+    """GUE (draft-ietf-intarea-gue): variant 0, its header and `hlen` words of extension fields, then IPv4, IPv6 or MPLS; variant 1, IPv4 or IPv6 directly.
+
+    Variant 0's `proto` is the IP protocol of the payload: IPPROTO_IPIP,
+    IPPROTO_IPV6 and IPPROTO_MPLS are followed. A control message (the C
+    flag) carries no packet. Variant 1 has no header: its first two bits
+    are those of IPv4's or IPv6's version.
+    """
+    if not pkt.has(start + GUE_HLEN):
+        return 0, 0
+    hdr = pkt.header(GUE, start)
+    if hdr.variant == 1:
+        return ip_version(pkt, start), start
+    if hdr.variant != 0 or hdr.c:
+        return 0, 0
+    offset = start + GUE_HLEN + hdr.hlen * 4
+    if not pkt.has(offset):
+        return 0, 0
+    if hdr.proto == IPPROTO_IPIP:
+        return ETH_P_IP, offset
+    if hdr.proto == IPPROTO_IPV6:
+        return ETH_P_IPV6, offset
+    if hdr.proto == IPPROTO_MPLS:
+        return ETH_P_MPLS_UC, offset
+    return 0, 0
+
+
+def mpls_udp(start: u16) -> tuple[u16, u16]:
+    """MPLS in UDP (RFC 7510): the datagram's payload is a label stack."""
+    return ETH_P_MPLS_UC, start
+
+
+def mpls_stack(pkt: Packet, keys: BpfFlowKeys) -> u8:
+    """One MPLS label stack entry (RFC 3032) per pass, down to the bottom of the stack; then IPv4 or IPv6 by its version nibble.
+
+    Where the kernel steps over one label and stops (`mpls`), this follows
+    the stack, each label one pass (so MAX_HEADERS bounds it), and under the
+    bottom label the payload, which MPLS does not name: a version nibble of
+    4 or 6 is IPv4 or IPv6 (RFC 4385 chose the control word's first nibble,
+    0, and G-ACh's, 1, not to clash with them). Anything else ends
+    dissection at the stack (BPF_OK). A label cut short is a failed
+    dissection. MPLS is not an encapsulation (`is_encap` stays).
+    """
+    entry = pkt.header(MPLS, keys.thoff)
+    keys.thoff += MPLS_HLEN
+    if not entry.bos:
+        return NEXT_PROTO  # another label: n_proto stays MPLS
+    inner = ip_version(pkt, keys.thoff)
+    if inner == 0:
+        return BPF_OK
+    keys.n_proto = inner
+    keys.nhoff = keys.thoff
+    return NEXT_PROTO
