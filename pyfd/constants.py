@@ -75,21 +75,3 @@ UDP_HLEN = 8
 GRE_MIN_HLEN = 4
 MPLS_HLEN = 4
 PPP_HDRLEN = 4
-
-# UDP tunnels: the IANA destination ports, and what their headers say.
-VXLAN_PORT = 4789  # RFC 7348
-VXLAN_GPE_PORT = 4790  # draft-ietf-nvo3-vxlan-gpe
-GENEVE_PORT = 6081  # RFC 8926
-GTPU_PORT = 2152  # 3GPP TS 29.281 (both sides use it)
-GUE_PORT = 6080  # draft-ietf-intarea-gue
-MPLS_UDP_PORT = 6635  # RFC 7510
-VXLAN_HLEN = 8
-GENEVE_HLEN = 8
-GTPU_HLEN = 8
-GTPU_OPT_LEN = 4  # sequence number, N-PDU number, next extension header type
-GTPU_G_PDU = 255  # message type of a user packet (T-PDU)
-GUE_HLEN = 4
-VXLAN_GPE_NP_IPV4 = 1  # VXLAN-GPE next protocols
-VXLAN_GPE_NP_IPV6 = 2
-VXLAN_GPE_NP_ETHERNET = 3
-VXLAN_GPE_NP_NSH = 4

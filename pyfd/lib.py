@@ -56,10 +56,7 @@ from .constants import (
     IPPROTO_IPV6, IPPROTO_MPLS, IPPROTO_ROUTING, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, IPV6_HLEN,
     MPLS_HLEN, PPP_HDRLEN, PPP_IP, PPP_IPV6, VLAN_HLEN,
 )
-from .constants import (
-    GENEVE_HLEN, GENEVE_PORT, GTPU_G_PDU, GTPU_HLEN, GTPU_OPT_LEN, GTPU_PORT, GUE_HLEN, GUE_PORT, MPLS_UDP_PORT,
-    UDP_HLEN, VXLAN_GPE_NP_ETHERNET, VXLAN_GPE_NP_IPV4, VXLAN_GPE_NP_IPV6, VXLAN_GPE_PORT, VXLAN_HLEN, VXLAN_PORT,
-)
+from .constants import UDP_HLEN
 from .headers import GRE, GTPU, GUE, MPLS, PPP, VLAN, VXLAN, VXLANGPE, Ethernet, Geneve, GTPUExt, GTPUExtNext, GTPUOpt
 from .headers import IPv4, IPv6, IPv6Frag, IPv6Opt, IPVersion, Ports
 from .keys import BpfFlowKeys
@@ -78,6 +75,7 @@ MAX_HEADERS = 15
 __all__ = [
     "NEXT_PROTO", "NEXT_IP_PROTO", "MAX_HEADERS", "one_pass", "network", "transport", "out_of_headers", "vlan", "mpls", "ipv4",
     "ipv6", "ipv6_opt", "ipv6_frag", "ports", "encapsulated", "gre",
+    "VXLAN_PORT", "VXLAN_GPE_PORT", "GENEVE_PORT", "GTPU_PORT", "GUE_PORT", "MPLS_UDP_PORT",
     "TUNNEL_NONE", "TUNNEL_VXLAN", "TUNNEL_VXLAN_GPE", "TUNNEL_GENEVE", "TUNNEL_GTPU", "TUNNEL_GUE", "TUNNEL_MPLS",
     "GTPU_MAX_EXT", "tunnel_pass", "tunnel_network", "tunnel_transport", "udp", "udp_tunnel", "tunnel_inner",
     "udp_encapsulated", "mpls_stack", "ip_version", "inner_ethernet", "vxlan", "vxlan_gpe", "geneve", "gtpu", "gue",
@@ -382,6 +380,23 @@ def out_of_headers(pkt: Packet, keys: BpfFlowKeys, step: u8) -> u8:
 #   parsers follow (cut short, a flag that says it carries no packet, a
 #   control or OAM message, a payload type not followed): an ordinary UDP
 #   datagram, exactly as `one_pass` leaves it (BPF_OK, no `is_encap`).
+
+# UDP tunnels: the IANA destination ports, and what their headers say.
+VXLAN_PORT = 4789  # RFC 7348
+VXLAN_GPE_PORT = 4790  # draft-ietf-nvo3-vxlan-gpe
+GENEVE_PORT = 6081  # RFC 8926
+GTPU_PORT = 2152  # 3GPP TS 29.281 (both sides use it)
+GUE_PORT = 6080  # draft-ietf-intarea-gue
+MPLS_UDP_PORT = 6635  # RFC 7510
+VXLAN_HLEN = 8
+GENEVE_HLEN = 8
+GTPU_HLEN = 8
+GTPU_OPT_LEN = 4  # sequence number, N-PDU number, next extension header type
+GTPU_G_PDU = 255  # message type of a user packet (T-PDU)
+GUE_HLEN = 4
+VXLAN_GPE_NP_IPV4 = 1  # VXLAN-GPE next protocols
+VXLAN_GPE_NP_IPV6 = 2
+VXLAN_GPE_NP_ETHERNET = 3
 
 # The tunnel types `udp_tunnel` names.
 TUNNEL_NONE = 0
