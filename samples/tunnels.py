@@ -18,7 +18,7 @@ over one label) to the IPv4 or IPv6 packet under them.
 | GTP-U (3GPP TS 29.281) | 2152 | version 1 G-PDU, optional word, up to 8 extension headers: IPv4, IPv6 | other messages, GTP', non-IP PDUs |
 | GUE (draft-ietf-intarea-gue) | 6080 | variant 0 (extension fields skipped): IPv4, IPv6, MPLS; variant 1: IPv4, IPv6 | control messages, other protocols |
 | MPLS in UDP (RFC 7510) | 6635 | the label stack | - |
-| MPLS (over Ethernet, GRE, IP, UDP) | - | each label to the bottom of the stack, then IPv4 or IPv6 by its version nibble | other payloads (a pseudowire control word) |
+| MPLS (over Ethernet, GRE, IP, UDP) | - | each label to the bottom of the stack, then IPv4 or IPv6 by the version nibble | other payloads |
 
 An inner flow is reported as the kernel reports the inner packet of IP in
 IP or GRE: `is_encap` set, `n_proto` and `nhoff` at the inner network

@@ -45,15 +45,15 @@ Loaded = dict[str, LoadedProgram]
 def loaded() -> Iterator[Loaded]:
     """samples/tunnels.py compiled by each backend and loaded."""
     skip_unless_kernel()
-    programs = {backend: TUNNELS_SAMPLE.compile(backend=backend) for backend in BACKENDS}
+    compiled = {backend: TUNNELS_SAMPLE.compile(backend=backend) for backend in BACKENDS}
     opened: Loaded = {}
     try:
-        for backend, program in programs.items():
+        for backend, program in compiled.items():
             opened[backend] = program.load()
         yield opened
     finally:
-        for program in opened.values():
-            program.close()
+        for done in opened.values():
+            done.close()
 
 
 def agree(loaded: Loaded, frame: bytes, flags: int = 0, label: str = "") -> RunResult:
@@ -146,7 +146,7 @@ def test_cut_before_the_inner_packet_is_what_full_py_does(loaded: Loaded, t: Tun
 
 @pytest.mark.parametrize("t", [t for t in TUNNELS if not t.nested], ids=lambda t: t.name)
 def test_cut_inside_the_inner_packet(loaded: Loaded, t: Tunnel) -> None:
-    """Cut once the tunnel is followed: a label or inner header cut short fails (BPF_DROP), as a packet cut there would; past the inner IP header, the inner flow."""
+    """Cut once the tunnel is followed: a label or inner header cut short fails (BPF_DROP); past the inner IP header, the inner flow."""
     for length in range(t.followed, len(t.frame)):
         result = agree(loaded, t.frame[:length], 0, t.name)
         k, where = result.keys, f"{t.name}[:{length}]"
@@ -226,7 +226,7 @@ def test_nesting_is_bounded(loaded: Loaded) -> None:
     assert (cut.keys.ipv4_src, cut.keys.sport, cut.keys.n_proto, cut.keys.is_encap) == (ipaddress.ip_address(f"10.{level}.0.1"), 0, 0x0800, 1)
 
     def stack(labels: int) -> bytes:
-        packet: ScapyPacket = eth(type=MPLS_TYPES[0])
+        packet: ScapyPacket = eth(MPLS_TYPES[0])
         for i in range(labels):
             packet = packet / MPLS(label=16 + i, s=int(i == labels - 1))
         return bytes(packet / IP(src="172.31.0.1", dst="172.31.0.2") / TCP(sport=7, dport=8))

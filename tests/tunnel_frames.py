@@ -16,17 +16,21 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from frames import DST_MAC, SRC_MAC
 from scapy.contrib.geneve import GENEVE, GeneveOptions
 from scapy.contrib.gtp import GTP_PDCP_PDU_ExtensionHeader, GTP_U_Header, GTP_UDPPort_ExtensionHeader, GTPPDUSessionContainer
 from scapy.contrib.mpls import MPLS
-from scapy.layers.inet import GRE, IP, TCP, UDP
+from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
-from scapy.layers.l2 import Dot1Q, Ether
+from scapy.layers.l2 import GRE, Dot1Q, Ether
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import Packet as ScapyPacket
 from scapy.packet import Raw
+
+if TYPE_CHECKING:
+    from paged import Frame
 
 __all__ = ["Tunnel", "NotFollowed", "TUNNELS", "NOT_FOLLOWED", "PORTS", "inner_v4", "inner_v6", "gue0", "outer_udp"]
 
@@ -39,14 +43,16 @@ INNER_MAC_SRC, INNER_MAC_DST = "02:00:00:00:01:01", "02:00:00:00:01:02"
 OUTER_SPORT = 49152  # one source port for every frame: the entropy an encapsulator might have added is absent
 
 
-def eth(**kw: object) -> ScapyPacket:
+def eth(ethertype: int | None = None) -> ScapyPacket:
     """An outer Ethernet header with explicit MACs."""
-    return Ether(src=SRC_MAC, dst=DST_MAC, **kw)
+    if ethertype is None:
+        return Ether(src=SRC_MAC, dst=DST_MAC)
+    return Ether(src=SRC_MAC, dst=DST_MAC, type=ethertype)
 
 
-def inner_eth(**kw: object) -> ScapyPacket:
+def inner_eth() -> ScapyPacket:
     """An inner Ethernet header (inside VXLAN, Geneve, VXLAN-GPE) with explicit MACs."""
-    return Ether(src=INNER_MAC_SRC, dst=INNER_MAC_DST, **kw)
+    return Ether(src=INNER_MAC_SRC, dst=INNER_MAC_DST)
 
 
 def inner_v4(i: int = 0) -> ScapyPacket:
@@ -191,9 +197,9 @@ def _tunnels() -> list[Tunnel]:
         _tunnel("mpls_udp_one", outer_udp(p["mpls_udp"]) / MPLS(label=100, s=1) / v4, v4, follow="stack"),
         _tunnel("mpls_udp_three", outer_udp(p["mpls_udp"]) / MPLS(label=100, s=0) / MPLS(label=7, s=0) / MPLS(label=1234, s=1) / v6,
                 v6, follow="stack"),
-        _tunnel("mpls_eth_ipv4", eth(type=ETH_P_MPLS_UC) / MPLS(label=100, s=1) / v4, v4, follow="stack", encap=False),
-        _tunnel("mpls_eth_two_ipv6", eth(type=ETH_P_MPLS_UC) / MPLS(label=100, s=0) / MPLS(label=2, s=1) / v6, v6, follow="stack", encap=False),
-        _tunnel("mpls_eth_explicit_null", eth(type=ETH_P_MPLS_UC) / MPLS(label=0, s=1) / v4, v4, follow="stack", encap=False),
+        _tunnel("mpls_eth_ipv4", eth(ETH_P_MPLS_UC) / MPLS(label=100, s=1) / v4, v4, follow="stack", encap=False),
+        _tunnel("mpls_eth_two_ipv6", eth(ETH_P_MPLS_UC) / MPLS(label=100, s=0) / MPLS(label=2, s=1) / v6, v6, follow="stack", encap=False),
+        _tunnel("mpls_eth_explicit_null", eth(ETH_P_MPLS_UC) / MPLS(label=0, s=1) / v4, v4, follow="stack", encap=False),
         _tunnel("mpls_gre", eth() / IP(src="10.0.0.1", dst="10.0.0.2") / GRE(proto=ETH_P_MPLS_UC) / MPLS(label=5, s=0) / MPLS(label=6, s=1) / v4,
                 v4, follow="stack"),
         _tunnel("mpls_in_ip", eth() / IP(src="10.0.0.1", dst="10.0.0.2", proto=IPPROTO_MPLS) / MPLS(label=5, s=1) / v6, v6,
@@ -274,20 +280,20 @@ def flows(kind: str, n: int) -> list[bytes]:
             case "mpls_udp":
                 return outer_udp(p["mpls_udp"]) / MPLS(label=100, s=0) / MPLS(label=200, s=1) / v4
             case "mpls_eth":
-                return eth(type=ETH_P_MPLS_UC) / MPLS(label=100, s=0) / MPLS(label=200, s=1) / v4
+                return eth(ETH_P_MPLS_UC) / MPLS(label=100, s=0) / MPLS(label=200, s=1) / v4
         raise ValueError(f"unknown tunnel kind {kind!r}")
 
     return [bytes(one(i)) for i in range(n)]
 
 
-def paged_frames() -> list[object]:
+def paged_frames() -> list[Frame]:
     """Tunnel frames for tests/paged.py's receive path (unicast to its tap), each a different inner flow."""
     from paged import TAP_MAC, Frame
 
     chosen = ["vxlan_ipv4", "vxlan_over_ipv6", "geneve_ipv6_options", "gtpu_three_ext", "gtpu_pdu_session", "gue0_ipip",
               "mpls_udp_three", "mpls_eth_two_ipv6"]
     by_name = {t.name: t for t in TUNNELS}
-    out: list[object] = []
+    out: list[Frame] = []
     for i, name in enumerate(chosen):
         t = by_name[name]
         # Another inner flow per frame: the inner ports' high byte (sport is never 0 here).
