@@ -207,6 +207,18 @@ def test_kernel_and_python_agree_on_the_corpus(backend: str) -> None:
                 assert (kernel.retval, kernel.keys.raw) == (python.retval, python.keys.raw), kernel.keys.diff(python.keys)
 
 
+def test_an_outer_flow_label_ends_dissection_with_stop_at_flow_label(loaded: Loaded) -> None:
+    """skb_get_hash() passes STOP_AT_FLOW_LABEL: a labelled outer IPv6 header is the flow, before any tunnel, as in full.py."""
+    t = next(t for t in TUNNELS if t.name == "vxlan_over_ipv6")
+    labelled = bytearray(t.frame)
+    labelled[15:18] = bytes([labelled[15] & 0xF0 | 0x1, 0x23, 0x45])  # flow label 0x12345
+    frame = bytes(labelled)
+    stopped = agree(loaded, frame, 2, t.name)
+    assert (stopped.retval, stopped.keys.raw) == as_full(frame, 2) and stopped.keys.is_encap == 0
+    followed = agree(loaded, frame, 0, t.name)
+    assert not inner_flow_mismatches(followed, t) and followed.keys.flow_label == 0x12345  # an IPv4 inner flow keeps it
+
+
 def _vxlan_nest(depth: int) -> bytes:
     """`depth` VXLAN tunnels one inside the next, each level with its own IPv4 addresses; TCP innermost."""
     packet: ScapyPacket = eth()
