@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ..abi import (
     BPF_ANY,
@@ -41,11 +41,14 @@ from ..abi import (
     MapType,
 )
 from ..objfile import btf as btf_format
-from ..objfile.reader import MapDefinition, MapReference
 from . import bpf
 from .errors import BpfError
 
+if TYPE_CHECKING:  # the reader needs pyelftools: only loading an object imports it
+    from ..objfile.reader import MapDefinition, MapReference
+
 __all__ = [
+    "Codec",
     "Map",
     "MapCollection",
     "MapKeyError",
@@ -53,6 +56,7 @@ __all__ = [
     "create_map",
     "possible_cpus",
     "relocate",
+    "render",
 ]
 
 POSSIBLE_CPUS: Final = "/sys/devices/system/cpu/possible"
@@ -193,6 +197,81 @@ def codec_for(btf: btf_format.Btf | None, type_id: int, size: int) -> Codec:
             return Codec(size, found.signed, True, found.name)
         return Codec(size, name=_c_name(btf, type_id))
     return Codec(size, integer=size in (1, 2, 4, 8))
+
+
+def render(btf: btf_format.Btf | None, type_id: int, data: bytes) -> object:
+    """A key or value as BTF describes it, for printing (as `bpftool map dump` does): JSON-ready.
+
+    Integers and enums become ints, structs and DATASECs (global data) dicts
+    of their members or variables, arrays lists (char arrays text), anything
+    else (bitfields, unions, no BTF) the bytes themselves.
+    """
+    if btf is None or not type_id:
+        return bytes(data)
+    try:
+        return _render(btf, type_id, data, 0)
+    except (btf_format.BtfError, IndexError, ValueError):
+        return bytes(data)
+
+
+def _render(btf: btf_format.Btf, type_id: int, data: bytes, depth: int) -> object:
+    if depth > 32:
+        return bytes(data)
+    found = btf.type_by_id(type_id)
+    match found:
+        case btf_format.ModifierType():
+            return _render(btf, found.type, data, depth + 1)
+        case btf_format.VarType():
+            return _render(btf, found.type, data, depth + 1)
+        case btf_format.IntType() if found.offset == 0 and found.bits == found.size * 8 and found.size <= 16:
+            if found.encoding & btf_format.IntEncoding.BOOL:
+                return bool(int.from_bytes(data[: found.size], "little"))
+            return int.from_bytes(data[: found.size], "little", signed=bool(found.encoding & btf_format.IntEncoding.SIGNED))
+        case btf_format.EnumType() | btf_format.Enum64Type():
+            value = int.from_bytes(data[: found.size], "little", signed=found.signed)
+            return next((name for name, v in found.values if v == value), value)
+        case btf_format.CompositeType() if not found.union and not found.kind_flag:
+            out: dict[str, object] = {}
+            for member in found.members:
+                if member.offset % 8:
+                    return bytes(data[: found.size])
+                start = member.offset // 8
+                size = _size_of(btf, member.type)
+                out[member.name or f"@{start}"] = _render(btf, member.type, data[start : start + size], depth + 1)
+            return out
+        case btf_format.DatasecType():
+            out = {}
+            for info in found.vars:
+                var = btf.type_by_id(info.type)
+                name = var.name if isinstance(var, btf_format.VarType) else f"@{info.offset}"
+                out[name] = _render(btf, info.type, data[info.offset : info.offset + info.size], depth + 1)
+            return out
+        case btf_format.ArrayType():
+            size = _size_of(btf, found.type)
+            element = btf.type_by_id(found.type) if found.type else None
+            while isinstance(element, btf_format.ModifierType):
+                element = btf.type_by_id(element.type)
+            if isinstance(element, btf_format.IntType) and element.size == 1 and element.encoding & btf_format.IntEncoding.CHAR:
+                return data[: found.nelems].split(b"\0", 1)[0].decode("utf-8", "replace")
+            return [_render(btf, found.type, data[i * size : (i + 1) * size], depth + 1) for i in range(found.nelems)]
+        case btf_format.PtrType():
+            return int.from_bytes(data[:8], "little")
+    return bytes(data)
+
+
+def _size_of(btf: btf_format.Btf, type_id: int) -> int:
+    """sizeof a BTF type (what its bytes take in a value)."""
+    found = btf.type_by_id(type_id)
+    match found:
+        case btf_format.ModifierType() | btf_format.VarType():
+            return _size_of(btf, found.type)
+        case btf_format.ArrayType():
+            return found.nelems * _size_of(btf, found.type)
+        case btf_format.PtrType():
+            return 8
+        case btf_format.IntType() | btf_format.CompositeType() | btf_format.EnumType() | btf_format.Enum64Type() | btf_format.DatasecType() | btf_format.FloatType():
+            return found.size
+    raise btf_format.BtfError(f"no size for {found!r}")
 
 
 # --- maps ----------------------------------------------------------------------------
@@ -354,13 +433,17 @@ class Map(MutableMapping[Any, Any]):
             parts = [self.value_codec.encode(value, what)] * cpus  # one value for every CPU
         return b"".join(part.ljust(stride, b"\0") for part in parts)
 
-    def lookup(self, key: object) -> Any:
-        """The value at `key`, or None when there is none."""
+    def lookup_raw(self, key: object) -> bytes | None:
+        """The kernel's bytes of the value at `key` (per-CPU: every CPU's, each padded to 8 bytes), or None."""
         try:
             raw_key = self._key(key)
         except KeyError:
             return None
-        data = bpf.map_lookup_elem(self.fd, raw_key, self._value_buffer_size())
+        return bpf.map_lookup_elem(self.fd, raw_key, self._value_buffer_size())
+
+    def lookup(self, key: object) -> Any:
+        """The value at `key`, or None when there is none."""
+        data = self.lookup_raw(key)
         return None if data is None else self._decode_value(data)
 
     def __getitem__(self, key: object) -> Any:
@@ -448,6 +531,31 @@ class Map(MutableMapping[Any, Any]):
             data = bpf.map_lookup_elem(self.fd, raw, self._value_buffer_size())
             if data is not None:
                 yield self.key_codec.decode(raw), self._decode_value(data)
+
+    def raw_items(self) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) as the kernel's bytes (a per-CPU value: every CPU's, each padded to 8 bytes)."""
+        for raw in self._raw_keys():
+            data = bpf.map_lookup_elem(self.fd, raw, self._value_buffer_size())
+            if data is not None:
+                yield raw, data
+
+    def render_key(self, raw: bytes) -> object:
+        """A key's bytes as its BTF type describes them (see `render`)."""
+        if self.key_codec.integer:
+            return self.key_codec.decode(raw)
+        return render(self.btf, self.btf_key_type_id, raw)
+
+    def render_value(self, raw: bytes) -> object:
+        """A value's bytes as its BTF type describes them (see `render`); a per-CPU value as a list."""
+        if self.percpu:
+            stride = -(-self.value_size // PERCPU_VALUE_ALIGN) * PERCPU_VALUE_ALIGN
+            return [self._render_one(raw[i : i + stride]) for i in range(0, len(raw), stride)]
+        return self._render_one(raw)
+
+    def _render_one(self, raw: bytes) -> object:
+        if self.value_codec.integer:
+            return self.value_codec.decode(raw)
+        return render(self.btf, self.btf_value_type_id, raw[: self.value_size])
 
     def values(self) -> Iterator[Any]:  # type: ignore[override]
         """The values, in the kernel's order of keys."""

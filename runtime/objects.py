@@ -37,7 +37,7 @@ from ..objfile.reader import (
     check_loadable,
     map_references,
 )
-from .errors import SourceLocation, SourceLocator, slot_source_map
+from .errors import ConfigError, SourceLocation, SourceLocator, slot_source_map
 from .maps import Map, create_map, fill_global_data, relocate
 from .program import LoadedProgram, load_btf, load_program, valid_prog_name
 
@@ -47,10 +47,6 @@ __all__ = ["ConfigError", "TailCallPlan", "config_variables", "load_object", "pl
 SELFTEST_TAIL_CALL: Final = re.compile(rf"{FLOW_DISSECTOR_SECTION}_(\d+)")
 
 ConfigValue = int | bytes
-
-
-class ConfigError(ValueError):
-    """A load-time constant that the object does not have, or a value that does not fit it."""
 
 
 # --- which programs -----------------------------------------------------------------
@@ -137,6 +133,11 @@ def _describe(variable: DataVariable) -> str:
     return f"{variable.size} bytes"
 
 
+def _a(word: str) -> str:
+    """`a u16`, `an i32`."""
+    return f"{'an' if word[:1] in 'aeio' else 'a'} {word}"
+
+
 def config_images(obj: ObjectFile, config: Mapping[str, ConfigValue] | None) -> dict[str, bytes]:
     """The bytes each `.rodata` map starts with: the section's, with the constants of `config` written in.
 
@@ -164,7 +165,7 @@ def config_images(obj: ObjectFile, config: Mapping[str, ConfigValue] | None) -> 
             bits = variable.int_size * 8
             low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if variable.signed else (0, (1 << bits) - 1)
             if not low <= value <= high:
-                raise ConfigError(f"{name} is a {_describe(variable)} ({low}..{high}); {value} does not fit")
+                raise ConfigError(f"{name} is {_a(_describe(variable))} ({low}..{high}); {value} does not fit")
             data = value.to_bytes(variable.int_size, "little", signed=variable.signed)
         else:
             if not isinstance(value, (bytes, bytearray)) or len(value) != variable.size:
