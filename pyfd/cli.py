@@ -671,10 +671,13 @@ def _map_text(value: object) -> str:
 
 
 def _map_json(value: object) -> object:
+    """A rendered key or value for JSON: bytes as hex, inside lists and dicts too."""
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).hex()
     if isinstance(value, list):
         return [_map_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _map_json(v) for k, v in value.items()}
     return value
 
 
@@ -714,18 +717,23 @@ def cmd_map(args: argparse.Namespace) -> int:
     except Exception as exc:
         raise _attach_errors(exc, args) from None
     with opened as chosen:
-        try:
-            if action == "dump":
+        if action == "dump":
+            try:
                 items = [(chosen.render_key(k), chosen.render_value(v)) for k, v in chosen.raw_items()]
-                if args.json:
-                    print(json.dumps([{"key": _map_json(k), "value": _map_json(v)} for k, v in items]))
-                else:
-                    for key, value in items:
-                        print(f"{_map_text(key)}: {_map_text(value)}")
-                    note = f" (one value per CPU, {len(items[0][1])} CPUs)" if chosen.percpu and items else ""
-                    print(f"{len(items)} element{'s' if len(items) != 1 else ''} in {chosen.type_name} map {args.name}{note}", file=sys.stderr)
-                return EXIT_OK
-            key = _map_operand(chosen.key_codec, args.operands[0], f"a key of map {args.name!r}")
+            except MissingPrivilegeError as exc:
+                raise UserError(str(exc), EXIT_NO_KERNEL) from None
+            except BpfError as exc:
+                raise UserError(str(exc)) from None
+            if args.json:
+                print(json.dumps([{"key": _map_json(k), "value": _map_json(v)} for k, v in items]))
+            else:
+                for key, value in items:
+                    print(f"{_map_text(key)}: {_map_text(value)}")
+                note = f" (one value per CPU, {len(items[0][1])} CPUs)" if chosen.percpu and items else ""
+                print(f"{len(items)} element{'s' if len(items) != 1 else ''} in {chosen.type_name} map {args.name}{note}", file=sys.stderr)
+            return EXIT_OK
+        key = _map_operand(chosen.key_codec, args.operands[0], f"a key of map {args.name!r}")
+        try:
             if action == "get":
                 raw = chosen.lookup_raw(key)
                 if raw is None:

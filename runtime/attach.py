@@ -600,6 +600,12 @@ def maps_dir(ns: Netns, pin_root: str = PIN_ROOT) -> str:
     return os.path.join(pin_dir(ns, pin_root), MAPS_DIR)
 
 
+def map_pin_name(name: str) -> str:
+    """The file name a map is pinned under: its name with '.' as '_' (bpffs refuses dots, fs/bpf/inode.c
+    bpf_lookup; libbpf's sanitize_pin_path does the same), so `.rodata` is pinned as `_rodata`."""
+    return name.replace(".", "_")
+
+
 def _pin_maps(program: AttachableProgram, directory: str) -> list[str]:
     """Pin every map of `program` under `directory`; return the pins made (none are left when one fails)."""
     maps = getattr(program, "maps", None) or {}
@@ -609,7 +615,7 @@ def _pin_maps(program: AttachableProgram, directory: str) -> list[str]:
     try:
         os.makedirs(directory, exist_ok=True)
         for name, each in maps.items():
-            path = os.path.join(directory, name)
+            path = os.path.join(directory, map_pin_name(name))
             bpf.obj_pin(fd=each.fd, path=path)
             made.append(path)
     except OSError as exc:
@@ -661,6 +667,7 @@ def pinned_maps(netns: str | None = None, *, pin_root: str = PIN_ROOT) -> dict[s
 def open_pinned_map(name: str, netns: str | None = None, *, pin_root: str = PIN_ROOT) -> Any:
     """Open map `name` that `pyfd attach` pinned for a namespace's dissector; MapNotPinnedError when there is none.
 
+    `name` is the map's name in the object (`.rodata`) or its pin's (`_rodata`).
     Returns a pyfd.runtime.maps.Map, which owns the fd (close it, or use it in a `with`).
     """
     from .maps import Map
@@ -679,7 +686,7 @@ def open_pinned_map(name: str, netns: str | None = None, *, pin_root: str = PIN_
             needs=["CAP_BPF"],
             action=f"reading the map pins in {directory}",
         ) from None
-    if name not in names:
+    if map_pin_name(name) not in names:
         if not names:
             raise MapNotPinnedError(
                 errno.ENOENT,
@@ -693,7 +700,7 @@ def open_pinned_map(name: str, netns: str | None = None, *, pin_root: str = PIN_
             names=names,
             netns=ns,
         )
-    return Map.open_pinned(os.path.join(directory, name))
+    return Map.open_pinned(os.path.join(directory, map_pin_name(name)), name=name)
 
 
 def _pinned_links(pin_root: str) -> dict[int, str]:

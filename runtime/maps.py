@@ -202,9 +202,9 @@ def codec_for(btf: btf_format.Btf | None, type_id: int, size: int) -> Codec:
 def render(btf: btf_format.Btf | None, type_id: int, data: bytes) -> object:
     """A key or value as BTF describes it, for printing (as `bpftool map dump` does): JSON-ready.
 
-    Integers and enums become ints, structs and DATASECs (global data) dicts
-    of their members or variables, arrays lists (char arrays text), anything
-    else (bitfields, unions, no BTF) the bytes themselves.
+    Integers and enums become ints, structs, unions and DATASECs (global
+    data) dicts of their members or variables, arrays lists (char arrays
+    text), anything else (bitfields, no BTF) the bytes themselves.
     """
     if btf is None or not type_id:
         return bytes(data)
@@ -230,14 +230,22 @@ def _render(btf: btf_format.Btf, type_id: int, data: bytes, depth: int) -> objec
         case btf_format.EnumType() | btf_format.Enum64Type():
             value = int.from_bytes(data[: found.size], "little", signed=found.signed)
             return next((name for name, v in found.values if v == value), value)
-        case btf_format.CompositeType() if not found.union and not found.kind_flag:
+        case btf_format.CompositeType():
+            # A union shows each member read from the same bytes; an unnamed
+            # member's fields (the address union of struct bpf_flow_keys) are
+            # listed in place, as C names them.
             out: dict[str, object] = {}
             for member in found.members:
-                if member.offset % 8:
-                    return bytes(data[: found.size])
-                start = member.offset // 8
+                bit = member.offset & 0xFFFFFF if found.kind_flag else member.offset
+                if bit % 8 or (found.kind_flag and member.offset >> 24):
+                    return bytes(data[: found.size])  # bitfields: the bytes as they are
+                start = bit // 8
                 size = _size_of(btf, member.type)
-                out[member.name or f"@{start}"] = _render(btf, member.type, data[start : start + size], depth + 1)
+                shown = _render(btf, member.type, data[start : start + size], depth + 1)
+                if not member.name and isinstance(shown, dict):
+                    out.update(shown)
+                else:
+                    out[member.name or f"@{start}"] = shown
             return out
         case btf_format.DatasecType():
             out = {}
