@@ -877,8 +877,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Load a dissector (compiling FILE.py, or reading a compiled FILE.o) and attach it to a network "
             "namespace with a BPF link pinned under /sys/fs/bpf/pyfd/, so that it stays attached after pyfd "
-            "exits. The root network namespace is refused without --force: a flow dissector there overrides "
-            "every other namespace on the machine."
+            "exits; its maps are pinned beside the link (read them with `pyfd map`). The root network namespace "
+            "is refused without --force: a flow dissector there overrides every other namespace on the machine."
         ),
     )
     p.add_argument("file", metavar="DISSECTOR.py|OBJECT.o", help="Python file with @dissector functions, or an object file from `pyfd compile`")
