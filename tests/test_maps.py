@@ -18,6 +18,16 @@ from clang_maps import COUNTING, build, reference_object
 from frames import ether
 from full_frames import CASES
 from kernel import needs_kernel, requires_kernel, skip_unless_kernel  # noqa: F401  (pytest fixture)
+from pyfd.runtime import (
+    BpfError,
+    ConfigError,
+    LoadedProgram,
+    Map,
+    MapKeyError,
+    UnknownMapError,
+    possible_cpus,
+)
+from pyfd.runtime.maps import relocate
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from test_full import _expected_mismatches
@@ -25,8 +35,6 @@ from test_full import _expected_mismatches
 import pyfd
 from pyfd.abi import BPF_F_RDONLY_PROG, BPF_NOEXIST, MapType
 from pyfd.objfile.reader import ObjectFileError, map_references, read_object
-from pyfd.runtime import BpfError, ConfigError, LoadedProgram, Map, MapKeyError, UnknownMapError, possible_cpus
-from pyfd.runtime.maps import relocate
 
 BPF_OK, BPF_DROP = 0, 2
 IP4 = {"src": "10.0.0.1", "dst": "10.0.0.2"}
@@ -142,8 +150,10 @@ MALFORMED = {
         "map 'bad' in .maps: `type` should be `__uint(type, N)`, a pointer to an array; it is a INT",
     ),
     "values-on-a-hash": (
-        "int prog(struct __sk_buff *skb);\n"
-        "struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1); __type(key, __u32); __array(values, int (void *)); } bad SEC(\".maps\");",
+        (
+            "int prog(struct __sk_buff *skb);\n"
+            "struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1); __type(key, __u32); __array(values, int (void *)); } bad SEC(\".maps\");"
+        ),
         "map 'bad' in .maps: `__array(values, ...)` initial values are supported for prog arrays only, not for this map type (type 1)",
     ),
     "static-map": (

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from clang_maps import COUNTING, build, reference_object
 from kernel import enforce_kernel, needs_kernel, requires_kernel  # noqa: F401  (pytest fixture)
+from pyfd.runtime.attach import PIN_ROOT, open_netns, run_in_netns
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from test_attach import _make_tap, _pyfd
 from test_cli import run
 
 from pyfd.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE
-from pyfd.runtime.attach import PIN_ROOT, open_netns, run_in_netns
 
 SRC_MAC = "02:00:00:00:00:01"
 
