@@ -9,7 +9,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .abi import BSS_SECTION, DATA_SECTION, LEGACY_MAPS_SECTION, MAPS_SECTION, RODATA_SECTION
+from .abi import (
+    BSS_SECTION,
+    DATA_SECTION,
+    LEGACY_MAPS_SECTION,
+    MAPS_SECTION,
+    RODATA_SECTION,
+)
 from .objfile.reader import ObjectFile, ObjectProgram, read_object
 from .runtime import LoadedProgram, load_program
 from .runtime.errors import slot_source_map
