@@ -30,9 +30,11 @@ from pyfd.runtime import (
 from pyfd.runtime.maps import relocate
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
+from test_cli import run
 from test_full import _expected_mismatches
 
 import pyfd
+from pyfd.cli import EXIT_ERROR, EXIT_OK
 from pyfd.abi import BPF_F_RDONLY_PROG, BPF_NOEXIST, MapType
 from pyfd.objfile.reader import ObjectFileError, map_references, read_object
 
@@ -164,19 +166,23 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("case", MALFORMED)
-def test_malformed_map_definition_is_an_object_file_error(case: str, tmp_path: Path) -> None:
+def test_malformed_map_definition_is_an_object_file_error(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     definition, expected = MALFORMED[case]
     obj = build(tmp_path, C_HEAD + definition + C_USE, case)
     with pytest.raises(ObjectFileError) as info:
-        read_object(obj)
+        pyfd.load(obj)  # refused before the kernel is asked
     assert str(info.value) == f"{obj}: {expected}"
+    status, out, err = run(capsys, "run", obj)
+    assert (status, out, err) == (EXIT_ERROR, "", f"pyfd: error: {obj}: {expected}\n")
+    status, out, _ = run(capsys, "disasm", obj)  # a listing needs no maps: it still works
+    assert status == EXIT_OK and "prog:" in out
 
 
 def test_maps_without_btf(tmp_path: Path) -> None:
     source = C_HEAD + 'struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u32); } bad SEC(".maps");' + C_USE
     obj = build(tmp_path, source, "nobtf", debug=False)
     with pytest.raises(ObjectFileError, match=r"section \.maps defines maps, but the object has no \.BTF to describe them \(compile with -g"):
-        read_object(obj)
+        pyfd.load(obj)
 
 
 def _section_header(data: bytes, name: str) -> int:
@@ -198,7 +204,7 @@ def test_truncated_maps_section(counting_o: Path) -> None:
     header = _section_header(data, ".maps")
     struct.pack_into("<Q", data, header + 32, 16)  # sh_size: the first map's definition is 40 bytes
     with pytest.raises(ObjectFileError, match=r"<bytes>: map 'jumps' in \.maps: its definition at bytes 0\.\.40 runs past the 16-byte section"):
-        read_object(bytes(data))
+        map_references(obj := read_object(bytes(data)), obj.program("counting"))
 
 
 def test_relocation_to_where_no_map_starts(counting_o: Path) -> None:

@@ -109,6 +109,10 @@ def test_attached_maps_outlive_pyfd_and_pyfd_map_reads_and_writes_them(
     for name in names:
         assert f"  map {name} (id " in out and f"pinned at {_maps_dir(netns)}/{name}" in out
     assert f"read them with `pyfd map --netns {netns} NAME dump`" in out
+    status, out, _ = run(capsys, "show", "--netns", netns, "--json")
+    (shown,) = json.loads(out)
+    assert sorted(m["name"] for m in shown["maps"]) == sorted(names)
+    assert {m["name"]: m["type"] for m in shown["maps"]}["cpu_protos"] == "percpu_hash"
 
     status, _, err = run(capsys, "detach", "--netns", netns)
     assert status == EXIT_OK, err
