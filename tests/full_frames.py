@@ -100,6 +100,9 @@ Differences from bpf_flow.c (cases with a difference say "DIFF Dn" in their note
   ignores the routing bit, stops at version 1 and checks none of the words.
 - D14: IPv4 options past the frame's end are not a failure: the dissector goes
   on to the protocol at the offset past the end; bpf_flow.c drops.
+- D15: an IPv6 extension header cut short is stepped over by its length as
+  the kernel does (thoff clamped to the packet) and the dissection is good;
+  bpf_flow.c drops.
 """
 
 from __future__ import annotations
@@ -180,6 +183,7 @@ DIFFERENCES = {
     "D12": "ARP and RARP: BPF_OK",
     "D13": "GRE as the kernel reads it: routing bit, PPTP, the key word checked",
     "D14": "IPv4 options past the end go on to the protocol",
+    "D15": "a cut IPv6 extension header is stepped over, BPF_OK",
 }
 
 
@@ -1591,7 +1595,7 @@ CASES: tuple[FullCase, ...] = (
             "is_frag": 0, "is_first_frag": 0, "is_encap": 0, "ip_proto": 0, "sport": 0, "dport": 0,
             "ipv4_src": "0.0.0.0", "ipv4_dst": "0.0.0.0", "flow_label": 0,
         },
-        note="802.1AD tag read, inner 802.1Q cut -> BPF_DROP with nhoff 18, n_proto 0x8100",
+        note="DIFF D10: 802.1AD tag read, inner 802.1Q cut -> BPF_DROP, nhoff 18, n_proto 0x8100 (the inner tag's)",
     ),
     FullCase(
         name="trunc_vlan_ipv4",
@@ -1783,7 +1787,7 @@ CASES: tuple[FullCase, ...] = (
             "is_frag": 0, "is_first_frag": 0, "is_encap": 0, "ip_proto": 6, "sport": 0, "dport": 0,
             "ipv6_src": "2001:db8::1", "ipv6_dst": "2001:db8::2", "flow_label": 0,
         },
-        note="destination options (16 bytes) cut at 10: skipped by length, thoff 70 clamped to 64, BPF_OK",
+        note="DIFF D15: destination options (16 bytes) cut at 10: skipped by length, thoff 70 clamped to 64, BPF_OK",
     ),
     FullCase(
         name="trunc_ipv6_frag_header",
