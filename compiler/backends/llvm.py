@@ -243,30 +243,17 @@ def _i64(value: int) -> str:
     return str(to_s64(value))
 
 
-class _Lowering:
-    """Writes one IR function as an LLVM module in text form."""
+class _DebugInfo:
+    """The module's debug metadata: its files, the function's subprogram, a DILocation per Python place."""
 
     def __init__(self, fn: Function) -> None:
         self.fn = fn
-        self.counter = 0
-        self.ssa = _Ssa(self.new_value)
-        self.blocks: list[_LlvmBlock] = []
-        self.current: _LlvmBlock | None = None
-        self.declarations: set[str] = set()
         self.metadata: list[str] = []  # !N = ... in order, N = index
         self.files: dict[str, int] = {}
         self.file_scopes: dict[str, int] = {}
         self.locations: dict[tuple[str, int, int], int] = {}
         self.spans: dict[tuple[str, int, int], Span] = {}  # what a line info maps back to
-        self.uses_keys = any(isinstance(i, (LoadKeys, StoreKeys)) for i in fn.instructions())
-        self.uses_packet = any(isinstance(b.term, CheckPacket) for b in fn.blocks)
         self.subprogram = self.debug_header()
-
-    # -- names, metadata ------------------------------------------------------
-
-    def new_value(self) -> str:
-        self.counter += 1
-        return f"%v{self.counter}"
 
     def meta(self, text: str) -> int:
         self.metadata.append(text)
@@ -331,6 +318,34 @@ class _Lowering:
             )
         return self.file_scopes[path]
 
+    def module_lines(self) -> list[str]:
+        """The named metadata and the numbered nodes, last in the module."""
+        out = [f"!llvm.dbg.cu = !{{!{self.compile_unit}}}"]
+        flags = self.meta('!{i32 2, !"Debug Info Version", i32 3}')
+        dwarf = self.meta('!{i32 7, !"Dwarf Version", i32 5}')
+        out.append(f"!llvm.module.flags = !{{!{flags}, !{dwarf}}}")
+        out.extend(f"!{i} = {text}" for i, text in enumerate(self.metadata))
+        return out
+
+
+class _Lowering:
+    """Writes one IR function as an LLVM module in text form."""
+
+    def __init__(self, fn: Function) -> None:
+        self.fn = fn
+        self.counter = 0
+        self.ssa = _Ssa(self.new_value)
+        self.blocks: list[_LlvmBlock] = []
+        self.current: _LlvmBlock | None = None
+        self.declarations: set[str] = set()
+        self.debug = _DebugInfo(fn)
+        self.uses_keys = any(isinstance(i, (LoadKeys, StoreKeys)) for i in fn.instructions())
+        self.uses_packet = any(isinstance(b.term, CheckPacket) for b in fn.blocks)
+
+    def new_value(self) -> str:
+        self.counter += 1
+        return f"%v{self.counter}"
+
     # -- emitting -------------------------------------------------------------
 
     def start(self, label: str, preds: list[str]) -> _LlvmBlock:
@@ -342,7 +357,7 @@ class _Lowering:
 
     def emit(self, text: str, span: Span) -> None:
         assert self.current is not None
-        self.current.lines.append(text + self.dbg(span))
+        self.current.lines.append(text + self.debug.dbg(span))
 
     def value(self, text: str, span: Span) -> str:
         """Emit `%vN = text`, return %vN."""
@@ -627,7 +642,7 @@ class _Lowering:
             "",
             *sorted(self.declarations),
             "",
-            f'define i32 @"{_escape(fn.name)}"(ptr %ctx) #0 section "{SECTION}" !dbg !{self.subprogram} {{',
+            f'define i32 @"{_escape(fn.name)}"(ptr %ctx) #0 section "{SECTION}" !dbg !{self.debug.subprogram} {{',
         ]
         resolve = self.ssa.resolve
         live_phis: dict[str, list[_Phi]] = {}
@@ -649,11 +664,7 @@ class _Lowering:
         # and a jump or lookup table would need a relocation (a .rodata map).
         out.append('attributes #0 = { nounwind "no-jump-tables"="true" "frame-pointer"="none" }')
         out.append("")
-        out.append(f"!llvm.dbg.cu = !{{!{self.compile_unit}}}")
-        flags = self.meta('!{i32 2, !"Debug Info Version", i32 3}')
-        dwarf = self.meta('!{i32 7, !"Dwarf Version", i32 5}')
-        out.append(f"!llvm.module.flags = !{{!{flags}, !{dwarf}}}")
-        out.extend(f"!{i} = {text}" for i, text in enumerate(self.metadata))
+        out.extend(self.debug.module_lines())
         return "\n".join(out) + "\n"
 
 
@@ -697,7 +708,7 @@ def generate_llvm_ir(fn: Function) -> tuple[str, dict[tuple[str, int, int], Span
     """The LLVM module (text) for a checked IR function, and the span of each debug location."""
     lowering = _Lowering(fn)
     text = lowering.lower()
-    return text, lowering.spans
+    return text, lowering.debug.spans
 
 
 def _codegen(text: str, level: int, name: str) -> bytes:
