@@ -108,7 +108,7 @@ def compile_lowered(lowered: Lowered, options: Options = Options()) -> Compilati
     ir = copy.deepcopy(lowered.function)
     check_function(ir)
     manager = PassManager(
-        pipeline(options.opt_level, backend.name),
+        pipeline(options.opt_level, thread_jumps=backend.thread_jumps),
         check_changes=options.check_passes,
         dump_after=set(options.dump_after),
         dump=options.dump,

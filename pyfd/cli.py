@@ -164,12 +164,19 @@ def cmd_compile(args: argparse.Namespace) -> int:
     source = Path(args.file)
     if args.verbose and not args.verify:
         raise UserError("-v/--verbose prints the verifier log: use it with --verify", EXIT_USAGE)
-    if args.emit == "llvm" and args.backend != "llvm":
-        raise UserError("--emit llvm prints the LLVM IR of the llvm backend: add --backend llvm", EXIT_USAGE)
+    from .compiler.backends import BACKENDS
+
+    backend = BACKENDS[args.backend]
+    if args.emit == "llvm" and not backend.emits_llvm_ir:
+        through_llvm = " or ".join(f"--backend {b.name}" for b in BACKENDS.values() if b.emits_llvm_ir)
+        raise UserError(
+            f"--emit llvm prints the LLVM IR a backend compiled through LLVM, and the {backend.name} backend has none: add {through_llvm}",
+            EXIT_USAGE,
+        )
     if args.dump_after:
         from .compiler.passes import pipeline
 
-        known = {p.name for level in (0, 2) for p in pipeline(level, args.backend)}
+        known = {p.name for level in (0, 2) for p in pipeline(level, thread_jumps=backend.thread_jumps)}
         unknown = sorted(set(args.dump_after) - known - {"all"})
         if unknown:
             raise UserError(f"--dump-after: no pass named {unknown[0]!r}; the passes are: {', '.join(sorted(known))}, or all", EXIT_USAGE)

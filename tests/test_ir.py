@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from dissectors import backend, semantics
+from pyfd.compiler.backends import BACKENDS
 from pyfd.compiler.diagnostics import CompileError, PacketAccessError
 from pyfd.compiler.ir.checker import IRCheckError, check_function
 from pyfd.compiler.ir.nodes import Copy, Function, Imm, Reg
@@ -39,6 +40,7 @@ def _every() -> list[Dissector]:
 
 
 EVERY = _every()
+SAMPLE_DISSECTOR = find_dissectors(SAMPLES / "ipv4_tcp.py")["ipv4_tcp"]
 
 
 def func(body: str) -> str:
@@ -913,6 +915,24 @@ def test_every_pass_is_idempotent_on_real_ir(dissector: Dissector) -> None:
 def test_pipelines() -> None:
     assert [p.name for p in pipeline(0)] == ["simplify-cfg"]
     assert [p.name for p in pipeline(2)] == ["simplify-cfg", "constant-fold", "thread-jumps", "redundant-loads", "peephole", "merge-checks", "dead-code"]
+    assert [p.name for p in pipeline(2, thread_jumps=False)] == ["simplify-cfg", "constant-fold", "redundant-loads", "peephole", "merge-checks", "dead-code"]
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS))
+def test_the_backend_says_whether_jumps_are_threaded(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The driver asks the backend (Backend.thread_jumps), not its name: LLVM
+    # threads jumps itself, and the copies ThreadJumps adds cost it more.
+    ran: list[str] = []
+    real_run = ThreadJumps.run
+
+    def run(self: ThreadJumps, fn: Function) -> bool:
+        ran.append(fn.name)
+        return real_run(self, fn)
+
+    monkeypatch.setattr(ThreadJumps, "run", run)
+    SAMPLE_DISSECTOR.compile(backend=name)
+    assert bool(ran) is BACKENDS[name].thread_jumps
+    assert BACKENDS["native"].thread_jumps and not BACKENDS["llvm"].thread_jumps
 
 
 # -- the pass manager's contract with its passes -------------------------------------
