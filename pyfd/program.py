@@ -125,7 +125,7 @@ def load_object_program(obj: ObjectFile, prog: ObjectProgram) -> LoadedProgram:
 
 def _object_debug_info(obj: ObjectFile, prog: ObjectProgram) -> tuple[bytes, bytes, bytes, SourceLocator] | None:
     """The BTF, kernel func/line info and a source map for one program of an object, if it has them."""
-    from .objfile.btf import BtfError, fixup_datasecs, kernel_func_info, kernel_line_info, parse_btf_ext
+    from .objfile.btf import BtfFormatError, fixup_datasecs, kernel_func_info, kernel_line_info, parse_btf_ext
 
     btf, btf_ext = obj.sections.get(".BTF"), obj.sections.get(".BTF.ext")
     if not btf or not btf_ext:
@@ -133,7 +133,7 @@ def _object_debug_info(obj: ObjectFile, prog: ObjectProgram) -> tuple[bytes, byt
     try:
         info = parse_btf_ext(btf_ext, btf).get(prog.section)
         btf = fixup_datasecs(btf, obj.section_sizes, obj.symbols)
-    except BtfError as exc:
+    except BtfFormatError as exc:
         raise ObjectFileError(f"{obj.path}: malformed .BTF or .BTF.ext: {exc}") from None
     if info is None:
         return None

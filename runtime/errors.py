@@ -473,7 +473,7 @@ class VerifierError(BpfError):
 
 
 class BtfError(BpfError):
-    """The kernel refused BTF type information; keeps the BTF verifier log."""
+    """The kernel refused BTF type information (BPF_BTF_LOAD, kernel/bpf/btf.c); keeps the BTF verifier log."""
 
     def __init__(self, code: int, *, log: str, command: str = "BPF_BTF_LOAD", name: str = "") -> None:
         self.log = log

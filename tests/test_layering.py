@@ -327,3 +327,17 @@ def test_size_exceptions_are_still_needed() -> None:
     over = {f"{module}:{name}" for module, path in _compiler_modules() for kind, name, lines in sizes(path.read_text()) if lines > limits[kind]}
     stale = [name for name in SIZE_EXCEPTIONS if name not in over]
     assert not stale, f"size exceptions no longer needed: {stale}"
+
+
+def test_each_error_name_is_one_class() -> None:
+    # A traceback shows the class name only: two exceptions called the same
+    # (a BtfError for bytes pyfd cannot decode and a BtfError for BTF the
+    # kernel refused, until issue 11) read as one.
+    defined: dict[str, list[str]] = {}
+    for module, (path, _) in sorted(MODULES.items()):
+        for node in ast.parse(path.read_text(), str(path)).body:
+            if isinstance(node, ast.ClassDef) and node.name.endswith(("Error", "Exception", "Warning")):
+                defined.setdefault(node.name, []).append(module)
+    twice = {name: modules for name, modules in defined.items() if len(modules) > 1}
+    assert not twice, f"error classes of the same name: {twice}"
+    assert {"CompileError", "BtfError", "BtfFormatError"} <= set(defined)
