@@ -3,16 +3,41 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from .abi import LICENSE
+from .abi import LICENSE, MAX_PACKET_OFF
 from .objfile.reader import ObjectFile, ObjectFileError, ObjectProgram, check_loadable, read_object
-from .runtime import LoadedProgram, load_program, valid_prog_name
+from .runtime import LoadedProgram, VerifierError, load_program, valid_prog_name
 from .runtime.errors import SourceLocation, SourceLocator, slot_source_map
 
 if TYPE_CHECKING:
     from .compiler.driver import Compilation
+
+
+# What to change in a pyfd dissector, per family of verifier refusal (the
+# runtime's explanations, runtime/errors.py, speak of BPF only). pyfd's own
+# code gets these refusals only from a bug, or from a kernel stricter than
+# this one; they say what the Python construct that does it right is.
+VERIFIER_ADVICE: Mapping[str, str] = MappingProxyType(
+    {
+        "packet-access": (
+            "In pyfd's Python, pkt.header(...) adds the check, clamping a variable offset first "
+            f"(`if off > {MAX_PACKET_OFF:#x} - N: fail`); read packet bytes only through it."
+        ),
+        "context-access": "In pyfd's Python, results are written as `keys.FIELD = ...`.",
+        "packet-write": "In pyfd's Python, that is `keys.FIELD = ...`.",
+        "loop": "In pyfd's Python, such a loop is `for _ in range(N)` with a constant N.",
+        "return-value": "In pyfd's Python, every path ends in `return BPF_OK`, `return BPF_DROP` or `return BPF_FLOW_DISSECTOR_CONTINUE`.",
+    }
+)
+
+
+def advise(err: VerifierError) -> None:
+    """Add to `err` the advice for a dissector written in pyfd's Python (VERIFIER_ADVICE)."""
+    err.advise(VERIFIER_ADVICE.get(err.family or ""))
 
 
 class CompiledProgram:
@@ -66,15 +91,19 @@ class CompiledProgram:
         `log_level` (1 or 2) the accepted program's verifier log is kept in `.log`.
         """
         btf = self.compilation.btf()
-        return load_program(
-            self.code,
-            name=self.name,
-            btf=btf.btf,
-            func_info=btf.func_info,
-            line_info=btf.line_info,
-            source_map=slot_source_map(self.compilation.code.spans_by_slot()),
-            log_level=log_level,
-        )
+        try:
+            return load_program(
+                self.code,
+                name=self.name,
+                btf=btf.btf,
+                func_info=btf.func_info,
+                line_info=btf.line_info,
+                source_map=slot_source_map(self.compilation.code.spans_by_slot()),
+                log_level=log_level,
+            )
+        except VerifierError as err:
+            advise(err)  # the program came from pyfd's Python: say what to write there
+            raise
 
 
 def object_program(path: str | os.PathLike[str], function: str | None = None) -> tuple[ObjectFile, ObjectProgram]:
