@@ -143,13 +143,14 @@ class MissingPrivilegeError(BpfError, PermissionError):
         self.needs = tuple(needs)
         wanted = " and ".join(self.needs)
         them = "them" if len(self.needs) > 1 else "it"
-        setcap = ",".join(cap.lower() for cap in self.needs)
-        advice = (
-            f"{action} needs {wanted} (or root); run as root or grant {them}, "
-            f"e.g. with `sudo` / `setcap {setcap}+ep`"
-        )
+        grant = list(self.needs)
+        perfmon = ""
         if "CAP_BPF" in self.needs and "CAP_NET_ADMIN" in self.needs:
-            advice += f" (and grant CAP_PERFMON too: {PERFMON_NEEDED})"
+            # Loading works without it, so it is not in `needs`; the example grants it all the same.
+            grant.append("CAP_PERFMON")
+            perfmon = f" (and grant CAP_PERFMON too: {PERFMON_NEEDED})"
+        setcap = ",".join(cap.lower() for cap in grant)
+        advice = f"{action} needs {wanted} (or root); run as root or grant {them}{perfmon}, e.g. with `sudo` / `setcap {setcap}+ep`"
         if missing:
             detail = f"this process lacks {' and '.join(missing)}"
         elif missing is None:

@@ -473,7 +473,8 @@ def test_missing_privilege_error_message() -> None:
     text = str(err)
     assert (
         "loading a flow dissector needs CAP_BPF and CAP_NET_ADMIN (or root); run as root or "
-        "grant them, e.g. with `sudo` / `setcap cap_bpf,cap_net_admin+ep`"
+        "grant them (and grant CAP_PERFMON too: without it the verifier refuses to add a variable offset "
+        "to a packet pointer), e.g. with `sudo` / `setcap cap_bpf,cap_net_admin,cap_perfmon+ep`"
     ) in text
     assert "this process lacks CAP_NET_ADMIN" in text
     assert text.startswith("BPF_PROG_LOAD: ") and "[EPERM" in text
@@ -578,7 +579,7 @@ def test_missing_capability_is_named(dropped: tuple[int, ...], missing: list[str
     assert report["errno"] == errno.EPERM and report["permission"] is True
     assert report["missing"] == missing
     assert f"this process lacks {' and '.join(missing)}" in report["reason"]
-    assert "setcap cap_bpf,cap_net_admin+ep" in report["message"]
+    assert "setcap cap_bpf,cap_net_admin,cap_perfmon+ep" in report["message"]
 
 
 # === kernel: loading ==================================================================
