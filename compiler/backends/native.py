@@ -78,7 +78,7 @@ def _split_setcond(fn: Function) -> Function:
                 b.terminate(Jump(join, insn.span))
             b.position(join)
         b.terminate(block.term)
-    return b.finish(fn.name, fn.file, fn.span, fn.locals)
+    return b.finish(fn.name, fn.file, fn.span)
 
 
 class _Selector:

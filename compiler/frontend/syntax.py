@@ -68,7 +68,7 @@ class Lowering(StatementLowering):
             assert self.drop_span is not None
             self.b.position(self.drop_label)
             self.b.terminate(Return(BPF_DROP, self.drop_span))
-        fn = self.b.finish(node.name, self.root.file, self.span(node), self.scope.finish())
+        fn = self.b.finish(node.name, self.root.file, self.span(node))
         return Lowered(fn, self.types, self.root, self.helpers)
 
     def _check_signature(self, node: ast.FunctionDef) -> None:

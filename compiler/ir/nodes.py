@@ -10,7 +10,7 @@ a `LoadPacket` is legal only where such a check dominates it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Iterator, Union, assert_never
 
@@ -340,8 +340,6 @@ class Function:
     file: str
     blocks: list[Block]
     span: Span
-    # Python names of registers that hold user locals, for listings.
-    locals: dict[str, str] = field(default_factory=dict)
 
     @property
     def entry(self) -> Block:

@@ -30,8 +30,9 @@ instructions from the start of the program (libbpf converts; so does
 line << 10 | column.
 
 A leaf with elf.py: it imports nothing of pyfd but the ABI numbers, so the
-compiler writes, and the runtime, the llvm backend and `pyfd disasm` read,
-BTF with it.
+compiler writes BTF with it, and the object loader (pyfd.program), the llvm
+backend and `pyfd disasm` read it; the runtime only hands the bytes to the
+kernel.
 """
 
 from __future__ import annotations
