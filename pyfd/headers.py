@@ -50,6 +50,8 @@ class Header:
     fields: ClassVar[dict[str, Field]] = {}
 
     __slots__ = ("_data", "_offset")
+    _data: bytes
+    _offset: int
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -28,10 +28,12 @@ KEY_FIELDS: dict[str, Field] = {f.name: f for f in _FIELDS}
 
 
 class _KeyField:
-    """Descriptor: one field of the 56-byte buffer, host-order int in Python."""
+    """Descriptor: one field of the 56-byte buffer, host-order int in Python; named by its attribute."""
 
-    def __init__(self, field: Field) -> None:
-        self.field = field
+    field: Field
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.field = KEY_FIELDS[name]
 
     @overload
     def __get__(self, obj: None, owner: type) -> "_KeyField": ...
@@ -58,22 +60,23 @@ class BpfFlowKeys:
     SIZE: ClassVar[int] = KEYS_SIZE
     FIELDS: ClassVar[dict[str, Field]] = KEY_FIELDS
 
-    nhoff: int
-    thoff: int
-    addr_proto: int
-    is_frag: int
-    is_first_frag: int
-    is_encap: int
-    ip_proto: int
-    n_proto: int
-    sport: int
-    dport: int
-    ipv4_src: int
-    ipv4_dst: int
-    ipv6_src: int
-    ipv6_dst: int
-    flags: int
-    flow_label: int
+    # One descriptor per field of struct bpf_flow_keys (pyfd.abi), in its order.
+    nhoff = _KeyField()
+    thoff = _KeyField()
+    addr_proto = _KeyField()
+    is_frag = _KeyField()
+    is_first_frag = _KeyField()
+    is_encap = _KeyField()
+    ip_proto = _KeyField()
+    n_proto = _KeyField()
+    sport = _KeyField()
+    dport = _KeyField()
+    ipv4_src = _KeyField()
+    ipv4_dst = _KeyField()
+    ipv6_src = _KeyField()
+    ipv6_dst = _KeyField()
+    flags = _KeyField()
+    flow_label = _KeyField()
 
     __slots__ = ("_buf",)
 
@@ -114,8 +117,3 @@ class BpfFlowKeys:
             if name not in ("ipv6_src", "ipv6_dst") and getattr(self, name)
         )
         return f"BpfFlowKeys({shown})"
-
-
-for _field in _FIELDS:
-    setattr(BpfFlowKeys, _field.name, _KeyField(_field))
-del _field

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from test_cli import run
@@ -24,13 +25,16 @@ from pyfd.runtime.program import check_flags
 import pyfd
 from pyfd.cli import EXIT_ERROR, EXIT_OK, find_dissectors
 
+if TYPE_CHECKING:
+    from scapy.packet import Packet as ScapyPacket
+
 ROOT = Path(__file__).resolve().parent.parent
 IPV4_TCP = find_dissectors(ROOT / "samples" / "ipv4_tcp.py")["ipv4_tcp"]
 RETURN_0 = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
-MACS = {"dst": "02:00:00:00:00:02", "src": "02:00:00:00:00:01"}
+MACS: dict[str, Any] = {"dst": "02:00:00:00:00:02", "src": "02:00:00:00:00:01"}
 
 
-def scapy_tcp():  # type: ignore[no-untyped-def]
+def scapy_tcp() -> ScapyPacket:
     """An Ethernet/IPv4/TCP scapy packet 10.0.0.1:1000 -> 10.0.0.2:80."""
     from scapy.layers.inet import IP, TCP
     from scapy.layers.l2 import Ether
@@ -70,7 +74,7 @@ def test_loaded_run_takes_what_bytes_takes() -> None:
         want = loaded.run(frame)
         assert want.retval == 0 and want.keys.dport == 80
         for other in (bytearray(frame), memoryview(frame), list(frame), packet):
-            got = loaded.run(other)  # type: ignore[arg-type]
+            got = loaded.run(other)
             assert (got.retval, got.keys) == (want.retval, want.keys), type(other)
         for bad in NOT_FRAMES:
             with pytest.raises(TypeError, match=rf"^a frame is bytes \(or a bytearray, memoryview or scapy packet\), got {type(bad).__name__}"):
@@ -86,7 +90,7 @@ def test_run_python_refuses_what_is_not_a_frame(bad: object) -> None:
 
 def test_frame_of_out_of_range_values() -> None:
     with pytest.raises(ValueError, match=r"^a frame made from a list must hold byte values"):
-        IPV4_TCP.run_python([300] * 20)  # type: ignore[arg-type]
+        IPV4_TCP.run_python([300] * 20)
 
 
 @pytest.mark.parametrize("flags", [-1, 2**32, 99999999999])
