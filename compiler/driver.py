@@ -14,7 +14,7 @@ from pyfd.objfile.elf import SHT, ProgramSection, RawSection, write_object
 
 from .backends import BACKENDS
 from .backends.result import CompiledCode
-from .diagnostics import CompileError
+from .diagnostics import CompileError, Span
 from .frontend import Lowered, lower_function
 from .ir.checker import check_function
 from .ir.nodes import Function
@@ -84,12 +84,10 @@ def annotated_listing(code: CompiledCode) -> str:
     # target slot (listing each instruction alone would count from 0).
     lines = listing(code.insns).splitlines()
     for insn, line in zip(code.insns, lines, strict=True):
-        span = insn.span
-        key = (span.file, span.line) if span is not None else None  # type: ignore[attr-defined]
-        if key is not None and key != last:
-            text = span.source_line().strip()  # type: ignore[attr-defined]
-            out.append(f"; {key[0].rsplit('/', 1)[-1]}:{key[1]}: {text}")
-            last = key
+        span = insn.span  # a Span from the backends, or None
+        if isinstance(span, Span) and (span.file, span.line) != last:
+            last = (span.file, span.line)
+            out.append(f"; {span.file.rsplit('/', 1)[-1]}:{span.line}: {span.source_line().strip()}")
         out.append(line)
     return "\n".join(out) + "\n"
 

@@ -254,7 +254,7 @@ class _Builder:
         self.lowered = lowered
         self.done: dict[Any, Callable[..., Any]] = {}
 
-    def build(self, source: FunctionSource, ret_ty: IntTy | None = None) -> Callable[..., Any]:
+    def build(self, source: FunctionSource, ret_ty: IntTy | tuple[IntTy, ...] | None = None) -> Callable[..., Any]:
         origin: Origins = {}
         fdef = _clone(source.node, origin)
         assert isinstance(fdef, ast.FunctionDef)
@@ -263,11 +263,11 @@ class _Builder:
         namespace.update(HELPERS)
         callees: dict[ast.AST, str] = {}
         for call in ast.walk(source.node):
-            fn = self.lowered.types.calls.get(call)
-            if fn is not None:
-                name = f"__pyfd_helper_{fn.__module__.replace('.', '_')}_{fn.__name__}"
+            callee = self.lowered.types.calls.get(call)
+            if callee is not None:
+                name = f"__pyfd_helper_{callee.__module__.replace('.', '_')}_{callee.__name__}"
                 callees[call] = name
-                namespace[name] = self.helper(fn)
+                namespace[name] = self.helper(callee)
         transformer = _Instrument(self.lowered, origin, callees)
         transformer.ret_ty = ret_ty
         new = transformer.visit(fdef)

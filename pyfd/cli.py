@@ -28,7 +28,8 @@ from .compiler.diagnostics import Span
 from .dissector import Dissector
 
 if TYPE_CHECKING:
-    from .runtime import Attachment, AttachmentInfo
+    from .program import CompiledProgram
+    from .runtime import Attachment, AttachmentInfo, FlowKeys, LoadedProgram, RunResult
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NO_KERNEL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -147,7 +148,7 @@ def pick(path: Path, function: str | None) -> Dissector:
     return next(iter(found.values()))
 
 
-def _compile(dissector: Dissector, backend: str, opt_level: int, dump_after: Sequence[str] = ()):  # type: ignore[no-untyped-def]
+def _compile(dissector: Dissector, backend: str, opt_level: int, dump_after: Sequence[str] = ()) -> CompiledProgram:
     from .compiler.diagnostics import CompileError
     from .compiler.driver import Options, compile_lowered
     from .program import CompiledProgram
@@ -218,7 +219,7 @@ def _write_text(text: str, output: str | None) -> None:
         sys.stdout.write(text)
 
 
-def _load(program, *, verbose: bool = False, log_level: int = 0):  # type: ignore[no-untyped-def]
+def _load(program: CompiledProgram, *, verbose: bool = False, log_level: int = 0) -> LoadedProgram:
     """Load a compiled program into the kernel; every failure is a UserError."""
     return _kernel_load(program.name, lambda: program.load(log_level=log_level), verbose=verbose)
 
@@ -292,7 +293,7 @@ def flags_text(flags: int) -> str:
     return f"{flags:#x} ({'|'.join(names)})"
 
 
-def _load_object(path: Path, function: str | None):  # type: ignore[no-untyped-def]
+def _load_object(path: Path, function: str | None) -> LoadedProgram:
     """Load a program of an object file into the kernel; every failure is a UserError."""
     from .objfile.reader import ObjectFileError
     from .program import load_object_program, object_program
@@ -316,7 +317,7 @@ def object_file_error(exc: Exception) -> UserError:
     return UserError(str(exc))
 
 
-def _keys_json(keys) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _keys_json(keys: FlowKeys) -> dict[str, object]:
     """Every field of struct bpf_flow_keys, host order (addresses as text), and the raw 56 bytes."""
     from .abi import FLOW_KEYS_LAYOUT
 
@@ -328,7 +329,7 @@ def _keys_json(keys) -> dict[str, object]:  # type: ignore[no-untyped-def]
     return fields
 
 
-def _result_json(result) -> dict[str, object] | None:  # type: ignore[no-untyped-def]
+def _result_json(result: RunResult | None) -> dict[str, object] | None:
     from .demo import describe
 
     if result is None:
@@ -514,7 +515,7 @@ def _lasting(attachment: Attachment) -> str:
     return f"it stays attached after pyfd exits; {detach}"
 
 
-def _load_for_attach(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _load_for_attach(args: argparse.Namespace) -> LoadedProgram:
     """Load the dissector to attach: compile Python source, or read a compiled object (told apart by content, as `run` does)."""
     path = Path(args.file)
     if _is_object(path):

@@ -1,5 +1,6 @@
 """pyfd.runtime: load flow dissectors and run them in the kernel; takes bytes, not the compiler."""
 
+from ..abi import FLOW_KEYS_SIZE
 from .attach import (
     AlreadyAttachedError,
     AttachError,
@@ -43,7 +44,6 @@ from .errors import (
 from .flowkeys import (
     ETH_P_IP,
     ETH_P_IPV6,
-    FLOW_KEYS_SIZE,
     BpfRetCode,
     FlowDissectorFlags,
     FlowKeys,

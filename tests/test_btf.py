@@ -76,8 +76,9 @@ def btf_probe(pkt: Packet, keys: BpfFlowKeys) -> int:
     return BPF_OK
 
 
-PROBE_FILE = inspect.getsourcefile(btf_probe.fn)
-assert PROBE_FILE is not None
+_PROBE_SOURCE = inspect.getsourcefile(btf_probe.fn)
+assert _PROBE_SOURCE is not None
+PROBE_FILE: str = _PROBE_SOURCE
 PROBE_LINES = {
     text.strip(): number
     for number, text in enumerate(linecache.getlines(PROBE_FILE), start=1)

@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_cli import run
@@ -24,7 +25,7 @@ from pyfd.cli import EXIT_ERROR, EXIT_NO_KERNEL, EXIT_OK, EXIT_USAGE, parse_flag
 from pyfd.demo import read_frames
 
 ROOT = Path(__file__).resolve().parent.parent
-MACS = {"dst": "02:00:00:00:00:02", "src": "02:00:00:00:00:01"}
+MACS: dict[str, Any] = {"dst": "02:00:00:00:00:02", "src": "02:00:00:00:00:01"}
 
 
 def tcp_frame(payload: bytes = b"") -> bytes:

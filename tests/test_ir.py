@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from dissectors import backend, semantics
 from pyfd.compiler.backends import BACKENDS
 from pyfd.compiler.diagnostics import CompileError, PacketAccessError
 from pyfd.compiler.ir.checker import IRCheckError, check_function
-from pyfd.compiler.ir.nodes import Copy, Function, Imm, Reg
+from pyfd.compiler.ir.nodes import Copy, Function, Imm, Reg, StoreKeys
 from pyfd.compiler.ir.text import parse_function, parse_functions, print_function
 from pyfd.compiler.passes.base import PassContractError
 from pyfd.compiler.passes import (
@@ -898,7 +900,7 @@ def test_pass(pass_: Pass, before: str, after: str | None) -> None:
     assert text(fn) == expected
 
 
-ALL_PASSES = [SimplifyCFG, ConstantFold, RedundantLoads, Peephole, MergeChecks, DeadCode]
+ALL_PASSES: list[Callable[[], Pass]] = [SimplifyCFG, ConstantFold, RedundantLoads, Peephole, MergeChecks, DeadCode]
 
 
 @pytest.mark.parametrize("dissector", EVERY, ids=lambda d: d.name)
@@ -979,7 +981,8 @@ class _ReadsUndefined:
 
     def run(self, fn: Function) -> bool:
         store = fn.entry.insns[1]
-        fn.entry.insns[1] = type(store)(store.offset, store.size, Reg("ghost"), store.span)  # type: ignore[union-attr, call-arg]
+        assert isinstance(store, StoreKeys)
+        fn.entry.insns[1] = replace(store, src=Reg("ghost"))
         return True
 
 

@@ -306,7 +306,8 @@ print(json.dumps({name: bpf.prog_test_run(prog_fd=fd, data_in=bytes(frame), data
 def _hashes(netns: str) -> dict[str, int]:
     done = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", HASH_PROGRAM], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    hashes: dict[str, int] = json.loads(done.stdout)
+    return hashes
 
 
 def _dissector(path: Path) -> pyfd.Dissector:

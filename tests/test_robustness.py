@@ -37,6 +37,7 @@ from pyfd.isa import (
     BPF_JEQ,
     BPF_JNE,
     BPF_JSET,
+    Instruction,
     Label,
     exit_insn,
     gotol,
@@ -272,6 +273,7 @@ def test_llvm_is_never_asked_for_128_bit_arithmetic(level: int, accepted: Callab
     """`x <= -1 // y` once became umul.with.overflow, a 128-bit multiply (__multi3) and exit(1)."""
     [case] = [c for c in ACCEPTS if c.name == "quotient-compare-no-i128"]
     optimised = accepted(case).compile(backend="llvm", opt_level=level).llvm_ir()
+    assert optimised is not None
     body = optimised.split("define", 1)[1].split("\n}\n", 1)[0]  # the function, not its metadata
     assert "with.overflow" not in body and not re.search(r"\bi(?:6[5-9]|[7-9]\d|\d{3,})\b", body)
 
@@ -618,7 +620,7 @@ FILLER = [mov64_imm(0, 0)] * 40000
     ],
     ids=["goto", "jeq", "jeq32", "jset"],
 )
-def test_relax_jumps_reaches_past_int16(far_jump: Callable[[Label], object], expected: list[object]) -> None:
+def test_relax_jumps_reaches_past_int16(far_jump: Callable[[Label], Instruction], expected: list[Instruction]) -> None:
     far = Label("far")
     program = resolve(relax_jumps([far_jump(far), *FILLER, far, exit_insn()]))
     assert program[: len(expected)] == expected
@@ -629,7 +631,7 @@ def test_relax_jumps_leaves_near_jumps_and_relaxes_what_relaxing_pushes_out() ->
     """A jump just in range goes out of range when one it jumps over grows: relaxation repeats until all fit."""
     far, edge = Label("far"), Label("edge")
     just = jmp_imm(BPF_JEQ, 1, 1, edge)  # 32767 slots ahead, until the jump below it grows by one
-    items = [just, jmp_imm(BPF_JEQ, 2, 2, far), *[mov64_imm(0, 0)] * 32766, edge, *FILLER, far, exit_insn()]
+    items: list[Instruction | Label] = [just, jmp_imm(BPF_JEQ, 2, 2, far), *[mov64_imm(0, 0)] * 32766, edge, *FILLER, far, exit_insn()]
     assert resolve([just, mov64_imm(0, 0), *[mov64_imm(0, 0)] * 32766, edge, exit_insn()])[0].off == 32767  # as far as int16 reaches
     program = resolve(relax_jumps(items))
     assert program[0] == jmp_imm(BPF_JNE, 1, 1, 1) and program[1].is_gotol

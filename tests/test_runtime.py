@@ -401,8 +401,8 @@ def test_command_numbers() -> None:
     assert {name: bpf.Cmd[name].value for name in expected} == expected
     assert list(bpf.Cmd) == sorted(bpf.Cmd)  # dense, in kernel order
     assert [c.value for c in bpf.Cmd] == list(range(len(bpf.Cmd)))
-    assert bpf.ProgType.FLOW_DISSECTOR == 22
-    assert bpf.AttachType.BPF_FLOW_DISSECTOR == 17
+    assert bpf.ProgType.FLOW_DISSECTOR.value == 22
+    assert bpf.AttachType.BPF_FLOW_DISSECTOR.value == 17
 
 
 @pytest.mark.parametrize(("machine", "number"), [("x86_64", 321), ("aarch64", 280), ("arm64", 280)])
@@ -589,7 +589,7 @@ def test_missing_capability_is_named(dropped: tuple[int, ...], missing: list[str
 def test_prog_info_after_load(exit0: LoadedProgram) -> None:
     info = exit0.info()
     assert info.name == "pyfd_exit0" and exit0.name == "pyfd_exit0"
-    assert info.type == ProgType.FLOW_DISSECTOR == 22
+    assert info.type == ProgType.FLOW_DISSECTOR.value == 22
     assert info.id == exit0.id > 0
     assert info.verified_insns == exit0.verified_insns == 2
     assert info.xlated_prog_len == len(EXIT_0)

@@ -417,7 +417,7 @@ class ProgramGenerator:
                 self.lines.append(f"{pad}keys.{field} {op} {self.value(assigned, 2).text}")
             elif r < 0.8 and indent < 3:  # if / else
                 self.lines.append(f"{pad}if {self.condition(assigned, 2)}:")
-                then = self.statements(assigned, indent + 1, self.rng.randint(1, 3), depth)
+                then: set[str] | None = self.statements(assigned, indent + 1, self.rng.randint(1, 3), depth)
                 if self.rng.random() < 0.15:
                     self.lines.append(f"{pad}    return {self.rng.choice(['BPF_OK', 'BPF_DROP', 'BPF_FLOW_DISSECTOR_CONTINUE'])}")
                     then = None

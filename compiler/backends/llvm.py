@@ -38,7 +38,7 @@ import struct
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import assert_never
+from typing import TYPE_CHECKING, assert_never
 
 from pyfd.abi import FLOW_DISSECTOR_SECTION as SECTION
 from pyfd.abi import MAX_BPF_STACK, MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
@@ -76,6 +76,9 @@ from ..ir.nodes import (
 )
 from .isolate import EX_SOFTWARE, ChildFailed, frame, run_isolated
 from .result import CompiledCode
+
+if TYPE_CHECKING:
+    from llvmlite.binding import TargetMachine  # llvmlite is imported where it runs: the CLI starts without it
 
 TRIPLE = "bpfel"
 # The BPF data layout LLVM uses for bpfel (llvm/lib/Target/BPF/BPFTargetMachine.cpp).
@@ -680,7 +683,7 @@ _LLVM_STACK_LIMIT = 1 << 20
 
 
 @functools.cache
-def _target_machine():  # type: ignore[no-untyped-def]
+def _target_machine() -> TargetMachine:
     """The bpfel target machine, cpu v3; its code generator always runs at LLVM's default level.
 
     At codegen -O0 (FastISel and the fast register allocator) every value
@@ -733,7 +736,7 @@ def _codegen(text: str, level: int, name: str) -> bytes:
     builder = llvm.create_pass_builder(tm, llvm.PipelineTuningOptions(speed_level=level))
     builder.getModulePassManager().run(module, builder)
     optimised = str(module).encode()
-    obj = tm.emit_object(module)
+    obj: bytes = tm.emit_object(module)
     return b"O" + struct.pack("<Q", len(optimised)) + optimised + obj
 
 

@@ -293,13 +293,13 @@ def _spill_copy(insn: MInsn, regs: set[str], slots: dict[str, int], held: dict[s
     if not insn.is_copy():
         return None
     dst, src = insn.dst, insn.src
-    dst_spilled = isinstance(dst, str) and dst in regs
-    src_spilled = isinstance(src, str) and src in regs
+    dst_slot = slots[dst] if isinstance(dst, str) and dst in regs else None
+    src_slot = slots[src] if isinstance(src, str) and src in regs else None
     next_touches = nxt is not None and dst in (*nxt.uses(), *nxt.defs())
-    if dst_spilled and not src_spilled and dst not in held and not next_touches:
-        return stx_mem(Size.DW, FP, src, slots[dst], span=insn.span)  # type: ignore[index]
-    if src_spilled and not dst_spilled and src not in held:
-        return ldx_mem(Size.DW, dst, FP, slots[src], span=insn.span)  # type: ignore[index]
+    if dst_slot is not None and src_slot is None and dst not in held and not next_touches:
+        return stx_mem(Size.DW, FP, src, dst_slot, span=insn.span)
+    if src_slot is not None and dst_slot is None and src not in held:
+        return ldx_mem(Size.DW, dst, FP, src_slot, span=insn.span)
     return None
 
 
@@ -314,8 +314,9 @@ def allocate(fn: MFunction) -> None:
         if spilled & temps:
             raise AllocationError("a spill temporary found no register")
         if not spilled:
+            physical: dict[MReg, MReg] = {reg: phys for reg, phys in assignment.items()}
             for b in fn.blocks:
-                b.insns = [i.rename(assignment) for i in b.insns]  # type: ignore[arg-type]
+                b.insns = [i.rename(physical) for i in b.insns]
                 b.insns = [i for i in b.insns if not (i.is_copy() and i.dst == i.src)]
             _pack_slots(fn)
             return

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pyfd.headers import Header
 from pyfd.keys import KEY_FIELDS
 from pyfd.layout import Field
-from pyfd.packet import MAX_PACKET_OFF
+from pyfd.abi import MAX_PACKET_OFF
 
 from ..diagnostics import CompileNameError, PacketAccessError, Span
 from ..ir.builder import IRBuilder

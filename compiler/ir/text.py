@@ -109,10 +109,8 @@ class _Build:
         line, col, end_line, end_col = (int(t) for t in items[-4:])
         return Span(file, line, col, end_line, end_col)
 
-    def _node(self, tree: Tree, loc: Span | None) -> Instruction | Terminator:  # type: ignore[type-arg]
-        k, items, meta = tree.data, tree.children, tree.meta
-        span = self._span(meta, loc)
-        op = self._operand
+    def _insn(self, tree: Tree[Token], loc: Span | None) -> Instruction:
+        k, items, span, op = tree.data, _tokens(tree), self._span(tree.meta, loc), self._operand
         match k:
             case "copy":
                 return Copy(Reg(items[0][1:]), op(items[1]), span)
@@ -133,6 +131,11 @@ class _Build:
                 return StoreKeys(int(items[1]), _NAME_SIZE[str(items[0])], op(items[2]), span)
             case "pload":
                 return LoadPacket(Reg(items[0][1:]), op(items[2]), int(items[3]), _NAME_SIZE[str(items[1])], span)
+        raise TypeError(k)
+
+    def _term(self, tree: Tree[Token], loc: Span | None) -> Terminator:
+        k, items, span, op = tree.data, _tokens(tree), self._span(tree.meta, loc), self._operand
+        match k:
             case "jump":
                 return Jump(str(items[0]), span)
             case "branch":
@@ -143,32 +146,53 @@ class _Build:
                 return Return(int(items[0]), span)
         raise TypeError(k)
 
-    def build_function(self, tree: Tree) -> Function:  # type: ignore[type-arg]
+    def build_function(self, tree: Tree[Token]) -> Function:
         """A Function from a `function` subtree."""
-        name, file_tok, *rest = tree.children
+        (name, file_tok), rest = _parts(tree)
         self.file = str(file_tok)[1:-1]
         fn_loc = None
-        if rest and isinstance(rest[0], Tree) and rest[0].data == "loc":
-            fn_loc = self.loc(rest.pop(0).children)
+        if rest and rest[0].data == "loc":
+            fn_loc = self.loc(_tokens(rest.pop(0)))
         blocks = [self.build_block(b) for b in rest]
         span = self._span(tree.meta, fn_loc)
         return Function(str(name), self.file, blocks, span)
 
-    def build_block(self, tree: Tree) -> Block:  # type: ignore[type-arg]
-        """A Block from a `block` subtree; the last node is the terminator."""
-        label, *nodes = tree.children
-        built: list[Instruction | Terminator] = []
-        for node in nodes:
-            loc = None
-            if node.data in ("insn", "term"):
-                node, *extra = node.children
-                loc = self.loc(extra[0].children) if extra else None
-            built.append(self._node(node, loc))
-        *insns, term = built
-        return Block(str(label), insns, term)  # type: ignore[arg-type]
+    def build_block(self, tree: Tree[Token]) -> Block:
+        """A Block from a `block` subtree: instructions, then the terminator (the grammar's order)."""
+        (label,), nodes = _parts(tree)
+        located = [self._located(node) for node in nodes]
+        insns = [self._insn(node, loc) for node, loc in located[:-1]]
+        return Block(str(label), insns, self._term(*located[-1]))
+
+    def _located(self, node: Tree[Token]) -> tuple[Tree[Token], Span | None]:
+        """An instruction or terminator subtree and its `@loc` span, if it has one."""
+        if node.data not in ("insn", "term"):  # no `loc`: the grammar inlined the rule
+            return node, None
+        _, (inner, *extra) = _parts(node)
+        return inner, self.loc(_tokens(extra[0])) if extra else None
 
 
-def _parse_tree(text: str, source_name: str) -> Tree:  # type: ignore[type-arg]
+def _parts(tree: Tree[Token]) -> tuple[list[Token], list[Tree[Token]]]:
+    """A subtree's tokens and its subtrees, each in order."""
+    tokens: list[Token] = []
+    trees: list[Tree[Token]] = []
+    for child in tree.children:
+        if isinstance(child, Token):
+            tokens.append(child)
+        else:
+            trees.append(child)
+    return tokens, trees
+
+
+def _tokens(tree: Tree[Token]) -> list[Token]:
+    """The children of a subtree the grammar builds of tokens alone (an instruction, a `loc`)."""
+    tokens, trees = _parts(tree)
+    if trees:
+        raise TypeError(f"IR grammar: `{tree.data}` holds a subtree")
+    return tokens
+
+
+def _parse_tree(text: str, source_name: str) -> Tree[Token]:
     try:
         return _parser().parse(text)
     except LarkError as exc:
@@ -180,16 +204,15 @@ def _parse_tree(text: str, source_name: str) -> Tree:  # type: ignore[type-arg]
 
 def parse_functions(text: str, *, source_name: str = "<ir>") -> list[Function]:
     """Parse the IR text form; errors are CompileErrors located in the text."""
-    tree = _parse_tree(text, source_name)
     builder = _Build(source_name)
-    return [builder.build_function(f) for f in tree.children]
+    return [builder.build_function(f) for f in _parts(_parse_tree(text, source_name))[1]]
 
 
 def parse_function(text: str, *, source_name: str = "<ir>") -> Function:
     """Parse exactly one function."""
-    tree = _parse_tree(text, source_name)
-    if len(tree.children) != 1:
-        extra = tree.children[1].meta
+    functions = _parts(_parse_tree(text, source_name))[1]
+    if len(functions) != 1:
+        extra = functions[1].meta
         where = Span(source_name, extra.line, extra.column - 1, extra.line, extra.column + 3)
-        raise CompileError(f"expected one function, found {len(tree.children)}", where)
-    return _Build(source_name).build_function(tree.children[0])
+        raise CompileError(f"expected one function, found {len(functions)}", where)
+    return _Build(source_name).build_function(functions[0])

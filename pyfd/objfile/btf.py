@@ -687,7 +687,8 @@ def parse_btf_ext(btf_ext: bytes, btf: bytes | Btf) -> dict[str, BtfExtInfo]:
     if hdr_len < _EXT_HEADER.size:
         raise BtfFormatError(f".BTF.ext header length {hdr_len} is shorter than {_EXT_HEADER.size}")
 
-    out: dict[str, dict[str, list[object]]] = {}
+    funcs: dict[str, list[FuncInfoRecord]] = {}
+    lines: dict[str, list[LineInfoRecord]] = {}
 
     def sections(start: int, length: int, what: str, min_rec: int) -> Iterable[tuple[str, list[bytes]]]:
         if length == 0:
@@ -711,7 +712,7 @@ def parse_btf_ext(btf_ext: bytes, btf: bytes | Btf) -> dict[str, BtfExtInfo]:
             pos = end
 
     for sec_name, records in sections(func_off, func_len, "func_info", FUNC_INFO_REC_SIZE):
-        entry = out.setdefault(sec_name, {"func": [], "line": []})
+        func_entry = funcs.setdefault(sec_name, [])
         for record in records:
             insn_off, type_id = _PAIR.unpack_from(record)
             func_name = ""
@@ -719,12 +720,12 @@ def parse_btf_ext(btf_ext: bytes, btf: bytes | Btf) -> dict[str, BtfExtInfo]:
                 found = decoded.types[type_id - 1]
                 if isinstance(found, FuncType):
                     func_name = found.name
-            entry["func"].append(FuncInfoRecord(insn_off, type_id, func_name))
+            func_entry.append(FuncInfoRecord(insn_off, type_id, func_name))
     for sec_name, records in sections(line_off, line_len, "line_info", LINE_INFO_REC_SIZE):
-        entry = out.setdefault(sec_name, {"func": [], "line": []})
+        line_entry = lines.setdefault(sec_name, [])
         for record in records:
             insn_off, file_off, text_off, line_col = _LINE_INFO.unpack_from(record)
-            entry["line"].append(
+            line_entry.append(
                 LineInfoRecord(
                     insn_off,
                     decoded.string_at(file_off),
@@ -735,10 +736,8 @@ def parse_btf_ext(btf_ext: bytes, btf: bytes | Btf) -> dict[str, BtfExtInfo]:
                     text_off,
                 )
             )
-    return {
-        name: BtfExtInfo(tuple(v["func"]), tuple(v["line"]))  # type: ignore[arg-type]
-        for name, v in out.items()
-    }
+    # Sections in the order they first appear: func_info's, then line_info's others.
+    return {name: BtfExtInfo(tuple(funcs.get(name, ())), tuple(lines.get(name, ()))) for name in [*funcs, *(n for n in lines if n not in funcs)]}
 
 
 def encode_btf_ext(builder: BtfBuilder, sections: Mapping[str, BtfExtInfo]) -> bytes:
