@@ -210,7 +210,12 @@ class Scope:
                 fail(span, f"`{name}` may be used before it is assigned", hint="assign it on every path that reaches here", kind=CompileNameError)
             return Value(fn.local_regs[name], fn.local_types[name], None, fn.env.choices.get(name))
         if name in fn.stored:  # assigned later: Python raises UnboundLocalError here, even if a global has the name
-            fail(span, f"`{name}` is used before it is assigned", hint=f"`{name}` is assigned later in the function, which makes it a local everywhere in it", kind=CompileNameError)
+            fail(
+                span,
+                f"`{name}` is used before it is assigned",
+                hint=f"`{name}` is assigned later in the function, which makes it a local everywhere in it",
+                kind=CompileNameError,
+            )
         return None
 
     def _header(self, name: str, view: HeaderView | Conflict, span: Span) -> HeaderView:
