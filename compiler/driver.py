@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from pyfd.abi import FLOW_DISSECTOR_SECTION as SECTION
 from pyfd.abi import LICENSE

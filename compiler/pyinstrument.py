@@ -22,7 +22,8 @@ from __future__ import annotations
 import ast
 import copy
 import operator
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pyfd.types import wrap
 
@@ -94,7 +95,7 @@ def _invert(value: int) -> int:
 def _wrap_tuple(values: tuple[int, ...], types: tuple[tuple[int, bool], ...]) -> tuple[int, ...]:
     if len(values) != len(types):  # the compiler checked the arity; keep Python's own error otherwise
         return values
-    return tuple(wrap(v, bits, signed) for v, (bits, signed) in zip(values, types))
+    return tuple(wrap(v, bits, signed) for v, (bits, signed) in zip(values, types, strict=True))
 
 
 HELPERS: dict[str, Callable[..., Any]] = {
@@ -126,7 +127,7 @@ def _const(value: Any) -> ast.Constant:
 class _Instrument(ast.NodeTransformer):
     """Rewrites a clone of one function; types are looked up on the original nodes."""
 
-    def __init__(self, lowered: Lowered, origin: "Origins", callees: dict[ast.AST, str]) -> None:
+    def __init__(self, lowered: Lowered, origin: Origins, callees: dict[ast.AST, str]) -> None:
         self.types = lowered.types
         self.origin = origin
         self.callees = callees  # original Call node -> name of the instrumented helper in the namespace
@@ -242,7 +243,7 @@ Origins = dict[int, tuple[ast.AST, ast.AST]]
 def _clone(node: ast.AST, origin: Origins) -> ast.AST:
     """A deep copy of `node`, recording which original each copied node came from."""
     twin = copy.deepcopy(node)
-    for original, copied in zip(ast.walk(node), ast.walk(twin)):
+    for original, copied in zip(ast.walk(node), ast.walk(twin), strict=True):
         origin[id(copied)] = (copied, original)
     return twin
 
@@ -274,7 +275,10 @@ class _Builder:
         assert isinstance(new, ast.FunctionDef)
         # Integer arguments narrow to their parameter's type on the way in, as in the kernel.
         prologue: list[ast.stmt] = [
-            ast.Assign(targets=[ast.Name(id=name, ctx=ast.Store())], value=_call("__pyfd_wrap", ast.Name(id=name, ctx=ast.Load()), _const(ty.bits), _const(ty.signed)))
+            ast.Assign(
+                targets=[ast.Name(id=name, ctx=ast.Store())],
+                value=_call("__pyfd_wrap", ast.Name(id=name, ctx=ast.Load()), _const(ty.bits), _const(ty.signed)),
+            )
             for name, ty in self.lowered.types.params.get(source.node, [])
         ]
         for stmt in prologue:

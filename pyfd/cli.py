@@ -20,9 +20,10 @@ import io
 import os
 import sys
 import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Callable, Sequence, TextIO, TypeVar, cast
+from typing import TYPE_CHECKING, TextIO, TypeVar, cast
 
 from .compiler.diagnostics import Span
 from .dissector import Dissector
@@ -570,7 +571,7 @@ def cmd_detach(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _show_text(info: "AttachmentInfo", current_ino: int, stats_on: bool) -> str:
+def _show_text(info: AttachmentInfo, current_ino: int, stats_on: bool) -> str:
     """One attachment of `pyfd show`, as text."""
     if info.defunct:
         where = "a network namespace that no longer exists (the link is defunct)"
@@ -624,7 +625,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps([info.to_json() for info in found], indent=2))
         return EXIT_OK
     if not found:
-        print(f"no flow dissector is attached to {ns.label}" if args.netns is not None else "no flow dissector is attached in any network namespace pyfd can see")
+        where = f"to {ns.label}" if args.netns is not None else "in any network namespace pyfd can see"
+        print(f"no flow dissector is attached {where}")
         return EXIT_OK
     stats_on = stats_enabled()
     print("\n".join(_show_text(info, current, stats_on) for info in found))
@@ -668,10 +670,15 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("file", metavar="FILE.py", help="Python file with @dissector functions")
         p.add_argument("--function", "-f", metavar="NAME", help="the dissector to use when the file has several")
-        p.add_argument("--backend", choices=backends, default="native", help=f"code generator: {', or '.join(b.description for b in BACKENDS.values())} (default: native)")
+        generators = ", or ".join(b.description for b in BACKENDS.values())
+        p.add_argument("--backend", choices=backends, default="native", help=f"code generator: {generators} (default: native)")
         p.add_argument("-O", dest="opt_level", type=int, choices=[0, 1, 2], default=2, metavar="LEVEL", help="optimisation level 0, 1 or 2 (default: 2)")
 
-    p = sub.add_parser("compile", help="compile a dissector to a BPF object file", description="Compile a dissector to an ELF object (section flow_dissector) that bpftool and libbpf load.")
+    p = sub.add_parser(
+        "compile",
+        help="compile a dissector to a BPF object file",
+        description="Compile a dissector to an ELF object (section flow_dissector) that bpftool and libbpf load.",
+    )
     common(p)
     p.add_argument("-o", "--output", metavar="PATH", help="where to write (default: FILE.o next to the source; stdout for --emit asm/ir/llvm)")
     p.add_argument(

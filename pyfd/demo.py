@@ -85,7 +85,8 @@ def read_frames(path: Path) -> list[Frame]:
         number = len(frames) + 1
         if pos + PCAP_RECORD_HEADER_SIZE > len(data):
             left = len(data) - pos
-            frames.append(Frame(f"frame {number}", b"", f"truncated pcap record: the file ends {left} bytes into its {PCAP_RECORD_HEADER_SIZE}-byte record header"))
+            problem = f"truncated pcap record: the file ends {left} bytes into its {PCAP_RECORD_HEADER_SIZE}-byte record header"
+            frames.append(Frame(f"frame {number}", b"", problem))
             break
         _, _, incl, orig = struct.unpack(order + "IIII", data[pos : pos + PCAP_RECORD_HEADER_SIZE])
         pos += PCAP_RECORD_HEADER_SIZE

@@ -36,15 +36,15 @@ class _KeyField:
         self.field = KEY_FIELDS[name]
 
     @overload
-    def __get__(self, obj: None, owner: type) -> "_KeyField": ...
+    def __get__(self, obj: None, owner: type) -> _KeyField: ...
     @overload
-    def __get__(self, obj: "BpfFlowKeys", owner: type) -> int: ...
-    def __get__(self, obj: "BpfFlowKeys | None", owner: type) -> "int | _KeyField":
+    def __get__(self, obj: BpfFlowKeys, owner: type) -> int: ...
+    def __get__(self, obj: BpfFlowKeys | None, owner: type) -> int | _KeyField:
         if obj is None:
             return self
         return self.field.decode(obj._buf)
 
-    def __set__(self, obj: "BpfFlowKeys", value: int | bytes) -> None:
+    def __set__(self, obj: BpfFlowKeys, value: int | bytes) -> None:
         if isinstance(value, (bytes, bytearray)):  # opaque header bytes, in network order as the field is
             fld = self.field
             if len(value) != fld.size or fld.is_bitfield or fld.order != "big":
@@ -90,7 +90,7 @@ class BpfFlowKeys:
             setattr(self, name, value)
 
     @classmethod
-    def at_entry(cls, frame: bytes, *, flags: int = 0, nhoff: int = ETH_HLEN) -> "BpfFlowKeys":
+    def at_entry(cls, frame: bytes, *, flags: int = 0, nhoff: int = ETH_HLEN) -> BpfFlowKeys:
         """The keys as BPF_PROG_TEST_RUN hands them to a dissector for `frame`."""
         n_proto = int.from_bytes(frame[12:14], "big") if len(frame) >= ETH_HLEN else 0
         return cls(nhoff=nhoff, thoff=nhoff, n_proto=n_proto, flags=flags)

@@ -43,7 +43,7 @@ def advise(err: VerifierError) -> None:
 class CompiledProgram:
     """A dissector compiled to BPF: instructions, listings, an object file, a loader."""
 
-    def __init__(self, compilation: "Compilation") -> None:
+    def __init__(self, compilation: Compilation) -> None:
         self.compilation = compilation
         self.name = compilation.name
         self.backend = compilation.options.backend

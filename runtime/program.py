@@ -189,7 +189,7 @@ class LoadedProgram:
             )
         return result
 
-    def attached(self, netns: str | None = None, *, pin: bool = False, force: bool = False, method: str = "auto") -> "Attachment":
+    def attached(self, netns: str | None = None, *, pin: bool = False, force: bool = False, method: str = "auto") -> Attachment:
         """`with loaded.attached(netns="NAME"): ...`: attach for a block, detach on exit (also on error)."""
         from .attach import attached  # attaching lives in attach.py, above this module
 

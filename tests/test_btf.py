@@ -283,7 +283,8 @@ def test_line_info_follows_the_python_spans() -> None:
     assert records[0].insn_off == 0
     spans = compilation.code.spans_by_slot()
     # One record wherever (file, line, col) changes, and nowhere else.
-    changes = [slot for slot, span in enumerate(spans) if span is not None and (slot == 0 or (span.file, span.line, span.col) != (spans[slot - 1].file, spans[slot - 1].line, spans[slot - 1].col))]  # type: ignore[union-attr]
+    places = [None if span is None else (span.file, span.line, span.col) for span in spans]
+    changes = [slot for slot, place in enumerate(places) if place is not None and (slot == 0 or place != places[slot - 1])]
     assert [r.insn_off // 8 for r in records] == changes
     for record in records:
         span = spans[record.insn_off // 8]
@@ -350,7 +351,8 @@ entry:
 !7 = !DIDerivedType(tag: DW_TAG_pointer_type, baseType: !6, size: 64)
 !8 = !DISubroutineType(types: !9)
 !9 = !{!5, !7}
-!10 = distinct !DISubprogram(name: "cdiss", scope: !1, file: !1, line: 3, type: !8, scopeLine: 3, flags: DIFlagPrototyped, spFlags: DISPFlagDefinition | DISPFlagOptimized, unit: !0, retainedNodes: !15)
+!10 = distinct !DISubprogram(name: "cdiss", scope: !1, file: !1, line: 3, type: !8, scopeLine: 3, flags: DIFlagPrototyped,
+                             spFlags: DISPFlagDefinition | DISPFlagOptimized, unit: !0, retainedNodes: !15)
 !15 = !{!16}
 !16 = !DILocalVariable(name: "ctx", arg: 1, scope: !10, file: !1, line: 3, type: !7)
 !18 = !DILocation(line: 5, column: 2, scope: !10)

@@ -199,7 +199,12 @@ def test_the_compiler_imports_neither_the_runtime_nor_the_user_api() -> None:
 
 def test_the_language_imports_neither_the_compiler_nor_the_runtime() -> None:
     allowed = ("pyfd.abi", *LANGUAGE)
-    wrong = {f"{module} -> {target} (line {line})" for module in LANGUAGE for target, line in GRAPH[module].items() if not any(_in(target, ok) for ok in allowed)}
+    wrong = {
+        f"{module} -> {target} (line {line})"
+        for module in LANGUAGE
+        for target, line in GRAPH[module].items()
+        if not any(_in(target, ok) for ok in allowed)
+    }
     assert not wrong, "the language's modules import:\n" + "\n".join(sorted(wrong))
 
 

@@ -153,7 +153,7 @@ def test_function_shape() -> None:
     # The context is read only as data, data_end (u32) and flow_keys (u64), once each.
     loads = re.findall(r"load volatile (\w+), ptr %v\d+, align \d+", text)
     offsets = re.findall(r"getelementptr i8, ptr %ctx, i64 (\d+)", text)
-    assert sorted(zip(offsets, loads)) == [("144", "ptr"), ("76", "i32"), ("80", "i32")]
+    assert sorted(zip(offsets, loads, strict=True)) == [("144", "ptr"), ("76", "i32"), ("80", "i32")]
     # The kernel names the BTF FUNC's argument only from a DILocalVariable (btf_func_check).
     assert re.search(r'!DILocalVariable\(name: "ctx", arg: 1', text)
 

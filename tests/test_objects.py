@@ -184,7 +184,9 @@ def test_disasm_escapes_control_bytes(control_name: Path, capsys: pytest.Capture
         ("latin1_license", "the license section holds b'GPL\\xe9', not printable ASCII text"),
     ],
 )
-def test_attach_names_the_file_not_an_internal_error(fixture: str, message: str, netns: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> None:
+def test_attach_names_the_file_not_an_internal_error(
+    fixture: str, message: str, netns: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
     path: Path = request.getfixturevalue(fixture)
     status, out, err = run(capsys, "attach", path, "--netns", netns)
     assert status == EXIT_ERROR
@@ -348,7 +350,8 @@ def build(tmp_path: Path, name: str, body: str) -> Path:
     source = tmp_path / f"{name}.c"
     source.write_text(C_PRELUDE + body)
     obj = tmp_path / f"{name}.o"
-    built = subprocess.run([clang(), "-O2", "-g", "-target", "bpf", "-c", str(source), "-o", str(obj)], capture_output=True, text=True, timeout=120, check=False)
+    command = [clang(), "-O2", "-g", "-target", "bpf", "-c", str(source), "-o", str(obj)]
+    built = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert built.returncode == 0, built.stderr
     return obj
 

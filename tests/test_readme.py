@@ -82,7 +82,7 @@ def test_readme_opens_with_two_commands() -> None:
 def test_readme_commands_install_into_a_venv(which: str) -> None:
     # A system Python that is externally managed (PEP 668: Debian 12, Ubuntu)
     # refuses `pip install` outside a venv, even as root.
-    command = dict(zip(("main", "tests"), _readme_commands()))[which]
+    command = dict(zip(("main", "tests"), _readme_commands(), strict=True))[which]
     steps = _steps(command)
     assert steps[0] == "apt-get update" and "python3-venv" in _apt_packages(command), "python3 -m venv needs python3-venv on Debian"
     made, activated = steps.index("python3 -m venv .venv"), steps.index(". .venv/bin/activate")

@@ -102,7 +102,10 @@ def _ifs_with_live_local(n: int) -> str:
 def _sum(n: int) -> str:
     """An n-term sum: the frontend recursed four frames per term."""
     terms = " + ".join(["p.sport"] * n)
-    return f"@dissector\ndef f(pkt: Packet, keys: BpfFlowKeys) -> int:\n    p = pkt.header(Ports, keys.nhoff + 20)\n    keys.dport = {terms}\n    return BPF_OK\n"
+    return (
+        "@dissector\ndef f(pkt: Packet, keys: BpfFlowKeys) -> int:\n"
+        f"    p = pkt.header(Ports, keys.nhoff + 20)\n    keys.dport = {terms}\n    return BPF_OK\n"
+    )
 
 
 def _elifs(n: int) -> str:
@@ -247,7 +250,9 @@ ACCEPT_PARAMS = [pytest.param(c, b, id=f"{c.name}-{b}") for c in ACCEPTS for b i
 
 
 @pytest.mark.parametrize(("case", "backend"), ACCEPT_PARAMS)
-def test_found_program_compiles(case: Accept, backend: str, compiled: Callable[[Accept, str], CompiledProgram], accepted: Callable[[Accept], Dissector]) -> None:
+def test_found_program_compiles(
+    case: Accept, backend: str, compiled: Callable[[Accept, str], CompiledProgram], accepted: Callable[[Accept], Dissector]
+) -> None:
     prog = compiled(case, backend)
     assert prog.insn_count > 0
     if backend in case.far:  # still the program that needs a long jump

@@ -242,7 +242,10 @@ _KEY_STORES = [
     "is_first_frag", "is_encap", "ip_proto", "n_proto", "flags",
 ]
 _KEY_READS = ["flags", "nhoff", "n_proto", "sport", "thoff", "ipv4_src", "ip_proto"]
-_LITERALS = [0, 1, 2, 3, 5, 7, 8, 13, 31, 32, 63, 64, 100, 255, 256, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0x100000000, (1 << 63) - 1, 1 << 63, (1 << 64) - 1]
+_LITERALS = [
+    0, 1, 2, 3, 5, 7, 8, 13, 31, 32, 63, 64, 100, 255, 256, 0x7FFF, 0x8000, 0xFFFF,
+    0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0x100000000, (1 << 63) - 1, 1 << 63, (1 << 64) - 1,
+]
 _NEGATIVE = [-1, -2, -7, -128, -0x8000, -0x80000000, -(1 << 63)]
 
 

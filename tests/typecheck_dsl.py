@@ -55,7 +55,7 @@ def refused(pkt: Packet, keys: BpfFlowKeys) -> None:
         a: Bits  # type: ignore[valid-type]
         b: Bits[0]  # type: ignore[valid-type]
         c: Bits[65]  # type: ignore[valid-type]
-        d: Bytes["6"]  # type: ignore[valid-type]
+        d: Bytes[-1]  # type: ignore[valid-type]
         e: u16[2]  # type: ignore[valid-type]
         f: Bits[True]  # type: ignore[valid-type]
 

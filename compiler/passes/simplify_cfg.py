@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import assert_never
 
 from ..ir.analysis import reverse_postorder
-from ..ir.nodes import Block, Branch, CheckPacket, Function, Jump, Return, Terminator
+from ..ir.nodes import Branch, CheckPacket, Function, Jump, Return, Terminator
 
 
 def _retarget(term: Terminator, old: str, new: str) -> Terminator:
