@@ -110,6 +110,19 @@ def test_ci_runs_the_readmes_test_command() -> None:
         assert re.search(rf"apt-get install .*\b{re.escape(package)}\b", ci), f".ci/run does not install {package}"
 
 
+def test_ci_lints_before_it_tests() -> None:
+    # ruff and mypy (through .ci/mypy, which knows the package-dir mapping)
+    # run on the code before the suite, each failing the run (set -e).
+    ci = (ROOT / ".ci" / "run").read_text()
+    commands = [line.strip() for line in ci.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert "set -euo pipefail" in commands
+    ruff = commands.index(".venv/bin/ruff check .")
+    mypy = commands.index(".venv/bin/python .ci/mypy")
+    tests = next(i for i, line in enumerate(commands) if line.endswith("&& pytest"))
+    assert ruff < tests and mypy < tests
+    assert os.access(ROOT / ".ci" / "mypy", os.X_OK)
+
+
 def test_sample_in_readme_is_the_sample_file() -> None:
     readme = README.read_text()
     sample = (ROOT / "samples" / "ipv4_tcp.py").read_text()
