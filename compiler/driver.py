@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from pyfd.abi import FLOW_DISSECTOR_SECTION as SECTION
 from pyfd.abi import LICENSE
@@ -14,7 +15,7 @@ from pyfd.objfile.elf import SHT, ProgramSection, RawSection, write_object
 
 from .backends import BACKENDS
 from .backends.result import CompiledCode
-from .diagnostics import CompileError
+from .diagnostics import CompileError, Span
 from .frontend import Lowered, lower_function
 from .ir.checker import check_function
 from .ir.windows import fit_windows, linear_only
@@ -90,12 +91,10 @@ def annotated_listing(code: CompiledCode) -> str:
     # target slot (listing each instruction alone would count from 0).
     lines = listing(code.insns).splitlines()
     for insn, line in zip(code.insns, lines, strict=True):
-        span = insn.span
-        key = (span.file, span.line) if span is not None else None  # type: ignore[attr-defined]
-        if key is not None and key != last:
-            text = span.source_line().strip()  # type: ignore[attr-defined]
-            out.append(f"; {key[0].rsplit('/', 1)[-1]}:{key[1]}: {text}")
-            last = key
+        span = insn.span  # a Span from the backends, or None
+        if isinstance(span, Span) and (span.file, span.line) != last:
+            last = (span.file, span.line)
+            out.append(f"; {span.file.rsplit('/', 1)[-1]}:{span.line}: {span.source_line().strip()}")
         out.append(line)
     return "\n".join(out) + "\n"
 
@@ -116,7 +115,7 @@ def compile_lowered(lowered: Lowered, options: Options = Options()) -> Compilati
         linear_only(ir)
     check_function(ir)
     manager = PassManager(
-        pipeline(options.opt_level, backend.name),
+        pipeline(options.opt_level, thread_jumps=backend.thread_jumps),
         check_changes=options.check_passes,
         dump_after=set(options.dump_after),
         dump=options.dump,

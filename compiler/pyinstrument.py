@@ -22,7 +22,8 @@ from __future__ import annotations
 import ast
 import copy
 import operator
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pyfd.types import wrap
 
@@ -94,7 +95,7 @@ def _invert(value: int) -> int:
 def _wrap_tuple(values: tuple[int, ...], types: tuple[tuple[int, bool], ...]) -> tuple[int, ...]:
     if len(values) != len(types):  # the compiler checked the arity; keep Python's own error otherwise
         return values
-    return tuple(wrap(v, bits, signed) for v, (bits, signed) in zip(values, types))
+    return tuple(wrap(v, bits, signed) for v, (bits, signed) in zip(values, types, strict=True))
 
 
 HELPERS: dict[str, Callable[..., Any]] = {
@@ -126,7 +127,7 @@ def _const(value: Any) -> ast.Constant:
 class _Instrument(ast.NodeTransformer):
     """Rewrites a clone of one function; types are looked up on the original nodes."""
 
-    def __init__(self, lowered: Lowered, origin: "Origins", callees: dict[ast.AST, str]) -> None:
+    def __init__(self, lowered: Lowered, origin: Origins, callees: dict[ast.AST, str]) -> None:
         self.types = lowered.types
         self.origin = origin
         self.callees = callees  # original Call node -> name of the instrumented helper in the namespace
@@ -242,7 +243,7 @@ Origins = dict[int, tuple[ast.AST, ast.AST]]
 def _clone(node: ast.AST, origin: Origins) -> ast.AST:
     """A deep copy of `node`, recording which original each copied node came from."""
     twin = copy.deepcopy(node)
-    for original, copied in zip(ast.walk(node), ast.walk(twin)):
+    for original, copied in zip(ast.walk(node), ast.walk(twin), strict=True):
         origin[id(copied)] = (copied, original)
     return twin
 
@@ -254,7 +255,7 @@ class _Builder:
         self.lowered = lowered
         self.done: dict[Any, Callable[..., Any]] = {}
 
-    def build(self, source: FunctionSource, ret_ty: IntTy | None = None) -> Callable[..., Any]:
+    def build(self, source: FunctionSource, ret_ty: IntTy | tuple[IntTy, ...] | None = None) -> Callable[..., Any]:
         origin: Origins = {}
         fdef = _clone(source.node, origin)
         assert isinstance(fdef, ast.FunctionDef)
@@ -263,18 +264,21 @@ class _Builder:
         namespace.update(HELPERS)
         callees: dict[ast.AST, str] = {}
         for call in ast.walk(source.node):
-            fn = self.lowered.types.calls.get(call)
-            if fn is not None:
-                name = f"__pyfd_helper_{fn.__module__.replace('.', '_')}_{fn.__name__}"
+            callee = self.lowered.types.calls.get(call)
+            if callee is not None:
+                name = f"__pyfd_helper_{callee.__module__.replace('.', '_')}_{callee.__name__}"
                 callees[call] = name
-                namespace[name] = self.helper(fn)
+                namespace[name] = self.helper(callee)
         transformer = _Instrument(self.lowered, origin, callees)
         transformer.ret_ty = ret_ty
         new = transformer.visit(fdef)
         assert isinstance(new, ast.FunctionDef)
         # Integer arguments narrow to their parameter's type on the way in, as in the kernel.
         prologue: list[ast.stmt] = [
-            ast.Assign(targets=[ast.Name(id=name, ctx=ast.Store())], value=_call("__pyfd_wrap", ast.Name(id=name, ctx=ast.Load()), _const(ty.bits), _const(ty.signed)))
+            ast.Assign(
+                targets=[ast.Name(id=name, ctx=ast.Store())],
+                value=_call("__pyfd_wrap", ast.Name(id=name, ctx=ast.Load()), _const(ty.bits), _const(ty.signed)),
+            )
             for name, ty in self.lowered.types.params.get(source.node, [])
         ]
         for stmt in prologue:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import ast
 import inspect
 import linecache
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .diagnostics import CompileError, Span
 

@@ -92,6 +92,7 @@ if TYPE_CHECKING:
         Dissector,
         dissector,
     )
+    from .headers import Bits, Bytes, Header
     from .keys import BpfFlowKeys
     from .objfile.reader import ObjectFileError
     from .packet import Packet

@@ -21,15 +21,17 @@ import io
 import os
 import sys
 import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Callable, Sequence, TextIO, TypeVar, cast
+from typing import TYPE_CHECKING, TextIO, TypeVar, cast
 
 from .compiler.diagnostics import Span
 from .dissector import Dissector
 
 if TYPE_CHECKING:
-    from .runtime import Attachment, AttachmentInfo
+    from .program import CompiledProgram
+    from .runtime import Attachment, AttachmentInfo, FlowKeys, LoadedProgram, RunResult
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NO_KERNEL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -149,7 +151,7 @@ def pick(path: Path, function: str | None) -> Dissector:
     return next(iter(found.values()))
 
 
-def _compile(dissector: Dissector, backend: str, opt_level: int, dump_after: Sequence[str] = ()):  # type: ignore[no-untyped-def]
+def _compile(dissector: Dissector, backend: str, opt_level: int, dump_after: Sequence[str] = ()) -> CompiledProgram:
     from .compiler.diagnostics import CompileError
     from .compiler.driver import Options, compile_lowered
     from .program import CompiledProgram
@@ -166,12 +168,19 @@ def cmd_compile(args: argparse.Namespace) -> int:
     source = Path(args.file)
     if args.verbose and not args.verify:
         raise UserError("-v/--verbose prints the verifier log: use it with --verify", EXIT_USAGE)
-    if args.emit == "llvm" and args.backend != "llvm":
-        raise UserError("--emit llvm prints the LLVM IR of the llvm backend: add --backend llvm", EXIT_USAGE)
+    from .compiler.backends import BACKENDS
+
+    backend = BACKENDS[args.backend]
+    if args.emit == "llvm" and not backend.emits_llvm_ir:
+        through_llvm = " or ".join(f"--backend {b.name}" for b in BACKENDS.values() if b.emits_llvm_ir)
+        raise UserError(
+            f"--emit llvm prints the LLVM IR a backend compiled through LLVM, and the {backend.name} backend has none: add {through_llvm}",
+            EXIT_USAGE,
+        )
     if args.dump_after:
         from .compiler.passes import pipeline
 
-        known = {p.name for level in (0, 2) for p in pipeline(level, args.backend)}
+        known = {p.name for level in (0, 2) for p in pipeline(level, thread_jumps=backend.thread_jumps)}
         unknown = sorted(set(args.dump_after) - known - {"all"})
         if unknown:
             raise UserError(f"--dump-after: no pass named {unknown[0]!r}; the passes are: {', '.join(sorted(known))}, or all", EXIT_USAGE)
@@ -213,7 +222,7 @@ def _write_text(text: str, output: str | None) -> None:
         sys.stdout.write(text)
 
 
-def _load(program, *, verbose: bool = False, log_level: int = 0):  # type: ignore[no-untyped-def]
+def _load(program: CompiledProgram, *, verbose: bool = False, log_level: int = 0) -> LoadedProgram:
     """Load a compiled program into the kernel; every failure is a UserError."""
     return _kernel_load(program.name, lambda: program.load(log_level=log_level), verbose=verbose)
 
@@ -287,7 +296,7 @@ def flags_text(flags: int) -> str:
     return f"{flags:#x} ({'|'.join(names)})"
 
 
-def _load_object(path: Path, function: str | None):  # type: ignore[no-untyped-def]
+def _load_object(path: Path, function: str | None) -> LoadedProgram:
     """Load a program of an object file into the kernel; every failure is a UserError."""
     from .objfile.reader import ObjectFileError
     from .program import load_object_program, object_program
@@ -311,7 +320,7 @@ def object_file_error(exc: Exception) -> UserError:
     return UserError(str(exc))
 
 
-def _keys_json(keys) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _keys_json(keys: FlowKeys) -> dict[str, object]:
     """Every field of struct bpf_flow_keys, host order (addresses as text), and the raw 56 bytes."""
     from .abi import FLOW_KEYS_LAYOUT
 
@@ -323,7 +332,7 @@ def _keys_json(keys) -> dict[str, object]:  # type: ignore[no-untyped-def]
     return fields
 
 
-def _result_json(result) -> dict[str, object] | None:  # type: ignore[no-untyped-def]
+def _result_json(result: RunResult | None) -> dict[str, object] | None:
     from .demo import describe
 
     if result is None:
@@ -613,7 +622,7 @@ def _lasting(attachment: Attachment) -> str:
     return f"it stays attached after pyfd exits; {detach}"
 
 
-def _load_for_attach(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _load_for_attach(args: argparse.Namespace) -> LoadedProgram:
     """Load the dissector to attach: compile Python source, or read a compiled object (told apart by content, as `run` does)."""
     path = Path(args.file)
     if _is_object(path):
@@ -672,7 +681,7 @@ def cmd_detach(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _show_text(info: "AttachmentInfo", current_ino: int, stats_on: bool) -> str:
+def _show_text(info: AttachmentInfo, current_ino: int, stats_on: bool) -> str:
     """One attachment of `pyfd show`, as text."""
     if info.defunct:
         where = "a network namespace that no longer exists (the link is defunct)"
@@ -735,7 +744,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps([info.to_json() for info in found], indent=2))
         return EXIT_OK
     if not found:
-        print(f"no flow dissector is attached to {ns.label}" if args.netns is not None else "no flow dissector is attached in any network namespace pyfd can see")
+        where = f"to {ns.label}" if args.netns is not None else "in any network namespace pyfd can see"
+        print(f"no flow dissector is attached {where}")
         return EXIT_OK
     stats_on = stats_enabled()
     print("\n".join(_show_text(info, current, stats_on) for info in found))
@@ -923,10 +933,15 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("file", metavar="FILE.py", help="Python file with @dissector functions")
         p.add_argument("--function", "-f", metavar="NAME", help="the dissector to use when the file has several")
-        p.add_argument("--backend", choices=backends, default="native", help=f"code generator: {', or '.join(b.description for b in BACKENDS.values())} (default: native)")
+        generators = ", or ".join(b.description for b in BACKENDS.values())
+        p.add_argument("--backend", choices=backends, default="native", help=f"code generator: {generators} (default: native)")
         p.add_argument("-O", dest="opt_level", type=int, choices=[0, 1, 2], default=2, metavar="LEVEL", help="optimisation level 0, 1 or 2 (default: 2)")
 
-    p = sub.add_parser("compile", help="compile a dissector to a BPF object file", description="Compile a dissector to an ELF object (section flow_dissector) that bpftool and libbpf load.")
+    p = sub.add_parser(
+        "compile",
+        help="compile a dissector to a BPF object file",
+        description="Compile a dissector to an ELF object (section flow_dissector) that bpftool and libbpf load.",
+    )
     common(p)
     p.add_argument("-o", "--output", metavar="PATH", help="where to write (default: FILE.o next to the source; stdout for --emit asm/ir/llvm)")
     p.add_argument(

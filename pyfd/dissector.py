@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .constants import ETH_HLEN
 from .function import DissectorFunction
 from .keys import BpfFlowKeys
 from .packet import DissectorExit, Packet
+
+if TYPE_CHECKING:
+    from .compiler.frontend import Lowered
+    from .program import CompiledProgram
+    from .runtime import RunResult
+    from .runtime.program import Frame
 
 
 class Dissector(DissectorFunction):
@@ -22,10 +29,10 @@ class Dissector(DissectorFunction):
     def __init__(self, fn: Callable[[Packet, BpfFlowKeys], int]) -> None:
         super().__init__(fn)
         functools.update_wrapper(self, fn)
-        self._lowered: Any = None
+        self._lowered: Lowered | None = None
         self._python: Callable[[Packet, BpfFlowKeys], int] | None = None
 
-    def lower(self) -> Any:
+    def lower(self) -> Lowered:
         """The frontend's result (IR and types); raises CompileError. Cached."""
         if self._lowered is None:
             from .compiler.frontend import lower_function
@@ -33,7 +40,7 @@ class Dissector(DissectorFunction):
             self._lowered = lower_function(self.fn)
         return self._lowered
 
-    def compile(self, *, backend: str = "native", opt_level: int = 2, paged: bool = True) -> "CompiledProgram":
+    def compile(self, *, backend: str = "native", opt_level: int = 2, paged: bool = True) -> CompiledProgram:
         """Compile for the kernel; raises CompileError with the Python location of any problem.
 
         `backend` is "native" (pyfd's own instruction selection and register
@@ -65,7 +72,7 @@ class Dissector(DissectorFunction):
         except DissectorExit as exit_:
             return exit_.retval
 
-    def run_python(self, frame: bytes, *, flags: int = 0) -> "RunResult":
+    def run_python(self, frame: Frame, *, flags: int = 0) -> RunResult:
         """Run on a frame as BPF_PROG_TEST_RUN would run the compiled program, in CPython.
 
         Takes the frames and flags `LoadedProgram.run` takes, and refuses the
@@ -90,8 +97,3 @@ def dissector(fn: Callable[[Packet, BpfFlowKeys], int]) -> Dissector:
     if not callable(fn) or not hasattr(fn, "__code__"):
         raise TypeError(f"@dissector applies to a function, not {type(fn).__name__}")
     return Dissector(fn)
-
-
-if TYPE_CHECKING:
-    from .program import CompiledProgram
-    from .runtime import RunResult

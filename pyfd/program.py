@@ -7,6 +7,7 @@ import os
 import struct
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from .abi import (
@@ -14,21 +15,45 @@ from .abi import (
     DATA_SECTION,
     LEGACY_MAPS_SECTION,
     MAPS_SECTION,
+    MAX_PACKET_OFF,
     RODATA_SECTION,
 )
 from .objfile.reader import ObjectFile, ObjectProgram, read_object
-from .runtime import LoadedProgram, load_program
+from .runtime import LoadedProgram, VerifierError, load_program
 from .runtime.errors import slot_source_map
 from .runtime.objects import load_object, prepare
 
 if TYPE_CHECKING:
     from .compiler.driver import Compilation
 
+# What to change in a pyfd dissector, per family of verifier refusal (the
+# runtime's explanations, runtime/errors.py, speak of BPF only). pyfd's own
+# code gets these refusals only from a bug, or from a kernel stricter than
+# this one; they say what the Python construct that does it right is.
+VERIFIER_ADVICE: Mapping[str, str] = MappingProxyType(
+    {
+        "packet-access": (
+            "In pyfd's Python, pkt.header(...) adds the check, clamping a variable offset first "
+            f"(`if off > {MAX_PACKET_OFF:#x} - N: fail`); read packet bytes only through it."
+        ),
+        "context-access": "In pyfd's Python, results are written as `keys.FIELD = ...`.",
+        "packet-write": "In pyfd's Python, that is `keys.FIELD = ...`.",
+        "loop": "In pyfd's Python, such a loop is `for _ in range(N)` with a constant N.",
+        "return-value": "In pyfd's Python, every path ends in `return BPF_OK`, `return BPF_DROP` or `return BPF_FLOW_DISSECTOR_CONTINUE`.",
+    }
+)
+
+
+def advise(err: VerifierError) -> None:
+    """Add to `err` the advice for a dissector written in pyfd's Python (VERIFIER_ADVICE)."""
+    err.advise(VERIFIER_ADVICE.get(err.family or ""))
+
+
 
 class CompiledProgram:
     """A dissector compiled to BPF: instructions, listings, an object file, a loader."""
 
-    def __init__(self, compilation: "Compilation") -> None:
+    def __init__(self, compilation: Compilation) -> None:
         self.compilation = compilation
         self.name = compilation.name
         self.backend = compilation.options.backend
@@ -81,19 +106,23 @@ class CompiledProgram:
         """
         source_map = slot_source_map(self.compilation.code.spans_by_slot())
         data = self.object_bytes()
-        if config or _has_map_sections(data):
-            obj = dataclasses.replace(read_object(data), path=f"dissector {self.name!r}")
-            return load_object(obj, self.name, config=config, log_level=log_level, source_map=source_map, name=self.name)
-        btf = self.compilation.btf()
-        return load_program(
-            self.code,
-            name=self.name,
-            btf=btf.btf,
-            func_info=btf.func_info,
-            line_info=btf.line_info,
-            source_map=source_map,
-            log_level=log_level,
-        )
+        try:
+            if config or _has_map_sections(data):
+                obj = dataclasses.replace(read_object(data), path=f"dissector {self.name!r}")
+                return load_object(obj, self.name, config=config, log_level=log_level, source_map=source_map, name=self.name)
+            btf = self.compilation.btf()
+            return load_program(
+                self.code,
+                name=self.name,
+                btf=btf.btf,
+                func_info=btf.func_info,
+                line_info=btf.line_info,
+                source_map=source_map,
+                log_level=log_level,
+            )
+        except VerifierError as err:
+            advise(err)  # the program came from pyfd's Python: say what to write there
+            raise
 
 
 # Sections that make maps (pyfd.objfile.reader reads them as libbpf does).

@@ -6,6 +6,7 @@ object needs pyelftools, which `import pyfd.runtime` does not load.
 
 from typing import Any
 
+from ..abi import FLOW_KEYS_SIZE
 from .attach import (
     AlreadyAttachedError,
     AttachedMap,
@@ -55,7 +56,6 @@ from .errors import (
 from .flowkeys import (
     ETH_P_IP,
     ETH_P_IPV6,
-    FLOW_KEYS_SIZE,
     BpfRetCode,
     FlowDissectorFlags,
     FlowKeys,

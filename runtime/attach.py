@@ -39,8 +39,8 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 from types import TracebackType
 from typing import Any, Final, Protocol, TypeVar
 
@@ -742,7 +742,7 @@ def _pinned_links(pin_root: str) -> dict[int, str]:
 # --- what is attached --------------------------------------------------------------
 
 
-class Method(str, Enum):
+class Method(StrEnum):
     """How a program is attached: a bpf_link, or the legacy BPF_PROG_ATTACH."""
 
     LINK = "link"
@@ -752,7 +752,7 @@ class Method(str, Enum):
 def _boot_ns_to_datetime(boot_ns: int) -> datetime:
     """Turn a CLOCK_BOOTTIME timestamp (bpf_prog_info.load_time) into wall-clock time."""
     now_boot = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
-    return datetime.fromtimestamp(time.time() - (now_boot - boot_ns) / 1e9, tz=timezone.utc)
+    return datetime.fromtimestamp(time.time() - (now_boot - boot_ns) / 1e9, tz=UTC)
 
 
 def stats_enabled() -> bool:
@@ -944,7 +944,7 @@ def _pin_time(path: str | None) -> datetime | None:
     if path is None:
         return None
     try:
-        return datetime.fromtimestamp(os.stat(path).st_mtime, tz=timezone.utc)
+        return datetime.fromtimestamp(os.stat(path).st_mtime, tz=UTC)
     except OSError:
         return None
 

@@ -160,7 +160,7 @@ def _c_name(btf: btf_format.Btf, type_id: int) -> str:
     """The C spelling of a type, as far as messages need it."""
     try:
         found = btf.type_by_id(type_id)
-    except btf_format.BtfError:
+    except btf_format.BtfFormatError:
         return ""
     match found:
         case btf_format.CompositeType():
@@ -189,7 +189,7 @@ def codec_for(btf: btf_format.Btf | None, type_id: int, size: int) -> Codec:
                 if not isinstance(found, btf_format.ModifierType):
                     break
                 current = found.type
-        except btf_format.BtfError:
+        except btf_format.BtfFormatError:
             found = None
         if isinstance(found, btf_format.IntType) and found.size == size and found.offset == 0 and found.bits == size * 8:
             return Codec(size, bool(found.encoding & btf_format.IntEncoding.SIGNED), True, found.name)
@@ -210,7 +210,7 @@ def render(btf: btf_format.Btf | None, type_id: int, data: bytes) -> object:
         return bytes(data)
     try:
         return _render(btf, type_id, data, 0)
-    except (btf_format.BtfError, IndexError, ValueError):
+    except (btf_format.BtfFormatError, IndexError, ValueError):
         return bytes(data)
 
 
@@ -279,7 +279,7 @@ def _size_of(btf: btf_format.Btf, type_id: int) -> int:
             return 8
         case btf_format.IntType() | btf_format.CompositeType() | btf_format.EnumType() | btf_format.Enum64Type() | btf_format.DatasecType() | btf_format.FloatType():
             return found.size
-    raise btf_format.BtfError(f"no size for {found!r}")
+    raise btf_format.BtfFormatError(f"no size for {found!r}")
 
 
 # --- maps ----------------------------------------------------------------------------
@@ -636,7 +636,7 @@ def _kernel_btf(btf_id: int) -> btf_format.Btf | None:
         return None
     try:
         return btf_format.decode_btf(bpf.btf_get_data(fd))
-    except (BpfError, btf_format.BtfError, ValueError):
+    except (BpfError, btf_format.BtfFormatError, ValueError):
         return None
     finally:
         os.close(fd)

@@ -196,7 +196,7 @@ def program_debug_info(
     try:
         info = btf_format.parse_btf_ext(btf_ext, raw).get(prog.section)
         fixed = btf if btf is not None else btf_format.fixup_datasecs(raw, obj.section_sizes, obj.symbols)
-    except btf_format.BtfError as exc:
+    except btf_format.BtfFormatError as exc:
         raise ObjectFileError(f"{obj.path}: malformed .BTF or .BTF.ext: {exc}") from None
     if info is None:
         return None

@@ -6,15 +6,15 @@ import errno
 import mmap
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, SupportsBytes, TypeAlias
 
-from ..abi import FUNC_INFO_REC_SIZE, LICENSE, LINE_INFO_REC_SIZE
+from ..abi import FLOW_KEYS_SIZE, FUNC_INFO_REC_SIZE, LICENSE, LINE_INFO_REC_SIZE
 from . import bpf
 from .errors import BpfError, BtfError, MissingPrivilegeError, SourceLocator, VerifierError
-from .flowkeys import FLOW_KEYS_SIZE, FlowKeys
+from .flowkeys import FlowKeys
 
 # net/bpf/test_run.c, bpf_prog_test_run_flow_dissector() -> bpf_test_init():
 # the frame must hold an Ethernet header and fit in one page.
@@ -41,6 +41,10 @@ def valid_prog_name(name: str) -> str:
 if TYPE_CHECKING:
     from .attach import Attachment
     from .maps import Map
+
+# A test frame: bytes, or anything bytes() takes but an int (a scapy packet
+# has __bytes__); check_frame refuses the rest.
+Frame: TypeAlias = "bytes | bytearray | memoryview | SupportsBytes | Iterable[int]"
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,7 @@ class LoadedProgram:
         """Instructions the verifier processed to accept this program."""
         return self.info().verified_insns
 
-    def run(self, frame: bytes, *, flags: int = 0) -> RunResult:
+    def run(self, frame: Frame, *, flags: int = 0) -> RunResult:
         """Run the dissector once on a frame (from its Ethernet header) with input flags.
 
         `frame` is bytes or anything bytes() takes but an int (a scapy packet
@@ -170,13 +174,13 @@ class LoadedProgram:
             duration_ns=result.duration_ns,
         )
 
-    def bench(self, frame: bytes, *, flags: int = 0, repeat: int = 10_000) -> int:
+    def bench(self, frame: Frame, *, flags: int = 0, repeat: int = 10_000) -> int:
         """Run the dissector `repeat` times in the kernel and return the average ns per run."""
         if repeat < 1:
             raise ValueError(f"repeat must be at least 1, got {repeat}")
         return self._test_run(frame, flags=flags, repeat=repeat).duration_ns
 
-    def _test_run(self, frame: bytes, *, flags: int, repeat: int) -> bpf.TestRunResult:
+    def _test_run(self, frame: Frame, *, flags: int, repeat: int) -> bpf.TestRunResult:
         data = check_frame(frame)
         result = bpf.prog_test_run(
             prog_fd=self.fd,
@@ -202,7 +206,7 @@ class LoadedProgram:
         self.maps = MapCollection(maps, owner=f"program {self.name!r}")
         self.tail_calls = (*self.tail_calls, *tail_calls)
 
-    def attached(self, netns: str | None = None, *, pin: bool = False, force: bool = False, method: str = "auto") -> "Attachment":
+    def attached(self, netns: str | None = None, *, pin: bool = False, force: bool = False, method: str = "auto") -> Attachment:
         """`with loaded.attached(netns="NAME"): ...`: attach for a block, detach on exit (also on error)."""
         from .attach import attached  # attaching lives in attach.py, above this module
 

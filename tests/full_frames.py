@@ -741,7 +741,9 @@ CASES: tuple[FullCase, ...] = (
     ),
     FullCase(
         name="ipv6_hbh_dst_dst_udp",
-        frame=bytes(ether() / ip6() / IPv6ExtHdrHopByHop(options=[PadN(optdata=b"\x00" * 12)]) / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / UDP(sport=9, dport=10)),
+        frame=bytes(
+            ether() / ip6() / IPv6ExtHdrHopByHop(options=[PadN(optdata=b"\x00" * 12)]) / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / UDP(sport=9, dport=10)
+        ),
         flags=0,
         retval=BPF_OK,
         keys={
@@ -753,7 +755,9 @@ CASES: tuple[FullCase, ...] = (
     ),
     FullCase(
         name="ipv6_hbh_routing_dst_udp",
-        frame=bytes(ether() / ip6() / IPv6ExtHdrHopByHop() / IPv6ExtHdrRouting(addresses=["2001:db8::9", "2001:db8::a"]) / IPv6ExtHdrDestOpt() / UDP(sport=9, dport=10)),
+        frame=bytes(
+            ether() / ip6() / IPv6ExtHdrHopByHop() / IPv6ExtHdrRouting(addresses=["2001:db8::9", "2001:db8::a"]) / IPv6ExtHdrDestOpt() / UDP(sport=9, dport=10)
+        ),
         flags=0,
         retval=BPF_OK,
         keys={
@@ -958,7 +962,9 @@ CASES: tuple[FullCase, ...] = (
     ),
     FullCase(
         name="vlan_triple",
-        frame=bytes(ether(0x88A8) / Dot1AD(vlan=100, type=0x8100) / Dot1Q(vlan=5, type=0x8100) / Dot1Q(vlan=6, type=0x0800) / ip4() / TCP(sport=80, dport=8080)),
+        frame=bytes(
+            ether(0x88A8) / Dot1AD(vlan=100, type=0x8100) / Dot1Q(vlan=5, type=0x8100) / Dot1Q(vlan=6, type=0x0800) / ip4() / TCP(sport=80, dport=8080)
+        ),
         flags=0,
         retval=BPF_OK,
         keys={
@@ -1370,7 +1376,10 @@ CASES: tuple[FullCase, ...] = (
     ),
     FullCase(
         name="gre_csum_key_seq_ipv6_udp",
-        frame=bytes(ether() / ip4() / GRE(proto=0x86DD, chksum_present=1, key_present=1, key=9, seqnum_present=1, sequence_number=1) / inner6(fl=0x7) / UDP(sport=9, dport=10)),
+        frame=bytes(
+            ether() / ip4()
+            / GRE(proto=0x86DD, chksum_present=1, key_present=1, key=9, seqnum_present=1, sequence_number=1) / inner6(fl=0x7) / UDP(sport=9, dport=10)
+        ),
         flags=0,
         retval=BPF_OK,
         keys={
@@ -1382,7 +1391,9 @@ CASES: tuple[FullCase, ...] = (
     ),
     FullCase(
         name="gre_csum_key_seq_stop",
-        frame=bytes(ether() / ip4() / GRE(proto=0x0800, chksum_present=1, key_present=1, key=9, seqnum_present=1, sequence_number=1) / inner4() / TCP(sport=7, dport=8)),
+        frame=bytes(
+            ether() / ip4() / GRE(proto=0x0800, chksum_present=1, key_present=1, key=9, seqnum_present=1, sequence_number=1) / inner4() / TCP(sport=7, dport=8)
+        ),
         flags=STOP_AT_ENCAP,
         retval=BPF_OK,
         keys={
@@ -1442,7 +1453,10 @@ CASES: tuple[FullCase, ...] = (
     ),
     FullCase(
         name="gre_teb_ad_q_ipv4",
-        frame=bytes(ether() / ip4() / GRE(proto=0x6558) / ether(0x88A8) / Dot1AD(vlan=100, type=0x8100) / Dot1Q(vlan=7, type=0x0800) / inner4() / TCP(sport=80, dport=8080)),
+        frame=bytes(
+            ether() / ip4() / GRE(proto=0x6558) / ether(0x88A8)
+            / Dot1AD(vlan=100, type=0x8100) / Dot1Q(vlan=7, type=0x0800) / inner4() / TCP(sport=80, dport=8080)
+        ),
         flags=0,
         retval=BPF_OK,
         keys={
@@ -1454,7 +1468,9 @@ CASES: tuple[FullCase, ...] = (
     ),
     FullCase(
         name="gre_teb_arp",
-        frame=bytes(ether() / ip4() / GRE(proto=0x6558) / ether(0x0806) / ARP(op=1, hwsrc=SRC_MAC, psrc="10.0.0.1", hwdst="00:00:00:00:00:00", pdst="10.0.0.2")),
+        frame=bytes(
+            ether() / ip4() / GRE(proto=0x6558) / ether(0x0806) / ARP(op=1, hwsrc=SRC_MAC, psrc="10.0.0.1", hwdst="00:00:00:00:00:00", pdst="10.0.0.2")
+        ),
         flags=0,
         retval=BPF_OK,
         keys={

@@ -307,7 +307,7 @@ def test_root_namespace_refused(
         with pytest.raises(RootNamespaceError, match="overrides the flow dissector of every other network namespace") as refused:
             attach(loaded, target)
         assert "force=True" in str(refused.value) and "--force" not in str(refused.value)
-    argv = ["attach", SAMPLE, "--netns", root]
+    argv: list[str | Path] = ["attach", SAMPLE, "--netns", root]
     for args in [argv] + ([argv[:2]] if None in targets else []):
         status, out, err = run(capsys, *args)
         assert status == EXIT_ERROR and "root (init) network namespace" in err and "--force" in err, err
@@ -333,7 +333,7 @@ def test_which_kernels_fix_init_nets_inode() -> None:
 @needs_kernel
 def test_context_manager_detaches_on_error(loaded: LoadedProgram, netns: str) -> None:
     with pytest.raises(RuntimeError, match="inside the block"):
-        with loaded.attached(netns=netns) as attachment:  # type: ignore[attr-defined]
+        with loaded.attached(netns=netns) as attachment:
             assert attachment.pin_path is None  # a test's attachment dies with the process
             assert [i.link_id for i in query(netns)] == [attachment.link_id]
             raise RuntimeError("inside the block")
@@ -491,7 +491,7 @@ def test_kernel_calls_attached_dissector(loaded: LoadedProgram, netns: str, caps
             bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=SRC_MAC) / IP(src="10.99.0.1", dst="10.99.0.255") / UDP(sport=5, dport=7))
             for _ in range(10)
         ]
-        with loaded.attached(netns=netns):  # type: ignore[attr-defined]
+        with loaded.attached(netns=netns):
             runs = _runs_after(loaded, tap, frames)
             # Measured: one call per frame (the receive path, skb_probe_transport_header);
             # a tap with NAPI frags adds eth_get_headlen's. Only the change

@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_cli import run
@@ -24,7 +25,7 @@ from pyfd.cli import EXIT_ERROR, EXIT_NO_KERNEL, EXIT_OK, EXIT_USAGE, parse_flag
 from pyfd.demo import read_frames
 
 ROOT = Path(__file__).resolve().parent.parent
-MACS = {"dst": "02:00:00:00:00:02", "src": "02:00:00:00:00:01"}
+MACS: dict[str, Any] = {"dst": "02:00:00:00:00:02", "src": "02:00:00:00:00:01"}
 
 
 def tcp_frame(payload: bytes = b"") -> bytes:
@@ -263,7 +264,8 @@ def test_unprivileged_run_runs_the_python_side(nobody_pyfd: tuple[Path, Path]) -
     assert child.stderr.startswith("pyfd: warning: the kernel side was skipped, running the Python side only: ")
     assert "lacks CAP_BPF and CAP_NET_ADMIN" in child.stderr
     lines = child.stdout.splitlines()
-    assert "    python: BPF_OK FlowKeys(nhoff=14, thoff=34, n_proto=0x0800, ip_proto=6, addr_proto=0x0800, src=10.0.0.1:40000, dst=10.0.0.2:80, flags=0)" in lines
+    keys = "nhoff=14, thoff=34, n_proto=0x0800, ip_proto=6, addr_proto=0x0800, src=10.0.0.1:40000, dst=10.0.0.2:80, flags=0"
+    assert f"    python: BPF_OK FlowKeys({keys})" in lines
     assert lines[-1] == "ran 7 frames as Python only"
     assert "agree" not in child.stdout
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from dissectors import semantics
@@ -17,9 +18,9 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
 @pytest.mark.parametrize("module", [meaning, access], ids=lambda m: m.__name__)
-def test_meaning_is_apart_from_syntax(module: object) -> None:
+def test_meaning_is_apart_from_syntax(module: ModuleType) -> None:
     """semantics and access see spans and values, never the syntax tree."""
-    tree = ast.parse(Path(str(getattr(module, "__file__"))).read_text())
+    tree = ast.parse(Path(str(module.__file__)).read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert "ast" not in imported

@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 from hypothesis import given
@@ -289,9 +289,9 @@ def test_table_covers_every_class_and_operation() -> None:
                     continue
                 assert cls | op | source in opcodes, (cls.name, op.name, source.name)
     for cls in (Class.JMP, Class.JMP32):
-        for op in set(JmpOp) - {JmpOp.JA, JmpOp.CALL, JmpOp.EXIT}:
+        for jop in set(JmpOp) - {JmpOp.JA, JmpOp.CALL, JmpOp.EXIT}:
             for source in (Source.K, Source.X):
-                assert cls | op | source in opcodes, (cls.name, op.name, source.name)
+                assert cls | jop | source in opcodes, (cls.name, jop.name, source.name)
     for size in Size:
         assert Class.LDX | Mode.MEM | size in opcodes
         assert Class.STX | Mode.MEM | size in opcodes
@@ -436,7 +436,7 @@ def test_imm_of_the_other_sign_is_the_same_instruction() -> None:
     ids=str,
 )
 def test_out_of_range_field_raises(fields: dict[str, int]) -> None:
-    args = {"opcode": 0xB7, "dst": 1, "src": 0, "off": 0, "imm": 0} | fields
+    args: dict[str, Any] = {"opcode": 0xB7, "dst": 1, "src": 0, "off": 0, "imm": 0} | fields
     with pytest.raises(EncodeError):
         encode(Instruction(**args))
 
@@ -596,7 +596,7 @@ def test_encode_refuses_unresolved_label() -> None:
 
 def test_listing_format() -> None:
     out = Label("out")
-    items = [
+    items: list[Instruction | Label] = [
         ldx_mem(BPF_W, R1, R1, 76),
         ld_imm64(R2, 0x1234),
         jmp_reg(BPF_JGT, R1, R2, out),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from test_cli import run
@@ -24,13 +25,16 @@ from pyfd.runtime.program import check_flags
 import pyfd
 from pyfd.cli import EXIT_ERROR, EXIT_OK, find_dissectors
 
+if TYPE_CHECKING:
+    from scapy.packet import Packet as ScapyPacket
+
 ROOT = Path(__file__).resolve().parent.parent
 IPV4_TCP = find_dissectors(ROOT / "samples" / "ipv4_tcp.py")["ipv4_tcp"]
 RETURN_0 = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
-MACS = {"dst": "02:00:00:00:00:02", "src": "02:00:00:00:00:01"}
+MACS: dict[str, Any] = {"dst": "02:00:00:00:00:02", "src": "02:00:00:00:00:01"}
 
 
-def scapy_tcp():  # type: ignore[no-untyped-def]
+def scapy_tcp() -> ScapyPacket:
     """An Ethernet/IPv4/TCP scapy packet 10.0.0.1:1000 -> 10.0.0.2:80."""
     from scapy.layers.inet import IP, TCP
     from scapy.layers.l2 import Ether
@@ -70,7 +74,7 @@ def test_loaded_run_takes_what_bytes_takes() -> None:
         want = loaded.run(frame)
         assert want.retval == 0 and want.keys.dport == 80
         for other in (bytearray(frame), memoryview(frame), list(frame), packet):
-            got = loaded.run(other)  # type: ignore[arg-type]
+            got = loaded.run(other)
             assert (got.retval, got.keys) == (want.retval, want.keys), type(other)
         for bad in NOT_FRAMES:
             with pytest.raises(TypeError, match=rf"^a frame is bytes \(or a bytearray, memoryview or scapy packet\), got {type(bad).__name__}"):
@@ -86,7 +90,7 @@ def test_run_python_refuses_what_is_not_a_frame(bad: object) -> None:
 
 def test_frame_of_out_of_range_values() -> None:
     with pytest.raises(ValueError, match=r"^a frame made from a list must hold byte values"):
-        IPV4_TCP.run_python([300] * 20)  # type: ignore[arg-type]
+        IPV4_TCP.run_python([300] * 20)
 
 
 @pytest.mark.parametrize("flags", [-1, 2**32, 99999999999])
@@ -180,7 +184,9 @@ def test_disasm_escapes_control_bytes(control_name: Path, capsys: pytest.Capture
         ("latin1_license", "the license section holds b'GPL\\xe9', not printable ASCII text"),
     ],
 )
-def test_attach_names_the_file_not_an_internal_error(fixture: str, message: str, netns: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> None:
+def test_attach_names_the_file_not_an_internal_error(
+    fixture: str, message: str, netns: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
     path: Path = request.getfixturevalue(fixture)
     status, out, err = run(capsys, "attach", path, "--netns", netns)
     assert status == EXIT_ERROR
@@ -312,7 +318,8 @@ def build(tmp_path: Path, name: str, body: str) -> Path:
     source = tmp_path / f"{name}.c"
     source.write_text(C_PRELUDE + body)
     obj = tmp_path / f"{name}.o"
-    built = subprocess.run([clang(), "-O2", "-g", "-target", "bpf", "-c", str(source), "-o", str(obj)], capture_output=True, text=True, timeout=120, check=False)
+    command = [clang(), "-O2", "-g", "-target", "bpf", "-c", str(source), "-o", str(obj)]
+    built = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert built.returncode == 0, built.stderr
     return obj
 

@@ -38,7 +38,7 @@ import struct
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import assert_never
+from typing import TYPE_CHECKING, assert_never
 
 from pyfd.abi import FLOW_DISSECTOR_SECTION as SECTION
 from pyfd.abi import BPF_FUNC_SKB_LOAD_BYTES, MAX_BPF_STACK, MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
@@ -77,6 +77,9 @@ from ..ir.nodes import (
 )
 from .isolate import EX_SOFTWARE, ChildFailed, frame, run_isolated
 from .result import CompiledCode
+
+if TYPE_CHECKING:
+    from llvmlite.binding import TargetMachine  # llvmlite is imported where it runs: the CLI starts without it
 
 TRIPLE = "bpfel"
 # The BPF data layout LLVM uses for bpfel (llvm/lib/Target/BPF/BPFTargetMachine.cpp).
@@ -248,32 +251,18 @@ def _i64(value: int) -> str:
     return str(to_s64(value))
 
 
-class _Lowering:
-    """Writes one IR function as an LLVM module in text form."""
+class _DebugInfo:
+    """The module's debug metadata: its files, the function's subprogram, a DILocation per Python place."""
 
     def __init__(self, fn: Function) -> None:
         self.fn = fn
-        self.counter = 0
-        self.ssa = _Ssa(self.new_value)
-        self.blocks: list[_LlvmBlock] = []
-        self.current: _LlvmBlock | None = None
-        self.declarations: set[str] = set()
         self.metadata: list[str] = []  # !N = ... in order, N = index
         self.files: dict[str, int] = {}
         self.file_scopes: dict[str, int] = {}
         self.locations: dict[tuple[str, int, int], int] = {}
         self.spans: dict[tuple[str, int, int], Span] = {}  # what a line info maps back to
-        self.uses_keys = any(isinstance(i, (LoadKeys, StoreKeys)) for i in fn.instructions())
-        self.uses_packet = any(isinstance(b.term, CheckPacket) for b in fn.blocks)
-        self.windows = window_layout(fn) if has_windows(fn) else None
         self._cold: int | None = None
         self.subprogram = self.debug_header()
-
-    # -- names, metadata ------------------------------------------------------
-
-    def new_value(self) -> str:
-        self.counter += 1
-        return f"%v{self.counter}"
 
     def meta(self, text: str) -> int:
         self.metadata.append(text)
@@ -344,6 +333,35 @@ class _Lowering:
             )
         return self.file_scopes[path]
 
+    def module_lines(self) -> list[str]:
+        """The named metadata and the numbered nodes, last in the module."""
+        out = [f"!llvm.dbg.cu = !{{!{self.compile_unit}}}"]
+        flags = self.meta('!{i32 2, !"Debug Info Version", i32 3}')
+        dwarf = self.meta('!{i32 7, !"Dwarf Version", i32 5}')
+        out.append(f"!llvm.module.flags = !{{!{flags}, !{dwarf}}}")
+        out.extend(f"!{i} = {text}" for i, text in enumerate(self.metadata))
+        return out
+
+
+class _Lowering:
+    """Writes one IR function as an LLVM module in text form."""
+
+    def __init__(self, fn: Function) -> None:
+        self.fn = fn
+        self.counter = 0
+        self.ssa = _Ssa(self.new_value)
+        self.blocks: list[_LlvmBlock] = []
+        self.current: _LlvmBlock | None = None
+        self.declarations: set[str] = set()
+        self.debug = _DebugInfo(fn)
+        self.uses_keys = any(isinstance(i, (LoadKeys, StoreKeys)) for i in fn.instructions())
+        self.uses_packet = any(isinstance(b.term, CheckPacket) for b in fn.blocks)
+        self.windows = window_layout(fn) if has_windows(fn) else None
+
+    def new_value(self) -> str:
+        self.counter += 1
+        return f"%v{self.counter}"
+
     # -- emitting -------------------------------------------------------------
 
     def start(self, label: str, preds: list[str]) -> _LlvmBlock:
@@ -355,7 +373,7 @@ class _Lowering:
 
     def emit(self, text: str, span: Span) -> None:
         assert self.current is not None
-        self.current.lines.append(text + self.dbg(span))
+        self.current.lines.append(text + self.debug.dbg(span))
 
     def value(self, text: str, span: Span) -> str:
         """Emit `%vN = text`, return %vN."""
@@ -689,7 +707,7 @@ class _Lowering:
         # The copy is the cold path: told so, LLVM places it out of line and
         # keeps the registers the call clobbers for the fast path, spilling
         # around the call instead of across the whole function.
-        cold = self.cold_weights()
+        cold = self.debug.cold_weights()
         self.terminate(f"br i1 {outside}, label %{_label(copy)}, label %{_label(term.ok)}, !prof !{cold}", span, [copy, term.ok])
         self.finish(preds, filled)
         self.start(copy, preds[copy])
@@ -718,7 +736,7 @@ class _Lowering:
             "",
             *sorted(self.declarations),
             "",
-            f'define i32 @"{_escape(fn.name)}"(ptr %ctx) #0 section "{SECTION}" !dbg !{self.subprogram} {{',
+            f'define i32 @"{_escape(fn.name)}"(ptr %ctx) #0 section "{SECTION}" !dbg !{self.debug.subprogram} {{',
         ]
         resolve = self.ssa.resolve
         live_phis: dict[str, list[_Phi]] = {}
@@ -741,11 +759,7 @@ class _Lowering:
         out.append('attributes #0 = { nounwind "no-jump-tables"="true" "frame-pointer"="none" }')
         out.append("attributes #1 = { cold }")
         out.append("")
-        out.append(f"!llvm.dbg.cu = !{{!{self.compile_unit}}}")
-        flags = self.meta('!{i32 2, !"Debug Info Version", i32 3}')
-        dwarf = self.meta('!{i32 7, !"Dwarf Version", i32 5}')
-        out.append(f"!llvm.module.flags = !{{!{flags}, !{dwarf}}}")
-        out.extend(f"!{i} = {text}" for i, text in enumerate(self.metadata))
+        out.extend(self.debug.module_lines())
         return "\n".join(out) + "\n"
 
 
@@ -761,7 +775,7 @@ _LLVM_STACK_LIMIT = 1 << 20
 
 
 @functools.cache
-def _target_machine():  # type: ignore[no-untyped-def]
+def _target_machine() -> TargetMachine:
     """The bpfel target machine, cpu v3; its code generator always runs at LLVM's default level.
 
     At codegen -O0 (FastISel and the fast register allocator) every value
@@ -789,7 +803,7 @@ def generate_llvm_ir(fn: Function) -> tuple[str, dict[tuple[str, int, int], Span
     """The LLVM module (text) for a checked IR function, and the span of each debug location."""
     lowering = _Lowering(fn)
     text = lowering.lower()
-    return text, lowering.spans
+    return text, lowering.debug.spans
 
 
 def _codegen(text: str, level: int, name: str) -> bytes:
@@ -820,7 +834,7 @@ def _codegen(text: str, level: int, name: str) -> bytes:
     builder = llvm.create_pass_builder(tm, tuning)
     builder.getModulePassManager().run(module, builder)
     optimised = str(module).encode()
-    obj = tm.emit_object(module)
+    obj: bytes = tm.emit_object(module)
     return b"O" + struct.pack("<Q", len(optimised)) + optimised + obj
 
 

@@ -10,7 +10,6 @@ instruction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Union
 
 from pyfd.isa import (
     BPF_LD_IMM64,
@@ -31,7 +30,7 @@ from pyfd.isa import (
 )
 
 # A register operand: a virtual register name, or a physical register number.
-MReg = Union[str, int]
+MReg = str | int
 
 FP = 10  # r10, the read-only frame pointer
 
@@ -107,7 +106,7 @@ class MInsn:
             return [self.dst, self.src] if x else [self.dst]
         return []
 
-    def rename(self, mapping: dict[MReg, MReg]) -> "MInsn":
+    def rename(self, mapping: dict[MReg, MReg]) -> MInsn:
         """The instruction with registers replaced through `mapping`."""
         return replace(self, dst=mapping.get(self.dst, self.dst), src=mapping.get(self.src, self.src))
 

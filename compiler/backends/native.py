@@ -14,7 +14,8 @@ from dataclasses import replace
 from typing import assert_never
 
 from pyfd.abi import MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
-from pyfd.isa import AluOp, JmpOp, Size, relax_jumps, resolve
+from pyfd.isa import AluOp, JmpOp, Label, Size, relax_jumps, resolve
+from pyfd.isa import Instruction as BpfInstruction
 
 from ..diagnostics import CompileError, InternalCompilerError, Span
 from ..ir.builder import IRBuilder
@@ -80,7 +81,7 @@ def _split_setcond(fn: Function) -> Function:
                 b.terminate(Jump(join, insn.span))
             b.position(join)
         b.terminate(block.term)
-    return b.finish(fn.name, fn.file, fn.span, fn.locals)
+    return b.finish(fn.name, fn.file, fn.span)
 
 
 class _Selector:
@@ -138,7 +139,7 @@ class _Selector:
             self.emit(mov64_reg("ctx", 1, span=span))
         if self.keys:
             self.emit(ldx_mem(Size.DW, self.keys, "ctx", SKB_FLOW_KEYS, span=span))
-        if self.data:
+        if self.data is not None and self.data_end is not None:
             self.emit(ldx_mem(Size.W, self.data, "ctx", SKB_DATA, span=span))
             self.emit(ldx_mem(Size.W, self.data_end, "ctx", SKB_DATA_END, span=span))
         return self.out
@@ -297,13 +298,13 @@ class _Selector:
             self.emit(_alu64(AluOp.MOV, end, self.data, imm=False, span=span))
             self.emit(_alu64(AluOp.ADD, end, term.base.value + term.size, imm=True, span=span))
         else:
-            base = self.reg(term.base)  # type: ignore[arg-type]
+            base = self.reg(term.base)
             bits = self.verifier_bits(term.base)
             if bits >= 64 or (1 << bits) - 1 > MAX_PACKET_OFF - term.size:
                 # Without this clamp `data + off` teaches the verifier nothing and
                 # the read fails with "invalid access to packet ... r=0".
                 self.emit(jmp_imm(JmpOp.JGT, base, MAX_PACKET_OFF - term.size, fail, span=span))
-            ptr = self.pointers.setdefault(term.base, f"ptr.{term.base.name}")  # type: ignore[union-attr]
+            ptr = self.pointers.setdefault(term.base, f"ptr.{term.base.name}")
             self.emit(_alu64(AluOp.MOV, ptr, self.data, imm=False, span=span))
             self.emit(_alu64(AluOp.ADD, ptr, base, imm=False, span=span))
             self.emit(_alu64(AluOp.MOV, end, ptr, imm=False, span=span))
@@ -435,9 +436,7 @@ def compile_native(fn: Function) -> CompiledCode:
         except StackLimitError as exc:
             raise CompileError(str(exc), fn.span, hint="read fewer headers at once, or compile without page-fragment reads") from None
     _drop_jumps_to_next(mfn.blocks)
-    items = []
-    from pyfd.isa import Label
-
+    items: list[BpfInstruction | Label] = []
     for b in mfn.blocks:
         items.append(Label(_label_name(b.label)))
         for insn in b.insns:

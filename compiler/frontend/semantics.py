@@ -253,7 +253,11 @@ def comparison(op: CompareOp, lhs: Value, rhs: Value, at: Sites) -> Cmp:
     if len(typed) == 2 and typed[0].signed != typed[1].signed:
         fail(
             at.whole,
-            f"comparison between signed `{lhs.ty}` and unsigned `{rhs.ty}`" if lhs.ty.signed else f"comparison between unsigned `{lhs.ty}` and signed `{rhs.ty}`",
+            (
+                f"comparison between signed `{lhs.ty}` and unsigned `{rhs.ty}`"
+                if lhs.ty.signed
+                else f"comparison between unsigned `{lhs.ty}` and signed `{rhs.ty}`"
+            ),
             hint="cast one side, e.g. `i64(x)` or `u64(x)`",
         )
     domain = I64 if signed else U64
@@ -383,7 +387,12 @@ def return_code(b: IRBuilder, result: Value, text: str, value_span: Span, span: 
     bad = sorted(c for c in codes if c not in RETURN_CODES)
     if bad:
         where = f"{bad[0]}" if result.const is not None else f"`{text}` may be {bad[0]}, which"
-        fail(value_span, f"{where} is not a flow dissector return code", hint="return BPF_OK (0), BPF_DROP (2) or BPF_FLOW_DISSECTOR_CONTINUE (129)", kind=ReturnValueError)
+        fail(
+            value_span,
+            f"{where} is not a flow dissector return code",
+            hint="return BPF_OK (0), BPF_DROP (2) or BPF_FLOW_DISSECTOR_CONTINUE (129)",
+            kind=ReturnValueError,
+        )
     ordered = sorted(codes)
     for code in ordered[:-1]:
         here, rest = b.new_block("ret"), b.new_block("retnext")

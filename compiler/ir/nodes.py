@@ -10,9 +10,10 @@ a `LoadPacket` is legal only where such a check dominates it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import Enum
-from typing import Iterator, Union, assert_never
+from typing import assert_never
 
 from ..diagnostics import Span
 
@@ -55,11 +56,11 @@ class Cmp(Enum):
     SLE = "sle"
     SET = "set"
 
-    def inverted(self) -> "Cmp":
+    def inverted(self) -> Cmp:
         """The comparison true exactly when this one is false (not defined for `set`)."""
         return _INVERT[self]
 
-    def swapped(self) -> "Cmp":
+    def swapped(self) -> Cmp:
         """The comparison with its operands exchanged: `a < b` is `b > a`."""
         return _SWAP[self]
 
@@ -173,7 +174,7 @@ class Imm:
         return str(to_s64(self.value)) if self.value >> 63 else str(self.value)
 
 
-Operand = Union[Reg, Imm]
+Operand = Reg | Imm
 
 # Sizes in bytes that BPF loads and stores handle.
 ACCESS_SIZES = (1, 2, 4, 8)
@@ -328,8 +329,8 @@ class Return:
     span: Span
 
 
-Instruction = Union[Copy, Binary, Unary, Extend, ByteSwap, SetCond, LoadKeys, StoreKeys, LoadPacket]
-Terminator = Union[Jump, Branch, CheckPacket, Return]
+Instruction = Copy | Binary | Unary | Extend | ByteSwap | SetCond | LoadKeys | StoreKeys | LoadPacket
+Terminator = Jump | Branch | CheckPacket | Return
 
 
 @dataclass
@@ -353,8 +354,6 @@ class Function:
     file: str
     blocks: list[Block]
     span: Span
-    # Python names of registers that hold user locals, for listings.
-    locals: dict[str, str] = field(default_factory=dict)
 
     @property
     def entry(self) -> Block:

@@ -9,13 +9,13 @@ single-assignment registers are reused, so the value cannot change under us.
 
 from __future__ import annotations
 
-from typing import Hashable
+from typing import Any
 
 from ..ir.analysis import reverse_postorder
 from ..ir.nodes import Copy, Extend, Function, Imm, Instruction, LoadKeys, LoadPacket, Operand, Reg, StoreKeys
 from .facts import Facts
 
-Key = Hashable
+Key = tuple[Any, ...]  # ("keys", offset, size), with "wide" when the value needs narrowing; ("packet", base, disp, size)
 State = dict[Key, Operand]
 
 
@@ -31,7 +31,7 @@ def _key(insn: Instruction) -> Key | None:
 def _transfer(insn: Instruction, state: State, facts: Facts) -> None:
     match insn:
         case StoreKeys(offset=off, size=size, src=src):
-            for k in [k for k in state if k[0] == "keys" and k[1] < off + size and off < k[1] + k[2]]:  # type: ignore[index]
+            for k in [k for k in state if k[0] == "keys" and k[1] < off + size and off < k[1] + k[2]]:
                 del state[k]
             if isinstance(src, Imm) or src in facts.defs:
                 value = Imm(src.value & ((1 << (8 * size)) - 1)) if isinstance(src, Imm) else src
@@ -41,7 +41,7 @@ def _transfer(insn: Instruction, state: State, facts: Facts) -> None:
                     del state[("keys", off, size)]
         case LoadKeys() | LoadPacket():
             key = _key(insn)
-            if key not in state and insn.dst in facts.defs:
+            if key is not None and key not in state and insn.dst in facts.defs:
                 state[key] = insn.dst
     d = getattr(insn, "dst", None)
     if d is not None:  # a local overwritten: values it carried are gone
@@ -93,8 +93,8 @@ class RedundantLoads:
                     if key in state and state[key] != insn.dst:
                         insn = Copy(insn.dst, state[key], insn.span)
                         changed = True
-                    elif isinstance(insn, LoadKeys) and (*key, "wide") in state:  # type: ignore[misc]
-                        insn = Extend(False, insn.size * 8, insn.dst, state[(*key, "wide")], insn.span)  # type: ignore[misc]
+                    elif isinstance(insn, LoadKeys) and (*key, "wide") in state:
+                        insn = Extend(False, insn.size * 8, insn.dst, state[(*key, "wide")], insn.span)
                         changed = True
                 _transfer(insn, state, facts)
                 new_insns.append(insn)

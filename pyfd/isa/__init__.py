@@ -47,7 +47,7 @@ from .errors import (
     LabelError,
 )
 from .insn import SLOT_SIZE, Instruction, Label, decode, encode, encode_program
-from .opcodes import *  # the enums and the kernel-named constants
+from .opcodes import *  # noqa: F403 - the enums and the kernel-named constants, listed in opcodes.__all__
 from .resolve import label_slots, relax_jumps, resolve
 
 __all__ = [

@@ -430,7 +430,7 @@ def write_object(
     body = bytearray()
     headers: list[SectionHeader] = []
     offset = ElfHeader.SIZE
-    for section, name_offset in zip(sections, name_offsets):
+    for section, name_offset in zip(sections, name_offsets, strict=True):
         if section.sh_type == SHT.NULL:
             headers.append(SectionHeader(0, SHT.NULL, 0, 0, 0, sh_addralign=0))
             continue

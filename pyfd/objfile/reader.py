@@ -535,7 +535,7 @@ def _read(elf: ELFFile, where: str) -> ObjectFile:
         maps = _read_maps(elf, where, sections, btf, objects, programs, maps_relocations)
     except ObjectFileError as exc:
         map_error = str(exc)
-    except (btf_format.BtfError, struct.error, ValueError, IndexError, KeyError) as exc:
+    except (btf_format.BtfFormatError, struct.error, ValueError, IndexError, KeyError) as exc:
         map_error = f"{where}: malformed map definitions: {exc}"
     return ObjectFile(
         where,
@@ -616,7 +616,7 @@ def _object_btf(
     try:
         fixed = btf_format.fixup_datasecs(raw, section_sizes, symbols)
         return fixed, btf_format.decode_btf(fixed)
-    except btf_format.BtfError as exc:
+    except btf_format.BtfFormatError as exc:
         if MAPS_SECTION in sections:
             raise ObjectFileError(f"{where}: malformed .BTF, which describes the maps of {MAPS_SECTION}: {exc}") from None
         return None
@@ -632,7 +632,7 @@ def _skip_modifiers(btf: btf_format.Btf, type_id: int) -> tuple[int, btf_format.
             type_id = found.type
             continue
         return type_id, found
-    raise btf_format.BtfError(f"BTF type {type_id}: a cycle of typedefs or modifiers")
+    raise btf_format.BtfFormatError(f"BTF type {type_id}: a cycle of typedefs or modifiers")
 
 
 def _type_size(btf: btf_format.Btf, type_id: int) -> int:
@@ -655,10 +655,10 @@ def _type_size(btf: btf_format.Btf, type_id: int) -> int:
                 type_id = found.type
                 continue
             case None:
-                raise btf_format.BtfError("void has no size")
+                raise btf_format.BtfFormatError("void has no size")
             case _:
-                raise btf_format.BtfError(f"a {type(found).__name__} has no size")
-    raise btf_format.BtfError(f"BTF type {type_id}: a cycle of arrays")
+                raise btf_format.BtfFormatError(f"a {type(found).__name__} has no size")
+    raise btf_format.BtfFormatError(f"BTF type {type_id}: a cycle of arrays")
 
 
 def _integer(btf: btf_format.Btf, type_id: int) -> tuple[int, bool] | None:
@@ -720,7 +720,7 @@ def _member_type(btf: btf_format.Btf, member: btf_format.Member) -> tuple[int, i
         raise _MapDefError(f"`{member.name}` should be `__type({member.name}, T)`, a pointer; it is a {_kind(pointer)}")
     try:
         return pointer.type, _type_size(btf, pointer.type)
-    except btf_format.BtfError as exc:
+    except btf_format.BtfFormatError as exc:
         raise _MapDefError(f"the size of the {member.name} type (BTF type {pointer.type}) is unknown: {exc}") from None
 
 
@@ -868,7 +868,7 @@ def _read_btf_maps(
     for index, info in enumerate(datasecs[MAPS_SECTION][1].vars):
         try:
             var = btf.type_by_id(info.type)
-        except btf_format.BtfError as exc:
+        except btf_format.BtfFormatError as exc:
             raise ObjectFileError(f"{where}: map #{index} of {MAPS_SECTION}: {exc}") from None
         if not isinstance(var, btf_format.VarType):
             raise ObjectFileError(f"{where}: map #{index} of {MAPS_SECTION} is a {_kind(var)} in .BTF, not a VAR")
@@ -891,7 +891,7 @@ def _read_btf_maps(
                 raise _MapDefError(f"its struct is {definition.size} bytes but the variable takes {info.size}")
             fields = _parse_btf_map(btf, name, definition)
             slots = _prog_array_slots(definition, info, fields, programs, relocations)
-        except (_MapDefError, btf_format.BtfError) as exc:
+        except (_MapDefError, btf_format.BtfFormatError) as exc:
             raise ObjectFileError(f"{prefix}: {exc}") from None
         found.append(MapDefinition(var.name, section=MAPS_SECTION, offset=info.offset, size=info.size, slots=slots, **fields))
     return found
