@@ -277,7 +277,14 @@ def _size_of(btf: btf_format.Btf, type_id: int) -> int:
             return found.nelems * _size_of(btf, found.type)
         case btf_format.PtrType():
             return 8
-        case btf_format.IntType() | btf_format.CompositeType() | btf_format.EnumType() | btf_format.Enum64Type() | btf_format.DatasecType() | btf_format.FloatType():
+        case (
+            btf_format.IntType()
+            | btf_format.CompositeType()
+            | btf_format.EnumType()
+            | btf_format.Enum64Type()
+            | btf_format.DatasecType()
+            | btf_format.FloatType()
+        ):
             return found.size
     raise btf_format.BtfFormatError(f"no size for {found!r}")
 

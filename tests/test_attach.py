@@ -922,7 +922,7 @@ def test_listing_skips_a_link_another_process_is_still_creating(monkeypatch: pyt
     def open_link(link_id: int) -> int:
         if link_id == unsettled:
             raise BpfError(errno.EAGAIN, f"opening link id {link_id} failed", command="BPF_LINK_GET_FD_BY_ID")
-        return real_open(link_id)
+        return int(real_open(link_id))
 
     monkeypatch.setattr(bpf_mod, "link_ids", ids)
     monkeypatch.setattr(bpf_mod, "link_get_fd_by_id", open_link)

@@ -1212,7 +1212,16 @@ drop:
 def test_linear_only_drops_every_window() -> None:
     from pyfd.compiler.ir.windows import has_windows, linear_only
 
-    fn = parse_function(func("entry:\n    check.packet [14 + 4] window 1, ok, drop\nok:\n    %x = packet.load u16 [14 + 0] window 1\n    keys.store u16 +12, %x\n    ret 0\ndrop:\n    ret 2"))
+    fn = parse_function(func("""
+entry:
+    check.packet [14 + 4] window 1, ok, drop
+ok:
+    %x = packet.load u16 [14 + 0] window 1
+    keys.store u16 +12, %x
+    ret 0
+drop:
+    ret 2
+"""))
     assert has_windows(fn)
     linear_only(fn)
     assert not has_windows(fn) and "window" not in print_function(fn, spans=False)

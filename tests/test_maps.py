@@ -12,6 +12,7 @@ import errno
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from clang_maps import COUNTING, build, reference_object
@@ -39,7 +40,7 @@ from pyfd.abi import BPF_F_RDONLY_PROG, BPF_NOEXIST, MapType
 from pyfd.objfile.reader import ObjectFileError, map_references, read_object
 
 BPF_OK, BPF_DROP = 0, 2
-IP4 = {"src": "10.0.0.1", "dst": "10.0.0.2"}
+IP4: dict[str, Any] = {"src": "10.0.0.1", "dst": "10.0.0.2"}
 
 
 def tcp(dport: int = 80, sport: int = 1000) -> bytes:
@@ -144,7 +145,10 @@ MALFORMED = {
         "map 'bad' in .maps: no map type: add `__uint(type, BPF_MAP_TYPE_...)`",
     ),
     "sizes-conflict": (
-        "struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(key_size, 8); __type(key, __u32); __type(value, __u32); __uint(max_entries, 1); } bad SEC(\".maps\");",
+        (
+            "struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(key_size, 8); __type(key, __u32); __type(value, __u32);"
+            " __uint(max_entries, 1); } bad SEC(\".maps\");"
+        ),
         "map 'bad' in .maps: conflicting key sizes 8 and 4",
     ),
     "not-uint": (
@@ -159,7 +163,10 @@ MALFORMED = {
         "map 'bad' in .maps: `__array(values, ...)` initial values are supported for prog arrays only, not for this map type (type 1)",
     ),
     "static-map": (
-        "static struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u32); } bad SEC(\".maps\") __attribute__((used));",
+        (
+            "static struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u32); }"
+            " bad SEC(\".maps\") __attribute__((used));"
+        ),
         "map 'bad' in .maps is static; a map must be a global variable (libbpf refuses static maps too)",
     ),
 }
@@ -185,7 +192,7 @@ def test_maps_without_btf(tmp_path: Path) -> None:
         pyfd.load(obj)
 
 
-def _section_header(data: bytes, name: str) -> int:
+def _section_header(data: bytes | bytearray, name: str) -> int:
     """The file offset of section `name`'s header in an ELF64 object."""
     (shoff,) = struct.unpack_from("<Q", data, 0x28)
     shnum, shstrndx = struct.unpack_from("<HH", data, 0x3C)
@@ -195,7 +202,7 @@ def _section_header(data: bytes, name: str) -> int:
         (name_off,) = struct.unpack_from("<I", data, header)
         end = data.index(b"\0", strtab + name_off)
         if data[strtab + name_off : end].decode() == name:
-            return header
+            return int(header)
     raise AssertionError(f"no section {name}")
 
 
@@ -524,7 +531,8 @@ def test_map_from_fd_reads_the_kernels_btf(counting: LoadedProgram) -> None:
         assert original[7] == 70
     with Map.from_fd(os.dup(counting.maps[".rodata"].fd)) as rodata:
         assert rodata.name == "counting.rodata"  # the kernel's name: libbpf's object prefix and section
-        assert rodata.render_value(rodata.lookup_raw(0)) == {"drop_port": 4789, "ports_bias": -1}
+        raw = rodata.lookup_raw(0)
+        assert raw is not None and rodata.render_value(raw) == {"drop_port": 4789, "ports_bias": -1}
 
 
 @needs_kernel

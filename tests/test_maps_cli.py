@@ -64,7 +64,7 @@ def _map(netns: str, *argv: str) -> tuple[int, str, str]:
 
 
 def _frame(layer: object) -> bytes:
-    return bytes(Ether(dst="02:00:00:00:00:02", src=SRC_MAC) / IP(src="10.99.0.1", dst="10.99.0.2") / layer)  # type: ignore[operator]
+    return bytes(Ether(dst="02:00:00:00:00:02", src=SRC_MAC) / IP(src="10.99.0.1", dst="10.99.0.2") / layer)
 
 
 @needs_kernel

@@ -136,7 +136,7 @@ class _Phi:
 # ("reg", register) is an i64; ("ptr", base) the packet pointer a check
 # proved for a base; ("window", number) a window's bytes, packet or stack copy;
 # ("ctx", name) data, data_end or the keys pointer (see `load_context`).
-_Var = tuple[str, Reg | Operand | int]
+_Var = tuple[str, Operand | int | str]
 _POINTERS = ("ptr", "window", "ctx")
 
 
@@ -415,7 +415,7 @@ class _Lowering:
         for b in order:
             self.lower_block(b, preds, filled)
         self.ssa.remove_trivial_phis()
-        return self.module_text()
+        return _module_text(self)
 
     def llvm_edges(self, block: Block) -> list[tuple[str, list[str]]]:
         """The LLVM blocks an IR block becomes, and the successors of each."""
@@ -727,40 +727,43 @@ class _Lowering:
 
     # -- the module -----------------------------------------------------------
 
-    def module_text(self) -> str:
-        fn = self.fn
-        out = [
-            f'source_filename = "{_escape(fn.file)}"',
-            f'target datalayout = "{DATA_LAYOUT}"',
-            f'target triple = "{TRIPLE}"',
-            "",
-            *sorted(self.declarations),
-            "",
-            f'define i32 @"{_escape(fn.name)}"(ptr %ctx) #0 section "{SECTION}" !dbg !{self.debug.subprogram} {{',
-        ]
-        resolve = self.ssa.resolve
-        live_phis: dict[str, list[_Phi]] = {}
-        for phi in self.ssa.phis.values():
-            if phi.name not in self.ssa.alias:
-                live_phis.setdefault(phi.block, []).append(phi)
-        for i, block in enumerate(self.blocks):
-            if i:
-                out.append("")
-            out.append(f"{_label(block.label)}:")
-            for phi in live_phis.get(block.label, []):
-                incoming = ", ".join(f"[ {resolve(v)}, %{_label(p)} ]" for v, p in phi.incoming)
-                out.append(f"  {phi.name} = phi {phi.type} {incoming}")
-            for line in block.lines:
-                out.append("  " + _VALUE.sub(lambda m: resolve(m.group(0)), line))
-        out.append("}")
-        out.append("")
-        # "no-jump-tables": SimplifyCFG may turn compare chains into a switch,
-        # and a jump or lookup table would need a relocation (a .rodata map).
-        out.append('attributes #0 = { nounwind "no-jump-tables"="true" "frame-pointer"="none" }')
-        out.append("attributes #1 = { cold }")
-        out.append("")
-        out.extend(self.debug.module_lines())
-        return "\n".join(out) + "\n"
+
+
+def _module_text(lowering: _Lowering) -> str:
+    """The module: its header, the function with its phis resolved, attributes and debug metadata."""
+    fn = lowering.fn
+    out = [
+        f'source_filename = "{_escape(fn.file)}"',
+        f'target datalayout = "{DATA_LAYOUT}"',
+        f'target triple = "{TRIPLE}"',
+        "",
+        *sorted(lowering.declarations),
+        "",
+        f'define i32 @"{_escape(fn.name)}"(ptr %ctx) #0 section "{SECTION}" !dbg !{lowering.debug.subprogram} {{',
+    ]
+    resolve = lowering.ssa.resolve
+    live_phis: dict[str, list[_Phi]] = {}
+    for phi in lowering.ssa.phis.values():
+        if phi.name not in lowering.ssa.alias:
+            live_phis.setdefault(phi.block, []).append(phi)
+    for i, block in enumerate(lowering.blocks):
+        if i:
+            out.append("")
+        out.append(f"{_label(block.label)}:")
+        for phi in live_phis.get(block.label, []):
+            incoming = ", ".join(f"[ {resolve(v)}, %{_label(p)} ]" for v, p in phi.incoming)
+            out.append(f"  {phi.name} = phi {phi.type} {incoming}")
+        for line in block.lines:
+            out.append("  " + _VALUE.sub(lambda m: resolve(m.group(0)), line))
+    out.append("}")
+    out.append("")
+    # "no-jump-tables": SimplifyCFG may turn compare chains into a switch,
+    # and a jump or lookup table would need a relocation (a .rodata map).
+    out.append('attributes #0 = { nounwind "no-jump-tables"="true" "frame-pointer"="none" }')
+    out.append("attributes #1 = { cold }")
+    out.append("")
+    out.extend(lowering.debug.module_lines())
+    return "\n".join(out) + "\n"
 
 
 def _escape(text: str) -> str:

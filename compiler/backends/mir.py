@@ -52,7 +52,7 @@ class MInsn:
     # repeat it at a use instead of spilling its result to the stack.
     remat: bool = field(default=False, compare=False)
     # The operands of a pseudo-instruction (FETCH), expanded after allocation.
-    fetch: "Fetch | None" = None
+    fetch: Fetch | None = None
 
     @property
     def cls(self) -> Class:

@@ -198,6 +198,7 @@ class _Selector:
             case LoadPacket(dst, base, disp, size, window=window):
                 # Repeatable too: the window's buffer is not reused while a value
                 # read through it is live (ir.windows counts those as uses).
+                assert window is not None  # the case above takes window None
                 self.emit(ldx_mem(_SIZE[size], self.reg(dst), self.window_pointer(window, span), disp, span=span, remat=True))
             case SetCond():
                 raise InternalCompilerError("SetCond reached instruction selection", insn.span)
