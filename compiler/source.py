@@ -60,3 +60,24 @@ def function_source(fn: Callable[..., Any], *, trees: dict[tuple[str, str], ast.
                     raise CompileError("a dissector cannot be `async`", Span(file, node.lineno, node.col_offset, node.lineno, node.col_offset + 5))
                 return FunctionSource(node, file, fn.__globals__)
     raise CompileError(f"cannot find the definition of {fn.__name__} in {file}", None)
+
+
+def declaration_span(where: tuple[str, int], trees: dict[tuple[str, str], ast.Module]) -> Span:
+    """The span of the call that made a module-level declaration (`HashMap(...)`), from the file and line it recorded."""
+    file, line = where
+    text = "".join(linecache.getlines(file))
+    source_line = linecache.getline(file, line).rstrip("\n")
+    fallback = Span(file, line, 0, line, max(len(source_line.encode()), 1))
+    if not text:
+        return fallback
+    tree = trees.get((file, text))
+    if tree is None:
+        try:
+            tree = ast.parse(text, filename=file)
+        except SyntaxError:
+            return fallback
+        trees[(file, text)] = tree
+    for node in ast.walk(tree):  # breadth first: the outermost call on the line comes first
+        if isinstance(node, ast.Call) and node.lineno == line:
+            return Span(file, node.lineno, node.col_offset, node.end_lineno or line, node.end_col_offset or node.col_offset + 1)
+    return fallback

@@ -77,6 +77,7 @@ if TYPE_CHECKING:
         dissector,
     )
     from .keys import BpfFlowKeys
+    from .maps import Array, Config, HashMap, PerCPUArray
     from .objfile.reader import ObjectFileError
     from .packet import Packet
     from .program import (
@@ -128,6 +129,11 @@ __all__ = [
     "i64",
     "headers",
     "lib",
+    # maps and load-time constants
+    "HashMap",
+    "Array",
+    "PerCPUArray",
+    "Config",
     # return codes and input flags (include/uapi/linux/bpf.h)
     "BPF_OK",
     "BPF_DROP",
@@ -213,6 +219,10 @@ _SOURCES: dict[str, str] = {
     "i64": ".types",
     "headers": ".headers",
     "lib": ".lib",
+    "HashMap": ".maps",
+    "Array": ".maps",
+    "PerCPUArray": ".maps",
+    "Config": ".maps",
     "BPF_OK": ".constants",
     "BPF_DROP": ".constants",
     "BPF_FLOW_DISSECTOR_CONTINUE": ".constants",

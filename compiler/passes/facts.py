@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from ..ir.analysis import definition_counts
 from ..ir.nodes import (
-    Binary, BinaryOp, ByteSwap, Copy, Extend, Function, Imm, Instruction, LoadKeys, LoadPacket,
-    Operand, Reg, SetCond, defined, used_regs,
+    Binary, BinaryOp, ByteSwap, Copy, Extend, Function, Imm, Instruction, LoadConfig, LoadKeys, LoadMapValue,
+    LoadPacket, Operand, Reg, SetCond, defined, used_regs,
 )
 
 Bits = Callable[[Operand], int]
@@ -66,6 +66,8 @@ _BINARY: dict[BinaryOp, WidthRule] = {
 WIDTH_RULES: dict[type, WidthRule] = {
     LoadKeys: _LOAD,
     LoadPacket: _LOAD,
+    LoadMapValue: _LOAD,
+    LoadConfig: _LOAD,
     Copy: WidthRule(lambda i, bits: bits(i.src), verifier=True),  # type: ignore[union-attr]
     # An unsigned extension is an `and` with a mask, or a zero-extending mov32.
     Extend: WidthRule(lambda i, bits: i.bits if not i.signed else 64, verifier=True),  # type: ignore[union-attr]

@@ -16,7 +16,7 @@ from .facts import Facts
 def substitute(node: Instruction | Terminator, values: dict[Reg, Operand]) -> Instruction | Terminator:
     """`node` with every read of a register in `values` replaced (packet bases excepted)."""
     changes = {}
-    for name in ("src", "lhs", "rhs"):
+    for name in ("src", "lhs", "rhs", "key", "value"):  # a map pointer (`ptr`) is never a copy
         op = getattr(node, name, None)
         if isinstance(op, Reg) and op in values:
             changes[name] = values[op]
