@@ -25,6 +25,7 @@ from .nodes import (
     LoadConfig, LoadKeys, LoadMapValue, LoadPacket, MapDef, MapDelete, MapLookup, MapUpdate, Operand, Reg, Return,
     StoreKeys, StoreMapValue, Terminator, defined, used, used_regs,
 )
+from ..diagnostics import InternalCompilerError, PacketAccessError
 
 
 class IRCheckError(InternalCompilerError):
