@@ -108,3 +108,30 @@ FUNC_INFO_REC_SIZE: Final = 8
 """sizeof(struct bpf_func_info): insn_off, type_id."""
 LINE_INFO_REC_SIZE: Final = 16
 """sizeof(struct bpf_line_info): insn_off, file_name_off, line_off, line_col."""
+
+# --- maps and global data ------------------------------------------------------------
+
+MAPS_SECTION: Final = ".maps"
+"""ELF section of BTF-defined maps: one struct per map, described by the DATASEC of that name (libbpf's MAPS_ELF_SEC)."""
+
+RODATA_SECTION: Final = ".rodata"
+"""ELF section of read-only global variables, which libbpf loads as a one-element array map (RODATA_SEC)."""
+
+# enum bpf_map_type
+BPF_MAP_TYPE_HASH: Final = 1
+BPF_MAP_TYPE_ARRAY: Final = 2
+BPF_MAP_TYPE_PERCPU_ARRAY: Final = 6
+
+# enum bpf_func_id: the helpers a flow dissector may call on maps (bpf_base_func_proto)
+BPF_FUNC_map_lookup_elem: Final = 1
+"""void *bpf_map_lookup_elem(map, const void *key): the value, or NULL."""
+BPF_FUNC_map_update_elem: Final = 2
+"""long bpf_map_update_elem(map, const void *key, const void *value, u64 flags)."""
+BPF_FUNC_map_delete_elem: Final = 3
+"""long bpf_map_delete_elem(map, const void *key)."""
+
+BPF_F_RDONLY_PROG: Final = 1 << 7
+"""Map flag: the program may only read the map (libbpf sets it on .rodata, then freezes the map)."""
+
+MAP_DEF_SIZE: Final = 32
+"""Bytes of one BTF-defined map in .maps as clang lays it out: four pointers (type, key, value, max_entries)."""
