@@ -34,7 +34,7 @@ def udp_frame(sport: int, dport: int, ttl: int = 64) -> bytes:
     return bytes(Ether(**MACS) / IP(src="10.0.0.1", dst="10.0.0.2", ttl=ttl) / UDP(sport=sport, dport=dport) / b"x")
 
 
-@pytest.fixture(scope="module", params=[b for b in BACKENDS if b == "native"])
+@pytest.fixture(scope="module", params=list(BACKENDS))
 def mapped_object(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tests/dissectors/maps.py's `mapped`, compiled by one backend, as an object file."""
     return dissectors.mapped.compile(backend=request.param).write(tmp_path_factory.mktemp(f"mapped_{request.param}") / "mapped.o")
