@@ -21,7 +21,7 @@ and reports a wrong type, size or default at the declaration's own line.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from .types import INT_TYPES, FixedInt, u32, wrap
@@ -252,3 +252,36 @@ _AUGMENT = {
     "^": lambda a, b: a ^ b,
 }
 """The operators `m[k] op= v` may use: those BPF_ATOMIC has (BPF_ADD, BPF_OR, BPF_AND, BPF_XOR; `-` adds the negation)."""
+
+
+class PythonState:
+    """A dissector's maps and load-time constants in the Python run: what `dissector.maps` and `.config` show.
+
+    Made from the declarations the compiler found (by name, in the object's
+    order); `reset` empties the maps and sets the constants, to their
+    defaults or to the values given, as a fresh load does.
+    """
+
+    def __init__(self, maps: Mapping[str, MapDeclaration], configs: Mapping[str, Config]) -> None:
+        self.declarations = dict(maps)
+        self.configs = dict(configs)
+        self.maps: dict[str, MapState] = {}
+        self.config: dict[str, int] = {}
+        self.reset()
+
+    def reset(self, config: Mapping[str, int] | None = None) -> None:
+        """Fresh maps (hash maps empty, arrays zero), and every Config at its default or the value in `config`."""
+        values = dict(config or {})
+        unknown = sorted(set(values) - set(self.configs))
+        if unknown:
+            known = ", ".join(self.configs) or "none"
+            raise KeyError(f"no Config named {unknown[0]!r} (this dissector's: {known})")
+        chosen: dict[str, int] = {}
+        for name, declaration in self.configs.items():
+            value = values.get(name, declaration.default)
+            ty = declaration.type
+            if not isinstance(value, int) or isinstance(value, bool) or not ty.min() <= value <= ty.max():
+                raise ValueError(f"Config {name} is a {ty.__name__} ({ty.min()}..{ty.max()}); {value!r} does not fit")
+            chosen[name] = int(value)
+        self.config = chosen
+        self.maps = {name: MapState(name, declaration) for name, declaration in self.declarations.items()}

@@ -449,3 +449,31 @@ def test_a_declaration_holds_no_data() -> None:
     with pytest.raises(TypeError, match="holds no data"):
         m[1] = 2
     assert "declared at" in repr(m) and repr(Config(u16, 7)).startswith("<Config(u16, 7)")
+
+
+@pytest.mark.parametrize(
+    ("index", "provable"),
+    [
+        ("keys.dport & 3", True),
+        ("keys.dport % 4", True),
+        ("keys.dport >> 14", True),
+        ("(keys.dport & 1) + (keys.sport & 2)", True),
+        ("u8(keys.dport) & 3", True),
+        ("keys.dport % 5", False),
+        ("keys.dport & 4 + 1", False),  # & binds looser than +: `keys.dport & 5`
+        ("keys.dport >> 13", False),
+    ],
+)
+def test_an_index_is_bounded_by_what_computes_it(index: str, provable: bool, tmp_path: Path) -> None:
+    source = f"""
+    @dissector
+    def f(pkt: Packet, keys: BpfFlowKeys) -> int:
+        flags_seen[{index}] += 1
+        return BPF_OK
+    """
+    d = only_dissector(_write(tmp_path, source))
+    if provable:
+        check_function(d.lower().function)
+        return
+    with pytest.raises(MapAccessError, match="cannot prove it in range"):
+        d.lower()

@@ -54,7 +54,7 @@ from ..ir.nodes import (
 )
 from ..source import declaration_span
 from ..typesys import BOOL, FROM_PYFD, LITERAL, U8, IntTy
-from .semantics import Value, constants, fail, narrowed
+from .semantics import Value, constants, fail, narrowed, upper_bound
 
 # -- the declarations ---------------------------------------------------------------
 
@@ -216,14 +216,7 @@ def hash_key(entry: MapEntry, key: Value, span: Span) -> Operand:
 
 def index_bound(value: Value) -> int | None:
     """The largest value `value` can have, if it is known and it cannot be negative."""
-    known = constants(value)
-    if known:
-        return max(known) if min(known) >= 0 else None
-    if value.ty is BOOL:
-        return 1
-    if not value.ty.signed and value.ty.bits < 64:
-        return (1 << value.ty.bits) - 1
-    return None
+    return upper_bound(value)
 
 
 def bounded_index(entry: MapEntry, index: Value, text: str, span: Span) -> Operand:
@@ -239,10 +232,15 @@ def bounded_index(entry: MapEntry, index: Value, text: str, span: Span) -> Opera
         raise MapAccessError(
             f"`{entry.name}` has {entries} entries, and the index `{text}` {may}: the compiler cannot prove it in range",
             span,
-            hint=f"use `{entry.name}.get({text}, 0)`, which checks, or an index it can bound: a constant, a local of a narrower type "
-            f"(a u8 for up to 256 entries), or a helper returning constants",
+            hint=f"use `{entry.name}.get({text}, 0)`, which checks, or an index it can bound: a constant, `i & {_mask(entries)}`, "
+            f"`i % {entries}`, a local of a narrower type (a u8 for up to 256 entries), or a helper returning constants",
         )
     return index.op
+
+
+def _mask(entries: int) -> int:
+    """The largest all-ones mask below `entries` (what `i & mask` keeps in range)."""
+    return (1 << (entries.bit_length() - 1)) - 1 if entries > 1 else 0
 
 
 def _lookup(b: IRBuilder, entry: MapEntry, key: Operand, span: Span) -> tuple[Reg, str, str]:
