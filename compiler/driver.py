@@ -9,7 +9,7 @@ from typing import Any, Callable
 from pyfd.abi import FLOW_DISSECTOR_SECTION as SECTION
 from pyfd.abi import LICENSE
 from pyfd.isa import listing
-from pyfd.abi import BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, MAP_DEF_SIZE, MAPS_SECTION, RODATA_SECTION
+from pyfd.abi import MAP_DEF_SIZE, MAPS_SECTION, RODATA_SECTION, MapType
 from pyfd.objfile.btf import ProgramBtf, build_program_btf
 from pyfd.objfile.elf import SHF, SHT, DataSection, ProgramSection, RawSection, write_object
 from pyfd.objfile.maps import (
@@ -27,7 +27,7 @@ from .passes import PassManager, pipeline
 from .passes.base import check_passes_default
 
 # The kernel's number of each kind of map (enum bpf_map_type).
-_MAP_TYPES = {MapKind.HASH: BPF_MAP_TYPE_HASH, MapKind.ARRAY: BPF_MAP_TYPE_ARRAY, MapKind.PERCPU_ARRAY: BPF_MAP_TYPE_PERCPU_ARRAY}
+_MAP_TYPES = {MapKind.HASH: int(MapType.HASH), MapKind.ARRAY: int(MapType.ARRAY), MapKind.PERCPU_ARRAY: int(MapType.PERCPU_ARRAY)}
 
 __all__ = ["BACKENDS", "Compilation", "Options", "annotated_listing", "compile_function", "compile_lowered"]
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..abi import INSN_SIZE as BPF_INSN_SIZE
-from ..abi import LICENSE, LICENSE_SECTION, LICENSE_SYMBOL
+from ..abi import LICENSE, LICENSE_SECTION, LICENSE_SYMBOL, R_BPF_64_64
 
 __all__ = [
     "LICENSE_SECTION",
@@ -44,7 +44,6 @@ __all__ = [
 ]
 
 EM_BPF = 247  # e_machine of a BPF object (include/uapi/linux/elf-em.h)
-R_BPF_64_64 = 1  # relocation of a BPF_LD_IMM64's 64-bit immediate (llvm's ELFRelocs/BPF.def)
 ELF64_REL_SIZE = 16  # sizeof(Elf64_Rel): r_offset, r_info
 ET_REL = 1  # relocatable object: what clang -c emits and libbpf requires
 EV_CURRENT = 1
