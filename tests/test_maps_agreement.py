@@ -1,0 +1,142 @@
+"""The kernel and the Python run agree on sequences of frames: return codes, keys, and the maps after.
+
+Each dissector of tests/dissectors/maps.py is compiled by each backend and
+loaded with its Configs at their defaults and at other values; the Python
+run is reset to the same Configs. Both take the same frames one after the
+other (the maps carry what one frame left to the next), and after the last
+every map must hold the same keys and values in both. The test process is
+pinned to one CPU meanwhile, so a per-CPU array's values are all on that
+CPU's copy, which must equal the Python run's one copy, every other CPU's
+staying 0.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from dissectors import maps as dissectors
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kernel import needs_kernel, skip_unless_kernel
+from pyfd.compiler.driver import BACKENDS
+from pyfd.runtime import LoadedProgram
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import ARP, Ether
+
+from pyfd.dissector import Dissector
+from pyfd.program import CompiledProgram
+
+MACS = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
+CONFIGS = [{}, {"DROP_PORT": 80, "FORGET_PORT": 53}]
+
+
+@pytest.fixture(
+    scope="module",
+    params=[(d, backend, config) for d in dissectors.ALL for backend in BACKENDS for config in range(len(CONFIGS))],
+    ids=lambda p: f"{p[0].name}-{p[1]}-config{p[2]}",
+)
+def compiled(request: pytest.FixtureRequest) -> tuple[Dissector, CompiledProgram, dict[str, int]]:
+    dissector, backend, config = request.param
+    return dissector, dissector.compile(backend=backend), CONFIGS[config]
+
+
+@contextmanager
+def one_cpu() -> Iterator[int]:
+    """Run on one CPU (the first this process may use) until the block ends; yields its number."""
+    before = os.sched_getaffinity(0)
+    cpu = min(before)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield cpu
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def kernel_maps(loaded: LoadedProgram, names: list[str], cpu: int) -> dict[str, dict[int, int]]:
+    """Every map's contents in the kernel; a per-CPU map's as `cpu`'s copy (the other copies must be 0)."""
+    out: dict[str, dict[int, int]] = {}
+    for name in names:
+        m = loaded.maps[name]
+        contents = {}
+        for key, value in m.items():
+            if m.percpu:
+                assert all(v == 0 for i, v in enumerate(value) if i != cpu), (name, key, value)
+                value = value[cpu]
+            contents[key] = value
+        out[name] = contents
+    return out
+
+
+def python_maps(dissector: Dissector) -> dict[str, dict[int, int]]:
+    """Every map's contents in the Python run."""
+    return {name: dict(state.items()) for name, state in dissector.maps.items()}
+
+
+def run_both(compiled: tuple[Dissector, CompiledProgram, dict[str, int]], frames: list[bytes]) -> dict[str, dict[int, int]]:
+    """Run the frames in a fresh load and a fresh Python run; assert they agree frame by frame and on the maps; the maps."""
+    dissector, program, config = compiled
+    dissector.reset(config=config)
+    with one_cpu() as cpu, program.load(config=config) as loaded:
+        for i, frame in enumerate(frames):
+            kernel, python = loaded.run(frame), dissector.run_python(frame)
+            assert (kernel.retval, kernel.keys) == (python.retval, python.keys), f"frame {i} of {len(frames)}: {frame.hex()}"
+        contents = kernel_maps(loaded, list(dissector.maps), cpu)
+    assert contents == python_maps(dissector)
+    return contents
+
+
+def ip_frame(proto: str, sport: int, dport: int, ttl: int = 64) -> bytes:
+    """IPv4 with TCP, UDP or ICMP, explicit MAC addresses."""
+    ip = IP(src="10.0.0.1", dst="10.0.0.2", ttl=ttl)
+    layer = {"udp": UDP(sport=sport, dport=dport), "tcp": TCP(sport=sport, dport=dport), "icmp": ICMP()}[proto]
+    return bytes(Ether(**MACS) / ip / layer / b"data")
+
+
+OTHER = [
+    bytes(Ether(**MACS) / ARP()),
+    bytes(Ether(**MACS) / IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=1, dport=2)),
+    bytes(Ether(**MACS) / IP(src="10.0.0.1", dst="10.0.0.2", proto=47) / (b"\0" * 8)),
+]
+PORTS = st.sampled_from([1, 2, 3, 4, 5, 7, 53, 80, 4789])
+FRAMES = st.one_of(
+    st.builds(ip_frame, st.sampled_from(["udp", "tcp"]), PORTS, PORTS, st.integers(1, 255)),
+    st.builds(ip_frame, st.just("icmp"), st.just(0), st.just(0), st.integers(1, 255)),
+    st.sampled_from(OTHER),
+    # cut anywhere from inside the IP header to inside the ports
+    st.builds(lambda f, n: f[:n], st.builds(ip_frame, st.just("udp"), PORTS, PORTS), st.integers(14, 37)),
+)
+
+
+@needs_kernel
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(frames=st.lists(FRAMES, min_size=1, max_size=16))
+def test_kernel_and_python_agree_on_sequences(compiled: tuple[Dissector, CompiledProgram, dict[str, int]], frames: list[bytes]) -> None:
+    skip_unless_kernel()
+    run_both(compiled, frames)
+
+
+@needs_kernel
+def test_a_sequence_that_fills_denies_and_forgets(compiled: tuple[Dissector, CompiledProgram, dict[str, int]]) -> None:
+    _, _, config = compiled
+    drop, forget = config.get("DROP_PORT", 4789), config.get("FORGET_PORT", 7)
+    frames = [
+        ip_frame("udp", 1, 10, ttl=5), ip_frame("tcp", 2, 11), ip_frame("udp", 3, 12), ip_frame("udp", 4, 13),
+        ip_frame("udp", 5, 14),  # a fifth destination port: `ports` holds 4, the key is refused
+        ip_frame("udp", 1, 10),
+        ip_frame("udp", 6, drop),  # dropped; source port 6 denied
+        ip_frame("udp", 6, 10),  # denied
+        ip_frame("udp", 8, forget),  # a frame to the forget port forgets port 8 (never denied: no error)
+        ip_frame("icmp", 0, 0, ttl=200),
+        OTHER[0], OTHER[1],
+        ip_frame("udp", 1, 10)[:30],  # cut: dropped by the failed header read
+    ]
+    contents = run_both(compiled, frames)
+    assert contents["verdicts"] == {0: 8, 1: 3, 2: 2}  # the cut frame counts as dropped
+    assert contents["ports"] == {10: 2, 11: 1, 12: 1, 13: 1}  # full: 14 and the drop port never got in
+    assert contents["denied"] == {6: 1}
+    assert (contents["protocols"][17], contents["protocols"][6], contents["protocols"][1]) == (8, 1, 1)
+    assert contents["last"] == {0: -200, 1: 1}
