@@ -173,3 +173,39 @@ def test_a_libbpf_skeleton_sets_a_config_and_loads(mapped_object: Path, tmp_path
     done = subprocess.run([str(tmp_path / "user")], capture_output=True, text=True, timeout=60, check=False)
     # A zeroed frame is not IPv4: CONTINUE, counted in slot 2, none in slot 0.
     assert (done.returncode, done.stdout) == (0, "129 0 53\n"), done.stderr
+
+
+PRUNED = """
+from pyfd import BPF_OK, BpfFlowKeys, Config, Packet, dissector, u8, u16
+from pyfd.headers import IPv4
+
+THOROUGH = Config(u8, 0)
+
+@dissector
+def pruned(pkt: Packet, keys: BpfFlowKeys) -> int:
+    if THOROUGH == 1:
+        off: u16 = keys.nhoff
+        for _ in range(32):
+            ip = pkt.header(IPv4, off)
+            if ip.ttl & 1:
+                off = off + 4
+            keys.thoff = off
+    return BPF_OK
+"""
+
+
+@needs_kernel
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_the_verifier_knows_a_config_and_skips_what_it_rules_out(backend: str, tmp_path: Path) -> None:
+    # .rodata is frozen before the program loads, and the program reads the
+    # constant from it: the verifier takes the value as known and walks only
+    # the branch it selects (kernel/bpf/verifier.c, bpf_map_direct_read).
+    from test_compile_errors import dissector_file, only_dissector
+
+    skip_unless_kernel()
+    program = only_dissector(dissector_file(tmp_path, PRUNED, "pruned.py", prelude="")).compile(backend=backend)
+    walked = {}
+    for value in (0, 1):
+        with program.load(config={"THOROUGH": value}) as loaded:
+            walked[value] = loaded.verified_insns
+    assert walked[0] < 20 < 300 < walked[1], walked
