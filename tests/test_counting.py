@@ -134,3 +134,13 @@ def test_pyfd_run_sets_the_config_on_both_sides(setting: list[str], arp: int) ->
 def test_a_setting_the_dissector_does_not_take_is_a_usage_error(setting: str, message: str) -> None:
     done = _pyfd("run", str(SAMPLE), "--set", setting)
     assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_the_readmes_excerpt_is_the_sample() -> None:
+    import re
+
+    from interop import README, assert_excerpt
+
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    (excerpt,) = [b for b in blocks if "def counting" in b]
+    assert_excerpt(excerpt, SAMPLE)
