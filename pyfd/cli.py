@@ -213,7 +213,9 @@ def _write_text(text: str, output: str | None) -> None:
 
 def _load(program, *, verbose: bool = False, log_level: int = 0, config: dict[str, int] | None = None):  # type: ignore[no-untyped-def]
     """Load a compiled program into the kernel (its Configs set from `config`); every failure is a UserError."""
-    return _kernel_load(program.name, lambda: program.load(log_level=log_level, config=config or None), verbose=verbose)
+    if config:
+        return _kernel_load(program.name, lambda: program.load(log_level=log_level, config=config), verbose=verbose)
+    return _kernel_load(program.name, lambda: program.load(log_level=log_level), verbose=verbose)
 
 
 def _kernel_load(name: object, load: Callable[[], T], *, verbose: bool = False) -> T:
@@ -324,13 +326,14 @@ def _load_object(path: Path, function: str | None, config: dict[str, int] | None
     from .runtime import ConfigError
 
     try:
-        read = object_program(path, function, config=config or None)  # what is wrong with the file is said first, kernel or not
+        options = {"config": config} if config else {}
+        read = object_program(path, function, **options)  # what is wrong with the file is said first, kernel or not
     except ObjectFileError as exc:
         raise object_file_error(exc) from None
     except ConfigError as exc:
         raise UserError(f"--set: {exc}", EXIT_USAGE) from None
     try:
-        return _kernel_load(path, lambda: load_object_program(*read, config=config or None))
+        return _kernel_load(path, lambda: load_object_program(*read, **options))
     except ObjectFileError as exc:  # malformed BTF, found while preparing the load
         raise object_file_error(exc) from None
 
