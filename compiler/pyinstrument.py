@@ -201,10 +201,10 @@ class _Instrument(ast.NodeTransformer):
             calls.append(ast.Call(func=method, args=[key, _const(_SYMBOLS[type(node.op)]), self.visit(node.value)], keywords=[]))
         else:
             assert isinstance(node, ast.Delete)
-            for target in node.targets:
-                assert isinstance(target, ast.Subscript)
-                method = ast.Attribute(value=self.visit(target.value), attr="delete", ctx=ast.Load())
-                calls.append(ast.Call(func=method, args=[self.visit(target.slice)], keywords=[]))
+            for deleted in node.targets:
+                assert isinstance(deleted, ast.Subscript)
+                method = ast.Attribute(value=self.visit(deleted.value), attr="delete", ctx=ast.Load())
+                calls.append(ast.Call(func=method, args=[self.visit(deleted.slice)], keywords=[]))
         if len(calls) == 1:
             return ast.copy_location(ast.Expr(value=calls[0]), node)
         body: list[ast.stmt] = [ast.copy_location(ast.Expr(value=c), node) for c in calls]

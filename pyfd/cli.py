@@ -22,7 +22,7 @@ import sys
 import traceback
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Callable, Sequence, TextIO, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO, TypeVar, cast
 
 from .compiler.diagnostics import Span
 from .dissector import Dissector
@@ -220,13 +220,11 @@ def _load(program, *, verbose: bool = False, log_level: int = 0, config: dict[st
 
 def _kernel_load(name: object, load: Callable[[], T], *, verbose: bool = False) -> T:
     """Run `load` (a BPF_PROG_LOAD) once the kernel can take programs; its failures said for the command line."""
-    from .runtime import BpfError, MissingPrivilegeError, VerifierError, check_bpf_available
+    from .runtime import BpfError, ConfigError, MissingPrivilegeError, VerifierError, check_bpf_available
 
     reason = check_bpf_available()
     if reason is not None:
         raise UserError(f"cannot load BPF programs here: {reason}", EXIT_NO_KERNEL)
-    from .runtime import ConfigError
-
     try:
         return load()
     except ConfigError as exc:  # a --set the program's constants do not take
@@ -326,7 +324,7 @@ def _load_object(path: Path, function: str | None, config: dict[str, int] | None
     from .runtime import ConfigError
 
     try:
-        options = {"config": config} if config else {}
+        options: dict[str, Any] = {"config": config} if config else {}
         read = object_program(path, function, **options)  # what is wrong with the file is said first, kernel or not
     except ObjectFileError as exc:
         raise object_file_error(exc) from None
