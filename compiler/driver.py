@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from pyfd.abi import FLOW_DISSECTOR_SECTION as SECTION
 from pyfd.abi import LICENSE
-from pyfd.isa import listing
+from pyfd.isa import BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE, listing
 from pyfd.abi import MAP_DEF_SIZE, MAPS_SECTION, RODATA_SECTION, MapType
 from pyfd.objfile.btf import ProgramBtf, build_program_btf
 from pyfd.objfile.elf import SHF, SHT, DataSection, ProgramSection, RawSection, write_object
@@ -101,12 +101,19 @@ class Compilation:
         return print_function(self.ir)
 
     def asm_text(self) -> str:
-        """BPF assembly with the Python source lines the instructions came from."""
-        return annotated_listing(self.code)
+        """BPF assembly with the Python source lines the instructions came from (and the maps' names)."""
+        return annotated_listing(self.code, _reference_names(self.ir))
 
 
-def annotated_listing(code: CompiledCode) -> str:
-    """A listing where each run of instructions is preceded by its Python line."""
+def _reference_names(fn: Function) -> dict[tuple[int, int], str]:
+    """What a map reference of the code names: (src, imm) of its BPF_LD_IMM64 -> the map's or the constant's name."""
+    names = {(BPF_PSEUDO_MAP_FD, index): m.name for index, m in enumerate(fn.maps)}
+    names.update({(BPF_PSEUDO_MAP_VALUE, c.offset << 32 | len(fn.maps)): c.name for c in fn.configs})
+    return names
+
+
+def annotated_listing(code: CompiledCode, names: dict[tuple[int, int], str] | None = None) -> str:
+    """A listing where each run of instructions is preceded by its Python line; a map reference says which (`names`)."""
     out: list[str] = []
     last: tuple[str, int] | None = None
     # One listing of the whole program, so a jump's `# -> N` names its absolute
@@ -119,7 +126,8 @@ def annotated_listing(code: CompiledCode) -> str:
             text = span.source_line().strip()  # type: ignore[attr-defined]
             out.append(f"; {key[0].rsplit('/', 1)[-1]}:{key[1]}: {text}")
             last = key
-        out.append(line)
+        name = (names or {}).get((insn.src, insn.imm)) if insn.is_ld_imm64 else None
+        out.append(f"{line}  ; {name}" if name else line)
     return "\n".join(out) + "\n"
 
 

@@ -477,3 +477,11 @@ def test_an_index_is_bounded_by_what_computes_it(index: str, provable: bool, tmp
         return
     with pytest.raises(MapAccessError, match="cannot prove it in range"):
         d.lower()
+
+
+@pytest.mark.parametrize("backend", ["native", "llvm"])
+def test_the_listing_names_each_map_reference(backend: str, tmp_path: Path) -> None:
+    program = only_dissector(_write(tmp_path, EVERYTHING)).compile(backend=backend)
+    named = [line.rsplit("; ", 1)[1] for line in program.asm().splitlines() if " ll  ; " in line]
+    assert set(named) == {"tunnel_ports", "counters", "flags_seen", "wide", "VXLAN_PORT"}
+    assert all("map[" in line or "map_value[" in line for line in program.asm().splitlines() if " ll  ; " in line)
