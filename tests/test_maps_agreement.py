@@ -31,17 +31,38 @@ from pyfd.dissector import Dissector
 from pyfd.program import CompiledProgram
 
 MACS = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
-CONFIGS = [{}, {"DROP_PORT": 80, "FORGET_PORT": 53}]
+CONFIGS = [{}, {"DROP_PORT": 80, "FORGET_PORT": 53, "SHIFT": 7, "BIAS": -200}]
+
+
+Compiled = tuple[Dissector, CompiledProgram, dict[str, int]]
+_CACHE: dict[tuple[str, str, int], Compiled] = {}
+
+
+def _compiled(dissector: Dissector, backend: str, config: int) -> Compiled:
+    """The dissector compiled by `backend`, with the Configs of CONFIGS[config] it has (compiled once)."""
+    key = (dissector.name, backend, config)
+    if key not in _CACHE:
+        mine = {name: value for name, value in CONFIGS[config].items() if name in dissector.config}
+        _CACHE[key] = (dissector, dissector.compile(backend=backend), mine)
+    return _CACHE[key]
 
 
 @pytest.fixture(
-    scope="module",
     params=[(d, backend, config) for d in dissectors.ALL for backend in BACKENDS for config in range(len(CONFIGS))],
     ids=lambda p: f"{p[0].name}-{p[1]}-config{p[2]}",
 )
-def compiled(request: pytest.FixtureRequest) -> tuple[Dissector, CompiledProgram, dict[str, int]]:
-    dissector, backend, config = request.param
-    return dissector, dissector.compile(backend=backend), CONFIGS[config]
+def compiled(request: pytest.FixtureRequest) -> Compiled:
+    return _compiled(*request.param)
+
+
+@pytest.fixture(params=[(backend, config) for backend in BACKENDS for config in range(len(CONFIGS))], ids=lambda p: f"{p[0]}-config{p[1]}")
+def mapped(request: pytest.FixtureRequest) -> Compiled:
+    return _compiled(dissectors.mapped, *request.param)
+
+
+@pytest.fixture(params=[(backend, config) for backend in BACKENDS for config in range(len(CONFIGS))], ids=lambda p: f"{p[0]}-config{p[1]}")
+def widths(request: pytest.FixtureRequest) -> Compiled:
+    return _compiled(dissectors.widths, *request.param)
 
 
 @contextmanager
@@ -76,7 +97,7 @@ def python_maps(dissector: Dissector) -> dict[str, dict[int, int]]:
     return {name: dict(state.items()) for name, state in dissector.maps.items()}
 
 
-def run_both(compiled: tuple[Dissector, CompiledProgram, dict[str, int]], frames: list[bytes]) -> dict[str, dict[int, int]]:
+def run_both(compiled: Compiled, frames: list[bytes]) -> dict[str, dict[int, int]]:
     """Run the frames in a fresh load and a fresh Python run; assert they agree frame by frame and on the maps; the maps."""
     dissector, program, config = compiled
     dissector.reset(config=config)
@@ -114,13 +135,14 @@ FRAMES = st.one_of(
 @needs_kernel
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(frames=st.lists(FRAMES, min_size=1, max_size=16))
-def test_kernel_and_python_agree_on_sequences(compiled: tuple[Dissector, CompiledProgram, dict[str, int]], frames: list[bytes]) -> None:
+def test_kernel_and_python_agree_on_sequences(compiled: Compiled, frames: list[bytes]) -> None:
     skip_unless_kernel()
     run_both(compiled, frames)
 
 
 @needs_kernel
-def test_a_sequence_that_fills_denies_and_forgets(compiled: tuple[Dissector, CompiledProgram, dict[str, int]]) -> None:
+def test_a_sequence_that_fills_denies_and_forgets(mapped: Compiled) -> None:
+    compiled = mapped
     _, _, config = compiled
     drop, forget = config.get("DROP_PORT", 4789), config.get("FORGET_PORT", 7)
     frames = [
@@ -140,3 +162,16 @@ def test_a_sequence_that_fills_denies_and_forgets(compiled: tuple[Dissector, Com
     assert contents["denied"] == {6: 1}
     assert (contents["protocols"][17], contents["protocols"][6], contents["protocols"][1]) == (8, 1, 1)
     assert contents["last"] == {0: -200, 1: 1}
+
+
+@needs_kernel
+def test_wide_and_signed_values_atomics_and_negative_indices(widths: Compiled) -> None:
+    _, _, config = widths
+    bias = config.get("BIAS", -5)
+    frames = [ip_frame("udp", 1, 2, ttl=ttl) for ttl in (1, 5, 200, 255, 200)] + [ip_frame("tcp", 1, 2, ttl=100), OTHER[1]]
+    contents = run_both(widths, frames)
+    assert contents["signed"] == {ttl + bias: n for ttl, n in ((1, 1), (5, 1), (200, 2), (255, 1))}  # full at 4: TTL 100 refused
+    # One key (all frames have the same addresses): minus the TTLs, deleted (the frame dropped) once below -300
+    # at TTL 255, then 200 and 100 more.
+    assert contents["wide_keys"] == {(0x0A000001 << 32) | 0x0A000002: -300}
+    assert any(contents["bits"].values())
