@@ -1,6 +1,6 @@
 """The kernel and the Python run agree on sequences of frames: return codes, keys, and the maps after.
 
-Each dissector of tests/dissectors/maps.py is compiled by each backend and
+Each dissector of tests/dissectors/maps.py and widths.py is compiled by each backend and
 loaded with its Configs at their defaults and at other values; the Python
 run is reset to the same Configs. Both take the same frames one after the
 other (the maps carry what one frame left to the next), and after the last
@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 import pytest
 from dissectors import maps as dissectors
+from dissectors import widths as wide
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kernel import needs_kernel, skip_unless_kernel
@@ -48,7 +49,7 @@ def _compiled(dissector: Dissector, backend: str, config: int) -> Compiled:
 
 
 @pytest.fixture(
-    params=[(d, backend, config) for d in dissectors.ALL for backend in BACKENDS for config in range(len(CONFIGS))],
+    params=[(d, backend, config) for d in [*dissectors.ALL, *wide.ALL] for backend in BACKENDS for config in range(len(CONFIGS))],
     ids=lambda p: f"{p[0].name}-{p[1]}-config{p[2]}",
 )
 def compiled(request: pytest.FixtureRequest) -> Compiled:
@@ -62,7 +63,7 @@ def mapped(request: pytest.FixtureRequest) -> Compiled:
 
 @pytest.fixture(params=[(backend, config) for backend in BACKENDS for config in range(len(CONFIGS))], ids=lambda p: f"{p[0]}-config{p[1]}")
 def widths(request: pytest.FixtureRequest) -> Compiled:
-    return _compiled(dissectors.widths, *request.param)
+    return _compiled(wide.widths, *request.param)
 
 
 @contextmanager
@@ -170,7 +171,7 @@ def test_wide_and_signed_values_atomics_and_negative_indices(widths: Compiled) -
     bias = config.get("BIAS", -5)
     frames = [ip_frame("udp", 1, 2, ttl=ttl) for ttl in (1, 5, 200, 255, 200)] + [ip_frame("tcp", 1, 2, ttl=100), OTHER[1]]
     contents = run_both(widths, frames)
-    assert contents["signed"] == {ttl + bias: n for ttl, n in ((1, 1), (5, 1), (200, 2), (255, 1))}  # full at 4: TTL 100 refused
+    assert contents["by_ttl"] == {ttl + bias: n for ttl, n in ((1, 1), (5, 1), (200, 2), (255, 1))}  # full at 4: TTL 100 refused
     # One key (all frames have the same addresses): minus the TTLs, deleted (the frame dropped) once below -300
     # at TTL 255, then 200 and 100 more.
     assert contents["wide_keys"] == {(0x0A000001 << 32) | 0x0A000002: -300}

@@ -295,6 +295,17 @@ REJECTS = [
         CompileTypeError, "max_entries of Array `empty` must be an integer from 1 to 4294967295, not 0", 1, 9,
     ),
     Reject(
+        "c-keyword-map-name",
+        """
+        signed = HashMap(i32, i32, max_entries=2)
+
+        @dissector
+        def f(pkt: Packet, keys: BpfFlowKeys) -> int:
+            return BPF_OK
+        """,
+        CompileNameError, "the name `signed` of a map or Config is a C keyword", 1, 10,
+    ),
+    Reject(
         "non-ascii-map-name",
         """
         zähler = Array(u64, max_entries=2)

@@ -85,6 +85,17 @@ class ConfigEntry:
     ty: IntTy
 
 
+# C's keywords (C23's, with those of the GNU dialect clang and gcc take): `bpftool gen skeleton`
+# writes each map and .rodata variable as a struct member of its name, which may be none of these.
+C_KEYWORDS = frozenset(
+    "alignas alignof asm auto bool break case char const constexpr continue default do double else enum extern "
+    "false float for goto if inline int long nullptr register restrict return short signed sizeof static "
+    "static_assert struct switch thread_local true typedef typeof typeof_unqual union unsigned void volatile "
+    "while _Alignas _Alignof _Atomic _BitInt _Bool _Complex _Decimal128 _Decimal32 _Decimal64 _Generic "
+    "_Imaginary _Noreturn _Static_assert _Thread_local".split()
+)
+
+
 def _type_name(obj: Any) -> str:
     return obj.__name__ if isinstance(obj, type) else repr(obj)
 
@@ -114,6 +125,12 @@ class MapTable:
         """A name the ELF symbol, the BTF variable and the kernel's map name can all carry, and not taken."""
         if not (name.isascii() and name.isidentifier()):
             raise CompileNameError(f"the name `{name}` of a map or Config must be ASCII letters, digits and `_`", self._span(obj), hint="rename it")
+        if name in C_KEYWORDS:
+            raise CompileNameError(
+                f"the name `{name}` of a map or Config is a C keyword: a libbpf skeleton (`bpftool gen skeleton`) could not name it",
+                self._span(obj),
+                hint="rename it",
+            )
         if name in self.maps or name in self.configs:
             other: MapEntry | ConfigEntry = self.maps[name] if name in self.maps else self.configs[name]
             file, line = other.declaration.declared_at
