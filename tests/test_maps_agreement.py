@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from dissectors import maps as dissectors
@@ -176,3 +177,45 @@ def test_wide_and_signed_values_atomics_and_negative_indices(widths: Compiled) -
     # at TTL 255, then 200 and 100 more.
     assert contents["wide_keys"] == {(0x0A000001 << 32) | 0x0A000002: -300}
     assert any(contents["bits"].values())
+
+
+SHARED = """\
+from pyfd import Array, BpfFlowKeys, Config, u8, u64
+
+hits = Array(u64, max_entries=2)
+STEP = Config(u8, 3)
+
+
+def bump(keys: BpfFlowKeys) -> None:
+    hits[1] += STEP
+"""
+
+USES_SHARED = """\
+from pyfd import BPF_OK, BpfFlowKeys, Packet, dissector
+import {module} as shared
+from {module} import hits
+
+
+@dissector
+def uses_shared(pkt: Packet, keys: BpfFlowKeys) -> int:
+    shared.bump(keys)
+    hits[0] += shared.STEP
+    return BPF_OK
+"""
+
+
+@needs_kernel
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_a_helpers_maps_and_configs_from_another_module(backend: str, tmp_path: Path) -> None:
+    import uuid
+
+    from pyfd.cli import find_dissectors
+
+    module = f"shared_{uuid.uuid4().hex[:8]}"  # a module name no other test imported
+    (tmp_path / f"{module}.py").write_text(SHARED)
+    (tmp_path / "main.py").write_text(USES_SHARED.format(module=module))
+    dissector = find_dissectors(tmp_path / "main.py")["uses_shared"]
+    fn = dissector.lower().function
+    assert [m.name for m in fn.maps] == ["hits"] and [c.name for c in fn.configs] == ["STEP"]  # one map, one constant: the same objects
+    contents = run_both((dissector, dissector.compile(backend=backend), {"STEP": 5}), [bytes(60), bytes(60)])
+    assert contents == {"hits": {0: 10, 1: 10}}
