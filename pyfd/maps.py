@@ -7,8 +7,8 @@
     flags_seen = Array(u32, max_entries=4)             # BPF_MAP_TYPE_ARRAY
     VXLAN_PORT = Config(u16, 4789)                     # a variable of the frozen .rodata map
 
-Each is declared once, at module level; its name is the one the module binds
-it to, and the compiler finds the declarations of a dissector's module (and
+Each is declared once, at module level; its name is the one its declaration
+assigns it to (`hits = Array(...)`: "hits", wherever it is imported), and the compiler finds the declarations of a dissector's module (and
 of any module whose maps its helpers use) when it compiles it. A declaration
 holds no data: the kernel's copy is `loaded.maps[name]`, the Python run's is
 `dissector.maps[name]` (`MapState`, below), which follows the kernel's rules.

@@ -193,13 +193,13 @@ def bump(keys: BpfFlowKeys) -> None:
 USES_SHARED = """\
 from pyfd import BPF_OK, BpfFlowKeys, Packet, dissector
 import {module} as shared
-from {module} import hits
+from {module} import hits as counted
 
 
 @dissector
 def uses_shared(pkt: Packet, keys: BpfFlowKeys) -> int:
     shared.bump(keys)
-    hits[0] += shared.STEP
+    counted[0] += shared.STEP
     return BPF_OK
 """
 

@@ -52,7 +52,7 @@ from ..ir.nodes import (
     Unary,
     UnaryOp,
 )
-from ..source import declaration_span
+from ..source import declaration_span, declared_name
 from ..typesys import BOOL, FROM_PYFD, LITERAL, U8, IntTy
 from .semantics import Value, constants, fail, narrowed, upper_bound
 
@@ -140,12 +140,17 @@ class MapTable:
                 hint="rename one of them",
             )
 
+    def _name(self, obj: MapDeclaration | Config, bound: str) -> str:
+        """A declaration's name: the one its own module assigns it to, else the one it is bound to where it is used."""
+        return declared_name(obj.declared_at, self.trees) or bound
+
     def map(self, obj: MapDeclaration, name: str, used_at: Span | None) -> MapEntry:
         """The map `obj` (bound to `name` where it is used), checked and added the first time."""
         known = self._by_object.get(id(obj))
         if known is not None:
             assert isinstance(known, MapEntry)
             return known
+        name = self._name(obj, name)
         self._check_name(name, obj, used_at)
         span = self._span(obj)
         kind = MapKind(obj.kind)
@@ -172,6 +177,7 @@ class MapTable:
         if known is not None:
             assert isinstance(known, ConfigEntry)
             return known
+        name = self._name(obj, name)
         self._check_name(name, obj, used_at)
         span = self._span(obj)
         if not is_integer_type(obj.type):
