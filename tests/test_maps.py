@@ -525,3 +525,24 @@ def test_map_from_fd_reads_the_kernels_btf(counting: LoadedProgram) -> None:
     with Map.from_fd(os.dup(counting.maps[".rodata"].fd)) as rodata:
         assert rodata.name == "counting.rodata"  # the kernel's name: libbpf's object prefix and section
         assert rodata.render_value(rodata.lookup_raw(0)) == {"drop_port": 4789, "ports_bias": -1}
+
+
+@needs_kernel
+def test_bpftool_prints_the_maps_from_their_btf(counting: LoadedProgram) -> None:
+    import json
+    import subprocess
+
+    from kernel import bpftool
+
+    tool = bpftool()
+    counting.run(tcp(80))
+
+    def dump(name: str) -> list[object]:
+        done = subprocess.run([tool, "-j", "map", "dump", "id", str(counting.maps[name].id)], capture_output=True, text=True, check=True)
+        return [entry["formatted"] for entry in json.loads(done.stdout)]  # only a map with BTF has "formatted"
+
+    assert dump("dports") == [{"key": 80, "value": 1}]
+    assert dump(".rodata") == [{"value": {".rodata": [{"drop_port": 4789}, {"ports_bias": -1}]}}]
+    shown = subprocess.run([tool, "-j", "map", "show", "id", str(counting.maps[".rodata"].id)], capture_output=True, text=True, check=True)
+    info = json.loads(shown.stdout)
+    assert info["name"] == "counting.rodata" and info["frozen"] == 1 and info["flags"] == BPF_F_RDONLY_PROG
