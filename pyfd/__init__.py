@@ -94,6 +94,7 @@ if TYPE_CHECKING:
     )
     from .headers import Bits, Bytes, Header
     from .keys import BpfFlowKeys
+    from .maps import Array, Config, HashMap, PerCPUArray
     from .objfile.reader import ObjectFileError
     from .packet import Packet
     from .program import (
@@ -150,6 +151,11 @@ __all__ = [
     "i64",
     "headers",
     "lib",
+    # maps and load-time constants
+    "HashMap",
+    "Array",
+    "PerCPUArray",
+    "Config",
     # return codes and input flags (include/uapi/linux/bpf.h)
     "BPF_OK",
     "BPF_DROP",
@@ -256,6 +262,10 @@ _SOURCES: dict[str, str] = {
     "i64": ".types",
     "headers": ".headers",
     "lib": ".lib",
+    "HashMap": ".maps",
+    "Array": ".maps",
+    "PerCPUArray": ".maps",
+    "Config": ".maps",
     "BPF_OK": ".constants",
     "BPF_DROP": ".constants",
     "BPF_FLOW_DISSECTOR_CONTINUE": ".constants",

@@ -217,3 +217,14 @@ LIBBPF_PIN_BY_NAME: Final = 1
 
 R_BPF_64_64: Final = 1
 """ELF relocation type of an ld_imm64 against a map or global-data symbol (llvm's BPF relocations)."""
+
+# enum bpf_func_id: the helpers a flow dissector may call on maps (bpf_base_func_proto)
+BPF_FUNC_map_lookup_elem: Final = 1
+"""void *bpf_map_lookup_elem(map, const void *key): the value, or NULL."""
+BPF_FUNC_map_update_elem: Final = 2
+"""long bpf_map_update_elem(map, const void *key, const void *value, u64 flags)."""
+BPF_FUNC_map_delete_elem: Final = 3
+"""long bpf_map_delete_elem(map, const void *key)."""
+
+MAP_DEF_SIZE: Final = 32
+"""Bytes of one BTF-defined map in .maps as clang lays it out: four pointers (type, key, value, max_entries)."""

@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, TextIO, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
 
 from .compiler.diagnostics import Span
 from .dissector import Dissector
@@ -222,20 +222,24 @@ def _write_text(text: str, output: str | None) -> None:
         sys.stdout.write(text)
 
 
-def _load(program: CompiledProgram, *, verbose: bool = False, log_level: int = 0) -> LoadedProgram:
-    """Load a compiled program into the kernel; every failure is a UserError."""
+def _load(program: CompiledProgram, *, verbose: bool = False, log_level: int = 0, config: dict[str, int] | None = None) -> LoadedProgram:
+    """Load a compiled program into the kernel (its Configs set from `config`); every failure is a UserError."""
+    if config:
+        return _kernel_load(program.name, lambda: program.load(log_level=log_level, config=config), verbose=verbose)
     return _kernel_load(program.name, lambda: program.load(log_level=log_level), verbose=verbose)
 
 
 def _kernel_load(name: object, load: Callable[[], T], *, verbose: bool = False) -> T:
     """Run `load` (a BPF_PROG_LOAD) once the kernel can take programs; its failures said for the command line."""
-    from .runtime import BpfError, MissingPrivilegeError, VerifierError, check_bpf_available
+    from .runtime import BpfError, ConfigError, MissingPrivilegeError, VerifierError, check_bpf_available
 
     reason = check_bpf_available()
     if reason is not None:
         raise UserError(f"cannot load BPF programs here: {reason}", EXIT_NO_KERNEL)
     try:
         return load()
+    except ConfigError as exc:  # a --set the program's constants do not take
+        raise UserError(f"--set: {exc}", EXIT_USAGE) from None
     except MissingPrivilegeError as exc:
         raise UserError(str(exc), EXIT_NO_KERNEL) from None
     except VerifierError as exc:
@@ -254,6 +258,34 @@ def _kernel_load(name: object, load: Callable[[], T], *, verbose: bool = False) 
 def _plural(count: int, noun: str) -> str:
     """`1 frame`, `2 frames`."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def parse_setting(text: str) -> tuple[str, int]:
+    """`--set NAME=VALUE`: a load-time constant (a Config, or an object's .rodata variable) and its value."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: write NAME=VALUE, e.g. VXLAN_PORT=4790")
+    try:
+        return name.strip(), int(value.strip(), 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the value is an integer (decimal or 0x hex)") from None
+
+
+def _settings(args: argparse.Namespace) -> dict[str, int]:
+    """The --set options, by name (the last one given wins)."""
+    return dict(getattr(args, "set", None) or [])
+
+
+def _configure(dissector, config: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+    """Set the Python run's Configs as the kernel's load sets them; a name or value it refuses is a usage error."""
+    from .compiler.diagnostics import CompileError
+
+    try:
+        dissector.reset(config=config)
+    except CompileError as exc:
+        raise UserError(exc.render(), located=exc.span is not None) from None
+    except (KeyError, ValueError) as exc:
+        raise UserError(f"--set: {exc.args[0]}", EXIT_USAGE) from None
 
 
 def parse_flags(text: str) -> int:
@@ -296,17 +328,21 @@ def flags_text(flags: int) -> str:
     return f"{flags:#x} ({'|'.join(names)})"
 
 
-def _load_object(path: Path, function: str | None) -> LoadedProgram:
-    """Load a program of an object file into the kernel; every failure is a UserError."""
+def _load_object(path: Path, function: str | None, config: dict[str, int] | None = None) -> LoadedProgram:
+    """Load a program of an object file into the kernel (its constants set from `config`); every failure is a UserError."""
     from .objfile.reader import ObjectFileError
     from .program import load_object_program, object_program
+    from .runtime import ConfigError
 
     try:
-        read = object_program(path, function)  # what is wrong with the file is said first, kernel or not
+        options: dict[str, Any] = {"config": config} if config else {}
+        read = object_program(path, function, **options)  # what is wrong with the file is said first, kernel or not
     except ObjectFileError as exc:
         raise object_file_error(exc) from None
+    except ConfigError as exc:
+        raise UserError(f"--set: {exc}", EXIT_USAGE) from None
     try:
-        return _kernel_load(path, lambda: load_object_program(*read))
+        return _kernel_load(path, lambda: load_object_program(*read, **options))
     except ObjectFileError as exc:  # malformed BTF, found while preparing the load
         raise object_file_error(exc) from None
 
@@ -359,6 +395,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(f"{path} is an object file, already compiled: --backend and -O apply to Python files only", EXIT_USAGE)
     dissector = None if is_object else pick(path, args.function)
     program = None if dissector is None else _compile(dissector, args.backend or "native", 2 if args.opt_level is None else args.opt_level)
+    config = _settings(args)
+    if dissector is not None:
+        _configure(dissector, config)  # the Python side's maps start empty, its Configs as the kernel's
     try:
         frames = read_frames(Path(args.pcap)) if args.pcap else demo_frames()
     except OSError as exc:
@@ -378,10 +417,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     kernel_skipped: str | None = None
     if program is not None:
         kernel_skipped = check_bpf_available()
-        loaded = None if kernel_skipped is not None else _load(program)
+        loaded = None if kernel_skipped is not None else _load(program, config=config)
         title = f"{program.name}: {program.insn_count} instructions ({program.backend})"
     else:
-        loaded = _load_object(path, args.function)
+        loaded = _load_object(path, args.function, config)
         title = f"{loaded.name} from {path} (object file: kernel only, there is no Python source to compare with)"
     # Human text goes to stdout, or to stderr when stdout carries the JSON records.
     text = sys.stderr if args.json else sys.stdout
@@ -626,8 +665,8 @@ def _load_for_attach(args: argparse.Namespace) -> LoadedProgram:
     """Load the dissector to attach: compile Python source, or read a compiled object (told apart by content, as `run` does)."""
     path = Path(args.file)
     if _is_object(path):
-        return _load_object(path, args.function)
-    return _load(_compile(pick(path, args.function), args.backend, args.opt_level))
+        return _load_object(path, args.function, _settings(args))
+    return _load(_compile(pick(path, args.function), args.backend, args.opt_level), config=_settings(args))
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
@@ -978,6 +1017,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-O", dest="opt_level", type=int, choices=[0, 1, 2], default=None, metavar="LEVEL", help="optimisation level for a Python file (default: 2)")
     p.add_argument("--pcap", metavar="FILE", help="run on the Ethernet frames of a pcap file (default: built-in demo frames)")
     p.add_argument(
+        "--set",
+        action="append",
+        type=parse_setting,
+        metavar="NAME=VALUE",
+        help="set a load-time constant (a Config of the dissector, a .rodata variable of an object) before the load (repeatable)",
+    )
+    p.add_argument(
         "--flags",
         type=parse_flags,
         default=0,
@@ -1025,6 +1071,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--backend", choices=backends, default="native", help="code generator for a .py file (default: native)")
     p.add_argument("-O", dest="opt_level", type=int, choices=[0, 1, 2], default=2, metavar="LEVEL", help="optimisation level for a .py file (default: 2)")
+    p.add_argument(
+        "--set",
+        action="append",
+        type=parse_setting,
+        metavar="NAME=VALUE",
+        help="set a load-time constant (a Config of the dissector, a .rodata variable of an object) before the load (repeatable)",
+    )
     p.set_defaults(handler=cmd_attach)
 
     p = sub.add_parser(

@@ -63,7 +63,7 @@ class CompiledProgram:
 
     @property
     def code(self) -> bytes:
-        """The encoded BPF instructions."""
+        """The encoded BPF instructions; a map reference holds the map's index in the object (the loader relocates it)."""
         return self.compilation.code.code
 
     @property

@@ -10,6 +10,7 @@ import pytest
 from dissectors import semantics
 from pyfd.compiler import frontend
 from pyfd.compiler.frontend import access, lower_function
+from pyfd.compiler.frontend import maps as map_meaning
 from pyfd.compiler.frontend import semantics as meaning
 
 from pyfd.cli import find_dissectors
@@ -17,7 +18,7 @@ from pyfd.cli import find_dissectors
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
-@pytest.mark.parametrize("module", [meaning, access], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [meaning, access, map_meaning], ids=lambda m: m.__name__)
 def test_meaning_is_apart_from_syntax(module: ModuleType) -> None:
     """semantics and access see spans and values, never the syntax tree."""
     tree = ast.parse(Path(str(module.__file__)).read_text())

@@ -31,7 +31,7 @@ LEAVES: dict[str, frozenset[str]] = {
 RUNTIME_MAY_IMPORT = frozenset(LEAVES)
 # The language's own modules, which the compiler reads dissectors with and
 # which never import the compiler, the runtime or the layer above them.
-LANGUAGE = frozenset({"pyfd.types", "pyfd.layout", "pyfd.headers", "pyfd.constants", "pyfd.packet", "pyfd.keys", "pyfd.lib", "pyfd.function"})
+LANGUAGE = frozenset({"pyfd.types", "pyfd.layout", "pyfd.headers", "pyfd.constants", "pyfd.packet", "pyfd.keys", "pyfd.lib", "pyfd.function", "pyfd.maps"})
 
 
 def _config() -> tuple[dict[str, Path], list[str]]:

@@ -25,9 +25,10 @@ kernel/bpf/verifier.c (check_ctx_access, check_packet_access, find_good_pkt_poin
   and undefined behaviour in LLVM, so they are written out (a select on a
   zero divisor, an `and` of the count).
 
-The object must hold nothing but the function: a relocation (a constant
-pool, a lookup table) is an internal error, since pyfd's object file has no
-maps for it to point at.
+The object must hold nothing but the function and its references to the
+maps and load-time constants (llvm_maps.py): any other relocation (a constant
+pool, a lookup table) is an internal error, since pyfd's object file has
+nothing for it to point at.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from ..diagnostics import BackendError, CompileError, InternalCompilerError, Spa
 from ..ir.analysis import reverse_postorder
 from ..ir.windows import has_windows, window_layout
 from ..ir.nodes import (
+    AtomicMapValue,
     Binary,
     BinaryOp,
     Block,
@@ -63,19 +65,26 @@ from ..ir.nodes import (
     Imm,
     Instruction,
     Jump,
+    LoadConfig,
     LoadKeys,
+    LoadMapValue,
     LoadPacket,
+    MapDelete,
+    MapLookup,
+    MapUpdate,
     Operand,
     Reg,
     Return,
     SetCond,
     StoreKeys,
+    StoreMapValue,
     Terminator,
     Unary,
     UnaryOp,
     to_s64,
 )
 from .isolate import EX_SOFTWARE, ChildFailed, frame, run_isolated
+from .llvm_maps import MapEmitter, resolve_relocations
 from .result import CompiledCode
 
 if TYPE_CHECKING:
@@ -343,8 +352,8 @@ class _DebugInfo:
         return out
 
 
-class _Lowering:
-    """Writes one IR function as an LLVM module in text form."""
+class _Lowering(MapEmitter):
+    """Writes one IR function as an LLVM module in text form (map operations: llvm_maps.MapEmitter)."""
 
     def __init__(self, fn: Function) -> None:
         self.fn = fn
@@ -435,6 +444,7 @@ class _Lowering:
     def prologue(self) -> None:
         span = self.fn.span
         self.start("entry.ctx", [])
+        self.map_prologue(span)
         # Volatile context loads: the verifier rewrites exactly a u32 load of
         # data (76) and data_end (80) and a u64 load of flow_keys (144)
         # (net/core/filter.c, flow_dissector_is_valid_access); any other size
@@ -549,6 +559,8 @@ class _Lowering:
                 # alignment is asked for (check_pkt_ptr_alignment).
                 loaded = self.value(f"load i{8 * size}, ptr {ptr}, align {size}", span)
                 self.write(dst, loaded if size == 8 else self.value(f"zext i{8 * size} {loaded} to i64", span))
+            case MapLookup() | MapUpdate() | MapDelete() | LoadMapValue() | StoreMapValue() | AtomicMapValue() | LoadConfig():
+                self.map_insn(insn)
             case _:
                 assert_never(insn)
 
@@ -899,8 +911,8 @@ def compile_llvm(fn: Function, opt_level: int = 2) -> CompiledCode:
     (size,) = struct.unpack_from("<Q", answer, 1)
     optimised = answer[9 : 9 + size].decode()
     obj = answer[9 + size :]
-    code, lines = _read_program(obj, fn.name)
-    insns = _attach_spans(decode(code), lines, spans, fn.span)
+    code, lines, relocations = _read_program(obj, fn.name)
+    insns = _attach_spans(resolve_relocations(decode(code), relocations, fn), lines, spans, fn.span)
     stack = _stack_size(insns)
     if stack > MAX_BPF_STACK:
         raise CompileError(
@@ -920,8 +932,8 @@ def _stack_size(insns: Iterable[BpfInstruction]) -> int:
     return deepest
 
 
-def _read_program(obj: bytes, name: str) -> tuple[bytes, list[tuple[int, str, int, int]]]:
-    """The code of function `name` in the object, and its line info (byte offset, file, line, column)."""
+def _read_program(obj: bytes, name: str) -> tuple[bytes, list[tuple[int, str, int, int]], list[tuple[int, str]]]:
+    """The code of function `name` in the object, its line info (byte offset, file, line, column), its relocations."""
     from pyfd.objfile.reader import ObjectFileError, read_object  # reading needs pyelftools: only here
 
     try:
@@ -936,17 +948,16 @@ def _read_program(obj: bytes, name: str) -> tuple[bytes, list[tuple[int, str, in
     program, data = programs[0], parsed.sections[SECTION]
     if program.offset != 0 or len(program.code) != len(data):
         raise InternalCompilerError(f"{SECTION} holds more than {name!r}: {len(data)} bytes, the function {len(program.code)}", None)
-    if program.relocations:
-        # A relocation means a global (a constant pool, a lookup table, a
-        # call): pyfd's object has nothing for it to refer to.
-        raise InternalCompilerError(f"LLVM's code for {name!r} refers to a global ({len(program.relocations)} relocations)", None)
+    # A relocation is a global: a map or a load-time constant (llvm_maps.resolve_relocations),
+    # or else something pyfd's object has nothing for (a constant pool, a lookup table, a call).
+    relocations = [(r.offset, r.symbol) for r in program.relocations]
     lines: list[tuple[int, str, int, int]] = []
     btf, btf_ext = parsed.sections.get(".BTF"), parsed.sections.get(".BTF.ext")
     if btf is not None and btf_ext is not None:
         info = parse_btf_ext(btf_ext, btf).get(SECTION)
         if info is not None:
             lines = sorted((r.insn_off, r.file_name, r.line, r.col) for r in info.line_info)
-    return data, lines
+    return data, lines, relocations
 
 
 def _attach_spans(

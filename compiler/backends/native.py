@@ -20,9 +20,9 @@ from pyfd.isa import Instruction as BpfInstruction
 from ..diagnostics import CompileError, InternalCompilerError, Span
 from ..ir.builder import IRBuilder
 from ..ir.nodes import (
-    Binary, BinaryOp, Block, Branch, ByteSwap, CheckPacket, Cmp, Copy, Extend, Function, Imm,
-    Instruction, Jump, LoadKeys, LoadPacket, Operand, Reg, Return, SetCond, StoreKeys, Unary, UnaryOp,
-    to_s64,
+    AtomicMapValue, Binary, BinaryOp, Block, Branch, ByteSwap, CheckPacket, Cmp, Copy, Extend, Function, Imm,
+    Instruction, Jump, LoadConfig, LoadKeys, LoadMapValue, LoadPacket, MapDelete, MapLookup, MapUpdate, Operand, Reg,
+    Return, SetCond, StoreKeys, StoreMapValue, Unary, UnaryOp, to_s64,
 )
 from ..ir.windows import window_layout
 from ..passes.facts import Facts
@@ -31,6 +31,7 @@ from .mir import (
     MBlock, MFunction, MInsn, MReg, alu64_imm, alu64_reg, endian_be, exit_insn, fetch, ja, jmp_imm, jmp_reg,
     ld_imm64, ldx_mem, mov32_imm, mov32_reg, mov64_imm, mov64_reg, neg64, st_mem, stx_mem,
 )
+from .native_maps import MapSelection, fix_frame_addresses
 from .regalloc import AllocationError, StackLimitError, allocate
 from .result import CompiledCode
 
@@ -81,11 +82,13 @@ def _split_setcond(fn: Function) -> Function:
                 b.terminate(Jump(join, insn.span))
             b.position(join)
         b.terminate(block.term)
-    return b.finish(fn.name, fn.file, fn.span)
+    split = b.finish(fn.name, fn.file, fn.span)
+    split.maps, split.configs = fn.maps, fn.configs
+    return split
 
 
-class _Selector:
-    """Instruction selection for one function."""
+class _Selector(MapSelection):
+    """Instruction selection for one function (map operations: native_maps.MapSelection)."""
 
     def __init__(self, fn: Function) -> None:
         self.fn = fn
@@ -202,6 +205,8 @@ class _Selector:
                 self.emit(ldx_mem(_SIZE[size], self.reg(dst), self.window_pointer(window, span), disp, span=span, remat=True))
             case SetCond():
                 raise InternalCompilerError("SetCond reached instruction selection", insn.span)
+            case MapLookup() | MapUpdate() | MapDelete() | LoadMapValue() | StoreMapValue() | AtomicMapValue() | LoadConfig():
+                self.select_map(insn)
             case _:
                 assert_never(insn)
 
@@ -431,6 +436,7 @@ def compile_native(fn: Function) -> CompiledCode:
         ) from None
     except AllocationError as exc:
         raise InternalCompilerError(str(exc), fn.span) from exc
+    fix_frame_addresses(mfn, fn.span)  # map keys and values below the spills, then the windows' frame
     if any(isinstance(b.term, CheckPacket) and b.term.window is not None for b in fn.blocks):
         try:
             expand_fetches(mfn, window_layout(fn))

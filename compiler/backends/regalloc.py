@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from pyfd.abi import MAX_BPF_STACK as MAX_STACK
-from pyfd.isa import Class, Mode, Size, mem_opcode
+from pyfd.isa import Class, JmpOp, Mode, Size, bpf_op, mem_opcode
 
 from .mir import FP, MBlock, MFunction, MInsn, MReg, ldx_mem, stx_mem
 
@@ -121,6 +121,7 @@ def build_intervals(fn: MFunction) -> tuple[dict[str, Interval], dict[int, list[
                 touch(reg, pos + 1)
                 if isinstance(reg, int):
                     last_def[reg] = pos + 1
+            _clobbers(insn, pos, fixed)
             # A run of consecutive instructions referring to a register costs
             # one reload (if the run reads it first) and one store (if the run
             # writes it) when spilled, as _spill rewrites it.
@@ -137,6 +138,14 @@ def build_intervals(fn: MFunction) -> tuple[dict[str, Interval], dict[int, list[
         for reg in out:
             touch(reg, pos - 1)
     return intervals, fixed
+
+
+def _clobbers(insn: MInsn, pos: int, fixed: dict[int, list[tuple[int, int]]]) -> None:
+    """A helper call writes r0-r5 (the BPF calling convention): nothing live across it may be in them."""
+    if insn.cls == Class.JMP and bpf_op(insn.opcode) == JmpOp.CALL:
+        for reg in insn.defs():
+            if isinstance(reg, int):
+                fixed.setdefault(reg, []).append((pos, pos + 1))
 
 
 def _run(insns: list[MInsn], start: int, reg: MReg) -> list[MInsn]:

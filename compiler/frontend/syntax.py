@@ -1,8 +1,8 @@
 """The syntax walk: one `visit_<AstClass>` per construct the language accepts.
 
-The walk is three classes, each extending the one before: `expressions`
+The walk is four classes, each extending the one before: `expressions`
 (the dispatch, the whitelist, expressions and conditions), `statements`
-(control flow and assignment), and `Lowering` here: the dissector's `def`,
+(control flow and assignment), `mapsyntax` (maps and Configs), and `Lowering` here: the dissector's `def`,
 `return`, and calls of helpers, whose bodies are lowered in a function scope
 of their own. `visit` dispatches on the node's class and turns a stray
 exception into an `InternalCompilerError` at the node; `generic_visit`
@@ -29,7 +29,8 @@ from .inlining import ResultType, bind_arguments, helper_signature
 from .lowered import Lowered
 from .scope import Frame, FunctionScope, with_choices
 from .semantics import HeaderView, Meaning, Param, TupleValue, Value, article
-from .statements import MAX_ITERATIONS, StatementLowering
+from .mapsyntax import MapLowering
+from .statements import MAX_ITERATIONS
 
 # How deep helpers may call helpers.
 MAX_INLINE_DEPTH = 16
@@ -44,7 +45,7 @@ def _without_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
     return body
 
 
-class Lowering(StatementLowering):
+class Lowering(MapLowering):
     """Lowers one dissector, and the helpers it calls, to one IR function."""
 
     # -- entry ------------------------------------------------------------
@@ -52,6 +53,7 @@ class Lowering(StatementLowering):
     def run(self) -> Lowered:
         """Lower the whole dissector."""
         node = self.root.node
+        self.discover_maps()
         self._check_signature(node)
         for inner in ast.walk(node):
             if isinstance(inner, (ast.Yield, ast.YieldFrom)):  # makes the function a generator, even in dead code
@@ -69,7 +71,10 @@ class Lowering(StatementLowering):
             self.b.position(self.drop_label)
             self.b.terminate(Return(BPF_DROP, self.drop_span))
         fn = self.b.finish(node.name, self.root.file, self.span(node))
-        return Lowered(fn, self.types, self.root, self.helpers)
+        maps, configs = self.map_definitions(node.name, self.span(node))
+        fn.maps = tuple(e.defn for e in self.map_table.maps.values())
+        fn.configs = tuple(e.defn for e in self.map_table.configs.values())
+        return Lowered(fn, self.types, self.root, self.helpers, maps, configs)
 
     def _check_signature(self, node: ast.FunctionDef) -> None:
         """The dissector takes (pkt: Packet, keys: BpfFlowKeys) and returns int; its name is ASCII."""

@@ -11,8 +11,9 @@ from lark.exceptions import LarkError
 
 from ..diagnostics import CompileError, Span
 from .nodes import (
-    Binary, BinaryOp, Block, Branch, ByteSwap, CheckPacket, Cmp, Copy, Extend, Function,
-    Imm, Instruction, Jump, LoadKeys, LoadPacket, Operand, Reg, Return, SetCond, StoreKeys,
+    AtomicMapValue, AtomicOp, Binary, BinaryOp, Block, Branch, ByteSwap, CheckPacket, Cmp, ConfigDef, Copy,
+    Extend, Function, Imm, Instruction, Jump, LoadConfig, LoadKeys, LoadMapValue, LoadPacket, MapDef,
+    MapDelete, MapKind, MapLookup, MapUpdate, Operand, Reg, Return, SetCond, StoreKeys, StoreMapValue,
     Terminator, Unary, UnaryOp,
 )
 
@@ -47,6 +48,20 @@ def format_insn(node: Instruction | Terminator) -> str:
             return f"keys.store {_SIZE_NAME[size]} +{offset}, {src}"
         case LoadPacket(dst, base, disp, size, window=window):
             return f"{dst} = packet.load {_SIZE_NAME[size]} [{base} + {disp}]{_window(window)}"
+        case MapLookup(dst, name, key):
+            return f"{dst} = map.lookup {name}, {key}"
+        case MapUpdate(name, key, value, flags):
+            return f"map.update {name}, {key}, {value}, {flags}"
+        case MapDelete(name, key):
+            return f"map.delete {name}, {key}"
+        case LoadMapValue(dst, ptr, size):
+            return f"{dst} = map.load {_SIZE_NAME[size]} [{ptr}]"
+        case StoreMapValue(ptr, size, src):
+            return f"map.store {_SIZE_NAME[size]} [{ptr}], {src}"
+        case AtomicMapValue(op, ptr, size, src):
+            return f"map.atomic {op.value} {_SIZE_NAME[size]} [{ptr}], {src}"
+        case LoadConfig(dst, offset, size):
+            return f"{dst} = config.load {_SIZE_NAME[size]} +{offset}"
         case Jump(target):
             return f"jump {target}"
         case Branch(cmp, lhs, rhs, then, otherwise):
@@ -63,10 +78,22 @@ def _window(window: int | None) -> str:
     return "" if window is None else f" window {window}"
 
 
+def format_map(m: MapDef) -> str:
+    """A map declaration: `map NAME KIND KEY VALUE MAX_ENTRIES`."""
+    return f"map {m.name} {m.kind.value} {m.key} {m.value} {m.max_entries}"
+
+
+def format_config(c: ConfigDef) -> str:
+    """A load-time constant's declaration: `config NAME TYPE +OFFSET = DEFAULT`."""
+    return f"config {c.name} {c.type} +{c.offset} = {c.default}"
+
+
 def print_function(fn: Function, *, spans: bool = True) -> str:
     """The text form of a function; `parse_functions` reads it back."""
     head = f'func {fn.name} "{fn.file}"'
     lines = [head + (f" {format_span(fn.span)}" if spans else "") + " {"]
+    lines.extend(f"    {format_map(m)}" for m in fn.maps)
+    lines.extend(f"    {format_config(c)}" for c in fn.configs)
     for block in fn.blocks:
         lines.append(f"{block.label}:")
         for node in [*block.insns, block.term]:
@@ -136,6 +163,20 @@ class _Build:
                 return StoreKeys(int(items[1]), _NAME_SIZE[str(items[0])], op(items[2]), span)
             case "pload":
                 return LoadPacket(Reg(items[0][1:]), op(items[2]), int(items[3]), _NAME_SIZE[str(items[1])], span, window)
+            case "mlookup":
+                return MapLookup(Reg(items[0][1:]), str(items[1]), op(items[2]), span)
+            case "mupdate":
+                return MapUpdate(str(items[0]), op(items[1]), op(items[2]), int(items[3]), span)
+            case "mdelete":
+                return MapDelete(str(items[0]), op(items[1]), span)
+            case "mload":
+                return LoadMapValue(Reg(items[0][1:]), Reg(items[2][1:]), _NAME_SIZE[str(items[1])], span)
+            case "mstore":
+                return StoreMapValue(Reg(items[1][1:]), _NAME_SIZE[str(items[0])], op(items[2]), span)
+            case "matomic":
+                return AtomicMapValue(AtomicOp(str(items[0])), Reg(items[2][1:]), _NAME_SIZE[str(items[1])], op(items[3]), span)
+            case "cload":
+                return LoadConfig(Reg(items[0][1:]), int(items[2]), _NAME_SIZE[str(items[1])], span)
         raise TypeError(k)
 
     def _term(self, tree: Tree[Token], loc: Span | None) -> Terminator:
@@ -159,9 +200,11 @@ class _Build:
         fn_loc = None
         if rest and rest[0].data == "loc":
             fn_loc = self.loc(_tokens(rest.pop(0)))
-        blocks = [self.build_block(b) for b in rest]
+        maps = [_map_def(_tokens(d)) for d in rest if d.data == "mapdecl"]
+        configs = [_config_def(_tokens(d)) for d in rest if d.data == "configdecl"]
+        blocks = [self.build_block(b) for b in rest if b.data == "block"]
         span = self._span(tree.meta, fn_loc)
-        return Function(str(name), self.file, blocks, span)
+        return Function(str(name), self.file, blocks, span, maps=tuple(maps), configs=tuple(configs))
 
     def build_block(self, tree: Tree[Token]) -> Block:
         """A Block from a `block` subtree: instructions, then the terminator (the grammar's order)."""
@@ -196,6 +239,16 @@ def _tokens(tree: Tree[Token]) -> list[Token]:
     if trees:
         raise TypeError(f"IR grammar: `{tree.data}` holds a subtree")
     return tokens
+
+
+def _map_def(items: list[Token]) -> MapDef:
+    """A `map NAME KIND KEY VALUE MAX_ENTRIES` declaration."""
+    return MapDef(str(items[0]), MapKind(str(items[1])), str(items[2]), str(items[3]), int(items[4]))
+
+
+def _config_def(items: list[Token]) -> ConfigDef:
+    """A `config NAME TYPE +OFFSET = DEFAULT` declaration."""
+    return ConfigDef(str(items[0]), str(items[1]), int(items[2]), int(str(items[3]), 0))
 
 
 def _with_window(tree: Tree[Token]) -> tuple[list[Token], int | None]:

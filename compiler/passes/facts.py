@@ -16,8 +16,8 @@ from typing import Any, Generic, TypeVar
 
 from ..ir.analysis import definition_counts
 from ..ir.nodes import (
-    Binary, BinaryOp, ByteSwap, Copy, Extend, Function, Imm, Instruction, LoadKeys, LoadPacket,
-    Operand, Reg, SetCond, defined, used_regs,
+    Binary, BinaryOp, ByteSwap, Copy, Extend, Function, Imm, Instruction, LoadConfig, LoadKeys, LoadMapValue,
+    LoadPacket, Operand, Reg, SetCond, defined, used_regs,
 )
 
 Bits = Callable[[Operand], int]
@@ -69,6 +69,8 @@ _BINARY: dict[BinaryOp, WidthRule[Binary]] = {
 WIDTH_RULES: dict[type, WidthRule[Any]] = {
     LoadKeys: _LOAD,
     LoadPacket: _LOAD,
+    LoadMapValue: _LOAD,
+    LoadConfig: _LOAD,
     Copy: WidthRule[Copy](lambda i, bits: bits(i.src), verifier=True),
     # An unsigned extension is an `and` with a mask, or a zero-extending mov32.
     Extend: WidthRule[Extend](lambda i, bits: i.bits if not i.signed else 64, verifier=True),

@@ -20,7 +20,7 @@ _Node = TypeVar("_Node", Instruction, Terminator)
 def substitute(node: _Node, values: dict[Reg, Operand]) -> _Node:
     """`node` with every read of a register in `values` replaced (packet bases excepted)."""
     changes: dict[str, Any] = {}  # field name -> operand; which fields a node has, replace() checks
-    for name in ("src", "lhs", "rhs"):
+    for name in ("src", "lhs", "rhs", "key", "value"):  # a map pointer (`ptr`) is never a copy
         op = getattr(node, name, None)
         if isinstance(op, Reg) and op in values:
             changes[name] = values[op]

@@ -2,7 +2,9 @@
 
 A forward "available values" analysis over the CFG: after `x = load A` (or
 `store A, x` for the keys), A's value is in x until a store that overlaps A.
-The packet is read-only, so packet loads stay available. A later load of A
+The packet is read-only, so packet loads stay available, and so are loads of
+load-time constants (a frozen map). Map values are not: another CPU may
+write them at any time. A later load of A
 where the value is available on every incoming path becomes a copy. Only
 single-assignment registers are reused, so the value cannot change under us.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ir.analysis import reverse_postorder
-from ..ir.nodes import Copy, Extend, Function, Imm, Instruction, LoadKeys, LoadPacket, Operand, Reg, StoreKeys
+from ..ir.nodes import Copy, Extend, Function, Imm, Instruction, LoadConfig, LoadKeys, LoadPacket, Operand, Reg, StoreKeys
 from .facts import Facts
 
 Key = tuple[Any, ...]  # ("keys", offset, size), with "wide" when the value needs narrowing; ("packet", base, disp, size)
@@ -25,6 +27,8 @@ def _key(insn: Instruction) -> Key | None:
             return ("keys", off, size)
         case LoadPacket(base=base, disp=disp, size=size, window=window):
             return ("packet", base, disp, size, window)
+        case LoadConfig(offset=off, size=size):
+            return ("config", off, size)  # .rodata is frozen: what a load gives, it gives everywhere
     return None
 
 
@@ -39,7 +43,7 @@ def _transfer(insn: Instruction, state: State, facts: Facts) -> None:
                 if isinstance(value, Reg) and facts.bits(value) > size * 8:
                     state[("keys", off, size, "wide")] = value  # needs narrowing to reuse
                     del state[("keys", off, size)]
-        case LoadKeys() | LoadPacket():
+        case LoadKeys() | LoadPacket() | LoadConfig():
             key = _key(insn)
             if key is not None and key not in state and insn.dst in facts.defs:
                 state[key] = insn.dst
@@ -89,7 +93,7 @@ class RedundantLoads:
             new_insns: list[Instruction] = []
             for insn in block.insns:
                 key = _key(insn)
-                if isinstance(insn, (LoadKeys, LoadPacket)) and key is not None:
+                if isinstance(insn, (LoadKeys, LoadPacket, LoadConfig)) and key is not None:
                     if key in state and state[key] != insn.dst:
                         insn = Copy(insn.dst, state[key], insn.span)
                         changed = True

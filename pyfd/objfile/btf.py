@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from ..abi import CTX_STRUCT, FUNC_INFO_REC_SIZE, INSN_SIZE, LICENSE, LICENSE_SECTION, LICENSE_SYMBOL, LINE_INFO_REC_SIZE
 from .elf import ElfObjectError, StringTable
@@ -874,11 +874,15 @@ def build_program_btf(
     section: str,
     spans: Sequence[object | None],
     license: str = LICENSE,
+    *,
+    add_types: Callable[[BtfBuilder, int], None] | None = None,
 ) -> ProgramBtf:
     """BTF for one program: FUNC `int name(struct __sk_buff *ctx)`, its license VAR, line info from its spans.
 
     `spans` has one entry per instruction slot (CompiledCode.spans_by_slot());
-    `license` is the string the object's license section holds.
+    `license` is the string the object's license section holds; `add_types`,
+    if given, adds more types (the maps, maps.add_globals_btf) given the
+    builder and the id of `int`.
     """
     builder = BtfBuilder()
     int_id = builder.add(IntType("int", 4, 32, IntEncoding.SIGNED))
@@ -890,6 +894,8 @@ def build_program_btf(
     proto = builder.add(FuncProtoType(int_id, (Param(CTX_PARAM, ctx_ptr),)))
     func = builder.add(FuncType(name, proto, FuncLinkage.GLOBAL))
     add_license_var(builder, license, int_id)
+    if add_types is not None:
+        add_types(builder, int_id)
     lines = tuple(line_info_from_spans(spans))
     info = BtfExtInfo((FuncInfoRecord(0, func, name),), lines)
     btf_ext = encode_btf_ext(builder, {section: info})
