@@ -82,8 +82,14 @@ def declared_name(where: tuple[str, int], trees: dict[tuple[str, str], ast.Modul
     """The name a module-level declaration is assigned to (`hits = Array(...)` -> "hits") at the line it recorded."""
     tree = _module_tree(where[0], trees)
     for node in tree.body if tree is not None else ():
-        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else node.target if isinstance(node, ast.AnnAssign) else None
-        if isinstance(target, ast.Name) and isinstance(node.value, ast.Call) and node.value.lineno == where[1]:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target: ast.expr = node.targets[0]
+            value: ast.expr | None = node.value
+        elif isinstance(node, ast.AnnAssign):
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and isinstance(value, ast.Call) and value.lineno == where[1]:
             return target.id
     return None
 

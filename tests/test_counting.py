@@ -134,7 +134,11 @@ def test_pyfd_run_sets_the_config_on_both_sides(setting: list[str], lldp: int, t
 
 @pytest.mark.parametrize(
     ("setting", "message"),
-    [("NOPE=1", "no Config named 'NOPE' (this dissector's: HAND_OVER)"), ("HAND_OVER=256", "HAND_OVER is a u8 (0..255); 256 does not fit"), ("HAND_OVER", "write NAME=VALUE")],
+    [
+        ("NOPE=1", "no Config named 'NOPE' (this dissector's: HAND_OVER)"),
+        ("HAND_OVER=256", "HAND_OVER is a u8 (0..255); 256 does not fit"),
+        ("HAND_OVER", "write NAME=VALUE"),
+    ],
 )
 def test_a_setting_the_dissector_does_not_take_is_a_usage_error(setting: str, message: str) -> None:
     done = _pyfd("run", str(SAMPLE), "--set", setting)

@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dissectors import maps as dissectors
@@ -32,7 +33,7 @@ from scapy.layers.l2 import ARP, Ether
 from pyfd.dissector import Dissector
 from pyfd.program import CompiledProgram
 
-MACS = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
+MACS: dict[str, Any] = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
 CONFIGS = [{}, {"DROP_PORT": 80, "FORGET_PORT": 53, "SHIFT": 7, "BIAS": -200}]
 
 

@@ -17,6 +17,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dissectors import maps as dissectors
@@ -26,7 +27,7 @@ from pyfd.compiler.driver import BACKENDS
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-MACS = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
+MACS: dict[str, Any] = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
 
 
 def udp_frame(sport: int, dport: int, ttl: int = 64) -> bytes:
@@ -71,7 +72,7 @@ def formatted(entries: list[dict[str, object]]) -> dict[object, object]:
         assert isinstance(formatted_entry, dict)
         value = formatted_entry.get("value", formatted_entry.get("values"))
         if isinstance(value, list):  # per CPU: [{"cpu": N, "value": V}, ...]
-            value = sum(int(v["value"]) for v in value)  # type: ignore[index]
+            value = sum(int(v["value"]) for v in value)
         out[formatted_entry["key"]] = value
     return out
 
@@ -132,25 +133,25 @@ SKELETON_USER = r"""
 
 int main(void)
 {
-	struct mapped *skel = mapped__open();
-	__u32 slot = 0;
-	__u64 count = 0;
-	char frame[64] = {0};
-	char keys[56];
-	if (!skel)
-		return 1;
-	skel->rodata->DROP_PORT = 53;  /* set before the load: .rodata is frozen then */
-	if (mapped__load(skel))
-		return 2;
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof(frame),
-		    .data_out = keys, .data_size_out = sizeof(keys));
-	if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.mapped), &opts))
-		return 3;
-	if (bpf_map__lookup_elem(skel->maps.verdicts, &slot, sizeof(slot), &count, sizeof(count), 0))
-		return 4;
-	printf("%u %llu %u\n", opts.retval, (unsigned long long)count, skel->rodata->DROP_PORT);
-	mapped__destroy(skel);
-	return 0;
+    struct mapped *skel = mapped__open();
+    __u32 slot = 0;
+    __u64 count = 0;
+    char frame[64] = {0};
+    char keys[56];
+    if (!skel)
+        return 1;
+    skel->rodata->DROP_PORT = 53;  /* set before the load: .rodata is frozen then */
+    if (mapped__load(skel))
+        return 2;
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof(frame),
+            .data_out = keys, .data_size_out = sizeof(keys));
+    if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.mapped), &opts))
+        return 3;
+    if (bpf_map__lookup_elem(skel->maps.verdicts, &slot, sizeof(slot), &count, sizeof(count), 0))
+        return 4;
+    printf("%u %llu %u\n", opts.retval, (unsigned long long)count, skel->rodata->DROP_PORT);
+    mapped__destroy(skel);
+    return 0;
 }
 """
 

@@ -11,6 +11,7 @@ dissectors here are written to files, as users write them, and run with
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from scapy.layers.inet import IP, UDP
@@ -21,7 +22,7 @@ from pyfd import Array, HashMap, u16, u32
 from pyfd.dissector import Dissector
 from pyfd.maps import MapState
 
-MACS = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
+MACS: dict[str, Any] = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
 
 PRELUDE = """\
 from pyfd import BPF_DROP, BPF_OK, Array, BpfFlowKeys, Config, HashMap, Packet, PerCPUArray, dissector, i32, u8, u16, u32, u64

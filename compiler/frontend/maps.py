@@ -201,7 +201,10 @@ class MapTable:
         entries: list[MapEntry | ConfigEntry] = [*self.maps.values(), *self.configs.values()]
         for entry in entries:
             if entry.name == program or entry.name == "_license":
-                raise CompileNameError(f"`{entry.name}` names both the dissector and a map or Config; an object has one symbol per name", span, hint="rename one of them")
+                raise CompileNameError(
+                    f"`{entry.name}` names both the dissector and a map or Config; an object has one symbol per name", span,
+                    hint="rename one of them",
+                )
 
 
 # -- reading and writing -----------------------------------------------------------
@@ -229,7 +232,10 @@ def hash_key(entry: MapEntry, key: Value, span: Span) -> Operand:
     if key.ty is LITERAL:
         assert key.const is not None
         if not want.contains(key.const):
-            fail(span, f"{key.const} does not fit in a key of `{entry.name}`: {want} holds {want.min}..{want.max}", hint=f"write `{want}({key.const})` to wrap it on purpose")
+            fail(
+                span, f"{key.const} does not fit in a key of `{entry.name}`: {want} holds {want.min}..{want.max}",
+                hint=f"write `{want}({key.const})` to wrap it on purpose",
+            )
         return Imm(key.const)
     have = U8 if key.ty is BOOL else key.ty  # a condition's 0 or 1
     if have.signed != want.signed or have.bits > want.bits:

@@ -86,7 +86,10 @@ class MapLowering(StatementLowering):
         """The map a subscript, a call or `in` operates on; anything else there is not supported."""
         entry = self._map_at(node)
         if entry is None:
-            self.fail(node, f"`{ast.unparse(node)}` is not a map", hint="maps are module-level HashMap, Array or PerCPUArray declarations", kind=CompileTypeError)
+            self.fail(
+                node, f"`{ast.unparse(node)}` is not a map",
+                hint="maps are module-level HashMap, Array or PerCPUArray declarations", kind=CompileTypeError,
+            )
         return entry
 
     # -- Config reads -------------------------------------------------------
@@ -104,7 +107,10 @@ class MapLowering(StatementLowering):
         if entry is not None:
             return maps.read_config(self.b, entry, self.span(node))
         if self._map_at(node.value) is not None:
-            self.fail(node, f"`{ast.unparse(node)}` is not supported", hint="call `.get(key, default)` on a map, or use `key in m`, `m[k]`", kind=UnsupportedError)
+            self.fail(
+                node, f"`{ast.unparse(node)}` is not supported",
+                hint="call `.get(key, default)` on a map, or use `key in m`, `m[k]`", kind=UnsupportedError,
+            )
         return super().visit_Attribute(node)
 
     # -- where an integer is wanted -------------------------------------------
@@ -152,7 +158,10 @@ class MapLowering(StatementLowering):
     def _map_method(self, node: ast.Call, func: ast.Attribute, entry: MapEntry) -> Value:
         """A method call on a map: `.get(key, default)` is the only one."""
         if func.attr != "get":
-            self.fail(func, f"maps have no method `{func.attr}` in a dissector", hint="use `.get(key, default)`, `key in m`, `m[k] = v`, `m[k] += v`, `del m[k]`", kind=UnsupportedError)
+            self.fail(
+                func, f"maps have no method `{func.attr}` in a dissector",
+                hint="use `.get(key, default)`, `key in m`, `m[k] = v`, `m[k] += v`, `del m[k]`", kind=UnsupportedError,
+            )
         if node.keywords or len(node.args) != 2:
             self.fail(node, f"`{ast.unparse(func)}` takes two arguments: the key and the value to give when it is absent", kind=CompileTypeError)
         key_node, default_node = node.args
@@ -230,7 +239,10 @@ class MapLowering(StatementLowering):
             self.unsupported(target)
         symbol = _AUGMENTED_OPS.get(type(stmt.op))
         if symbol is None:
-            self.fail(stmt, "this operator cannot update a map element", hint="map elements take `+=`, `-=`, `|=`, `&=` and `^=` (BPF's atomic operations)", kind=UnsupportedError)
+            self.fail(
+                stmt, "this operator cannot update a map element",
+                hint="map elements take `+=`, `-=`, `|=`, `&=` and `^=` (BPF's atomic operations)", kind=UnsupportedError,
+            )
         key = self._key(entry, target.slice)
         operand = self.int_expr(stmt.value)
         maps.augment(self.b, entry, key, symbol, operand, self.span(stmt), self.span(stmt.value))
