@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import console_script
 from test_cli import run
 from kernel import enforce_kernel, kernel_unavailable_reason, needs_kernel, requires_kernel  # noqa: F401
 from pyfd.cli import EXIT_ERROR, EXIT_NO_KERNEL, EXIT_OK, pick
@@ -422,7 +423,7 @@ def test_cli_attach_show_detach(netns: str, capsys: pytest.CaptureFixture[str]) 
 
 @needs_kernel
 def test_console_script_pin_outlives_process(obj_file: Path, netns: str, capsys: pytest.CaptureFixture[str]) -> None:
-    pyfd = shutil.which("pyfd")
+    pyfd = console_script()
     if pyfd is None:
         pytest.skip("the pyfd console script is not on PATH")
     ino = _ino(netns)
