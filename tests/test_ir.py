@@ -917,6 +917,49 @@ more:
 """,
     ),
     (
+        "thread-jumps: only where the join's copies die: the path that reads %verdict after the branch keeps its jump",
+        ThreadJumps(),
+        """
+entry:
+    %v = keys.load u16 +0
+    br eq %v, 0, drop, ok
+drop:
+    %res = copy 2
+    jump join
+ok:
+    %res = copy 1
+    jump join
+join:
+    %verdict = copy %res
+    br ne %verdict, 1, out, more
+out:
+    keys.store u8 +9, %verdict
+    ret 2
+more:
+    ret 0
+""",
+        """
+entry:
+    %v = keys.load u16 +0
+    br eq %v, 0, drop, ok
+drop:
+    %res = copy 2
+    jump join
+ok:
+    %res = copy 1
+    %verdict = copy %res
+    jump more
+join:
+    %verdict = copy %res
+    br ne %verdict, 1, out, more
+out:
+    keys.store u8 +9, %verdict
+    ret 2
+more:
+    ret 0
+""",
+    ),
+    (
         "thread-jumps: a packet base keeps its single definition",
         ThreadJumps(),
         """
