@@ -107,6 +107,10 @@ class PacketAccessError(CompileError):
     """A packet read the verifier could not prove in bounds."""
 
 
+class MapAccessError(CompileError):
+    """A map operation the compiler cannot make safe: an index it cannot bound, an atomic on a narrow value."""
+
+
 class BackendError(CompileError):
     """The code generator (LLVM) failed on a program the frontend accepted."""
 

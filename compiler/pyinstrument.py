@@ -15,6 +15,15 @@ it, and CPython compiles a tree only so deep (about 1,500 levels on 3.12).
 `~` always acts on an integer (`~int(x)`): a condition used as a value is 1
 or 0 in the kernel, but `True` in Python, and `~True` is deprecated from
 3.12 (and refused from 3.16) in favour of exactly that.
+
+Maps and Configs are the dissector's own (`pyfd.maps.PythonState`, passed to
+`instrument`), not the module's declarations: every name the frontend found
+naming one (`TypeRecord.state_refs`) reads `__pyfd_state.maps[NAME]` or
+`__pyfd_state.config[NAME]` instead, and the statements that write a map
+(`map_stmts`) do it as the kernel does: `m[k] = v` as `m.store(k, v)` (a
+full hash map ignores it), `m[k] op= v` as `m.augment(k, op, v)`, `del m[k]`
+as `m.delete(k)` (an absent key is no error), each evaluating its parts in
+Python's order.
 """
 
 from __future__ import annotations
@@ -22,7 +31,8 @@ from __future__ import annotations
 import ast
 import copy
 import operator
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pyfd.types import wrap
 
@@ -94,10 +104,16 @@ def _invert(value: int) -> int:
 def _wrap_tuple(values: tuple[int, ...], types: tuple[tuple[int, bool], ...]) -> tuple[int, ...]:
     if len(values) != len(types):  # the compiler checked the arity; keep Python's own error otherwise
         return values
-    return tuple(wrap(v, bits, signed) for v, (bits, signed) in zip(values, types))
+    return tuple(wrap(v, bits, signed) for v, (bits, signed) in zip(values, types, strict=True))
+
+
+def _map_store(value: int, state: Any, key: int) -> None:
+    """`m[key] = value`, its parts evaluated in Python's order (the value first)."""
+    state.store(key, value)
 
 
 HELPERS: dict[str, Callable[..., Any]] = {
+    "__pyfd_map_store": _map_store,
     "__pyfd_wrap": wrap,
     "__pyfd_wrap_tuple": _wrap_tuple,
     "__pyfd_shl": _shl,
@@ -126,7 +142,7 @@ def _const(value: Any) -> ast.Constant:
 class _Instrument(ast.NodeTransformer):
     """Rewrites a clone of one function; types are looked up on the original nodes."""
 
-    def __init__(self, lowered: Lowered, origin: "Origins", callees: dict[ast.AST, str]) -> None:
+    def __init__(self, lowered: Lowered, origin: Origins, callees: dict[ast.AST, str]) -> None:
         self.types = lowered.types
         self.origin = origin
         self.callees = callees  # original Call node -> name of the instrumented helper in the namespace
@@ -147,6 +163,61 @@ class _Instrument(ast.NodeTransformer):
         return ast.Tuple(
             elts=[ast.Tuple(elts=[_const(s), _const(t.bits), _const(t.signed)], ctx=ast.Load()) for s, t in steps], ctx=ast.Load()
         )
+
+    def _state_ref(self, node: ast.expr) -> ast.expr | None:
+        """`__pyfd_state.maps[NAME]` (or `.config[NAME]`) where `node` names a map or a Config."""
+        ref = self.types.state_refs.get(self._orig(node))
+        if ref is None:
+            return None
+        kind, name = ref
+        table = ast.Attribute(value=ast.Name(id="__pyfd_state", ctx=ast.Load()), attr=kind, ctx=ast.Load())
+        return ast.copy_location(ast.Subscript(value=table, slice=_const(name), ctx=ast.Load()), node)
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        return self._state_ref(node) or node
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.expr:
+        ref = self._state_ref(node)
+        if ref is not None:
+            return ref
+        new = self.generic_visit(node)
+        assert isinstance(new, ast.expr)
+        return new
+
+    def _map_statement(self, node: ast.stmt) -> ast.stmt | None:
+        """A statement writing a map, as the kernel performs it (see the module's docstring)."""
+        kind = self.types.map_stmts.get(self._orig(node))
+        if kind is None:
+            return None
+        calls: list[ast.expr] = []
+        if kind == "store":
+            assert isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Subscript)
+            target = node.targets[0]
+            value = self.visit(node.value)
+            calls.append(_call("__pyfd_map_store", value, self.visit(target.value), self.visit(target.slice)))
+        elif kind == "augment":
+            assert isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Subscript)
+            method = ast.Attribute(value=self.visit(node.target.value), attr="augment", ctx=ast.Load())
+            key = self.visit(node.target.slice)
+            calls.append(ast.Call(func=method, args=[key, _const(_SYMBOLS[type(node.op)]), self.visit(node.value)], keywords=[]))
+        else:
+            assert isinstance(node, ast.Delete)
+            for deleted in node.targets:
+                assert isinstance(deleted, ast.Subscript)
+                method = ast.Attribute(value=self.visit(deleted.value), attr="delete", ctx=ast.Load())
+                calls.append(ast.Call(func=method, args=[self.visit(deleted.slice)], keywords=[]))
+        if len(calls) == 1:
+            return ast.copy_location(ast.Expr(value=calls[0]), node)
+        body: list[ast.stmt] = [ast.copy_location(ast.Expr(value=c), node) for c in calls]
+        return ast.copy_location(ast.If(test=_const(True), body=body, orelse=[]), node)
+
+    def visit_Delete(self, node: ast.Delete) -> ast.stmt:
+        new = self._map_statement(node)
+        if new is not None:
+            return new
+        result = self.generic_visit(node)
+        assert isinstance(result, ast.stmt)
+        return result
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
         # The typed operations down the left operands: `((a + b) * c)` is [*, +] over a.
@@ -202,6 +273,9 @@ class _Instrument(ast.NodeTransformer):
         return new
 
     def visit_Assign(self, node: ast.Assign) -> ast.stmt:
+        mapped = self._map_statement(node)
+        if mapped is not None:
+            return mapped
         ty: IntTy | tuple[IntTy, ...] | None = self.types.stores.get(self._orig(node)) or self.types.unpacks.get(self._orig(node))
         new = self.generic_visit(node)
         assert isinstance(new, ast.Assign)
@@ -220,6 +294,9 @@ class _Instrument(ast.NodeTransformer):
     def visit_AugAssign(self, node: ast.AugAssign) -> ast.stmt:
         # `t op= v` runs as `t = t op v`, as the frontend lowered it; the
         # operation's type is recorded under the statement.
+        mapped = self._map_statement(node)
+        if mapped is not None:
+            return mapped
         original = self._orig(node)
         ty = self.types.results.get(original)
         if ty is None:  # never lowered: dead code
@@ -242,7 +319,7 @@ Origins = dict[int, tuple[ast.AST, ast.AST]]
 def _clone(node: ast.AST, origin: Origins) -> ast.AST:
     """A deep copy of `node`, recording which original each copied node came from."""
     twin = copy.deepcopy(node)
-    for original, copied in zip(ast.walk(node), ast.walk(twin)):
+    for original, copied in zip(ast.walk(node), ast.walk(twin), strict=True):
         origin[id(copied)] = (copied, original)
     return twin
 
@@ -250,31 +327,36 @@ def _clone(node: ast.AST, origin: Origins) -> ast.AST:
 class _Builder:
     """Instruments the dissector and every helper it inlined, once each."""
 
-    def __init__(self, lowered: Lowered) -> None:
+    def __init__(self, lowered: Lowered, state: Any = None) -> None:
         self.lowered = lowered
+        self.state = state  # pyfd.maps.PythonState: the maps and Configs the run reads and writes
         self.done: dict[Any, Callable[..., Any]] = {}
 
-    def build(self, source: FunctionSource, ret_ty: IntTy | None = None) -> Callable[..., Any]:
+    def build(self, source: FunctionSource, ret_ty: IntTy | tuple[IntTy, ...] | None = None) -> Callable[..., Any]:
         origin: Origins = {}
         fdef = _clone(source.node, origin)
         assert isinstance(fdef, ast.FunctionDef)
         fdef.decorator_list = []
         namespace: dict[str, Any] = dict(source.globals)
         namespace.update(HELPERS)
+        namespace["__pyfd_state"] = self.state
         callees: dict[ast.AST, str] = {}
         for call in ast.walk(source.node):
-            fn = self.lowered.types.calls.get(call)
-            if fn is not None:
-                name = f"__pyfd_helper_{fn.__module__.replace('.', '_')}_{fn.__name__}"
+            callee = self.lowered.types.calls.get(call)
+            if callee is not None:
+                name = f"__pyfd_helper_{callee.__module__.replace('.', '_')}_{callee.__name__}"
                 callees[call] = name
-                namespace[name] = self.helper(fn)
+                namespace[name] = self.helper(callee)
         transformer = _Instrument(self.lowered, origin, callees)
         transformer.ret_ty = ret_ty
         new = transformer.visit(fdef)
         assert isinstance(new, ast.FunctionDef)
         # Integer arguments narrow to their parameter's type on the way in, as in the kernel.
         prologue: list[ast.stmt] = [
-            ast.Assign(targets=[ast.Name(id=name, ctx=ast.Store())], value=_call("__pyfd_wrap", ast.Name(id=name, ctx=ast.Load()), _const(ty.bits), _const(ty.signed)))
+            ast.Assign(
+                targets=[ast.Name(id=name, ctx=ast.Store())],
+                value=_call("__pyfd_wrap", ast.Name(id=name, ctx=ast.Load()), _const(ty.bits), _const(ty.signed)),
+            )
             for name, ty in self.lowered.types.params.get(source.node, [])
         ]
         for stmt in prologue:
@@ -294,11 +376,15 @@ class _Builder:
         return self.done[fn]
 
 
-def instrument(lowered: Lowered) -> Callable[..., int]:
-    """The dissector as a CPython function that wraps integers like the kernel."""
+def instrument(lowered: Lowered, state: Any = None) -> Callable[..., int]:
+    """The dissector as a CPython function that wraps integers like the kernel; `state` holds its maps and Configs."""
+    if state is None and (lowered.maps or lowered.configs):
+        from pyfd.maps import PythonState
+
+        state = PythonState(lowered.maps, lowered.configs)
     try:
         with recursion_room():
-            return _Builder(lowered).build(lowered.source)
+            return _Builder(lowered, state).build(lowered.source)
     except RecursionError:
         # CPython compiles a syntax tree only so deep (about 1,500 levels on
         # 3.12, whatever the recursion limit), less than it parses from text.

@@ -5,8 +5,9 @@ from __future__ import annotations
 import ast
 import inspect
 import linecache
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .diagnostics import CompileError, Span
 
@@ -60,3 +61,48 @@ def function_source(fn: Callable[..., Any], *, trees: dict[tuple[str, str], ast.
                     raise CompileError("a dissector cannot be `async`", Span(file, node.lineno, node.col_offset, node.lineno, node.col_offset + 5))
                 return FunctionSource(node, file, fn.__globals__)
     raise CompileError(f"cannot find the definition of {fn.__name__} in {file}", None)
+
+
+def _module_tree(file: str, trees: dict[tuple[str, str], ast.Module]) -> ast.Module | None:
+    """The parsed file (kept in `trees`), None if it cannot be read or parsed."""
+    text = "".join(linecache.getlines(file))
+    if not text:
+        return None
+    tree = trees.get((file, text))
+    if tree is None:
+        try:
+            tree = ast.parse(text, filename=file)
+        except SyntaxError:
+            return None
+        trees[(file, text)] = tree
+    return tree
+
+
+def declared_name(where: tuple[str, int], trees: dict[tuple[str, str], ast.Module]) -> str | None:
+    """The name a module-level declaration is assigned to (`hits = Array(...)` -> "hits") at the line it recorded."""
+    tree = _module_tree(where[0], trees)
+    for node in tree.body if tree is not None else ():
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target: ast.expr = node.targets[0]
+            value: ast.expr | None = node.value
+        elif isinstance(node, ast.AnnAssign):
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and isinstance(value, ast.Call) and value.lineno == where[1]:
+            return target.id
+    return None
+
+
+def declaration_span(where: tuple[str, int], trees: dict[tuple[str, str], ast.Module]) -> Span:
+    """The span of the call that made a module-level declaration (`HashMap(...)`), from the file and line it recorded."""
+    file, line = where
+    source_line = linecache.getline(file, line).rstrip("\n")
+    fallback = Span(file, line, 0, line, max(len(source_line.encode()), 1))
+    tree = _module_tree(file, trees)
+    if tree is None:
+        return fallback
+    for node in ast.walk(tree):  # breadth first: the outermost call on the line comes first
+        if isinstance(node, ast.Call) and node.lineno == line:
+            return Span(file, node.lineno, node.col_offset, node.end_lineno or line, node.end_col_offset or node.col_offset + 1)
+    return fallback

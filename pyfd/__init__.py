@@ -92,7 +92,9 @@ if TYPE_CHECKING:
         Dissector,
         dissector,
     )
+    from .headers import Bits, Bytes, Header
     from .keys import BpfFlowKeys
+    from .maps import Array, Config, HashMap, PerCPUArray
     from .objfile.reader import ObjectFileError
     from .packet import Packet
     from .program import (
@@ -106,14 +108,19 @@ if TYPE_CHECKING:
         BpfError,
         BpffsError,
         BtfError,
+        ConfigError,
         FlowKeys,
         LoadedProgram,
+        Map,
+        MapKeyError,
+        MapNotPinnedError,
         MissingPrivilegeError,
         NamespaceNotFoundError,
         NotAttachedError,
         PrivateBpffsError,
         RootNamespaceError,
         RunResult,
+        UnknownMapError,
         VerifierError,
     )
     from .types import (
@@ -144,6 +151,11 @@ __all__ = [
     "i64",
     "headers",
     "lib",
+    # maps and load-time constants
+    "HashMap",
+    "Array",
+    "PerCPUArray",
+    "Config",
     # return codes and input flags (include/uapi/linux/bpf.h)
     "BPF_OK",
     "BPF_DROP",
@@ -210,6 +222,7 @@ __all__ = [
     "RunResult",
     "FlowKeys",
     "Attachment",
+    "Map",
     # errors
     "CompileError",
     "BpfError",
@@ -217,6 +230,10 @@ __all__ = [
     "BtfError",
     "MissingPrivilegeError",
     "ObjectFileError",
+    "ConfigError",
+    "UnknownMapError",
+    "MapKeyError",
+    "MapNotPinnedError",
     "AttachError",
     "NamespaceNotFoundError",
     "AlreadyAttachedError",
@@ -245,6 +262,10 @@ _SOURCES: dict[str, str] = {
     "i64": ".types",
     "headers": ".headers",
     "lib": ".lib",
+    "HashMap": ".maps",
+    "Array": ".maps",
+    "PerCPUArray": ".maps",
+    "Config": ".maps",
     "BPF_OK": ".constants",
     "BPF_DROP": ".constants",
     "BPF_FLOW_DISSECTOR_CONTINUE": ".constants",
@@ -308,6 +329,11 @@ _SOURCES: dict[str, str] = {
     "RunResult": ".runtime",
     "FlowKeys": ".runtime",
     "Attachment": ".runtime",
+    "Map": ".runtime",
+    "ConfigError": ".runtime",
+    "UnknownMapError": ".runtime",
+    "MapKeyError": ".runtime",
+    "MapNotPinnedError": ".runtime",
     "CompileError": ".compiler.diagnostics",
     "BpfError": ".runtime",
     "VerifierError": ".runtime",

@@ -21,15 +21,17 @@ import io
 import os
 import sys
 import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Callable, Sequence, TextIO, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
 
 from .compiler.diagnostics import Span
 from .dissector import Dissector
 
 if TYPE_CHECKING:
-    from .runtime import Attachment, AttachmentInfo
+    from .program import CompiledProgram
+    from .runtime import Attachment, AttachmentInfo, FlowKeys, LoadedProgram, RunResult
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NO_KERNEL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -149,7 +151,7 @@ def pick(path: Path, function: str | None) -> Dissector:
     return next(iter(found.values()))
 
 
-def _compile(dissector: Dissector, backend: str, opt_level: int, dump_after: Sequence[str] = ()):  # type: ignore[no-untyped-def]
+def _compile(dissector: Dissector, backend: str, opt_level: int, dump_after: Sequence[str] = ()) -> CompiledProgram:
     from .compiler.diagnostics import CompileError
     from .compiler.driver import Options, compile_lowered
     from .program import CompiledProgram
@@ -166,12 +168,19 @@ def cmd_compile(args: argparse.Namespace) -> int:
     source = Path(args.file)
     if args.verbose and not args.verify:
         raise UserError("-v/--verbose prints the verifier log: use it with --verify", EXIT_USAGE)
-    if args.emit == "llvm" and args.backend != "llvm":
-        raise UserError("--emit llvm prints the LLVM IR of the llvm backend: add --backend llvm", EXIT_USAGE)
+    from .compiler.backends import BACKENDS
+
+    backend = BACKENDS[args.backend]
+    if args.emit == "llvm" and not backend.emits_llvm_ir:
+        through_llvm = " or ".join(f"--backend {b.name}" for b in BACKENDS.values() if b.emits_llvm_ir)
+        raise UserError(
+            f"--emit llvm prints the LLVM IR a backend compiled through LLVM, and the {backend.name} backend has none: add {through_llvm}",
+            EXIT_USAGE,
+        )
     if args.dump_after:
         from .compiler.passes import pipeline
 
-        known = {p.name for level in (0, 2) for p in pipeline(level, args.backend)}
+        known = {p.name for level in (0, 2) for p in pipeline(level, thread_jumps=backend.thread_jumps)}
         unknown = sorted(set(args.dump_after) - known - {"all"})
         if unknown:
             raise UserError(f"--dump-after: no pass named {unknown[0]!r}; the passes are: {', '.join(sorted(known))}, or all", EXIT_USAGE)
@@ -213,20 +222,24 @@ def _write_text(text: str, output: str | None) -> None:
         sys.stdout.write(text)
 
 
-def _load(program, *, verbose: bool = False, log_level: int = 0):  # type: ignore[no-untyped-def]
-    """Load a compiled program into the kernel; every failure is a UserError."""
+def _load(program: CompiledProgram, *, verbose: bool = False, log_level: int = 0, config: dict[str, int] | None = None) -> LoadedProgram:
+    """Load a compiled program into the kernel (its Configs set from `config`); every failure is a UserError."""
+    if config:
+        return _kernel_load(program.name, lambda: program.load(log_level=log_level, config=config), verbose=verbose)
     return _kernel_load(program.name, lambda: program.load(log_level=log_level), verbose=verbose)
 
 
 def _kernel_load(name: object, load: Callable[[], T], *, verbose: bool = False) -> T:
     """Run `load` (a BPF_PROG_LOAD) once the kernel can take programs; its failures said for the command line."""
-    from .runtime import BpfError, MissingPrivilegeError, VerifierError, check_bpf_available
+    from .runtime import BpfError, ConfigError, MissingPrivilegeError, VerifierError, check_bpf_available
 
     reason = check_bpf_available()
     if reason is not None:
         raise UserError(f"cannot load BPF programs here: {reason}", EXIT_NO_KERNEL)
     try:
         return load()
+    except ConfigError as exc:  # a --set the program's constants do not take
+        raise UserError(f"--set: {exc}", EXIT_USAGE) from None
     except MissingPrivilegeError as exc:
         raise UserError(str(exc), EXIT_NO_KERNEL) from None
     except VerifierError as exc:
@@ -245,6 +258,34 @@ def _kernel_load(name: object, load: Callable[[], T], *, verbose: bool = False) 
 def _plural(count: int, noun: str) -> str:
     """`1 frame`, `2 frames`."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def parse_setting(text: str) -> tuple[str, int]:
+    """`--set NAME=VALUE`: a load-time constant (a Config, or an object's .rodata variable) and its value."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: write NAME=VALUE, e.g. VXLAN_PORT=4790")
+    try:
+        return name.strip(), int(value.strip(), 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the value is an integer (decimal or 0x hex)") from None
+
+
+def _settings(args: argparse.Namespace) -> dict[str, int]:
+    """The --set options, by name (the last one given wins)."""
+    return dict(getattr(args, "set", None) or [])
+
+
+def _configure(dissector, config: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+    """Set the Python run's Configs as the kernel's load sets them; a name or value it refuses is a usage error."""
+    from .compiler.diagnostics import CompileError
+
+    try:
+        dissector.reset(config=config)
+    except CompileError as exc:
+        raise UserError(exc.render(), located=exc.span is not None) from None
+    except (KeyError, ValueError) as exc:
+        raise UserError(f"--set: {exc.args[0]}", EXIT_USAGE) from None
 
 
 def parse_flags(text: str) -> int:
@@ -287,17 +328,21 @@ def flags_text(flags: int) -> str:
     return f"{flags:#x} ({'|'.join(names)})"
 
 
-def _load_object(path: Path, function: str | None):  # type: ignore[no-untyped-def]
-    """Load a program of an object file into the kernel; every failure is a UserError."""
+def _load_object(path: Path, function: str | None, config: dict[str, int] | None = None) -> LoadedProgram:
+    """Load a program of an object file into the kernel (its constants set from `config`); every failure is a UserError."""
     from .objfile.reader import ObjectFileError
     from .program import load_object_program, object_program
+    from .runtime import ConfigError
 
     try:
-        read = object_program(path, function)  # what is wrong with the file is said first, kernel or not
+        options: dict[str, Any] = {"config": config} if config else {}
+        read = object_program(path, function, **options)  # what is wrong with the file is said first, kernel or not
     except ObjectFileError as exc:
         raise object_file_error(exc) from None
+    except ConfigError as exc:
+        raise UserError(f"--set: {exc}", EXIT_USAGE) from None
     try:
-        return _kernel_load(path, lambda: load_object_program(*read))
+        return _kernel_load(path, lambda: load_object_program(*read, **options))
     except ObjectFileError as exc:  # malformed BTF, found while preparing the load
         raise object_file_error(exc) from None
 
@@ -311,7 +356,7 @@ def object_file_error(exc: Exception) -> UserError:
     return UserError(str(exc))
 
 
-def _keys_json(keys) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _keys_json(keys: FlowKeys) -> dict[str, object]:
     """Every field of struct bpf_flow_keys, host order (addresses as text), and the raw 56 bytes."""
     from .abi import FLOW_KEYS_LAYOUT
 
@@ -323,7 +368,7 @@ def _keys_json(keys) -> dict[str, object]:  # type: ignore[no-untyped-def]
     return fields
 
 
-def _result_json(result) -> dict[str, object] | None:  # type: ignore[no-untyped-def]
+def _result_json(result: RunResult | None) -> dict[str, object] | None:
     from .demo import describe
 
     if result is None:
@@ -350,6 +395,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(f"{path} is an object file, already compiled: --backend and -O apply to Python files only", EXIT_USAGE)
     dissector = None if is_object else pick(path, args.function)
     program = None if dissector is None else _compile(dissector, args.backend or "native", 2 if args.opt_level is None else args.opt_level)
+    config = _settings(args)
+    if dissector is not None:
+        _configure(dissector, config)  # the Python side's maps start empty, its Configs as the kernel's
     try:
         frames = read_frames(Path(args.pcap)) if args.pcap else demo_frames()
     except OSError as exc:
@@ -369,10 +417,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     kernel_skipped: str | None = None
     if program is not None:
         kernel_skipped = check_bpf_available()
-        loaded = None if kernel_skipped is not None else _load(program)
+        loaded = None if kernel_skipped is not None else _load(program, config=config)
         title = f"{program.name}: {program.insn_count} instructions ({program.backend})"
     else:
-        loaded = _load_object(path, args.function)
+        loaded = _load_object(path, args.function, config)
         title = f"{loaded.name} from {path} (object file: kernel only, there is no Python source to compare with)"
     # Human text goes to stdout, or to stderr when stdout carries the JSON records.
     text = sys.stderr if args.json else sys.stdout
@@ -613,12 +661,12 @@ def _lasting(attachment: Attachment) -> str:
     return f"it stays attached after pyfd exits; {detach}"
 
 
-def _load_for_attach(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _load_for_attach(args: argparse.Namespace) -> LoadedProgram:
     """Load the dissector to attach: compile Python source, or read a compiled object (told apart by content, as `run` does)."""
     path = Path(args.file)
     if _is_object(path):
-        return _load_object(path, args.function)
-    return _load(_compile(pick(path, args.function), args.backend, args.opt_level))
+        return _load_object(path, args.function, _settings(args))
+    return _load(_compile(pick(path, args.function), args.backend, args.opt_level), config=_settings(args))
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
@@ -647,6 +695,10 @@ def cmd_attach(args: argparse.Namespace) -> int:
     else:
         fresh = " (nothing was attached, so there was nothing to replace)" if args.replace else ""
         print(f"attached {new} to {ns.label} through {how}{where}{fresh}")
+    if attachment.maps_path is not None:
+        names = sorted(os.listdir(attachment.maps_path)) if os.path.isdir(attachment.maps_path) else []
+        option = f" --netns {ns.spec}" if ns.spec else ""
+        print(f"maps pinned under {attachment.maps_path}: {', '.join(names)} (read them with `pyfd map{option} NAME dump`)")
     lasting = _lasting(attachment)
     print(lasting, file=sys.stderr if lasting.startswith("warning:") else sys.stdout)
     return EXIT_OK
@@ -668,7 +720,7 @@ def cmd_detach(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _show_text(info: "AttachmentInfo", current_ino: int, stats_on: bool) -> str:
+def _show_text(info: AttachmentInfo, current_ino: int, stats_on: bool) -> str:
     """One attachment of `pyfd show`, as text."""
     if info.defunct:
         where = "a network namespace that no longer exists (the link is defunct)"
@@ -697,6 +749,15 @@ def _show_text(info: "AttachmentInfo", current_ino: int, stats_on: bool) -> str:
         lines.append("  runs: 0")
     else:
         lines.append("  runs: not counted (statistics are off; `sysctl -w kernel.bpf_stats_enabled=1` turns them on)")
+    for each in info.maps:
+        where = f", pinned at {each.pin_path}" if each.pin_path else ""
+        lines.append(
+            f"  map {each.name} (id {each.id}, {each.type_name}, key {each.key_size} bytes, value {each.value_size} "
+            f"bytes, max_entries {each.max_entries}){where}"
+        )
+    if any(m.pin_path for m in info.maps):
+        ns = f" --netns {info.netns_name}" if info.netns_name else ""
+        lines.append(f"  read them with `pyfd map{ns} NAME dump`")
     if info.defunct and info.pin_path:
         lines.append(f"  remove the stale pin with `rm -r {os.path.dirname(info.pin_path)}`")
     return "\n".join(lines)
@@ -722,11 +783,156 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps([info.to_json() for info in found], indent=2))
         return EXIT_OK
     if not found:
-        print(f"no flow dissector is attached to {ns.label}" if args.netns is not None else "no flow dissector is attached in any network namespace pyfd can see")
+        where = f"to {ns.label}" if args.netns is not None else "in any network namespace pyfd can see"
+        print(f"no flow dissector is attached {where}")
         return EXIT_OK
     stats_on = stats_enabled()
     print("\n".join(_show_text(info, current, stats_on) for info in found))
     return EXIT_OK
+
+
+MAP_ACTIONS = {"dump": 0, "get": 1, "del": 1, "set": 2}  # action -> arguments it takes
+
+
+def _map_operand(codec, text: str, what: str):  # type: ignore[no-untyped-def]
+    """A key or value typed on the command line: a number for an integer type, else hex bytes of its size."""
+    if codec.integer:
+        try:
+            return int(text, 0)
+        except ValueError:
+            raise UserError(f"{what} is an integer ({codec.describe()}): {text!r} is not a number (decimal, or 0x hex)", EXIT_USAGE) from None
+    try:
+        data = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raise UserError(f"{what} is {codec.describe()}: give its bytes in hex, not {text!r}", EXIT_USAGE) from None
+    if len(data) != codec.size:
+        raise UserError(f"{what} is {codec.describe()}: {text!r} is {len(data)} bytes", EXIT_USAGE)
+    return data
+
+
+def _map_text(value: object) -> str:
+    """A key or value as `pyfd map` prints it: numbers in decimal, bytes in hex, structs as {field: value}, lists."""
+    import json
+
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    if isinstance(value, list):
+        return "[" + ", ".join(_map_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_map_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return str(value)
+
+
+def _map_json(value: object) -> object:
+    """A rendered key or value for JSON: bytes as hex, inside lists and dicts too."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    if isinstance(value, list):
+        return [_map_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _map_json(v) for k, v in value.items()}
+    return value
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    """`pyfd map`: read and write the maps `pyfd attach` pinned beside a namespace's dissector."""
+    import json
+
+    from .runtime import BpfError, MapNotPinnedError, MissingPrivilegeError, open_pinned_map, pinned_maps, resolve_netns
+
+    option = f" --netns {args.netns}" if args.netns else ""
+    if args.name is None:
+        if args.action is not None:
+            raise UserError("name the map first: `pyfd map [--netns NS] NAME [get K | set K V | del K | dump]`", EXIT_USAGE)
+        try:
+            ns = resolve_netns(args.netns)
+            found = pinned_maps(args.netns)
+        except Exception as exc:
+            raise _attach_errors(exc, args) from None
+        if args.json:
+            print(json.dumps(sorted(found)))
+        elif not found:
+            print(f"no maps are pinned for {ns.label} (`pyfd attach` pins a dissector's maps)")
+        else:
+            print("\n".join(sorted(found)))
+        return EXIT_OK
+    action = args.action or "dump"
+    if action not in MAP_ACTIONS:
+        raise UserError(f"unknown map action {action!r}: use get K, set K V, del K or dump", EXIT_USAGE)
+    if len(args.operands) != MAP_ACTIONS[action]:
+        wanted = {"dump": "no argument", "get": "a key", "del": "a key", "set": "a key and a value"}[action]
+        raise UserError(f"`pyfd map NAME {action}` takes {wanted}, got {len(args.operands)}: {' '.join(args.operands) or '(none)'}", EXIT_USAGE)
+    try:
+        opened = open_pinned_map(args.name, args.netns)
+    except MapNotPinnedError as exc:
+        hint = f"attach a dissector with maps with `pyfd attach FILE{option}`" if not exc.names else f"`pyfd map{option}` lists them"
+        raise UserError(exc.with_hint(hint)) from None
+    except Exception as exc:
+        raise _attach_errors(exc, args) from None
+    with opened as chosen:
+        if action == "dump":
+            try:
+                items = [(chosen.render_key(k), chosen.render_value(v)) for k, v in chosen.raw_items()]
+            except MissingPrivilegeError as exc:
+                raise UserError(str(exc), EXIT_NO_KERNEL) from None
+            except BpfError as exc:
+                raise UserError(str(exc)) from None
+            if args.json:
+                print(json.dumps([{"key": _map_json(k), "value": _map_json(v)} for k, v in items]))
+            else:
+                for key, value in items:
+                    print(f"{_map_text(key)}: {_map_text(value)}")
+                note = f" (one value per CPU, {len(items[0][1])} CPUs)" if chosen.percpu and items else ""
+                print(f"{len(items)} element{'s' if len(items) != 1 else ''} in {chosen.type_name} map {args.name}{note}", file=sys.stderr)
+            return EXIT_OK
+        key = _map_operand(chosen.key_codec, args.operands[0], f"a key of map {args.name!r}")
+        try:
+            if action == "get":
+                raw = chosen.lookup_raw(key)
+                if raw is None:
+                    raise UserError(f"map {args.name!r} has no key {_map_text(key)}")
+                value = chosen.render_value(raw)
+                print(json.dumps(_map_json(value)) if args.json else _map_text(value))
+            elif action == "del":
+                try:
+                    del chosen[key]
+                except KeyError:
+                    raise UserError(f"map {args.name!r} has no key {_map_text(key)}") from None
+                except TypeError as exc:  # an array's elements cannot be deleted
+                    raise UserError(str(exc)) from None
+            else:
+                _set_map_value(chosen, key, args.operands[1], args.name)
+        except (ValueError, TypeError) as exc:  # a key or value that does not fit the map's types
+            raise UserError(str(exc), EXIT_USAGE) from None
+        except KeyError as exc:  # an index past an array's end
+            raise UserError(str(exc)) from None
+        except MissingPrivilegeError as exc:
+            raise UserError(str(exc), EXIT_NO_KERNEL) from None
+        except BpfError as exc:
+            raise UserError(str(exc)) from None
+    return EXIT_OK
+
+
+def _set_map_value(chosen, key: object, text: str, name: str) -> None:  # type: ignore[no-untyped-def]
+    """`pyfd map NAME set K V`: a prog array's V is a program id (as `get` prints), any other map's is typed."""
+    from .runtime import BpfError
+    from .runtime import bpf as bpf_calls
+    from .runtime.maps import FD_ARRAY_TYPES
+
+    if chosen.type not in FD_ARRAY_TYPES:
+        chosen[key] = _map_operand(chosen.value_codec, text, f"a value of map {name!r}")
+        return
+    prog_id = _map_operand(chosen.value_codec, text, f"a value of prog array {name!r} (a program id)")
+    try:
+        fd = bpf_calls.prog_get_fd_by_id(prog_id)
+    except BpfError as exc:
+        raise UserError(f"no program with id {prog_id} to put into prog array {name!r}: {exc}") from None
+    try:
+        chosen[key] = fd  # the kernel takes the program's fd
+    finally:
+        os.close(fd)
 
 
 def cmd_disasm(args: argparse.Namespace) -> int:
@@ -766,10 +972,15 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("file", metavar="FILE.py", help="Python file with @dissector functions")
         p.add_argument("--function", "-f", metavar="NAME", help="the dissector to use when the file has several")
-        p.add_argument("--backend", choices=backends, default="native", help=f"code generator: {', or '.join(b.description for b in BACKENDS.values())} (default: native)")
+        generators = ", or ".join(b.description for b in BACKENDS.values())
+        p.add_argument("--backend", choices=backends, default="native", help=f"code generator: {generators} (default: native)")
         p.add_argument("-O", dest="opt_level", type=int, choices=[0, 1, 2], default=2, metavar="LEVEL", help="optimisation level 0, 1 or 2 (default: 2)")
 
-    p = sub.add_parser("compile", help="compile a dissector to a BPF object file", description="Compile a dissector to an ELF object (section flow_dissector) that bpftool and libbpf load.")
+    p = sub.add_parser(
+        "compile",
+        help="compile a dissector to a BPF object file",
+        description="Compile a dissector to an ELF object (section flow_dissector) that bpftool and libbpf load.",
+    )
     common(p)
     p.add_argument("-o", "--output", metavar="PATH", help="where to write (default: FILE.o next to the source; stdout for --emit asm/ir/llvm)")
     p.add_argument(
@@ -806,6 +1017,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-O", dest="opt_level", type=int, choices=[0, 1, 2], default=None, metavar="LEVEL", help="optimisation level for a Python file (default: 2)")
     p.add_argument("--pcap", metavar="FILE", help="run on the Ethernet frames of a pcap file (default: built-in demo frames)")
     p.add_argument(
+        "--set",
+        action="append",
+        type=parse_setting,
+        metavar="NAME=VALUE",
+        help="set a load-time constant (a Config of the dissector, a .rodata variable of an object) before the load (repeatable)",
+    )
+    p.add_argument(
         "--flags",
         type=parse_flags,
         default=0,
@@ -837,8 +1055,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Load a dissector (compiling FILE.py, or reading a compiled FILE.o) and attach it to a network "
             "namespace with a BPF link pinned under /sys/fs/bpf/pyfd/, so that it stays attached after pyfd "
-            "exits. The root network namespace is refused without --force: a flow dissector there overrides "
-            "every other namespace on the machine."
+            "exits; its maps are pinned beside the link (read them with `pyfd map`). The root network namespace "
+            "is refused without --force: a flow dissector there overrides every other namespace on the machine."
         ),
     )
     p.add_argument("file", metavar="DISSECTOR.py|OBJECT.o", help="Python file with @dissector functions, or an object file from `pyfd compile`")
@@ -853,6 +1071,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--backend", choices=backends, default="native", help="code generator for a .py file (default: native)")
     p.add_argument("-O", dest="opt_level", type=int, choices=[0, 1, 2], default=2, metavar="LEVEL", help="optimisation level for a .py file (default: 2)")
+    p.add_argument(
+        "--set",
+        action="append",
+        type=parse_setting,
+        metavar="NAME=VALUE",
+        help="set a load-time constant (a Config of the dissector, a .rodata variable of an object) before the load (repeatable)",
+    )
     p.set_defaults(handler=cmd_attach)
 
     p = sub.add_parser(
@@ -875,6 +1100,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--netns", metavar="NAME|PATH", help="only this network namespace: a name from `ip netns list` or a path such as /proc/PID/ns/net")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_show)
+
+    p = sub.add_parser(
+        "map",
+        help="read and write the maps of an attached dissector",
+        usage="pyfd map [-h] [--netns NAME|PATH] [--json] [NAME [get KEY | set KEY VALUE | del KEY | dump]]",
+        description=(
+            "Read and write the maps that `pyfd attach` pinned beside a namespace's dissector "
+            "(/sys/fs/bpf/pyfd/netns-INODE/maps/NAME), also after pyfd exited. Without NAME: list them. "
+            "dump (the default) prints every KEY: VALUE; get prints one value; set writes one; del deletes one "
+            "(hash maps; an array has every index). A key or value of an integer type is a number (decimal or "
+            "0x hex, negative for a signed type); any other type is its bytes in hex. A per-CPU map's value "
+            "prints as a list, one per CPU, and `set` writes the value to every CPU. A prog array's values "
+            "are program ids. Exit status 1 for an unknown map or key, or a value the kernel refuses "
+            "(a frozen .rodata, a full hash map)."
+        ),
+    )
+    p.add_argument("--netns", metavar="NAME|PATH", help=netns_help)
+    p.add_argument("--json", action="store_true", help="print JSON: dump as [{key, value}], get as the value")
+    p.add_argument("name", metavar="NAME", nargs="?", help="the map, by its name in the object (e.g. counters, .rodata)")
+    p.add_argument("action", metavar="ACTION", nargs="?", help="dump (default), get KEY, set KEY VALUE or del KEY")
+    p.add_argument("operands", metavar="ARG", nargs="*", help=argparse.SUPPRESS)
+    p.set_defaults(handler=cmd_map)
     p = sub.add_parser(
         "disasm",
         help="print the instructions of a BPF object file",

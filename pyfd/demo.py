@@ -25,7 +25,7 @@ _MACS = bytes.fromhex("020000000002") + bytes.fromhex("020000000001")  # locally
 def _checksum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
@@ -85,7 +85,8 @@ def read_frames(path: Path) -> list[Frame]:
         number = len(frames) + 1
         if pos + PCAP_RECORD_HEADER_SIZE > len(data):
             left = len(data) - pos
-            frames.append(Frame(f"frame {number}", b"", f"truncated pcap record: the file ends {left} bytes into its {PCAP_RECORD_HEADER_SIZE}-byte record header"))
+            problem = f"truncated pcap record: the file ends {left} bytes into its {PCAP_RECORD_HEADER_SIZE}-byte record header"
+            frames.append(Frame(f"frame {number}", b"", problem))
             break
         _, _, incl, orig = struct.unpack(order + "IIII", data[pos : pos + PCAP_RECORD_HEADER_SIZE])
         pos += PCAP_RECORD_HEADER_SIZE

@@ -17,7 +17,7 @@ from .isa import (
     decode,
     disassemble,
 )
-from .objfile.btf import BtfError, LineInfoRecord, parse_btf_ext
+from .objfile.btf import BtfFormatError, LineInfoRecord, parse_btf_ext
 from .objfile.reader import ObjectFile, ObjectFileError, ObjectProgram, printable, read_object
 
 __all__ = ["disassemble_object", "program_listing"]
@@ -30,7 +30,7 @@ def _line_info(obj: ObjectFile) -> dict[str, tuple[LineInfoRecord, ...]]:
         return {}
     try:
         return {name: info.line_info for name, info in parse_btf_ext(btf_ext, btf).items()}
-    except BtfError as exc:
+    except BtfFormatError as exc:
         raise ObjectFileError(f"{obj.path}: malformed .BTF or .BTF.ext: {exc}") from None
 
 

@@ -32,7 +32,7 @@ class _HeaderField:
     def __init__(self, field: Field) -> None:
         self.field = field
 
-    def __get__(self, obj: "Header | None", owner: type) -> Any:
+    def __get__(self, obj: Header | None, owner: type) -> Any:
         if obj is None:
             return self
         if not obj._readable(self.field):  # opaque bytes (an IPv6 address): copied whole into the keys
@@ -40,7 +40,7 @@ class _HeaderField:
             return bytes(obj._data[start : start + self.field.size])
         return self.field.decode(obj._data, obj._offset)
 
-    def __set__(self, obj: "Header", value: int) -> None:
+    def __set__(self, obj: Header, value: int) -> None:
         raise AttributeError("packet headers are read-only: a flow dissector cannot write the packet")
 
 
@@ -51,6 +51,8 @@ class Header:
     fields: ClassVar[dict[str, Field]] = {}
 
     __slots__ = ("_data", "_offset")
+    _data: bytes
+    _offset: int
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -28,21 +28,23 @@ KEY_FIELDS: dict[str, Field] = {f.name: f for f in _FIELDS}
 
 
 class _KeyField:
-    """Descriptor: one field of the 56-byte buffer, host-order int in Python."""
+    """Descriptor: one field of the 56-byte buffer, host-order int in Python; named by its attribute."""
 
-    def __init__(self, field: Field) -> None:
-        self.field = field
+    field: Field
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.field = KEY_FIELDS[name]
 
     @overload
-    def __get__(self, obj: None, owner: type) -> "_KeyField": ...
+    def __get__(self, obj: None, owner: type) -> _KeyField: ...
     @overload
-    def __get__(self, obj: "BpfFlowKeys", owner: type) -> int: ...
-    def __get__(self, obj: "BpfFlowKeys | None", owner: type) -> "int | _KeyField":
+    def __get__(self, obj: BpfFlowKeys, owner: type) -> int: ...
+    def __get__(self, obj: BpfFlowKeys | None, owner: type) -> int | _KeyField:
         if obj is None:
             return self
         return self.field.decode(obj._buf)
 
-    def __set__(self, obj: "BpfFlowKeys", value: int | bytes) -> None:
+    def __set__(self, obj: BpfFlowKeys, value: int | bytes) -> None:
         if isinstance(value, (bytes, bytearray)):  # opaque header bytes, in network order as the field is
             fld = self.field
             if len(value) != fld.size or fld.is_bitfield or fld.order != "big":
@@ -58,22 +60,23 @@ class BpfFlowKeys:
     SIZE: ClassVar[int] = KEYS_SIZE
     FIELDS: ClassVar[dict[str, Field]] = KEY_FIELDS
 
-    nhoff: int
-    thoff: int
-    addr_proto: int
-    is_frag: int
-    is_first_frag: int
-    is_encap: int
-    ip_proto: int
-    n_proto: int
-    sport: int
-    dport: int
-    ipv4_src: int
-    ipv4_dst: int
-    ipv6_src: int
-    ipv6_dst: int
-    flags: int
-    flow_label: int
+    # One descriptor per field of struct bpf_flow_keys (pyfd.abi), in its order.
+    nhoff = _KeyField()
+    thoff = _KeyField()
+    addr_proto = _KeyField()
+    is_frag = _KeyField()
+    is_first_frag = _KeyField()
+    is_encap = _KeyField()
+    ip_proto = _KeyField()
+    n_proto = _KeyField()
+    sport = _KeyField()
+    dport = _KeyField()
+    ipv4_src = _KeyField()
+    ipv4_dst = _KeyField()
+    ipv6_src = _KeyField()
+    ipv6_dst = _KeyField()
+    flags = _KeyField()
+    flow_label = _KeyField()
 
     __slots__ = ("_buf",)
 
@@ -87,7 +90,7 @@ class BpfFlowKeys:
             setattr(self, name, value)
 
     @classmethod
-    def at_entry(cls, frame: bytes, *, flags: int = 0, nhoff: int = ETH_HLEN) -> "BpfFlowKeys":
+    def at_entry(cls, frame: bytes, *, flags: int = 0, nhoff: int = ETH_HLEN) -> BpfFlowKeys:
         """The keys as BPF_PROG_TEST_RUN hands them to a dissector for `frame`."""
         n_proto = int.from_bytes(frame[12:14], "big") if len(frame) >= ETH_HLEN else 0
         return cls(nhoff=nhoff, thoff=nhoff, n_proto=n_proto, flags=flags)
@@ -114,8 +117,3 @@ class BpfFlowKeys:
             if name not in ("ipv6_src", "ipv6_dst") and getattr(self, name)
         )
         return f"BpfFlowKeys({shown})"
-
-
-for _field in _FIELDS:
-    setattr(BpfFlowKeys, _field.name, _KeyField(_field))
-del _field

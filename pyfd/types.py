@@ -8,7 +8,7 @@ local, a `keys` field, or passed through one of these casts.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
 
 class FixedInt(int):
@@ -17,7 +17,7 @@ class FixedInt(int):
     bits: ClassVar[int] = 64
     signed: ClassVar[bool] = False
 
-    def __new__(cls, value: int = 0) -> "FixedInt":
+    def __new__(cls, value: int = 0) -> Self:
         return super().__new__(cls, wrap(int(value), cls.bits, cls.signed))
 
     @classmethod

@@ -92,6 +92,10 @@ def errno_name(code: int) -> str:
     return _errno.errorcode.get(code, f"errno {code}")
 
 
+class ConfigError(ValueError):
+    """A load-time constant the object does not have, or a value that does not fit it (`load(config=...)`)."""
+
+
 class BpfError(OSError):
     """A bpf(2) command failed; carries errno, the command name and a message."""
 
@@ -143,13 +147,14 @@ class MissingPrivilegeError(BpfError, PermissionError):
         self.needs = tuple(needs)
         wanted = " and ".join(self.needs)
         them = "them" if len(self.needs) > 1 else "it"
-        setcap = ",".join(cap.lower() for cap in self.needs)
-        advice = (
-            f"{action} needs {wanted} (or root); run as root or grant {them}, "
-            f"e.g. with `sudo` / `setcap {setcap}+ep`"
-        )
+        grant = list(self.needs)
+        perfmon = ""
         if "CAP_BPF" in self.needs and "CAP_NET_ADMIN" in self.needs:
-            advice += f" (and grant CAP_PERFMON too: {PERFMON_NEEDED})"
+            # Loading works without it, so it is not in `needs`; the example grants it all the same.
+            grant.append("CAP_PERFMON")
+            perfmon = f" (and grant CAP_PERFMON too: {PERFMON_NEEDED})"
+        setcap = ",".join(cap.lower() for cap in grant)
+        advice = f"{action} needs {wanted} (or root); run as root or grant {them}{perfmon}, e.g. with `sudo` / `setcap {setcap}+ep`"
         if missing:
             detail = f"this process lacks {' and '.join(missing)}"
         elif missing is None:
@@ -215,6 +220,10 @@ def summarize_verifier_log(log: str) -> tuple[str, int | None, str | None]:
 # The verifier's messages name registers and offsets; these say what in a flow
 # dissector leads to each common one and what to do. One entry per family,
 # tried in order against the summary (and the failing instruction).
+#
+# They speak of BPF and the kernel's structures only: the program may come
+# from pyfd, clang or anything else. What to change in the source language
+# is the advice of the layer that compiled it (VerifierError.advise).
 
 _PACKET_POINTER = re.compile(r"R\d+\(id=(\d+),off=(-?\d+),r=(\d+)")
 _CTX_ACCESS = re.compile(r"invalid bpf_context access off=(-?\d+) size=(\d+)")
@@ -233,11 +242,11 @@ def _explain_packet_access(summary: str, insn_text: str | None) -> str:
         return base + (
             " Here the offset is a variable and r=0: the verifier tracks packet ranges only up "
             f"to {MAX_PACKET_OFF:#x} bytes, so with an offset that can be as large as {MAX_PACKET_OFF:#x} (a 16-bit field "
-            "such as keys.nhoff or keys.thoff) comparing `data + off + N` with data_end proves "
-            f"nothing. Clamp the offset first (`if off > {MAX_PACKET_OFF:#x} - N: fail`), then compare with "
-            "data_end; pkt.header(...) does both."
+            "such as the flow keys' nhoff or thoff) comparing `data + off + N` with data_end proves "
+            f"nothing. Clamp the offset first (fail unless off <= {MAX_PACKET_OFF:#x} - N), then compare with "
+            "data_end."
         )
-    return base + " pkt.header(...) adds the check; read packet bytes only through it."
+    return base
 
 
 def _explain_ctx_access(summary: str, insn_text: str | None) -> str:
@@ -247,7 +256,7 @@ def _explain_ctx_access(summary: str, insn_text: str | None) -> str:
         "a flow dissector may read only three fields of its context, struct __sk_buff: "
         f"data (offset {SKB_DATA}), data_end (offset {SKB_DATA_END}) and flow_keys (offset {SKB_FLOW_KEYS}), "
         "and may write none"
-        f"{what}. Results go into the flow keys (`keys.FIELD = ...`)."
+        f"{what}. Results go into the flow keys (struct bpf_flow_keys, which flow_keys points to)."
     )
 
 
@@ -263,8 +272,8 @@ def _explain_not_read(summary: str, insn_text: str | None) -> str:
     if _returns_unset_r0(summary, insn_text):
         return (
             "the program ends on a path where r0, the return value, was never set: every path "
-            "of a dissector must end in `return BPF_OK`, `return BPF_DROP` or "
-            "`return BPF_FLOW_DISSECTOR_CONTINUE`."
+            "of a dissector must set r0 to BPF_OK (0), BPF_DROP (2) or BPF_FLOW_DISSECTOR_CONTINUE (129) "
+            "before its exit."
         )
     return (
         f"this instruction reads r{number} before anything was written to it on at least one "
@@ -280,7 +289,7 @@ _FAMILIES: tuple[tuple[str, re.Pattern[str], Callable[[str, str | None], str]], 
         re.compile(r"cannot write into packet"),
         lambda summary, insn: (
             "a flow dissector may only read the packet; the kernel refuses any store into it. "
-            "Write what you found into the flow keys (`keys.FIELD = ...`) instead."
+            "Write what you found into the flow keys instead."
         ),
     ),
     (
@@ -301,8 +310,8 @@ _FAMILIES: tuple[tuple[str, re.Pattern[str], Callable[[str, str | None], str]], 
         re.compile(r"infinite loop detected"),
         lambda summary, insn: (
             "this loop can run forever: the verifier came back to this instruction in exactly "
-            "the state it had before. Every loop needs a bound it reaches on every path, such as "
-            "`for _ in range(N)` with a constant N."
+            "the state it had before. Every loop needs a bound it reaches on every path: a "
+            "counter that stops at a constant."
         ),
     ),
     (
@@ -375,6 +384,8 @@ class VerifierError(BpfError):
 
     `reason` is the verifier's own one-line reason, `explanation` says what it
     means for a flow dissector (None for refusals pyfd has no words for),
+    `advice` what to change in the source, in its language's terms (set by
+    the layer that compiled it, `advise`; None from the runtime alone),
     `source` is the source location of the failing instruction when a source
     map knows it (a SourceLocation), and `log` is the whole log.
     """
@@ -398,6 +409,7 @@ class VerifierError(BpfError):
         self.summary, self.insn_index, self.insn_text = summarize_verifier_log(log)
         self.reason = self.summary.split("; ", 1)[0]
         self.family, self.explanation = explain_verifier_log(self.summary, self.insn_text)
+        self.advice: str | None = None
         self._where = self._locate()
         super().__init__(code, self._describe(), command=command)
 
@@ -423,6 +435,14 @@ class VerifierError(BpfError):
         """Set the hook that turns the failing instruction index into a source location."""
         self.source_map = source_map
         self._where = self._locate()
+        self._redescribe()
+
+    def advise(self, advice: str | None) -> None:
+        """Add what to change in the program's source (after the explanation), from the layer that knows its language."""
+        self.advice = advice
+        self._redescribe()
+
+    def _redescribe(self) -> None:
         self.message = self._describe()
         self.strerror = self.message
 
@@ -440,10 +460,9 @@ class VerifierError(BpfError):
             text += f": {self.insn_text}" if self.insn_text else ""
         if source is None and self.location:
             text += f"\n  from {self.location}"
-        if self.explanation:
-            text += "\n" + textwrap.fill(
-                self.explanation, width=100, initial_indent="  why: ", subsequent_indent="       "
-            )
+        why = " ".join(part for part in (self.explanation, self.advice) if part)
+        if why:
+            text += "\n" + textwrap.fill(why, width=100, initial_indent="  why: ", subsequent_indent="       ")
         if self.truncated:
             text += "\n  (the verifier log was truncated; its end is kept)"
         if self.log:
@@ -473,7 +492,7 @@ class VerifierError(BpfError):
 
 
 class BtfError(BpfError):
-    """The kernel refused BTF type information; keeps the BTF verifier log."""
+    """The kernel refused BTF type information (BPF_BTF_LOAD, kernel/bpf/btf.c); keeps the BTF verifier log."""
 
     def __init__(self, code: int, *, log: str, command: str = "BPF_BTF_LOAD", name: str = "") -> None:
         self.log = log

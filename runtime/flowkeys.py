@@ -158,17 +158,17 @@ class FlowKeys:
     @property
     def nhoff(self) -> int:
         """Network header offset."""
-        return _HEAD.unpack_from(self.raw, 0)[0]
+        return int(_HEAD.unpack_from(self.raw, 0)[0])
 
     @property
     def thoff(self) -> int:
         """Transport header offset."""
-        return _HEAD.unpack_from(self.raw, 0)[1]
+        return int(_HEAD.unpack_from(self.raw, 0)[1])
 
     @property
     def addr_proto(self) -> int:
         """ETH_P_IP or ETH_P_IPV6: which address union member is valid."""
-        return _HEAD.unpack_from(self.raw, 0)[2]
+        return int(_HEAD.unpack_from(self.raw, 0)[2])
 
     @property
     def is_frag(self) -> int:
@@ -193,17 +193,17 @@ class FlowKeys:
     @property
     def n_proto(self) -> int:
         """The L3 protocol (ETH_P_*), host order."""
-        return _PORTS.unpack_from(self.raw, 10)[0]
+        return int(_PORTS.unpack_from(self.raw, 10)[0])
 
     @property
     def sport(self) -> int:
         """Source port, host order."""
-        return _PORTS.unpack_from(self.raw, 10)[1]
+        return int(_PORTS.unpack_from(self.raw, 10)[1])
 
     @property
     def dport(self) -> int:
         """Destination port, host order."""
-        return _PORTS.unpack_from(self.raw, 10)[2]
+        return int(_PORTS.unpack_from(self.raw, 10)[2])
 
     @property
     def ipv4_src(self) -> ipaddress.IPv4Address:
@@ -228,12 +228,12 @@ class FlowKeys:
     @property
     def flags(self) -> int:
         """Input flags (FlowDissectorFlags), host order."""
-        return _FLAGS.unpack_from(self.raw, 48)[0]
+        return int(_FLAGS.unpack_from(self.raw, 48)[0])
 
     @property
     def flow_label(self) -> int:
         """IPv6 flow label, host order."""
-        return _LABEL.unpack_from(self.raw, 52)[0]
+        return int(_LABEL.unpack_from(self.raw, 52)[0])
 
     @property
     def src(self) -> Address | None:

@@ -28,8 +28,10 @@ How it departs from the kernel and from the reference BPF dissector
 | what | kernel (C) | bpf_flow.c | full.py | why |
 |---|---|---|---|---|
 | first VLAN tag, GRE key, PPTP call id | hashed | not hashed | not hashed | struct bpf_flow_keys has no field for them |
-| PPPoE, TIPC, FCoE, B.A.T.M.A.N., PTP, PRP/HSR, CFM | dissected | dropped | CONTINUE: the kernel dissects them | the kernel knows them; handing them back hashes them exactly as it does |
-| n_proto after IP in IP or GRE | the inner type | the outer one | the inner type | follows the kernel; the reference pairs an IPv4 n_proto with 6in4's IPv6 addresses |
+| PPPoE, TIPC, FCoE, B.A.T.M.A.N., PTP, PRP/HSR, CFM | dissected | dropped | CONTINUE: the kernel dissects them |
+  the kernel knows them; handing them back hashes them exactly as it does |
+| n_proto after IP in IP or GRE | the inner type | the outer one | the inner type |
+  follows the kernel; the reference pairs an IPv4 n_proto with 6in4's IPv6 addresses |
 | ... also with STOP_AT_ENCAP | the inner type | the outer one | the inner type | follows the kernel |
 | VLAN tags | any sequence | 802.1Q, or 802.1ad then 802.1Q | any sequence | follows the kernel |
 | MPLS | steps over one label, good even if cut | reads the label | steps over one label | the hashing dissector has no MPLS key and reads nothing |

@@ -30,11 +30,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from kequiv import MISSING, corpus, tally
-from pyfd.compiler.driver import BACKENDS
-from pyfd.runtime import bpf
-from pyfd.runtime.kernelhash import KernelHasher
-from test_samples import _sample
+from kequiv import MISSING, corpus, tally  # noqa: E402
+from pyfd.compiler.driver import BACKENDS  # noqa: E402
+from pyfd.runtime import bpf  # noqa: E402
+from pyfd.runtime.kernelhash import KernelHasher  # noqa: E402
+from test_samples import _sample  # noqa: E402
 
 # The reference's folder: $PYFD_REFERENCE_DIR, else shared/reference beside the checkout (or beside
 # the folder of worktrees it sits in).
@@ -121,7 +121,7 @@ def main() -> None:
     for category in categories:
         cells = []
         for col in cols:
-            pairs = [same for f, same in zip(frames, payloads[col]) if category in (f.category, "all") and same is not None]
+            pairs = [same for f, same in zip(frames, payloads[col], strict=True) if category in (f.category, "all") and same is not None]
             cells.append(f"{sum(pairs)}/{len(pairs)}")
         print(f"{category:<{width}}" + "".join(f"{cell:>24}" for cell in cells))
     print()
@@ -133,7 +133,7 @@ def main() -> None:
             print(f"\n{col}: {len(differ)} in-keys frames hash differently")
             for name in differ:
                 print(f"  {name}")
-            off = [f.name for f, same in zip(frames, payloads[col]) if same is False]
+            off = [f.name for f, same in zip(frames, payloads[col], strict=True) if same is False]
             print(f"{col}: {len(off)} frames have a different payload offset")
             for name in off:
                 print(f"  {name}")

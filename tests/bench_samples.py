@@ -24,7 +24,7 @@ REPEAT = 200_000
 
 
 def _samples() -> list[Dissector]:
-    out = []
+    out: list[Dissector] = []
     for path in sorted((ROOT / "samples").glob("*.py")):
         spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
         assert spec and spec.loader

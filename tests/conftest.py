@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sysconfig
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,14 @@ from pyfd.runtime.attach import PIN_ROOT
 # Every compile in the tests (and in the CLI processes they start) checks each
 # pass's changed flag against a fingerprint of the IR (compiler/passes/base.py).
 os.environ.setdefault("PYFD_CHECK_PASSES", "1")
+
+
+def console_script() -> str | None:
+    """The `pyfd` command installed with the pyfd these tests import, not whichever `pyfd` PATH finds first."""
+    script = Path(sysconfig.get_path("scripts")) / "pyfd"
+    if script.is_file():
+        return str(script)
+    return shutil.which("pyfd")
 
 
 @pytest.fixture

@@ -100,6 +100,9 @@ Differences from bpf_flow.c (cases with a difference say "DIFF Dn" in their note
   ignores the routing bit, stops at version 1 and checks none of the words.
 - D14: IPv4 options past the frame's end are not a failure: the dissector goes
   on to the protocol at the offset past the end; bpf_flow.c drops.
+- D15: an IPv6 extension header cut short is stepped over by its length as
+  the kernel does (thoff clamped to the packet) and the dissection is good;
+  bpf_flow.c drops.
 """
 
 from __future__ import annotations
@@ -180,6 +183,7 @@ DIFFERENCES = {
     "D12": "ARP and RARP: BPF_OK",
     "D13": "GRE as the kernel reads it: routing bit, PPTP, the key word checked",
     "D14": "IPv4 options past the end go on to the protocol",
+    "D15": "a cut IPv6 extension header is stepped over, BPF_OK",
 }
 
 
@@ -737,7 +741,9 @@ CASES: tuple[FullCase, ...] = (
     ),
     FullCase(
         name="ipv6_hbh_dst_dst_udp",
-        frame=bytes(ether() / ip6() / IPv6ExtHdrHopByHop(options=[PadN(optdata=b"\x00" * 12)]) / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / UDP(sport=9, dport=10)),
+        frame=bytes(
+            ether() / ip6() / IPv6ExtHdrHopByHop(options=[PadN(optdata=b"\x00" * 12)]) / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / UDP(sport=9, dport=10)
+        ),
         flags=0,
         retval=BPF_OK,
         keys={
@@ -749,7 +755,9 @@ CASES: tuple[FullCase, ...] = (
     ),
     FullCase(
         name="ipv6_hbh_routing_dst_udp",
-        frame=bytes(ether() / ip6() / IPv6ExtHdrHopByHop() / IPv6ExtHdrRouting(addresses=["2001:db8::9", "2001:db8::a"]) / IPv6ExtHdrDestOpt() / UDP(sport=9, dport=10)),
+        frame=bytes(
+            ether() / ip6() / IPv6ExtHdrHopByHop() / IPv6ExtHdrRouting(addresses=["2001:db8::9", "2001:db8::a"]) / IPv6ExtHdrDestOpt() / UDP(sport=9, dport=10)
+        ),
         flags=0,
         retval=BPF_OK,
         keys={
@@ -954,7 +962,9 @@ CASES: tuple[FullCase, ...] = (
     ),
     FullCase(
         name="vlan_triple",
-        frame=bytes(ether(0x88A8) / Dot1AD(vlan=100, type=0x8100) / Dot1Q(vlan=5, type=0x8100) / Dot1Q(vlan=6, type=0x0800) / ip4() / TCP(sport=80, dport=8080)),
+        frame=bytes(
+            ether(0x88A8) / Dot1AD(vlan=100, type=0x8100) / Dot1Q(vlan=5, type=0x8100) / Dot1Q(vlan=6, type=0x0800) / ip4() / TCP(sport=80, dport=8080)
+        ),
         flags=0,
         retval=BPF_OK,
         keys={
@@ -1366,7 +1376,10 @@ CASES: tuple[FullCase, ...] = (
     ),
     FullCase(
         name="gre_csum_key_seq_ipv6_udp",
-        frame=bytes(ether() / ip4() / GRE(proto=0x86DD, chksum_present=1, key_present=1, key=9, seqnum_present=1, sequence_number=1) / inner6(fl=0x7) / UDP(sport=9, dport=10)),
+        frame=bytes(
+            ether() / ip4()
+            / GRE(proto=0x86DD, chksum_present=1, key_present=1, key=9, seqnum_present=1, sequence_number=1) / inner6(fl=0x7) / UDP(sport=9, dport=10)
+        ),
         flags=0,
         retval=BPF_OK,
         keys={
@@ -1378,7 +1391,9 @@ CASES: tuple[FullCase, ...] = (
     ),
     FullCase(
         name="gre_csum_key_seq_stop",
-        frame=bytes(ether() / ip4() / GRE(proto=0x0800, chksum_present=1, key_present=1, key=9, seqnum_present=1, sequence_number=1) / inner4() / TCP(sport=7, dport=8)),
+        frame=bytes(
+            ether() / ip4() / GRE(proto=0x0800, chksum_present=1, key_present=1, key=9, seqnum_present=1, sequence_number=1) / inner4() / TCP(sport=7, dport=8)
+        ),
         flags=STOP_AT_ENCAP,
         retval=BPF_OK,
         keys={
@@ -1438,7 +1453,10 @@ CASES: tuple[FullCase, ...] = (
     ),
     FullCase(
         name="gre_teb_ad_q_ipv4",
-        frame=bytes(ether() / ip4() / GRE(proto=0x6558) / ether(0x88A8) / Dot1AD(vlan=100, type=0x8100) / Dot1Q(vlan=7, type=0x0800) / inner4() / TCP(sport=80, dport=8080)),
+        frame=bytes(
+            ether() / ip4() / GRE(proto=0x6558) / ether(0x88A8)
+            / Dot1AD(vlan=100, type=0x8100) / Dot1Q(vlan=7, type=0x0800) / inner4() / TCP(sport=80, dport=8080)
+        ),
         flags=0,
         retval=BPF_OK,
         keys={
@@ -1450,7 +1468,9 @@ CASES: tuple[FullCase, ...] = (
     ),
     FullCase(
         name="gre_teb_arp",
-        frame=bytes(ether() / ip4() / GRE(proto=0x6558) / ether(0x0806) / ARP(op=1, hwsrc=SRC_MAC, psrc="10.0.0.1", hwdst="00:00:00:00:00:00", pdst="10.0.0.2")),
+        frame=bytes(
+            ether() / ip4() / GRE(proto=0x6558) / ether(0x0806) / ARP(op=1, hwsrc=SRC_MAC, psrc="10.0.0.1", hwdst="00:00:00:00:00:00", pdst="10.0.0.2")
+        ),
         flags=0,
         retval=BPF_OK,
         keys={
@@ -1591,7 +1611,7 @@ CASES: tuple[FullCase, ...] = (
             "is_frag": 0, "is_first_frag": 0, "is_encap": 0, "ip_proto": 0, "sport": 0, "dport": 0,
             "ipv4_src": "0.0.0.0", "ipv4_dst": "0.0.0.0", "flow_label": 0,
         },
-        note="802.1AD tag read, inner 802.1Q cut -> BPF_DROP with nhoff 18, n_proto 0x8100",
+        note="DIFF D10: 802.1AD tag read, inner 802.1Q cut -> BPF_DROP, nhoff 18, n_proto 0x8100 (the inner tag's)",
     ),
     FullCase(
         name="trunc_vlan_ipv4",
@@ -1783,7 +1803,7 @@ CASES: tuple[FullCase, ...] = (
             "is_frag": 0, "is_first_frag": 0, "is_encap": 0, "ip_proto": 6, "sport": 0, "dport": 0,
             "ipv6_src": "2001:db8::1", "ipv6_dst": "2001:db8::2", "flow_label": 0,
         },
-        note="destination options (16 bytes) cut at 10: skipped by length, thoff 70 clamped to 64, BPF_OK",
+        note="DIFF D15: destination options (16 bytes) cut at 10: skipped by length, thoff 70 clamped to 64, BPF_OK",
     ),
     FullCase(
         name="trunc_ipv6_frag_header",

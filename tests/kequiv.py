@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import random
 import struct
+from typing import Any
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -118,17 +119,17 @@ def eth(ethertype: int, inner: Built) -> Built:
     return _scapy(Ether(src=SRC_MAC, dst=DST_MAC, type=ethertype), inner)
 
 
-def ipv4(inner: Built, proto: int, src: str = "10.0.0.1", dst: str = "10.0.0.2", **fields: object) -> Built:
+def ipv4(inner: Built, proto: int, src: str = "10.0.0.1", dst: str = "10.0.0.2", **fields: Any) -> Built:
     """An IPv4 header carrying `proto`."""
     return _scapy(IP(src=src, dst=dst, proto=proto, **fields), inner)
 
 
-def ipv6(inner: Built, nh: int, src: str = "2001:db8::1", dst: str = "2001:db8::2", **fields: object) -> Built:
+def ipv6(inner: Built, nh: int, src: str = "2001:db8::1", dst: str = "2001:db8::2", **fields: Any) -> Built:
     """An IPv6 header whose next header is `nh`."""
     return _scapy(IPv6(src=src, dst=dst, nh=nh, **fields), inner)
 
 
-def tcp(sport: int = 1234, dport: int = 80, payload: bytes = b"", **fields: object) -> Built:
+def tcp(sport: int = 1234, dport: int = 80, payload: bytes = b"", **fields: Any) -> Built:
     """A TCP header (20 bytes unless dataofs/options say otherwise) and payload."""
     return Built(bytes(TCP(sport=sport, dport=dport, **fields)) + payload)
 
@@ -298,11 +299,11 @@ def _build(c: _Corpus) -> None:
     for name, stack in ext_stacks.items():
         first = stack.firstlayer()
         nh = {"IPv6ExtHdrHopByHop": 0, "IPv6ExtHdrDestOpt": 60, "IPv6ExtHdrRouting": 43, "IPv6ExtHdrFragment": 44}[type(first).__name__]
-        body = bytes(IPv6(src="2001:db8::1", dst="2001:db8::2") / stack)[40:]
+        ext_body = bytes(IPv6(src="2001:db8::1", dst="2001:db8::2") / stack)[40:]
         if name == "dst_gre":
             inner = gre(ETH_P_IP, ipv4(tcp(), 6, "10.8.0.1", "10.8.0.2"))
-            body = bytes([47, 0]) + bytes(6) + inner.data
-        c.add("ipv6_ext", f"ipv6_{name}", eth(ETH_P_IPV6, ipv6(raw(body), nh)))
+            ext_body = bytes([47, 0]) + bytes(6) + inner.data
+        c.add("ipv6_ext", f"ipv6_{name}", eth(ETH_P_IPV6, ipv6(raw(ext_body), nh)))
     # TCP data offsets 0..15, with and without the options present
     for doff in range(16):
         c.add("tcp_doff", f"tcp_doff{doff}", eth(ETH_P_IP, ipv4(raw(bytes(TCP(sport=1000 + doff, dport=80, dataofs=doff))), 6)))
@@ -395,12 +396,12 @@ def _build(c: _Corpus) -> None:
         for level in range(depth):
             chain_gre = ipv4(gre(ETH_P_IP, chain_gre), 47, "10.6.1.1", f"10.6.1.{level + 1}")
         c.add("nesting", f"nest_gre_{depth}", eth(ETH_P_IP, chain_gre))
-        opts = tcp(100 + depth, 500)
+        stacked = tcp(100 + depth, 500)
         nh = 6
         for level in range(depth):
-            opts = opts.under(bytes([nh, 0]) + bytes(6))
+            stacked = stacked.under(bytes([nh, 0]) + bytes(6))
             nh = 0 if level % 2 == 0 else 60
-        c.add("nesting", f"nest_ipv6_ext_{depth}", eth(ETH_P_IPV6, ipv6(opts, nh)))
+        c.add("nesting", f"nest_ipv6_ext_{depth}", eth(ETH_P_IPV6, ipv6(stacked, nh)))
     # Truncations: each base stack cut at every length inside it
     bases = {
         "ipv4_tcp": eth(ETH_P_IP, ipv4(tcp(), 6)),

@@ -59,7 +59,8 @@ from typing import TYPE_CHECKING, Final, Self, Union
 
 from pyfd.runtime import LoadedProgram, bpf
 from pyfd.runtime.attach import AttachableProgram, attached, open_netns, run_in_netns
-from scapy.layers.inet import GRE, IP, TCP, UDP
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import GRE
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Packet as ScapyPacket

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import console_script
 from test_cli import run
 from kernel import enforce_kernel, kernel_unavailable_reason, needs_kernel, requires_kernel  # noqa: F401
 from pyfd.cli import EXIT_ERROR, EXIT_NO_KERNEL, EXIT_OK, pick
@@ -307,7 +308,7 @@ def test_root_namespace_refused(
         with pytest.raises(RootNamespaceError, match="overrides the flow dissector of every other network namespace") as refused:
             attach(loaded, target)
         assert "force=True" in str(refused.value) and "--force" not in str(refused.value)
-    argv = ["attach", SAMPLE, "--netns", root]
+    argv: list[str | Path] = ["attach", SAMPLE, "--netns", root]
     for args in [argv] + ([argv[:2]] if None in targets else []):
         status, out, err = run(capsys, *args)
         assert status == EXIT_ERROR and "root (init) network namespace" in err and "--force" in err, err
@@ -333,7 +334,7 @@ def test_which_kernels_fix_init_nets_inode() -> None:
 @needs_kernel
 def test_context_manager_detaches_on_error(loaded: LoadedProgram, netns: str) -> None:
     with pytest.raises(RuntimeError, match="inside the block"):
-        with loaded.attached(netns=netns) as attachment:  # type: ignore[attr-defined]
+        with loaded.attached(netns=netns) as attachment:
             assert attachment.pin_path is None  # a test's attachment dies with the process
             assert [i.link_id for i in query(netns)] == [attachment.link_id]
             raise RuntimeError("inside the block")
@@ -422,7 +423,7 @@ def test_cli_attach_show_detach(netns: str, capsys: pytest.CaptureFixture[str]) 
 
 @needs_kernel
 def test_console_script_pin_outlives_process(obj_file: Path, netns: str, capsys: pytest.CaptureFixture[str]) -> None:
-    pyfd = shutil.which("pyfd")
+    pyfd = console_script()
     if pyfd is None:
         pytest.skip("the pyfd console script is not on PATH")
     ino = _ino(netns)
@@ -491,7 +492,7 @@ def test_kernel_calls_attached_dissector(loaded: LoadedProgram, netns: str, caps
             bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=SRC_MAC) / IP(src="10.99.0.1", dst="10.99.0.255") / UDP(sport=5, dport=7))
             for _ in range(10)
         ]
-        with loaded.attached(netns=netns):  # type: ignore[attr-defined]
+        with loaded.attached(netns=netns):
             runs = _runs_after(loaded, tap, frames)
             # Measured: one call per frame (the receive path, skb_probe_transport_header);
             # a tap with NAPI frags adds eth_get_headlen's. Only the change
@@ -922,7 +923,7 @@ def test_listing_skips_a_link_another_process_is_still_creating(monkeypatch: pyt
     def open_link(link_id: int) -> int:
         if link_id == unsettled:
             raise BpfError(errno.EAGAIN, f"opening link id {link_id} failed", command="BPF_LINK_GET_FD_BY_ID")
-        return real_open(link_id)
+        return int(real_open(link_id))
 
     monkeypatch.setattr(bpf_mod, "link_ids", ids)
     monkeypatch.setattr(bpf_mod, "link_get_fd_by_id", open_link)

@@ -7,14 +7,16 @@ the kernel and use the kernel guard.
 
 from __future__ import annotations
 
+import os
 import re
-import shutil
 import subprocess
+import sysconfig
 from itertools import count
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from conftest import console_script
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kernel import needs_kernel, requires_kernel  # noqa: F401  (pytest fixture)
@@ -308,8 +310,19 @@ def test_run_with_bad_pcap(content: bytes | None, message: str, sample: Path, tm
 # -- the installed command ----------------------------------------------------------
 
 
+def test_the_console_script_tested_is_the_one_installed_with_this_pyfd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another pyfd first on PATH (a pyenv shim, another checkout) must not be the one the tests run.
+    decoy = tmp_path / "pyfd"
+    decoy.write_text("#!/bin/sh\nexit 99\n")
+    decoy.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ.get('PATH', '')}")
+    found = console_script()
+    assert found is not None and found != str(decoy)
+    assert Path(found).parent == Path(sysconfig.get_path("scripts"))
+
+
 def test_console_script(sample: Path, tmp_path: Path) -> None:
-    pyfd = shutil.which("pyfd")
+    pyfd = console_script()
     if pyfd is None:
         pytest.skip("the pyfd console script is not on PATH")
     help_ = subprocess.run([pyfd, "compile", "--help"], capture_output=True, text=True, timeout=60, check=False)

@@ -189,7 +189,10 @@ def test_verify_refusal_points_at_the_python_line(tmp_path: Path, capsys: pytest
 
 
 def test_verify_verbose_refusal_prints_the_log_first(sample: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    log = "0: R1=ctx() R10=fp0\n; keys.ip_proto = ip.protocol @ ipv4_tcp.py:21\n0: (61) r0 = *(u32 *)(r1 +8)\ninvalid bpf_context access off=8 size=4\nprocessed 1 insns\n"
+    log = (
+        "0: R1=ctx() R10=fp0\n; keys.ip_proto = ip.protocol @ ipv4_tcp.py:21\n"
+        "0: (61) r0 = *(u32 *)(r1 +8)\ninvalid bpf_context access off=8 size=4\nprocessed 1 insns\n"
+    )
     where = SourceLocation(str(sample), 21, 4, 31)
 
     def refuse(self: CompiledProgram, *, log_level: int = 0) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from dissectors import semantics
 from pyfd.compiler import frontend
 from pyfd.compiler.frontend import access, lower_function
+from pyfd.compiler.frontend import maps as map_meaning
 from pyfd.compiler.frontend import semantics as meaning
 
 from pyfd.cli import find_dissectors
@@ -16,10 +18,10 @@ from pyfd.cli import find_dissectors
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
-@pytest.mark.parametrize("module", [meaning, access], ids=lambda m: m.__name__)
-def test_meaning_is_apart_from_syntax(module: object) -> None:
+@pytest.mark.parametrize("module", [meaning, access, map_meaning], ids=lambda m: m.__name__)
+def test_meaning_is_apart_from_syntax(module: ModuleType) -> None:
     """semantics and access see spans and values, never the syntax tree."""
-    tree = ast.parse(Path(str(getattr(module, "__file__"))).read_text())
+    tree = ast.parse(Path(str(module.__file__)).read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert "ast" not in imported

@@ -7,7 +7,7 @@ them, and the kernel's result must match the keys written in the table.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from full_frames import CASES, FullCase

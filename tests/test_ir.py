@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from dissectors import backend, semantics
+from pyfd.compiler.backends import BACKENDS
 from pyfd.compiler.diagnostics import CompileError, PacketAccessError
 from pyfd.compiler.ir.checker import IRCheckError, check_function
-from pyfd.compiler.ir.nodes import Copy, Function, Imm, Reg
+from pyfd.compiler.ir.nodes import Copy, Function, Imm, Reg, StoreKeys
 from pyfd.compiler.ir.text import parse_function, parse_functions, print_function
 from pyfd.compiler.passes.base import PassContractError
 from pyfd.compiler.passes import (
@@ -39,6 +42,7 @@ def _every() -> list[Dissector]:
 
 
 EVERY = _every()
+SAMPLE_DISSECTOR = find_dissectors(SAMPLES / "ipv4_tcp.py")["ipv4_tcp"]
 
 
 def func(body: str) -> str:
@@ -913,6 +917,49 @@ more:
 """,
     ),
     (
+        "thread-jumps: only where the join's copies die: the path that reads %verdict after the branch keeps its jump",
+        ThreadJumps(),
+        """
+entry:
+    %v = keys.load u16 +0
+    br eq %v, 0, drop, ok
+drop:
+    %res = copy 2
+    jump join
+ok:
+    %res = copy 1
+    jump join
+join:
+    %verdict = copy %res
+    br ne %verdict, 1, out, more
+out:
+    keys.store u8 +9, %verdict
+    ret 2
+more:
+    ret 0
+""",
+        """
+entry:
+    %v = keys.load u16 +0
+    br eq %v, 0, drop, ok
+drop:
+    %res = copy 2
+    jump join
+ok:
+    %res = copy 1
+    %verdict = copy %res
+    jump more
+join:
+    %verdict = copy %res
+    br ne %verdict, 1, out, more
+out:
+    keys.store u8 +9, %verdict
+    ret 2
+more:
+    ret 0
+""",
+    ),
+    (
         "thread-jumps: a packet base keeps its single definition",
         ThreadJumps(),
         """
@@ -990,7 +1037,7 @@ def test_pass(pass_: Pass, before: str, after: str | None) -> None:
     assert text(fn) == expected
 
 
-ALL_PASSES = [SimplifyCFG, ConstantFold, RedundantLoads, Peephole, MergeChecks, DeadCode]
+ALL_PASSES: list[Callable[[], Pass]] = [SimplifyCFG, ConstantFold, RedundantLoads, Peephole, MergeChecks, DeadCode]
 
 
 @pytest.mark.parametrize("dissector", EVERY, ids=lambda d: d.name)
@@ -1007,6 +1054,24 @@ def test_every_pass_is_idempotent_on_real_ir(dissector: Dissector) -> None:
 def test_pipelines() -> None:
     assert [p.name for p in pipeline(0)] == ["simplify-cfg"]
     assert [p.name for p in pipeline(2)] == ["simplify-cfg", "constant-fold", "thread-jumps", "redundant-loads", "peephole", "merge-checks", "dead-code"]
+    assert [p.name for p in pipeline(2, thread_jumps=False)] == ["simplify-cfg", "constant-fold", "redundant-loads", "peephole", "merge-checks", "dead-code"]
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS))
+def test_the_backend_says_whether_jumps_are_threaded(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The driver asks the backend (Backend.thread_jumps), not its name: LLVM
+    # threads jumps itself, and the copies ThreadJumps adds cost it more.
+    ran: list[str] = []
+    real_run = ThreadJumps.run
+
+    def run(self: ThreadJumps, fn: Function) -> bool:
+        ran.append(fn.name)
+        return real_run(self, fn)
+
+    monkeypatch.setattr(ThreadJumps, "run", run)
+    SAMPLE_DISSECTOR.compile(backend=name)
+    assert bool(ran) is BACKENDS[name].thread_jumps
+    assert BACKENDS["native"].thread_jumps and not BACKENDS["llvm"].thread_jumps
 
 
 # -- the pass manager's contract with its passes -------------------------------------
@@ -1053,7 +1118,8 @@ class _ReadsUndefined:
 
     def run(self, fn: Function) -> bool:
         store = fn.entry.insns[1]
-        fn.entry.insns[1] = type(store)(store.offset, store.size, Reg("ghost"), store.span)  # type: ignore[union-attr, call-arg]
+        assert isinstance(store, StoreKeys)
+        fn.entry.insns[1] = replace(store, src=Reg("ghost"))
         return True
 
 
@@ -1189,7 +1255,16 @@ drop:
 def test_linear_only_drops_every_window() -> None:
     from pyfd.compiler.ir.windows import has_windows, linear_only
 
-    fn = parse_function(func("entry:\n    check.packet [14 + 4] window 1, ok, drop\nok:\n    %x = packet.load u16 [14 + 0] window 1\n    keys.store u16 +12, %x\n    ret 0\ndrop:\n    ret 2"))
+    fn = parse_function(func("""
+entry:
+    check.packet [14 + 4] window 1, ok, drop
+ok:
+    %x = packet.load u16 [14 + 0] window 1
+    keys.store u16 +12, %x
+    ret 0
+drop:
+    ret 2
+"""))
     assert has_windows(fn)
     linear_only(fn)
     assert not has_windows(fn) and "window" not in print_function(fn, spans=False)

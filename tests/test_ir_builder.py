@@ -14,7 +14,7 @@ AT = Span("t.py", 1, 0, 1, 1)
 
 
 def text(b: IRBuilder) -> str:
-    fn = b.finish("f", "t.py", AT, {})
+    fn = b.finish("f", "t.py", AT)
     check_function(fn)
     return print_function(fn, spans=False)
 
@@ -56,7 +56,7 @@ def test_a_jump_that_never_lands_is_refused() -> None:
     b.position("entry")
     b.jump_forward(AT)
     with pytest.raises(InternalCompilerError, match="the jump at the end of entry never got a target"):
-        b.finish("f", "t.py", AT, {})
+        b.finish("f", "t.py", AT)
 
 
 def test_a_jump_lands_once() -> None:

@@ -63,18 +63,18 @@ def test_out_of_keys_frames_hash_differently(compared: list[HashComparison]) -> 
     """A frame listed as needing a field the keys lack really hashes differently (else the list is wrong)."""
     listed: list[CorpusFrame] = [f for f in FRAMES if not f.in_keys]
     assert len(listed) > 100
-    same = [f.name for f, c in zip(FRAMES, compared) if not f.in_keys and c.same is not False]
+    same = [f.name for f, c in zip(FRAMES, compared, strict=True) if not f.in_keys and c.same is not False]
     assert not same, f"listed as out of keys but hashed alike (or not run): {same[:20]}"
 
 
 def test_every_frame_has_the_kernels_payload_offset(compared: list[HashComparison]) -> None:
     """skb_get_poff() with full.py attached equals the built-in dissector's: same verdict, same thoff."""
-    delivered = [(f, c) for f, c in zip(FRAMES, compared) if c.same_payload is not None]
+    delivered = [(f, c) for f, c in zip(FRAMES, compared, strict=True) if c.same_payload is not None]
     assert len(delivered) > 1500
     differ = [f"{f.name}: {c.builtin_payload} vs {c.bpf_payload}" for f, c in delivered if not c.same_payload]
     assert not differ, f"{len(differ)} frames have another payload offset: {differ[:20]}"
     # Only frames whose VLAN tag is cut short are lost on the way (skb_vlan_untag frees them).
-    lost = [f for f, c in zip(FRAMES, compared) if c.same_payload is None]
+    lost = [f for f, c in zip(FRAMES, compared, strict=True) if c.same_payload is None]
     assert all(f.frame[12:14] in (b"\x81\x00", b"\x88\xa8") for f in lost), [f.name for f in lost]
 
 
@@ -91,7 +91,7 @@ def test_kernel_and_python_agree_on_the_corpus(backend: str) -> None:
 
 def test_frames_not_run_are_the_test_runs_limits(compared: list[HashComparison]) -> None:
     """Only frames a tc test run refuses are left out, and the report says why."""
-    for frame, comparison in zip(FRAMES, compared):
+    for frame, comparison in zip(FRAMES, compared, strict=True):
         assert (comparison.same is None) == (skb_run_problem(frame.frame) is not None), frame.name
         if comparison.same is None:
             assert comparison.problem

@@ -7,7 +7,7 @@ results.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from dissectors import language

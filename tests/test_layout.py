@@ -25,7 +25,15 @@ def test_keys_match_the_ctypes_mirror_of_the_uapi_struct() -> None:
     assert KEY_FIELDS["ipv4_src"].offset == 16 and KEY_FIELDS["ipv4_dst"].offset == 20
     assert KEY_FIELDS["ipv6_src"].offset == 16 and KEY_FIELDS["ipv6_dst"].offset == 32
     assert KEY_FIELDS["flags"].offset == 48 and KEY_FIELDS["flow_label"].offset == 52
-    assert {f.name for f in KEY_FIELDS.values()} >= {"nhoff", "thoff", "addr_proto", "is_frag", "is_first_frag", "is_encap", "ip_proto", "n_proto", "sport", "dport", "flags", "flow_label"}
+    named = {"nhoff", "thoff", "addr_proto", "is_frag", "is_first_frag", "is_encap", "ip_proto", "n_proto", "sport", "dport", "flags", "flow_label"}
+    assert {f.name for f in KEY_FIELDS.values()} >= named
+
+
+def test_every_keys_field_has_its_attribute() -> None:
+    # The class body names each field once (so type checkers see them); the layout is abi's.
+    descriptors = [name for name, value in vars(BpfFlowKeys).items() if type(value).__name__ == "_KeyField"]
+    assert descriptors == list(KEY_FIELDS)
+    assert all(getattr(BpfFlowKeys, name).field is KEY_FIELDS[name] for name in descriptors)
 
 
 def test_network_order_fields_are_host_order_in_python() -> None:

@@ -140,6 +140,7 @@ def test_compilation_keeps_the_optimised_llvm_ir() -> None:
 def test_emitted_llvm_ir_is_the_optimised_module() -> None:
     fn = IPV4_TCP.compile(backend="llvm").compilation.ir
     o2, o0 = compile_llvm(fn, 2), compile_llvm(fn, 0)
+    assert o2.llvm_ir is not None and o0.llvm_ir is not None
     assert o2.llvm_ir != o2.unoptimised_ir
     assert len(o2.llvm_ir.splitlines()) < len(o0.llvm_ir.splitlines())
     assert "phi" in o2.llvm_ir or "select" in o2.llvm_ir or "common.ret" in o2.llvm_ir  # returns merged
@@ -156,11 +157,11 @@ def test_function_shape() -> None:
     offsets = re.findall(r"getelementptr i8, ptr %ctx, i64 (\d+)", text)
     copies = text.count("call i64 inttoptr (i64 26 to ptr)")
     assert copies > 0
-    assert sorted(zip(offsets, loads)) == sorted([("144", "ptr"), ("76", "i32"), ("80", "i32")] * (1 + copies))
+    assert sorted(zip(offsets, loads, strict=True)) == sorted([("144", "ptr"), ("76", "i32"), ("80", "i32")] * (1 + copies))
     linear, _ = generate_llvm_ir(IPV4_TCP.compile(backend="llvm", paged=False).compilation.ir)
     loads = re.findall(r"load volatile (\w+), ptr %v\d+, align \d+", linear)
     offsets = re.findall(r"getelementptr i8, ptr %ctx, i64 (\d+)", linear)
-    assert sorted(zip(offsets, loads)) == [("144", "ptr"), ("76", "i32"), ("80", "i32")]
+    assert sorted(zip(offsets, loads, strict=True)) == [("144", "ptr"), ("76", "i32"), ("80", "i32")]
     # The kernel names the BTF FUNC's argument only from a DILocalVariable (btf_func_check).
     assert re.search(r'!DILocalVariable\(name: "ctx", arg: 1', text)
 
@@ -172,13 +173,15 @@ def test_every_instruction_has_the_span_of_an_ir_node(d: Dissector, level: int) 
     ir_spans = {i.span for b in compilation.ir.blocks for i in [*b.insns, b.term]} | {compilation.ir.span}
     insns = compilation.code.insns
     assert insns
+    spans: list[Span] = []
     for insn in insns:
         assert isinstance(insn.span, Span), insn
         assert insn.span in ir_spans, insn.span
+        spans.append(insn.span)
     if d is IPV4_TCP:
-        assert {15, 17, 18, 24, 26, 27, 28} <= {insn.span.line for insn in insns}  # type: ignore[union-attr]
+        assert {15, 17, 18, 24, 26, 27, 28} <= {span.line for span in spans}
     else:  # helpers from pyfd.lib are inlined: their lines name lib.py
-        files = {Path(insn.span.file).name for insn in insns}  # type: ignore[union-attr]
+        files = {Path(span.file).name for span in spans}
         assert files == {"full.py", "lib.py"}, files
 
 

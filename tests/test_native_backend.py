@@ -14,6 +14,7 @@ import random
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dissectors import backend, semantics
@@ -50,7 +51,7 @@ EVERY = [*SAMPLE_DISSECTORS, *semantics.ALL, *backend.ALL]
 def ether(payload: object = b"", ethertype: int | None = None) -> bytes:
     """An Ethernet frame with explicit MACs (scapy then resolves nothing)."""
     eth = Ether(src=SRC_MAC, dst=DST_MAC) if ethertype is None else Ether(src=SRC_MAC, dst=DST_MAC, type=ethertype)
-    return bytes(eth / payload)  # type: ignore[operator]
+    return bytes(eth / payload)
 
 
 def assert_agree(dissector: Dissector, program: LoadedProgram, frame: bytes, flags: int = 0, *, label: str = "") -> None:
@@ -167,7 +168,7 @@ def test_offsets_the_verifier_cannot_bound_are_clamped(programs: Programs, level
 
 
 def _ipv4_frames() -> dict[str, bytes]:
-    ip = {"src": "192.0.2.1", "dst": "198.51.100.7"}
+    ip: dict[str, Any] = {"src": "192.0.2.1", "dst": "198.51.100.7"}
     return {
         "tcp": ether(IP(**ip) / TCP(sport=40000, dport=443, flags="S") / Raw(load=b"hello")),
         "udp": ether(IP(**ip) / UDP(sport=5353, dport=53) / Raw(load=b"\x00" * 12)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import re
@@ -51,6 +52,21 @@ def test_every_name_in_all_imports() -> None:
     star: dict[str, object] = {}
     exec("from pyfd import *", star)  # noqa: S102 - what `from pyfd import *` gives a user
     assert set(pyfd.__all__) <= set(star)
+
+
+def test_type_checkers_see_every_public_name_where_it_lives() -> None:
+    # `__getattr__` is Any to mypy: a name missing from the TYPE_CHECKING
+    # imports is Any in a user's code (a `Header` subclass went unchecked).
+    tree = ast.parse((ROOT / "pyfd" / "__init__.py").read_text())
+    [block] = [node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"]
+    seen: dict[str, str] = {}
+    for node in block.body:
+        assert isinstance(node, ast.ImportFrom), ast.unparse(node)
+        for alias in node.names:
+            seen[alias.asname or alias.name] = "." * node.level + (node.module or "")
+    assert set(seen) == set(pyfd.__all__)
+    # From the module `__getattr__` imports it from (a submodule from the package itself).
+    assert seen == {name: "." if name in pyfd._SUBMODULES else source for name, source in pyfd._SOURCES.items()}
 
 
 def test_importing_pyfd_leaves_object_files_for_later() -> None:
@@ -137,7 +153,8 @@ def _ipv4_tcp() -> pyfd.Dissector:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.ipv4_tcp
+    sample: pyfd.Dissector = module.ipv4_tcp
+    return sample
 
 
 # -- the wheel: what a non-editable install gets -----------------------------------------

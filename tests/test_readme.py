@@ -82,7 +82,7 @@ def test_readme_opens_with_two_commands() -> None:
 def test_readme_commands_install_into_a_venv(which: str) -> None:
     # A system Python that is externally managed (PEP 668: Debian 12, Ubuntu)
     # refuses `pip install` outside a venv, even as root.
-    command = dict(zip(("main", "tests"), _readme_commands()))[which]
+    command = dict(zip(("main", "tests"), _readme_commands(), strict=True))[which]
     steps = _steps(command)
     assert steps[0] == "apt-get update" and "python3-venv" in _apt_packages(command), "python3 -m venv needs python3-venv on Debian"
     made, activated = steps.index("python3 -m venv .venv"), steps.index(". .venv/bin/activate")
@@ -108,6 +108,19 @@ def test_ci_runs_the_readmes_test_command() -> None:
     assert "apt-get update" in ci
     for package in _apt_packages(tests):
         assert re.search(rf"apt-get install .*\b{re.escape(package)}\b", ci), f".ci/run does not install {package}"
+
+
+def test_ci_lints_before_it_tests() -> None:
+    # ruff and mypy (through .ci/mypy, which knows the package-dir mapping)
+    # run on the code before the suite, each failing the run (set -e).
+    ci = (ROOT / ".ci" / "run").read_text()
+    commands = [line.strip() for line in ci.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert "set -euo pipefail" in commands
+    ruff = commands.index(".venv/bin/ruff check .")
+    mypy = commands.index(".venv/bin/python .ci/mypy")
+    tests = next(i for i, line in enumerate(commands) if line.endswith("&& pytest"))
+    assert ruff < tests and mypy < tests
+    assert os.access(ROOT / ".ci" / "mypy", os.X_OK)
 
 
 def test_sample_in_readme_is_the_sample_file() -> None:
@@ -306,7 +319,8 @@ print(json.dumps({name: bpf.prog_test_run(prog_fd=fd, data_in=bytes(frame), data
 def _hashes(netns: str) -> dict[str, int]:
     done = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", HASH_PROGRAM], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    hashes: dict[str, int] = json.loads(done.stdout)
+    return hashes
 
 
 def _dissector(path: Path) -> pyfd.Dissector:

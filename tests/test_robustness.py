@@ -37,6 +37,7 @@ from pyfd.isa import (
     BPF_JEQ,
     BPF_JNE,
     BPF_JSET,
+    Instruction,
     Label,
     exit_insn,
     gotol,
@@ -101,7 +102,10 @@ def _ifs_with_live_local(n: int) -> str:
 def _sum(n: int) -> str:
     """An n-term sum: the frontend recursed four frames per term."""
     terms = " + ".join(["p.sport"] * n)
-    return f"@dissector\ndef f(pkt: Packet, keys: BpfFlowKeys) -> int:\n    p = pkt.header(Ports, keys.nhoff + 20)\n    keys.dport = {terms}\n    return BPF_OK\n"
+    return (
+        "@dissector\ndef f(pkt: Packet, keys: BpfFlowKeys) -> int:\n"
+        f"    p = pkt.header(Ports, keys.nhoff + 20)\n    keys.dport = {terms}\n    return BPF_OK\n"
+    )
 
 
 def _elifs(n: int) -> str:
@@ -256,7 +260,9 @@ ACCEPT_PARAMS = [pytest.param(c, b, id=f"{c.name}-{b}") for c in ACCEPTS for b i
 
 
 @pytest.mark.parametrize(("case", "backend"), ACCEPT_PARAMS)
-def test_found_program_compiles(case: Accept, backend: str, compiled: Callable[[Accept, str], CompiledProgram], accepted: Callable[[Accept], Dissector]) -> None:
+def test_found_program_compiles(
+    case: Accept, backend: str, compiled: Callable[[Accept, str], CompiledProgram], accepted: Callable[[Accept], Dissector]
+) -> None:
     prog = compiled(case, backend)
     assert prog.insn_count > 0
     if backend in case.far:  # still the program that needs a long jump
@@ -282,6 +288,7 @@ def test_llvm_is_never_asked_for_128_bit_arithmetic(level: int, accepted: Callab
     """`x <= -1 // y` once became umul.with.overflow, a 128-bit multiply (__multi3) and exit(1)."""
     [case] = [c for c in ACCEPTS if c.name == "quotient-compare-no-i128"]
     optimised = accepted(case).compile(backend="llvm", opt_level=level).llvm_ir()
+    assert optimised is not None
     body = optimised.split("define", 1)[1].split("\n}\n", 1)[0]  # the function, not its metadata
     assert "with.overflow" not in body and not re.search(r"\bi(?:6[5-9]|[7-9]\d|\d{3,})\b", body)
 
@@ -628,7 +635,7 @@ FILLER = [mov64_imm(0, 0)] * 40000
     ],
     ids=["goto", "jeq", "jeq32", "jset"],
 )
-def test_relax_jumps_reaches_past_int16(far_jump: Callable[[Label], object], expected: list[object]) -> None:
+def test_relax_jumps_reaches_past_int16(far_jump: Callable[[Label], Instruction], expected: list[Instruction]) -> None:
     far = Label("far")
     program = resolve(relax_jumps([far_jump(far), *FILLER, far, exit_insn()]))
     assert program[: len(expected)] == expected
@@ -639,7 +646,7 @@ def test_relax_jumps_leaves_near_jumps_and_relaxes_what_relaxing_pushes_out() ->
     """A jump just in range goes out of range when one it jumps over grows: relaxation repeats until all fit."""
     far, edge = Label("far"), Label("edge")
     just = jmp_imm(BPF_JEQ, 1, 1, edge)  # 32767 slots ahead, until the jump below it grows by one
-    items = [just, jmp_imm(BPF_JEQ, 2, 2, far), *[mov64_imm(0, 0)] * 32766, edge, *FILLER, far, exit_insn()]
+    items: list[Instruction | Label] = [just, jmp_imm(BPF_JEQ, 2, 2, far), *[mov64_imm(0, 0)] * 32766, edge, *FILLER, far, exit_insn()]
     assert resolve([just, mov64_imm(0, 0), *[mov64_imm(0, 0)] * 32766, edge, exit_insn()])[0].off == 32767  # as far as int16 reaches
     program = resolve(relax_jumps(items))
     assert program[0] == jmp_imm(BPF_JNE, 1, 1, 1) and program[1].is_gotol

@@ -401,8 +401,8 @@ def test_command_numbers() -> None:
     assert {name: bpf.Cmd[name].value for name in expected} == expected
     assert list(bpf.Cmd) == sorted(bpf.Cmd)  # dense, in kernel order
     assert [c.value for c in bpf.Cmd] == list(range(len(bpf.Cmd)))
-    assert bpf.ProgType.FLOW_DISSECTOR == 22
-    assert bpf.AttachType.BPF_FLOW_DISSECTOR == 17
+    assert bpf.ProgType.FLOW_DISSECTOR.value == 22
+    assert bpf.AttachType.BPF_FLOW_DISSECTOR.value == 17
 
 
 @pytest.mark.parametrize(("machine", "number"), [("x86_64", 321), ("aarch64", 280), ("arm64", 280)])
@@ -473,7 +473,8 @@ def test_missing_privilege_error_message() -> None:
     text = str(err)
     assert (
         "loading a flow dissector needs CAP_BPF and CAP_NET_ADMIN (or root); run as root or "
-        "grant them, e.g. with `sudo` / `setcap cap_bpf,cap_net_admin+ep`"
+        "grant them (and grant CAP_PERFMON too: without it the verifier refuses to add a variable offset "
+        "to a packet pointer), e.g. with `sudo` / `setcap cap_bpf,cap_net_admin,cap_perfmon+ep`"
     ) in text
     assert "this process lacks CAP_NET_ADMIN" in text
     assert text.startswith("BPF_PROG_LOAD: ") and "[EPERM" in text
@@ -578,7 +579,7 @@ def test_missing_capability_is_named(dropped: tuple[int, ...], missing: list[str
     assert report["errno"] == errno.EPERM and report["permission"] is True
     assert report["missing"] == missing
     assert f"this process lacks {' and '.join(missing)}" in report["reason"]
-    assert "setcap cap_bpf,cap_net_admin+ep" in report["message"]
+    assert "setcap cap_bpf,cap_net_admin,cap_perfmon+ep" in report["message"]
 
 
 # === kernel: loading ==================================================================
@@ -588,7 +589,7 @@ def test_missing_capability_is_named(dropped: tuple[int, ...], missing: list[str
 def test_prog_info_after_load(exit0: LoadedProgram) -> None:
     info = exit0.info()
     assert info.name == "pyfd_exit0" and exit0.name == "pyfd_exit0"
-    assert info.type == ProgType.FLOW_DISSECTOR == 22
+    assert info.type == ProgType.FLOW_DISSECTOR.value == 22
     assert info.id == exit0.id > 0
     assert info.verified_insns == exit0.verified_insns == 2
     assert info.xlated_prog_len == len(EXIT_0)

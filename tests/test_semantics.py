@@ -242,7 +242,10 @@ _KEY_STORES = [
     "is_first_frag", "is_encap", "ip_proto", "n_proto", "flags",
 ]
 _KEY_READS = ["flags", "nhoff", "n_proto", "sport", "thoff", "ipv4_src", "ip_proto"]
-_LITERALS = [0, 1, 2, 3, 5, 7, 8, 13, 31, 32, 63, 64, 100, 255, 256, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0x100000000, (1 << 63) - 1, 1 << 63, (1 << 64) - 1]
+_LITERALS = [
+    0, 1, 2, 3, 5, 7, 8, 13, 31, 32, 63, 64, 100, 255, 256, 0x7FFF, 0x8000, 0xFFFF,
+    0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0x100000000, (1 << 63) - 1, 1 << 63, (1 << 64) - 1,
+]
 _NEGATIVE = [-1, -2, -7, -128, -0x8000, -0x80000000, -(1 << 63)]
 
 
@@ -417,7 +420,7 @@ class ProgramGenerator:
                 self.lines.append(f"{pad}keys.{field} {op} {self.value(assigned, 2).text}")
             elif r < 0.8 and indent < 3:  # if / else
                 self.lines.append(f"{pad}if {self.condition(assigned, 2)}:")
-                then = self.statements(assigned, indent + 1, self.rng.randint(1, 3), depth)
+                then: set[str] | None = self.statements(assigned, indent + 1, self.rng.randint(1, 3), depth)
                 if self.rng.random() < 0.15:
                     self.lines.append(f"{pad}    return {self.rng.choice(['BPF_OK', 'BPF_DROP', 'BPF_FLOW_DISSECTOR_CONTINUE'])}")
                     then = None

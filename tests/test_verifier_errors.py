@@ -11,6 +11,7 @@ produce them.
 from __future__ import annotations
 
 import errno
+import itertools
 import pickle
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,7 +22,10 @@ from pyfd.compiler.backends.result import CompiledCode
 from pyfd.objfile.btf import build_program_btf
 from pyfd.compiler.diagnostics import Span
 from pyfd.isa import assemble
+
+from pyfd import BPF_OK, BpfFlowKeys, Packet, dissector
 from pyfd.runtime import VerifierError, load_program
+from pyfd.program import CompiledProgram
 from pyfd.runtime.errors import (
     SourceLocation,
     explain_verifier_log,
@@ -54,8 +58,9 @@ class Refusal:
     line: int  # the Python line the error must point at
     family: str
     reason: str  # the start of the verifier's own one-line reason
-    explanation: str  # a phrase of the plain-language explanation
+    explanation: str  # a phrase of the plain-language explanation (the runtime's, in BPF terms)
     insn_index: int
+    advice: str | None = None  # a phrase of what pyfd adds for a program compiled from its Python
 
 
 REFUSALS = [
@@ -65,8 +70,9 @@ REFUSALS = [
         FIRST,
         "packet-access",
         "invalid access to packet, off=0 size=1, R2(id=0,off=0,r=0)",
-        "pkt.header(...) adds the check",
+        "every path to it must have checked `data + off + N <= data_end`",
         1,
+        "pkt.header(...) adds the check",
     ),
     Refusal(
         "variable offset checked without a clamp: r=0",
@@ -86,8 +92,9 @@ REFUSALS = [
         VERSION,
         "packet-access",
         "invalid access to packet, off=16 size=4, R2(id=1,off=16,r=0)",
-        "Clamp the offset first (`if off > 0xffff - N: fail`)",
+        "Clamp the offset first (fail unless off <= 0xffff - N), then compare with data_end",
         8,
+        "clamping a variable offset first (`if off > 0xffff - N: fail`)",
     ),
     Refusal(
         "context field a dissector may not read",
@@ -97,6 +104,7 @@ REFUSALS = [
         "invalid bpf_context access off=8 size=4",
         "data (offset 76), data_end (offset 80) and flow_keys (offset 144)",
         0,
+        "results are written as `keys.FIELD = ...`",
     ),
     Refusal(
         "write into the context",
@@ -106,6 +114,7 @@ REFUSALS = [
         "invalid bpf_context access off=76 size=4",
         "and may write none",
         1,
+        "results are written as `keys.FIELD = ...`",
     ),
     Refusal(
         "write into the packet",
@@ -124,6 +133,7 @@ REFUSALS = [
         "cannot write into packet",
         "may only read the packet",
         5,
+        "that is `keys.FIELD = ...`",
     ),
     Refusal(
         "a loop that never ends",
@@ -133,6 +143,7 @@ REFUSALS = [
         "infinite loop detected at insn 1",
         "this loop can run forever",
         1,
+        "`for _ in range(N)` with a constant N",
     ),
     Refusal(
         "too many branches waiting to be walked",
@@ -153,6 +164,7 @@ REFUSALS = [
         "R0 !read_ok",
         "r0, the return value, was never set",
         1,
+        "every path ends in `return BPF_OK`, `return BPF_DROP` or `return BPF_FLOW_DISSECTOR_CONTINUE`",
     ),
     Refusal(
         "a register read before it is written",
@@ -195,6 +207,7 @@ def _compile(path: Path, program: list[tuple[str, int]]) -> CompiledCode:
 
 
 def _refuse(path: Path, program: list[tuple[str, int]], *, with_btf: bool = True) -> VerifierError:
+    """The runtime's refusal of `program` (loaded with load_program: no source language known)."""
     code = _compile(path, program)
     spans = code.spans_by_slot()
     btf = build_program_btf(code.name, "flow_dissector", spans)
@@ -202,6 +215,33 @@ def _refuse(path: Path, program: list[tuple[str, int]], *, with_btf: bool = True
     with pytest.raises(VerifierError) as info:
         load_program(code.code, name="broken", source_map=slot_source_map(spans), **options).close()  # type: ignore[arg-type]
     return info.value
+
+
+@dissector
+def broken(pkt: Packet, keys: BpfFlowKeys) -> int:
+    return BPF_OK
+
+
+def _refuse_compiled(path: Path, program: list[tuple[str, int]]) -> VerifierError:
+    """The refusal of `program` as pyfd's CompiledProgram.load reports it (a program from pyfd's Python)."""
+    compilation = replace(broken.compile().compilation, code=_compile(path, program))
+    with pytest.raises(VerifierError) as info:
+        CompiledProgram(compilation).load().close()
+    return info.value
+
+
+# Words of pyfd's Python (and of its command line) that the runtime's own
+# explanations must not use: they also explain programs clang compiled.
+DSL_WORDS = ("pkt.", "keys.", "return BPF", "range(", "Packet", "--")
+
+
+def _why(text: str) -> str:
+    """The `why:` paragraph of an error's text, unwrapped."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("  why: "))
+    paragraph = [lines[start].removeprefix("  why: ")]
+    paragraph += [line.strip() for line in itertools.takewhile(lambda line: line.startswith("       "), lines[start + 1 :])]
+    return " ".join(paragraph)
 
 
 @needs_kernel
@@ -216,13 +256,31 @@ def test_refusal_is_mapped_to_its_python_line(refusal: Refusal, flow_py: Path) -
     assert err.family == refusal.family
     assert err.reason.startswith(refusal.reason), err.reason
     assert err.explanation is not None and refusal.explanation in err.explanation
+    assert not [word for word in DSL_WORDS if word in err.explanation], err.explanation
+    assert err.advice is None  # the runtime alone does not know the source language
     text = str(err)
     # The report reads like a compile error: location first, then the line and a caret.
     assert text.startswith(f"{where}: the kernel verifier rejected program 'broken': {refusal.reason}")
     line_text = FLOW_PY.splitlines()[refusal.line - 1]
     assert f"\n    {line_text}\n    {' ' * span.col}{'^' * (span.end_col - span.col)}\n" in text
-    assert "\n  why: " in text
+    assert "\n  why: " in text and _why(text) == " ".join(err.explanation.split())
     assert refusal.reason in err.log  # the whole log stays in .log
+
+
+@needs_kernel
+@pytest.mark.parametrize("refusal", REFUSALS, ids=[r.name for r in REFUSALS])
+def test_a_compiled_program_adds_advice_for_its_python(refusal: Refusal, flow_py: Path) -> None:
+    # CompiledProgram.load knows the program came from pyfd's Python and
+    # says what to write there, after the runtime's explanation.
+    err = _refuse_compiled(flow_py, refusal.program)
+    assert err.family == refusal.family and err.location == f"{flow_py}:{refusal.line}:{_span(flow_py, refusal.line).col + 1}"
+    assert err.explanation is not None and refusal.explanation in err.explanation
+    if refusal.advice is None:
+        assert err.advice is None
+        assert _why(str(err)) == " ".join(err.explanation.split())
+    else:
+        assert err.advice is not None and refusal.advice in err.advice
+        assert _why(str(err)) == " ".join(f"{err.explanation} {err.advice}".split())
 
 
 @needs_kernel

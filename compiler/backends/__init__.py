@@ -21,6 +21,8 @@ class Backend(Protocol):
 
     name: str
     description: str  # one line, for `--backend` help
+    thread_jumps: bool  # whether the IR passes thread jumps for it (passes.pipeline)
+    emits_llvm_ir: bool  # whether its CompiledCode carries LLVM IR (`--emit llvm`)
 
     def compile(self, fn: Function, *, opt_level: int) -> CompiledCode:
         """Compile a checked IR function; raises CompileError for what it cannot compile."""
@@ -32,6 +34,8 @@ class NativeBackend:
 
     name = "native"
     description = "pyfd's own"
+    thread_jumps = True
+    emits_llvm_ir = False
 
     def compile(self, fn: Function, *, opt_level: int) -> CompiledCode:
         """Compile with native.compile_native (the IR passes did the optimising)."""
@@ -45,6 +49,11 @@ class LlvmBackend:
 
     name = "llvm"
     description = "LLVM through llvmlite"
+    # LLVM threads jumps itself, and the join copies ThreadJumps duplicates
+    # cost LLVM more than they save (samples/full.py: 411 instructions
+    # without, 467 with).
+    thread_jumps = False
+    emits_llvm_ir = True
 
     def compile(self, fn: Function, *, opt_level: int) -> CompiledCode:
         """Compile with llvm.compile_llvm, LLVM's pipeline at `opt_level`."""

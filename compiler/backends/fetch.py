@@ -91,7 +91,7 @@ def _expand(insn: MInsn, live: set[MReg], frame: _Frame) -> list[MInsn]:
         mov64_reg(3, FP, span=span),
         alu64_imm(AluOp.ADD, 3, buffer, span=span),
         mov64_imm(4, max(fetch.size, 1), span=span),
-        call_helper(BPF_FUNC_SKB_LOAD_BYTES, span=span),
+        call_helper(BPF_FUNC_SKB_LOAD_BYTES, 4, span=span),
     ]
     if ptr != 0:
         out.append(mov64_reg(ptr, 0, span=span))

@@ -25,9 +25,10 @@ kernel/bpf/verifier.c (check_ctx_access, check_packet_access, find_good_pkt_poin
   and undefined behaviour in LLVM, so they are written out (a select on a
   zero divisor, an `and` of the count).
 
-The object must hold nothing but the function: a relocation (a constant
-pool, a lookup table) is an internal error, since pyfd's object file has no
-maps for it to point at.
+The object must hold nothing but the function and its references to the
+maps and load-time constants (llvm_maps.py): any other relocation (a constant
+pool, a lookup table) is an internal error, since pyfd's object file has
+nothing for it to point at.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import struct
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import assert_never
+from typing import TYPE_CHECKING, assert_never
 
 from pyfd.abi import FLOW_DISSECTOR_SECTION as SECTION
 from pyfd.abi import BPF_FUNC_SKB_LOAD_BYTES, MAX_BPF_STACK, MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
@@ -50,6 +51,7 @@ from ..diagnostics import BackendError, CompileError, InternalCompilerError, Spa
 from ..ir.analysis import reverse_postorder
 from ..ir.windows import has_windows, window_layout
 from ..ir.nodes import (
+    AtomicMapValue,
     Binary,
     BinaryOp,
     Block,
@@ -63,20 +65,30 @@ from ..ir.nodes import (
     Imm,
     Instruction,
     Jump,
+    LoadConfig,
     LoadKeys,
+    LoadMapValue,
     LoadPacket,
+    MapDelete,
+    MapLookup,
+    MapUpdate,
     Operand,
     Reg,
     Return,
     SetCond,
     StoreKeys,
+    StoreMapValue,
     Terminator,
     Unary,
     UnaryOp,
     to_s64,
 )
 from .isolate import EX_SOFTWARE, ChildFailed, frame, run_isolated
+from .llvm_maps import MapEmitter, resolve_relocations
 from .result import CompiledCode
+
+if TYPE_CHECKING:
+    from llvmlite.binding import TargetMachine  # llvmlite is imported where it runs: the CLI starts without it
 
 TRIPLE = "bpfel"
 # The BPF data layout LLVM uses for bpfel (llvm/lib/Target/BPF/BPFTargetMachine.cpp).
@@ -133,7 +145,7 @@ class _Phi:
 # ("reg", register) is an i64; ("ptr", base) the packet pointer a check
 # proved for a base; ("window", number) a window's bytes, packet or stack copy;
 # ("ctx", name) data, data_end or the keys pointer (see `load_context`).
-_Var = tuple[str, Reg | Operand | int]
+_Var = tuple[str, Operand | int | str]
 _POINTERS = ("ptr", "window", "ctx")
 
 
@@ -248,32 +260,18 @@ def _i64(value: int) -> str:
     return str(to_s64(value))
 
 
-class _Lowering:
-    """Writes one IR function as an LLVM module in text form."""
+class _DebugInfo:
+    """The module's debug metadata: its files, the function's subprogram, a DILocation per Python place."""
 
     def __init__(self, fn: Function) -> None:
         self.fn = fn
-        self.counter = 0
-        self.ssa = _Ssa(self.new_value)
-        self.blocks: list[_LlvmBlock] = []
-        self.current: _LlvmBlock | None = None
-        self.declarations: set[str] = set()
         self.metadata: list[str] = []  # !N = ... in order, N = index
         self.files: dict[str, int] = {}
         self.file_scopes: dict[str, int] = {}
         self.locations: dict[tuple[str, int, int], int] = {}
         self.spans: dict[tuple[str, int, int], Span] = {}  # what a line info maps back to
-        self.uses_keys = any(isinstance(i, (LoadKeys, StoreKeys)) for i in fn.instructions())
-        self.uses_packet = any(isinstance(b.term, CheckPacket) for b in fn.blocks)
-        self.windows = window_layout(fn) if has_windows(fn) else None
         self._cold: int | None = None
         self.subprogram = self.debug_header()
-
-    # -- names, metadata ------------------------------------------------------
-
-    def new_value(self) -> str:
-        self.counter += 1
-        return f"%v{self.counter}"
 
     def meta(self, text: str) -> int:
         self.metadata.append(text)
@@ -344,6 +342,35 @@ class _Lowering:
             )
         return self.file_scopes[path]
 
+    def module_lines(self) -> list[str]:
+        """The named metadata and the numbered nodes, last in the module."""
+        out = [f"!llvm.dbg.cu = !{{!{self.compile_unit}}}"]
+        flags = self.meta('!{i32 2, !"Debug Info Version", i32 3}')
+        dwarf = self.meta('!{i32 7, !"Dwarf Version", i32 5}')
+        out.append(f"!llvm.module.flags = !{{!{flags}, !{dwarf}}}")
+        out.extend(f"!{i} = {text}" for i, text in enumerate(self.metadata))
+        return out
+
+
+class _Lowering(MapEmitter):
+    """Writes one IR function as an LLVM module in text form (map operations: llvm_maps.MapEmitter)."""
+
+    def __init__(self, fn: Function) -> None:
+        self.fn = fn
+        self.counter = 0
+        self.ssa = _Ssa(self.new_value)
+        self.blocks: list[_LlvmBlock] = []
+        self.current: _LlvmBlock | None = None
+        self.declarations: set[str] = set()
+        self.debug = _DebugInfo(fn)
+        self.uses_keys = any(isinstance(i, (LoadKeys, StoreKeys)) for i in fn.instructions())
+        self.uses_packet = any(isinstance(b.term, CheckPacket) for b in fn.blocks)
+        self.windows = window_layout(fn) if has_windows(fn) else None
+
+    def new_value(self) -> str:
+        self.counter += 1
+        return f"%v{self.counter}"
+
     # -- emitting -------------------------------------------------------------
 
     def start(self, label: str, preds: list[str]) -> _LlvmBlock:
@@ -355,7 +382,7 @@ class _Lowering:
 
     def emit(self, text: str, span: Span) -> None:
         assert self.current is not None
-        self.current.lines.append(text + self.dbg(span))
+        self.current.lines.append(text + self.debug.dbg(span))
 
     def value(self, text: str, span: Span) -> str:
         """Emit `%vN = text`, return %vN."""
@@ -397,7 +424,7 @@ class _Lowering:
         for b in order:
             self.lower_block(b, preds, filled)
         self.ssa.remove_trivial_phis()
-        return self.module_text()
+        return _module_text(self)
 
     def llvm_edges(self, block: Block) -> list[tuple[str, list[str]]]:
         """The LLVM blocks an IR block becomes, and the successors of each."""
@@ -417,6 +444,7 @@ class _Lowering:
     def prologue(self) -> None:
         span = self.fn.span
         self.start("entry.ctx", [])
+        self.map_prologue(span)
         # Volatile context loads: the verifier rewrites exactly a u32 load of
         # data (76) and data_end (80) and a u64 load of flow_keys (144)
         # (net/core/filter.c, flow_dissector_is_valid_access); any other size
@@ -531,6 +559,8 @@ class _Lowering:
                 # alignment is asked for (check_pkt_ptr_alignment).
                 loaded = self.value(f"load i{8 * size}, ptr {ptr}, align {size}", span)
                 self.write(dst, loaded if size == 8 else self.value(f"zext i{8 * size} {loaded} to i64", span))
+            case MapLookup() | MapUpdate() | MapDelete() | LoadMapValue() | StoreMapValue() | AtomicMapValue() | LoadConfig():
+                self.map_insn(insn)
             case _:
                 assert_never(insn)
 
@@ -689,7 +719,7 @@ class _Lowering:
         # The copy is the cold path: told so, LLVM places it out of line and
         # keeps the registers the call clobbers for the fast path, spilling
         # around the call instead of across the whole function.
-        cold = self.cold_weights()
+        cold = self.debug.cold_weights()
         self.terminate(f"br i1 {outside}, label %{_label(copy)}, label %{_label(term.ok)}, !prof !{cold}", span, [copy, term.ok])
         self.finish(preds, filled)
         self.start(copy, preds[copy])
@@ -709,44 +739,43 @@ class _Lowering:
 
     # -- the module -----------------------------------------------------------
 
-    def module_text(self) -> str:
-        fn = self.fn
-        out = [
-            f'source_filename = "{_escape(fn.file)}"',
-            f'target datalayout = "{DATA_LAYOUT}"',
-            f'target triple = "{TRIPLE}"',
-            "",
-            *sorted(self.declarations),
-            "",
-            f'define i32 @"{_escape(fn.name)}"(ptr %ctx) #0 section "{SECTION}" !dbg !{self.subprogram} {{',
-        ]
-        resolve = self.ssa.resolve
-        live_phis: dict[str, list[_Phi]] = {}
-        for phi in self.ssa.phis.values():
-            if phi.name not in self.ssa.alias:
-                live_phis.setdefault(phi.block, []).append(phi)
-        for i, block in enumerate(self.blocks):
-            if i:
-                out.append("")
-            out.append(f"{_label(block.label)}:")
-            for phi in live_phis.get(block.label, []):
-                incoming = ", ".join(f"[ {resolve(v)}, %{_label(p)} ]" for v, p in phi.incoming)
-                out.append(f"  {phi.name} = phi {phi.type} {incoming}")
-            for line in block.lines:
-                out.append("  " + _VALUE.sub(lambda m: resolve(m.group(0)), line))
-        out.append("}")
-        out.append("")
-        # "no-jump-tables": SimplifyCFG may turn compare chains into a switch,
-        # and a jump or lookup table would need a relocation (a .rodata map).
-        out.append('attributes #0 = { nounwind "no-jump-tables"="true" "frame-pointer"="none" }')
-        out.append("attributes #1 = { cold }")
-        out.append("")
-        out.append(f"!llvm.dbg.cu = !{{!{self.compile_unit}}}")
-        flags = self.meta('!{i32 2, !"Debug Info Version", i32 3}')
-        dwarf = self.meta('!{i32 7, !"Dwarf Version", i32 5}')
-        out.append(f"!llvm.module.flags = !{{!{flags}, !{dwarf}}}")
-        out.extend(f"!{i} = {text}" for i, text in enumerate(self.metadata))
-        return "\n".join(out) + "\n"
+
+
+def _module_text(lowering: _Lowering) -> str:
+    """The module: its header, the function with its phis resolved, attributes and debug metadata."""
+    fn = lowering.fn
+    out = [
+        f'source_filename = "{_escape(fn.file)}"',
+        f'target datalayout = "{DATA_LAYOUT}"',
+        f'target triple = "{TRIPLE}"',
+        "",
+        *sorted(lowering.declarations),
+        "",
+        f'define i32 @"{_escape(fn.name)}"(ptr %ctx) #0 section "{SECTION}" !dbg !{lowering.debug.subprogram} {{',
+    ]
+    resolve = lowering.ssa.resolve
+    live_phis: dict[str, list[_Phi]] = {}
+    for phi in lowering.ssa.phis.values():
+        if phi.name not in lowering.ssa.alias:
+            live_phis.setdefault(phi.block, []).append(phi)
+    for i, block in enumerate(lowering.blocks):
+        if i:
+            out.append("")
+        out.append(f"{_label(block.label)}:")
+        for phi in live_phis.get(block.label, []):
+            incoming = ", ".join(f"[ {resolve(v)}, %{_label(p)} ]" for v, p in phi.incoming)
+            out.append(f"  {phi.name} = phi {phi.type} {incoming}")
+        for line in block.lines:
+            out.append("  " + _VALUE.sub(lambda m: resolve(m.group(0)), line))
+    out.append("}")
+    out.append("")
+    # "no-jump-tables": SimplifyCFG may turn compare chains into a switch,
+    # and a jump or lookup table would need a relocation (a .rodata map).
+    out.append('attributes #0 = { nounwind "no-jump-tables"="true" "frame-pointer"="none" }')
+    out.append("attributes #1 = { cold }")
+    out.append("")
+    out.extend(lowering.debug.module_lines())
+    return "\n".join(out) + "\n"
 
 
 def _escape(text: str) -> str:
@@ -761,7 +790,7 @@ _LLVM_STACK_LIMIT = 1 << 20
 
 
 @functools.cache
-def _target_machine():  # type: ignore[no-untyped-def]
+def _target_machine() -> TargetMachine:
     """The bpfel target machine, cpu v3; its code generator always runs at LLVM's default level.
 
     At codegen -O0 (FastISel and the fast register allocator) every value
@@ -789,7 +818,7 @@ def generate_llvm_ir(fn: Function) -> tuple[str, dict[tuple[str, int, int], Span
     """The LLVM module (text) for a checked IR function, and the span of each debug location."""
     lowering = _Lowering(fn)
     text = lowering.lower()
-    return text, lowering.spans
+    return text, lowering.debug.spans
 
 
 def _codegen(text: str, level: int, name: str) -> bytes:
@@ -820,7 +849,7 @@ def _codegen(text: str, level: int, name: str) -> bytes:
     builder = llvm.create_pass_builder(tm, tuning)
     builder.getModulePassManager().run(module, builder)
     optimised = str(module).encode()
-    obj = tm.emit_object(module)
+    obj: bytes = tm.emit_object(module)
     return b"O" + struct.pack("<Q", len(optimised)) + optimised + obj
 
 
@@ -882,8 +911,8 @@ def compile_llvm(fn: Function, opt_level: int = 2) -> CompiledCode:
     (size,) = struct.unpack_from("<Q", answer, 1)
     optimised = answer[9 : 9 + size].decode()
     obj = answer[9 + size :]
-    code, lines = _read_program(obj, fn.name)
-    insns = _attach_spans(decode(code), lines, spans, fn.span)
+    code, lines, relocations = _read_program(obj, fn.name)
+    insns = _attach_spans(resolve_relocations(decode(code), relocations, fn), lines, spans, fn.span)
     stack = _stack_size(insns)
     if stack > MAX_BPF_STACK:
         raise CompileError(
@@ -903,8 +932,8 @@ def _stack_size(insns: Iterable[BpfInstruction]) -> int:
     return deepest
 
 
-def _read_program(obj: bytes, name: str) -> tuple[bytes, list[tuple[int, str, int, int]]]:
-    """The code of function `name` in the object, and its line info (byte offset, file, line, column)."""
+def _read_program(obj: bytes, name: str) -> tuple[bytes, list[tuple[int, str, int, int]], list[tuple[int, str]]]:
+    """The code of function `name` in the object, its line info (byte offset, file, line, column), its relocations."""
     from pyfd.objfile.reader import ObjectFileError, read_object  # reading needs pyelftools: only here
 
     try:
@@ -919,17 +948,16 @@ def _read_program(obj: bytes, name: str) -> tuple[bytes, list[tuple[int, str, in
     program, data = programs[0], parsed.sections[SECTION]
     if program.offset != 0 or len(program.code) != len(data):
         raise InternalCompilerError(f"{SECTION} holds more than {name!r}: {len(data)} bytes, the function {len(program.code)}", None)
-    if program.relocations:
-        # A relocation means a global (a constant pool, a lookup table, a
-        # call): pyfd's object has nothing for it to refer to.
-        raise InternalCompilerError(f"LLVM's code for {name!r} refers to a global ({len(program.relocations)} relocations)", None)
+    # A relocation is a global: a map or a load-time constant (llvm_maps.resolve_relocations),
+    # or else something pyfd's object has nothing for (a constant pool, a lookup table, a call).
+    relocations = [(r.offset, r.symbol) for r in program.relocations]
     lines: list[tuple[int, str, int, int]] = []
     btf, btf_ext = parsed.sections.get(".BTF"), parsed.sections.get(".BTF.ext")
     if btf is not None and btf_ext is not None:
         info = parse_btf_ext(btf_ext, btf).get(SECTION)
         if info is not None:
             lines = sorted((r.insn_off, r.file_name, r.line, r.col) for r in info.line_info)
-    return data, lines
+    return data, lines, relocations
 
 
 def _attach_spans(

@@ -10,10 +10,11 @@ instruction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Union
 
 from pyfd.isa import (
     BPF_LD_IMM64,
+    BPF_PSEUDO_MAP_FD,
+    BPF_PSEUDO_MAP_VALUE,
     AluOp,
     Class,
     Instruction,
@@ -31,7 +32,7 @@ from pyfd.isa import (
 )
 
 # A register operand: a virtual register name, or a physical register number.
-MReg = Union[str, int]
+MReg = str | int
 
 FP = 10  # r10, the read-only frame pointer
 
@@ -53,7 +54,12 @@ class MInsn:
     # repeat it at a use instead of spilling its result to the stack.
     remat: bool = field(default=False, compare=False)
     # The operands of a pseudo-instruction (FETCH), expanded after allocation.
-    fetch: "Fetch | None" = None
+    fetch: Fetch | None = None
+    # A helper call: how many argument registers (r1 ..) it reads.
+    args: int = field(default=0, compare=False)
+    # A stack address fixed after allocation (`add rX, -(spill area + frame_offset)`):
+    # the key and value a helper call reads are stored below the spill slots.
+    frame_offset: int | None = field(default=None, compare=False)
 
     @property
     def cls(self) -> Class:
@@ -102,12 +108,14 @@ class MInsn:
         if cls in (Class.JMP, Class.JMP32):
             if op == JmpOp.EXIT:
                 return [0]
-            if op in (JmpOp.JA, JmpOp.CALL):
+            if op == JmpOp.CALL:
+                return list(range(1, 1 + self.args))
+            if op == JmpOp.JA:
                 return []
             return [self.dst, self.src] if x else [self.dst]
         return []
 
-    def rename(self, mapping: dict[MReg, MReg]) -> "MInsn":
+    def rename(self, mapping: dict[MReg, MReg]) -> MInsn:
         """The instruction with registers replaced through `mapping`."""
         return replace(self, dst=mapping.get(self.dst, self.dst), src=mapping.get(self.src, self.src))
 
@@ -228,14 +236,34 @@ def jmp_reg(op: JmpOp, dst: MReg, src: MReg, target: str, *, span: object = None
     return MInsn(jmp_opcode(Class.JMP, op, Source.X), dst, src, target=target, span=span)
 
 
+def ld_map_fd(dst: MReg, map_index: int, *, span: object = None) -> MInsn:
+    """BPF_LD_MAP_FD: dst = the map `map_index` of the object (a relocation in the ELF)."""
+    return MInsn(BPF_LD_IMM64, dst, BPF_PSEUDO_MAP_FD, 0, map_index, span=span)
+
+
+def ld_map_value(dst: MReg, map_index: int, offset: int, *, span: object = None) -> MInsn:
+    """dst = the address `offset` bytes into the value of map `map_index` (src BPF_PSEUDO_MAP_VALUE)."""
+    return MInsn(BPF_LD_IMM64, dst, BPF_PSEUDO_MAP_VALUE, 0, offset << 32 | map_index, span=span)
+
+
+def call_helper(helper: int, args: int, *, span: object = None) -> MInsn:
+    """BPF_EMIT_CALL: call helper `helper` with its `args` arguments in r1 ..; r0 gets the result, r1-r5 are clobbered."""
+    return MInsn(jmp_opcode(Class.JMP, JmpOp.CALL, Source.K), 0, 0, 0, helper, span=span, args=args)
+
+
+def atomic_op(size: Size, op: AluOp, dst: MReg, src: MReg, off: int, *, span: object = None) -> MInsn:
+    """BPF_ATOMIC_OP without BPF_FETCH: *(size *)(dst + off) op= src."""
+    return MInsn(mem_opcode(Class.STX, Mode.ATOMIC, size), dst, src, off, int(op), span=span)
+
+
+def frame_address(dst: MReg, frame_offset: int, *, span: object = None) -> MInsn:
+    """dst += -(the spill area + frame_offset): fixed once the spill area's size is known (`MInsn.frame_offset`)."""
+    return MInsn(alu_opcode(Class.ALU64, AluOp.ADD, Source.K), dst, 0, 0, 0, span=span, frame_offset=frame_offset)
+
+
 def ja(target: str, *, span: object = None) -> MInsn:
     """BPF_JMP_A: goto target."""
     return MInsn(jmp_opcode(Class.JMP, JmpOp.JA, Source.K), target=target, span=span)
-
-
-def call_helper(helper: int, *, span: object = None) -> MInsn:
-    """BPF_EMIT_CALL: r0 = helper(r1, ..., r5); r1-r5 are clobbered."""
-    return MInsn(jmp_opcode(Class.JMP, JmpOp.CALL, Source.K), 0, 0, 0, helper, span=span)
 
 
 def exit_insn(*, span: object = None) -> MInsn:

@@ -14,14 +14,15 @@ from dataclasses import replace
 from typing import assert_never
 
 from pyfd.abi import MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
-from pyfd.isa import AluOp, JmpOp, Size, relax_jumps, resolve
+from pyfd.isa import AluOp, JmpOp, Label, Size, relax_jumps, resolve
+from pyfd.isa import Instruction as BpfInstruction
 
 from ..diagnostics import CompileError, InternalCompilerError, Span
 from ..ir.builder import IRBuilder
 from ..ir.nodes import (
-    Binary, BinaryOp, Block, Branch, ByteSwap, CheckPacket, Cmp, Copy, Extend, Function, Imm,
-    Instruction, Jump, LoadKeys, LoadPacket, Operand, Reg, Return, SetCond, StoreKeys, Unary, UnaryOp,
-    to_s64,
+    AtomicMapValue, Binary, BinaryOp, Block, Branch, ByteSwap, CheckPacket, Cmp, Copy, Extend, Function, Imm,
+    Instruction, Jump, LoadConfig, LoadKeys, LoadMapValue, LoadPacket, MapDelete, MapLookup, MapUpdate, Operand, Reg,
+    Return, SetCond, StoreKeys, StoreMapValue, Unary, UnaryOp, to_s64,
 )
 from ..ir.windows import window_layout
 from ..passes.facts import Facts
@@ -30,6 +31,7 @@ from .mir import (
     MBlock, MFunction, MInsn, MReg, alu64_imm, alu64_reg, endian_be, exit_insn, fetch, ja, jmp_imm, jmp_reg,
     ld_imm64, ldx_mem, mov32_imm, mov32_reg, mov64_imm, mov64_reg, neg64, st_mem, stx_mem,
 )
+from .native_maps import MapSelection, fix_frame_addresses
 from .regalloc import AllocationError, StackLimitError, allocate
 from .result import CompiledCode
 
@@ -80,11 +82,13 @@ def _split_setcond(fn: Function) -> Function:
                 b.terminate(Jump(join, insn.span))
             b.position(join)
         b.terminate(block.term)
-    return b.finish(fn.name, fn.file, fn.span, fn.locals)
+    split = b.finish(fn.name, fn.file, fn.span)
+    split.maps, split.configs = fn.maps, fn.configs
+    return split
 
 
-class _Selector:
-    """Instruction selection for one function."""
+class _Selector(MapSelection):
+    """Instruction selection for one function (map operations: native_maps.MapSelection)."""
 
     def __init__(self, fn: Function) -> None:
         self.fn = fn
@@ -138,7 +142,7 @@ class _Selector:
             self.emit(mov64_reg("ctx", 1, span=span))
         if self.keys:
             self.emit(ldx_mem(Size.DW, self.keys, "ctx", SKB_FLOW_KEYS, span=span))
-        if self.data:
+        if self.data is not None and self.data_end is not None:
             self.emit(ldx_mem(Size.W, self.data, "ctx", SKB_DATA, span=span))
             self.emit(ldx_mem(Size.W, self.data_end, "ctx", SKB_DATA_END, span=span))
         return self.out
@@ -197,9 +201,12 @@ class _Selector:
             case LoadPacket(dst, base, disp, size, window=window):
                 # Repeatable too: the window's buffer is not reused while a value
                 # read through it is live (ir.windows counts those as uses).
+                assert window is not None  # the case above takes window None
                 self.emit(ldx_mem(_SIZE[size], self.reg(dst), self.window_pointer(window, span), disp, span=span, remat=True))
             case SetCond():
                 raise InternalCompilerError("SetCond reached instruction selection", insn.span)
+            case MapLookup() | MapUpdate() | MapDelete() | LoadMapValue() | StoreMapValue() | AtomicMapValue() | LoadConfig():
+                self.select_map(insn)
             case _:
                 assert_never(insn)
 
@@ -297,13 +304,13 @@ class _Selector:
             self.emit(_alu64(AluOp.MOV, end, self.data, imm=False, span=span))
             self.emit(_alu64(AluOp.ADD, end, term.base.value + term.size, imm=True, span=span))
         else:
-            base = self.reg(term.base)  # type: ignore[arg-type]
+            base = self.reg(term.base)
             bits = self.verifier_bits(term.base)
             if bits >= 64 or (1 << bits) - 1 > MAX_PACKET_OFF - term.size:
                 # Without this clamp `data + off` teaches the verifier nothing and
                 # the read fails with "invalid access to packet ... r=0".
                 self.emit(jmp_imm(JmpOp.JGT, base, MAX_PACKET_OFF - term.size, fail, span=span))
-            ptr = self.pointers.setdefault(term.base, f"ptr.{term.base.name}")  # type: ignore[union-attr]
+            ptr = self.pointers.setdefault(term.base, f"ptr.{term.base.name}")
             self.emit(_alu64(AluOp.MOV, ptr, self.data, imm=False, span=span))
             self.emit(_alu64(AluOp.ADD, ptr, base, imm=False, span=span))
             self.emit(_alu64(AluOp.MOV, end, ptr, imm=False, span=span))
@@ -429,15 +436,14 @@ def compile_native(fn: Function) -> CompiledCode:
         ) from None
     except AllocationError as exc:
         raise InternalCompilerError(str(exc), fn.span) from exc
+    fix_frame_addresses(mfn, fn.span)  # map keys and values below the spills, then the windows' frame
     if any(isinstance(b.term, CheckPacket) and b.term.window is not None for b in fn.blocks):
         try:
             expand_fetches(mfn, window_layout(fn))
         except StackLimitError as exc:
             raise CompileError(str(exc), fn.span, hint="read fewer headers at once, or compile without page-fragment reads") from None
     _drop_jumps_to_next(mfn.blocks)
-    items = []
-    from pyfd.isa import Label
-
+    items: list[BpfInstruction | Label] = []
     for b in mfn.blocks:
         items.append(Label(_label_name(b.label)))
         for insn in b.insns:

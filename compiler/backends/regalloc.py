@@ -21,13 +21,15 @@ hold 64 values at once, not 64 spilled registers in all.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from pyfd.abi import MAX_BPF_STACK as MAX_STACK
-from pyfd.isa import Class, Mode, Size, mem_opcode
+from pyfd.isa import Class, JmpOp, Mode, Size, bpf_op, mem_opcode
 
 from .mir import FP, MBlock, MFunction, MInsn, MReg, ldx_mem, stx_mem
 
 ALLOCATABLE = tuple(range(10))  # r0-r9; r10 is the frame pointer
+_T = TypeVar("_T")
 
 
 class AllocationError(Exception):
@@ -58,9 +60,23 @@ class Interval:
         return self.cost / (self.end - self.start + 1)
 
 
+def _solve_live_in(blocks: list[MBlock], use: dict[str, set[_T]], defs: dict[str, set[_T]]) -> dict[str, set[_T]]:
+    """What is live on entry to each block, given what each block reads before writing (`use`) and writes (`defs`)."""
+    live_in: dict[str, set[_T]] = {b.label: set() for b in blocks}
+    changed = True
+    while changed:
+        changed = False
+        for b in reversed(blocks):
+            out: set[_T] = set().union(*(live_in[s] for s in b.succs)) if b.succs else set()
+            new = use[b.label] | (out - defs[b.label])
+            if new != live_in[b.label]:
+                live_in[b.label] = new
+                changed = True
+    return live_in
+
+
 def liveness(fn: MFunction) -> dict[str, set[MReg]]:
     """Registers live on entry to each block."""
-    blocks = {b.label: b for b in fn.blocks}
     use: dict[str, set[MReg]] = {}
     defs: dict[str, set[MReg]] = {}
     for b in fn.blocks:
@@ -70,18 +86,7 @@ def liveness(fn: MFunction) -> dict[str, set[MReg]]:
             u.update(r for r in insn.uses() if r not in d)
             d.update(insn.defs())
         use[b.label], defs[b.label] = u, d
-    live_in: dict[str, set[MReg]] = {b.label: set() for b in fn.blocks}
-    changed = True
-    while changed:
-        changed = False
-        for b in reversed(fn.blocks):
-            out: set[MReg] = set().union(*(live_in[s] for s in b.succs)) if b.succs else set()
-            new = use[b.label] | (out - defs[b.label])
-            if new != live_in[b.label]:
-                live_in[b.label] = new
-                changed = True
-    del blocks
-    return live_in
+    return _solve_live_in(fn.blocks, use, defs)
 
 
 def build_intervals(fn: MFunction) -> tuple[dict[str, Interval], dict[int, list[tuple[int, int]]]]:
@@ -116,6 +121,7 @@ def build_intervals(fn: MFunction) -> tuple[dict[str, Interval], dict[int, list[
                 touch(reg, pos + 1)
                 if isinstance(reg, int):
                     last_def[reg] = pos + 1
+            _clobbers(insn, pos, fixed)
             # A run of consecutive instructions referring to a register costs
             # one reload (if the run reads it first) and one store (if the run
             # writes it) when spilled, as _spill rewrites it.
@@ -132,6 +138,14 @@ def build_intervals(fn: MFunction) -> tuple[dict[str, Interval], dict[int, list[
         for reg in out:
             touch(reg, pos - 1)
     return intervals, fixed
+
+
+def _clobbers(insn: MInsn, pos: int, fixed: dict[int, list[tuple[int, int]]]) -> None:
+    """A helper call writes r0-r5 (the BPF calling convention): nothing live across it may be in them."""
+    if insn.cls == Class.JMP and bpf_op(insn.opcode) == JmpOp.CALL:
+        for reg in insn.defs():
+            if isinstance(reg, int):
+                fixed.setdefault(reg, []).append((pos, pos + 1))
 
 
 def _run(insns: list[MInsn], start: int, reg: MReg) -> list[MInsn]:
@@ -205,66 +219,78 @@ def _spill(fn: MFunction, regs: set[str], slots: dict[str, int], counter: list[i
     remat = _rematerializable(fn, regs)
     if remat:
         for b in fn.blocks:
-            out_insns: list[MInsn] = []
-            for insn in b.insns:
-                if any(insn is d for d in remat.values()):
-                    continue  # repeated before each use instead
-                repeated: dict[MReg, MReg] = {}
-                for reg in insn.uses():
-                    if isinstance(reg, str) and reg in remat and reg not in repeated:
-                        counter[0] += 1
-                        repeated[reg] = tmp = f"{reg}.m{counter[0]}"
-                        temps.add(tmp)
-                        out_insns.append(replace(remat[reg], dst=tmp, span=insn.span))
-                out_insns.append(insn.rename(repeated) if repeated else insn)
-            b.insns = out_insns
+            b.insns = _repeat_definitions(b.insns, remat, counter, temps)
         regs = regs - set(remat)
     for reg in sorted(regs):
         if reg not in slots:  # a slot of its own for now; _pack_slots shares them out
             fn.stack_size += 8
             slots[reg] = -fn.stack_size
     for b in fn.blocks:
-        out: list[MInsn] = []
-        # A spilled register's value stays in its temporary while the very
-        # next instruction uses it too (`mov t, a; add t, b` of two-address
-        # code): one reload before the run and one store after it, not a
-        # store and a reload between each pair. Nothing crosses a jump or
-        # the block's end without being stored.
-        held: dict[str, str] = {}  # spilled register -> temporary holding its value
-        dirty: set[str] = set()  # held values not yet stored
-        for i, insn in enumerate(b.insns):
-            mapping: dict[MReg, MReg] = {}
-            direct = _spill_copy(insn, regs, slots, held, b.insns[i + 1] if i + 1 < len(b.insns) else None)
-            if direct is not None:  # a copy to or from a slot is the store or the load itself
-                out.append(direct)
-                continue
-            for reg in insn.uses():
-                if isinstance(reg, str) and reg in regs and reg not in mapping:
+        b.insns = _through_slots(b.insns, regs, slots, counter, temps)
+
+
+def _repeat_definitions(insns: list[MInsn], remat: dict[str, MInsn], counter: list[int], temps: set[str]) -> list[MInsn]:
+    """`insns` with each use of a rematerializable register given a fresh copy of its definition just before it."""
+    out: list[MInsn] = []
+    for insn in insns:
+        if any(insn is d for d in remat.values()):
+            continue  # repeated before each use instead
+        repeated: dict[MReg, MReg] = {}
+        for reg in insn.uses():
+            if isinstance(reg, str) and reg in remat and reg not in repeated:
+                counter[0] += 1
+                repeated[reg] = tmp = f"{reg}.m{counter[0]}"
+                temps.add(tmp)
+                out.append(replace(remat[reg], dst=tmp, span=insn.span))
+        out.append(insn.rename(repeated) if repeated else insn)
+    return out
+
+
+def _through_slots(insns: list[MInsn], regs: set[str], slots: dict[str, int], counter: list[int], temps: set[str]) -> list[MInsn]:
+    """One block's `insns` with the spilled `regs` loaded from and stored to their slots around each run using them.
+
+    A spilled register's value stays in its temporary while the very next
+    instruction uses it too (`mov t, a; add t, b` of two-address code): one
+    reload before the run and one store after it, not a store and a reload
+    between each pair. Nothing crosses a jump or the block's end without
+    being stored.
+    """
+    out: list[MInsn] = []
+    held: dict[str, str] = {}  # spilled register -> temporary holding its value
+    dirty: set[str] = set()  # held values not yet stored
+    for i, insn in enumerate(insns):
+        mapping: dict[MReg, MReg] = {}
+        direct = _spill_copy(insn, regs, slots, held, insns[i + 1] if i + 1 < len(insns) else None)
+        if direct is not None:  # a copy to or from a slot is the store or the load itself
+            out.append(direct)
+            continue
+        for reg in insn.uses():
+            if isinstance(reg, str) and reg in regs and reg not in mapping:
+                if reg not in held:
+                    counter[0] += 1
+                    held[reg] = f"{reg}.r{counter[0]}"
+                    temps.add(held[reg])
+                    out.append(ldx_mem(Size.DW, held[reg], FP, slots[reg], span=insn.span))
+                mapping[reg] = held[reg]
+        for reg in insn.defs():
+            if isinstance(reg, str) and reg in regs:
+                if reg not in mapping:
                     if reg not in held:
                         counter[0] += 1
-                        held[reg] = f"{reg}.r{counter[0]}"
+                        held[reg] = f"{reg}.w{counter[0]}"
                         temps.add(held[reg])
-                        out.append(ldx_mem(Size.DW, held[reg], FP, slots[reg], span=insn.span))
                     mapping[reg] = held[reg]
-            for reg in insn.defs():
-                if isinstance(reg, str) and reg in regs:
-                    if reg not in mapping:
-                        if reg not in held:
-                            counter[0] += 1
-                            held[reg] = f"{reg}.w{counter[0]}"
-                            temps.add(held[reg])
-                        mapping[reg] = held[reg]
-                    dirty.add(reg)
-            out.append(insn.rename(mapping) if mapping else insn)
-            nxt = b.insns[i + 1] if i + 1 < len(b.insns) else None
-            for reg in list(held):
-                keep = nxt is not None and reg in (*nxt.uses(), *nxt.defs())
-                if reg in dirty and (not keep or nxt is None or nxt.cls in (Class.JMP, Class.JMP32) or reg not in nxt.uses()):
-                    out.append(stx_mem(Size.DW, FP, held[reg], slots[reg], span=insn.span))
-                    dirty.discard(reg)
-                if not keep:
-                    del held[reg]
-        b.insns = out
+                dirty.add(reg)
+        out.append(insn.rename(mapping) if mapping else insn)
+        nxt = insns[i + 1] if i + 1 < len(insns) else None
+        for reg in list(held):
+            keep = nxt is not None and reg in (*nxt.uses(), *nxt.defs())
+            if reg in dirty and (not keep or nxt is None or nxt.cls in (Class.JMP, Class.JMP32) or reg not in nxt.uses()):
+                out.append(stx_mem(Size.DW, FP, held[reg], slots[reg], span=insn.span))
+                dirty.discard(reg)
+            if not keep:
+                del held[reg]
+    return out
 
 
 def _spill_copy(insn: MInsn, regs: set[str], slots: dict[str, int], held: dict[str, str], nxt: MInsn | None) -> MInsn | None:
@@ -276,13 +302,13 @@ def _spill_copy(insn: MInsn, regs: set[str], slots: dict[str, int], held: dict[s
     if not insn.is_copy():
         return None
     dst, src = insn.dst, insn.src
-    dst_spilled = isinstance(dst, str) and dst in regs
-    src_spilled = isinstance(src, str) and src in regs
+    dst_slot = slots[dst] if isinstance(dst, str) and dst in regs else None
+    src_slot = slots[src] if isinstance(src, str) and src in regs else None
     next_touches = nxt is not None and dst in (*nxt.uses(), *nxt.defs())
-    if dst_spilled and not src_spilled and dst not in held and not next_touches:
-        return stx_mem(Size.DW, FP, src, slots[dst], span=insn.span)  # type: ignore[index]
-    if src_spilled and not dst_spilled and src not in held:
-        return ldx_mem(Size.DW, dst, FP, slots[src], span=insn.span)  # type: ignore[index]
+    if dst_slot is not None and src_slot is None and dst not in held and not next_touches:
+        return stx_mem(Size.DW, FP, src, dst_slot, span=insn.span)
+    if src_slot is not None and dst_slot is None and src not in held:
+        return ldx_mem(Size.DW, dst, FP, src_slot, span=insn.span)
     return None
 
 
@@ -297,8 +323,9 @@ def allocate(fn: MFunction) -> None:
         if spilled & temps:
             raise AllocationError("a spill temporary found no register")
         if not spilled:
+            physical: dict[MReg, MReg] = {reg: phys for reg, phys in assignment.items()}
             for b in fn.blocks:
-                b.insns = [i.rename(assignment) for i in b.insns]  # type: ignore[arg-type]
+                b.insns = [i.rename(physical) for i in b.insns]
                 b.insns = [i for i in b.insns if not (i.is_copy() and i.dst == i.src)]
             _pack_slots(fn)
             return
@@ -318,58 +345,14 @@ def _slot_access(insn: MInsn) -> tuple[int | None, int | None]:
 def _pack_slots(fn: MFunction) -> None:
     """Map the spill slots onto as few stack offsets as their live ranges allow, in place.
 
-    A slot is live from a store to the loads that read it, solved over the
-    CFG like a register (a store defines it, a load uses it) and widened to
-    one interval over the layout order, as registers are. Slots whose
-    intervals do not overlap take the same offset (linear scan with as many
-    offsets as needed). More than MAX_STACK bytes at once is an
-    StackLimitError at the instruction where the value that does not fit is
-    stored.
+    Slots whose intervals (`_slot_ranges`) do not overlap take the same
+    offset (linear scan with as many offsets as needed). More than MAX_STACK
+    bytes at once is an StackLimitError at the instruction where the value
+    that does not fit is stored.
     """
     if not fn.stack_size:
         return
-    use: dict[str, set[int]] = {}
-    defs: dict[str, set[int]] = {}
-    for b in fn.blocks:
-        u, d = set(), set()
-        for insn in b.insns:
-            read, written = _slot_access(insn)
-            if read is not None and read not in d:
-                u.add(read)
-            if written is not None:
-                d.add(written)
-        use[b.label], defs[b.label] = u, d
-    live_in: dict[str, set[int]] = {b.label: set() for b in fn.blocks}
-    changed = True
-    while changed:
-        changed = False
-        for b in reversed(fn.blocks):
-            out = set().union(*(live_in[s] for s in b.succs)) if b.succs else set()
-            new = use[b.label] | (out - defs[b.label])
-            if new != live_in[b.label]:
-                live_in[b.label] = new
-                changed = True
-    ranges: dict[int, list[int]] = {}  # slot -> [first, last] position
-    first_store: dict[int, object] = {}  # slot -> span of its first store, for the error
-    pos = 0
-
-    def touch(slot: int, at: int) -> None:
-        r = ranges.setdefault(slot, [at, at])
-        r[0], r[1] = min(r[0], at), max(r[1], at)
-
-    for b in fn.blocks:
-        for slot in live_in[b.label]:
-            touch(slot, pos)
-        for insn in b.insns:
-            read, written = _slot_access(insn)
-            for accessed in (read, written):
-                if accessed is not None:
-                    touch(accessed, pos)
-            if written is not None:
-                first_store.setdefault(written, insn.span)
-            pos += 1
-        for slot in set().union(*(live_in[s] for s in b.succs)) if b.succs else set():
-            touch(slot, pos - 1)
+    ranges, first_store = _slot_ranges(fn)
     offset: dict[int, int] = {}
     free: list[int] = []  # offsets of slots whose ranges have ended
     active: list[tuple[int, int]] = []  # (end, offset)
@@ -394,6 +377,50 @@ def _pack_slots(fn: MFunction) -> None:
     for b in fn.blocks:
         b.insns = [replace(i, off=offset[i.off]) if _slot_access(i) != (None, None) else i for i in b.insns]
     fn.stack_size = deepest
+
+
+def _slot_ranges(fn: MFunction) -> tuple[dict[int, list[int]], dict[int, object]]:
+    """Each spill slot's [first, last] live position, and the span of its first store.
+
+    A slot is live from a store to the loads that read it, solved over the
+    CFG like a register (a store defines it, a load uses it) and widened to
+    one interval over the layout order, as registers are.
+    """
+    use: dict[str, set[int]] = {}
+    defs: dict[str, set[int]] = {}
+    for b in fn.blocks:
+        u: set[int] = set()
+        d: set[int] = set()
+        for insn in b.insns:
+            read, written = _slot_access(insn)
+            if read is not None and read not in d:
+                u.add(read)
+            if written is not None:
+                d.add(written)
+        use[b.label], defs[b.label] = u, d
+    live_in = _solve_live_in(fn.blocks, use, defs)
+    ranges: dict[int, list[int]] = {}  # slot -> [first, last] position
+    first_store: dict[int, object] = {}  # slot -> span of its first store, for the error
+    pos = 0
+
+    def touch(slot: int, at: int) -> None:
+        r = ranges.setdefault(slot, [at, at])
+        r[0], r[1] = min(r[0], at), max(r[1], at)
+
+    for b in fn.blocks:
+        for slot in live_in[b.label]:
+            touch(slot, pos)
+        for insn in b.insns:
+            read, written = _slot_access(insn)
+            for accessed in (read, written):
+                if accessed is not None:
+                    touch(accessed, pos)
+            if written is not None:
+                first_store.setdefault(written, insn.span)
+            pos += 1
+        for slot in set().union(*(live_in[s] for s in b.succs)) if b.succs else set():
+            touch(slot, pos - 1)
+    return ranges, first_store
 
 
 def blocks_used_registers(blocks: list[MBlock]) -> set[int]:

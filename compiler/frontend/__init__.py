@@ -10,11 +10,12 @@ The modules, each importing only those before it:
 
 - `semantics`: values and what operators, narrowing and casts mean (no `ast`);
 - `access`: reads and writes of the packet and the keys (no `ast`);
+- `maps`: the maps and load-time constants a dissector has, and operations on them (no `ast`);
 - `lowered`: the result, `Lowered` and `TypeRecord`;
 - `scope`: parameters, locals, path facts, loops and frames, one scope per function;
 - `inlining`: which calls name a helper, its signature, binding the arguments;
-- `expressions`, `statements`, `syntax`: the walk over the tree, one visitor per
-  construct, each class extending the one before.
+- `expressions`, `statements`, `mapsyntax`, `syntax`: the walk over the tree, one
+  visitor per construct, each class extending the one before.
 """
 
 from __future__ import annotations

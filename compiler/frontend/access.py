@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pyfd.headers import Header
 from pyfd.keys import KEY_FIELDS
 from pyfd.layout import Field
-from pyfd.packet import MAX_PACKET_OFF
+from pyfd.abi import MAX_PACKET_OFF
 
 from ..diagnostics import CompileNameError, PacketAccessError, Span
 from ..ir.builder import IRBuilder
@@ -106,13 +106,21 @@ def store_keys(b: IRBuilder, fld: Field, result: Meaning, target: Span, value: S
     """`keys.field = result`: an integer, encoded in the field's byte order, or opaque bytes copied whole."""
     if isinstance(result, BytesView):
         if fld.is_bitfield or fld.size != result.size or fld.order != "big":
-            fail(value, f"{result.name} is {result.size} bytes; keys.{fld.name} is {article(f'{fld.width}-bit')} field", hint="copy opaque bytes only into a keys field of the same size")
+            fail(
+                value,
+                f"{result.name} is {result.size} bytes; keys.{fld.name} is {article(f'{fld.width}-bit')} field",
+                hint="copy opaque bytes only into a keys field of the same size",
+            )
         copy_bytes(b, result, fld, target)
         return
     if not isinstance(result, Value):
         fail(value, f"keys.{fld.name} must be assigned an integer")
     if fld.size not in _LOADABLE:
-        fail(target, f"keys.{fld.name} is a {fld.size * 8}-bit field; it cannot be assigned from an integer expression", hint="assign it a header field of the same size, e.g. `keys.ipv6_src = ip6.saddr`")
+        fail(
+            target,
+            f"keys.{fld.name} is a {fld.size * 8}-bit field; it cannot be assigned from an integer expression",
+            hint="assign it a header field of the same size, e.g. `keys.ipv6_src = ip6.saddr`",
+        )
     if result.const is not None:
         check_literal(result, unsigned_for_bits(fld.width), value, f"keys.{fld.name}")
         raw = result.const & ((1 << fld.width) - 1)

@@ -180,7 +180,12 @@ class ExpressionLowering:
         if isinstance(result, TupleValue):
             self.fail(node, f"`{ast.unparse(node)}` returns {len(result.items)} values", hint="unpack them: `a, b = helper(...)`", kind=CompileTypeError)
         if isinstance(result, BytesView):
-            self.fail(node, f"{result.name} is {result.size} opaque bytes, not an integer", hint="copy it whole into a keys field of the same size, e.g. `keys.ipv6_src = ip6.saddr`", kind=CompileTypeError)
+            self.fail(
+                node,
+                f"{result.name} is {result.size} opaque bytes, not an integer",
+                hint="copy it whole into a keys field of the same size, e.g. `keys.ipv6_src = ip6.saddr`",
+                kind=CompileTypeError,
+            )
         self.fail(node, f"`{ast.unparse(node)}` is not an integer value", kind=CompileTypeError)
 
     def visit_Constant(self, node: ast.Constant) -> Value:

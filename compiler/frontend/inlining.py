@@ -141,7 +141,7 @@ def bind_arguments(node: ast.Call, name: str, names: list[str], caller: Function
     given: dict[str, ast.expr] = {}
     if len(node.args) > len(names):
         fail(caller.span(node.args[len(names)]), f"`{name}` takes {len(names)} arguments, but {len(node.args)} are given")
-    for pname, arg in zip(names, node.args):
+    for pname, arg in zip(names, node.args, strict=False):  # fewer positional arguments: the rest come by keyword
         given[pname] = arg
     for kw in node.keywords:
         if kw.arg is None or kw.arg not in names:

@@ -23,6 +23,12 @@ class TypeRecord:
     params: dict[ast.AST, list[tuple[str, IntTy]]] = field(default_factory=dict)  # helper def -> its integer parameters
     returns: dict[ast.AST, IntTy | tuple[IntTy, ...]] = field(default_factory=dict)  # helper def -> its result type(s)
     unpacks: dict[ast.AST, tuple[IntTy, ...]] = field(default_factory=dict)  # `a, b = helper()` -> the locals' types
+    # A Name or Attribute that names a map or a Config -> ("maps" | "config", its name): the
+    # Python run reads the dissector's own state there instead of the module's declaration.
+    state_refs: dict[ast.AST, tuple[str, str]] = field(default_factory=dict)
+    # `m[k] = v`, `m[k] op= v`, `del m[k]` -> "store" | "augment" | "delete": the Python run
+    # performs them as the kernel does (a refused update has no effect).
+    map_stmts: dict[ast.AST, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -35,3 +41,7 @@ class Lowered:
     # The sources of the helper functions it inlined, by function (their AST
     # nodes are the keys of `types`).
     helpers: dict[Any, FunctionSource] = field(default_factory=dict)
+    # The maps and load-time constants it has (pyfd.maps declarations), by name,
+    # in the order of `function.maps` and `function.configs`.
+    maps: dict[str, Any] = field(default_factory=dict)
+    configs: dict[str, Any] = field(default_factory=dict)

@@ -129,7 +129,6 @@ class Scope:
     def __init__(self, root: FunctionSource) -> None:
         self._stored: dict[ast.AST, frozenset[str]] = {}  # by function: a helper inlined twice is walked once
         self.stack = [FunctionScope(root, Frame(root.node.name), stored=self.stored_in(root))]
-        self.local_names: dict[str, str] = {}  # register name -> Python name, for listings
         self.inlined = 0  # helpers inlined so far: numbers each one's register prefix
 
     def stored_in(self, source: FunctionSource) -> frozenset[str]:
@@ -175,13 +174,6 @@ class Scope:
             yield scope
         finally:
             self.stack.pop()
-            name = scope.source.node.name
-            self.local_names.update({r.name: f"{name}.{n}" for n, r in scope.local_regs.items()})
-
-    def finish(self) -> dict[str, str]:
-        """Every local's register and Python name, the dissector's last."""
-        self.local_names.update({r.name: n for n, r in self.stack[0].local_regs.items()})
-        return self.local_names
 
     # -- locals -----------------------------------------------------------
 
@@ -218,7 +210,12 @@ class Scope:
                 fail(span, f"`{name}` may be used before it is assigned", hint="assign it on every path that reaches here", kind=CompileNameError)
             return Value(fn.local_regs[name], fn.local_types[name], None, fn.env.choices.get(name))
         if name in fn.stored:  # assigned later: Python raises UnboundLocalError here, even if a global has the name
-            fail(span, f"`{name}` is used before it is assigned", hint=f"`{name}` is assigned later in the function, which makes it a local everywhere in it", kind=CompileNameError)
+            fail(
+                span,
+                f"`{name}` is used before it is assigned",
+                hint=f"`{name}` is assigned later in the function, which makes it a local everywhere in it",
+                kind=CompileNameError,
+            )
         return None
 
     def _header(self, name: str, view: HeaderView | Conflict, span: Span) -> HeaderView:

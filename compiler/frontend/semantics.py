@@ -41,6 +41,9 @@ class Value:
     # The constants a non-constant value can hold, when the frontend knows them
     # (a helper that returns only constants, a local assigned only those).
     choices: frozenset[int] | None = None
+    # An upper bound of its 64-bit pattern where an operation gives one (`x & 7`,
+    # `x % 8`): what proves an array index in range (maps.index_bound).
+    bound: int | None = None
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,37 @@ def binary(b: IRBuilder, op: ArithOp, lhs: Value, rhs: Value, at: Sites) -> Valu
     if lhs.const is not None and rhs.const is not None:  # both typed constants cannot happen; kept total
         raise InternalCompilerError("constant operands escaped folding", at.whole)
     b.emit(Binary(ir_op, dst, lhs.op, rhs.op, at.whole))
-    return Value(dst, ty)
+    return Value(dst, ty, bound=_result_bound(ir_op, lhs, rhs))
+
+
+def upper_bound(value: Value) -> int | None:
+    """The largest 64-bit pattern `value` can have, if known (and so it is not negative)."""
+    known = constants(value)
+    if known:
+        return max(known) if min(known) >= 0 else None
+    if value.bound is not None:
+        return value.bound
+    if value.ty is BOOL:
+        return 1
+    if not value.ty.signed and value.ty.bits < 64:
+        return (1 << value.ty.bits) - 1
+    return None
+
+
+def _result_bound(op: BinaryOp, lhs: Value, rhs: Value) -> int | None:
+    """An upper bound of `lhs op rhs` from those of its operands, for the operations that give one."""
+    a, b = upper_bound(lhs), upper_bound(rhs)
+    match op:
+        case BinaryOp.AND:  # no bit outside either operand's
+            known = [x for x in (a, b) if x is not None]
+            return min(known) if known else None
+        case BinaryOp.UMOD if rhs.const is not None and rhs.const > 0:
+            return rhs.const - 1 if a is None else min(a, rhs.const - 1)
+        case BinaryOp.LSHR if a is not None and rhs.const is not None:
+            return a >> (rhs.const & 63)
+        case BinaryOp.ADD if a is not None and b is not None and a + b < (1 << 64):
+            return a + b
+    return None
 
 
 def _check_division(op: ArithOp, ty: IntTy, lhs: Value, rhs: Value, at: Sites) -> None:
@@ -253,7 +286,11 @@ def comparison(op: CompareOp, lhs: Value, rhs: Value, at: Sites) -> Cmp:
     if len(typed) == 2 and typed[0].signed != typed[1].signed:
         fail(
             at.whole,
-            f"comparison between signed `{lhs.ty}` and unsigned `{rhs.ty}`" if lhs.ty.signed else f"comparison between unsigned `{lhs.ty}` and signed `{rhs.ty}`",
+            (
+                f"comparison between signed `{lhs.ty}` and unsigned `{rhs.ty}`"
+                if lhs.ty.signed
+                else f"comparison between unsigned `{lhs.ty}` and signed `{rhs.ty}`"
+            ),
             hint="cast one side, e.g. `i64(x)` or `u64(x)`",
         )
     domain = I64 if signed else U64
@@ -383,7 +420,12 @@ def return_code(b: IRBuilder, result: Value, text: str, value_span: Span, span: 
     bad = sorted(c for c in codes if c not in RETURN_CODES)
     if bad:
         where = f"{bad[0]}" if result.const is not None else f"`{text}` may be {bad[0]}, which"
-        fail(value_span, f"{where} is not a flow dissector return code", hint="return BPF_OK (0), BPF_DROP (2) or BPF_FLOW_DISSECTOR_CONTINUE (129)", kind=ReturnValueError)
+        fail(
+            value_span,
+            f"{where} is not a flow dissector return code",
+            hint="return BPF_OK (0), BPF_DROP (2) or BPF_FLOW_DISSECTOR_CONTINUE (129)",
+            kind=ReturnValueError,
+        )
     ordered = sorted(codes)
     for code in ordered[:-1]:
         here, rest = b.new_block("ret"), b.new_block("retnext")

@@ -155,7 +155,10 @@ class StatementLowering(ExpressionLowering):
         if not isinstance(stmt.target, ast.Name):
             self.fail(stmt.target, "a `for` loop variable must be a single name", hint=_LOOP_HINT, kind=UnsupportedError)
         it = stmt.iter
-        if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range" and "range" not in self.src.globals and not it.keywords and 1 <= len(it.args) <= 3):
+        if not (
+            isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range"
+            and "range" not in self.src.globals and not it.keywords and 1 <= len(it.args) <= 3
+        ):
             self.fail(it, "a `for` loop must iterate over `range(...)` with constant bounds", hint=_LOOP_HINT, kind=UnsupportedError)
         bounds: list[int] = []
         for arg in it.args:
@@ -167,7 +170,11 @@ class StatementLowering(ExpressionLowering):
             self.fail(it.args[2], "range() step must not be zero", kind=CompileTypeError)
         values = range(*bounds)
         if len(values) > MAX_ITERATIONS:
-            self.fail(it, f"this loop runs {len(values)} times; a loop may run at most {MAX_ITERATIONS} times, each one walked by the verifier", kind=UnsupportedError)
+            self.fail(
+                it,
+                f"this loop runs {len(values)} times; a loop may run at most {MAX_ITERATIONS} times, each one walked by the verifier",
+                kind=UnsupportedError,
+            )
         return values
 
     def _loop_entry_env(self, stmt: ast.For) -> Env:
@@ -263,7 +270,12 @@ class StatementLowering(ExpressionLowering):
             self._bind_header(target, result, annotation, declared)
             return
         if isinstance(result, BytesView):
-            self.fail(value, f"`{ast.unparse(value)}` is {result.size} opaque bytes, not an integer", hint="copy it straight into a keys field of the same size: `keys.ipv6_src = ip6.saddr`", kind=CompileTypeError)
+            self.fail(
+                value,
+                f"`{ast.unparse(value)}` is {result.size} opaque bytes, not an integer",
+                hint="copy it straight into a keys field of the same size: `keys.ipv6_src = ip6.saddr`",
+                kind=CompileTypeError,
+            )
         if not isinstance(result, Value):
             self.fail(value, f"`{ast.unparse(value)}` is not an integer value", kind=CompileTypeError)
         if isinstance(declared, type):
@@ -296,7 +308,7 @@ class StatementLowering(ExpressionLowering):
                 self.fail(elt, f"cannot assign to the parameter `{elt.id}`", kind=CompileNameError)
             names.append(elt)
         tys: list[IntTy] = []
-        for elt, item in zip(names, result.items):
+        for elt, item in zip(names, result.items, strict=True):
             self._assign_local(None, elt, item, None, self.span(stmt), value_node=value)
             tys.append(self.scope.fn.local_types[elt.id])
         self.types.unpacks[stmt] = tuple(tys)

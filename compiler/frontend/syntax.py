@@ -1,8 +1,8 @@
 """The syntax walk: one `visit_<AstClass>` per construct the language accepts.
 
-The walk is three classes, each extending the one before: `expressions`
+The walk is four classes, each extending the one before: `expressions`
 (the dispatch, the whitelist, expressions and conditions), `statements`
-(control flow and assignment), and `Lowering` here: the dissector's `def`,
+(control flow and assignment), `mapsyntax` (maps and Configs), and `Lowering` here: the dissector's `def`,
 `return`, and calls of helpers, whose bodies are lowered in a function scope
 of their own. `visit` dispatches on the node's class and turns a stray
 exception into an `InternalCompilerError` at the node; `generic_visit`
@@ -29,7 +29,8 @@ from .inlining import ResultType, bind_arguments, helper_signature
 from .lowered import Lowered
 from .scope import Frame, FunctionScope, with_choices
 from .semantics import HeaderView, Meaning, Param, TupleValue, Value, article
-from .statements import MAX_ITERATIONS, StatementLowering
+from .mapsyntax import MapLowering
+from .statements import MAX_ITERATIONS
 
 # How deep helpers may call helpers.
 MAX_INLINE_DEPTH = 16
@@ -44,7 +45,7 @@ def _without_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
     return body
 
 
-class Lowering(StatementLowering):
+class Lowering(MapLowering):
     """Lowers one dissector, and the helpers it calls, to one IR function."""
 
     # -- entry ------------------------------------------------------------
@@ -52,6 +53,7 @@ class Lowering(StatementLowering):
     def run(self) -> Lowered:
         """Lower the whole dissector."""
         node = self.root.node
+        self.discover_maps()
         self._check_signature(node)
         for inner in ast.walk(node):
             if isinstance(inner, (ast.Yield, ast.YieldFrom)):  # makes the function a generator, even in dead code
@@ -68,8 +70,11 @@ class Lowering(StatementLowering):
             assert self.drop_span is not None
             self.b.position(self.drop_label)
             self.b.terminate(Return(BPF_DROP, self.drop_span))
-        fn = self.b.finish(node.name, self.root.file, self.span(node), self.scope.finish())
-        return Lowered(fn, self.types, self.root, self.helpers)
+        fn = self.b.finish(node.name, self.root.file, self.span(node))
+        maps, configs = self.map_definitions(node.name, self.span(node))
+        fn.maps = tuple(e.defn for e in self.map_table.maps.values())
+        fn.configs = tuple(e.defn for e in self.map_table.configs.values())
+        return Lowered(fn, self.types, self.root, self.helpers, maps, configs)
 
     def _check_signature(self, node: ast.FunctionDef) -> None:
         """The dissector takes (pkt: Packet, keys: BpfFlowKeys) and returns int; its name is ASCII."""
@@ -81,7 +86,11 @@ class Lowering(StatementLowering):
                 self.fail(extra, f"a dissector takes no {what}", kind=UnsupportedError)
         if args.kwonlyargs or args.posonlyargs or args.defaults or len(args.args) != 2:
             surplus = [*args.posonlyargs, *args.args, *args.kwonlyargs][2:]
-            self.fail(surplus[0] if surplus else node, f"`{node.name}` must take exactly two parameters: (pkt: Packet, keys: BpfFlowKeys)", kind=CompileTypeError)
+            self.fail(
+                surplus[0] if surplus else node,
+                f"`{node.name}` must take exactly two parameters: (pkt: Packet, keys: BpfFlowKeys)",
+                kind=CompileTypeError,
+            )
         for arg, want, kind in ((args.args[0], Packet, "packet"), (args.args[1], BpfFlowKeys, "keys")):
             if self._resolve_annotation(arg.annotation) is not want:
                 got = "has no annotation" if arg.annotation is None else f"is annotated `{ast.unparse(arg.annotation)}`"
@@ -125,7 +134,12 @@ class Lowering(StatementLowering):
             self._return_tuple(frame, stmt, value)
             return
         if frame.helper and frame.ret_ty is None:
-            self.fail(value, f"`{frame.name}` returns nothing (it has no result annotation, or `-> None`), but this returns a value", hint=f"annotate the result: `def {frame.name}(...) -> u16:`", kind=ReturnValueError)
+            self.fail(
+                value,
+                f"`{frame.name}` returns nothing (it has no result annotation, or `-> None`), but this returns a value",
+                hint=f"annotate the result: `def {frame.name}(...) -> u16:`",
+                kind=ReturnValueError,
+            )
         result: Meaning | None
         if isinstance(value, ast.Call) and self._helper_target(value) is not None:
             # `return helper(...)`: the helper's own returns end this function too.
@@ -164,14 +178,14 @@ class Lowering(StatementLowering):
         if not (isinstance(value, ast.Tuple) and len(value.elts) == n):
             self.fail(value, f"`{frame.name}` returns a tuple of {n} integers: `return a, b`", kind=ReturnValueError)
         items = [self.int_expr(e) for e in value.elts]
-        for i, (item, elt, ty) in enumerate(zip(items, value.elts, frame.tuple_tys)):
+        for i, (item, elt, ty) in enumerate(zip(items, value.elts, frame.tuple_tys, strict=True)):
             semantics.check_literal(item, ty, self.span(elt), f"result {i} of `{frame.name}`")
         self._deliver_tuple(frame, items, self.span(stmt))
 
     def _deliver_tuple(self, frame: Frame, items: list[Value], span: Span) -> None:
         """Narrow `items` to `frame`'s result types and leave to its caller (or its tail caller's)."""
         assert frame.tuple_tys is not None
-        narrowed = [semantics.narrowed(self.b, item, ty, span) for item, ty in zip(items, frame.tuple_tys)]
+        narrowed = [semantics.narrowed(self.b, item, ty, span) for item, ty in zip(items, frame.tuple_tys, strict=True)]
         if frame.tail is not None:
             self._deliver_tuple(frame.tail, narrowed, span)
             return
@@ -229,7 +243,12 @@ class Lowering(StatementLowering):
             self.fail(node, f"cannot inline `{name}`: {exc.message}", kind=UnsupportedError)
         self.helpers[fn] = src
         if self.scope.active(src):
-            self.fail(node, f"recursion is not supported: `{name}` is already being called here", hint="BPF has no unbounded call stack; bound the nesting with a `for _ in range(N)` loop", kind=UnsupportedError)
+            self.fail(
+                node,
+                f"recursion is not supported: `{name}` is already being called here",
+                hint="BPF has no unbounded call stack; bound the nesting with a `for _ in range(N)` loop",
+                kind=UnsupportedError,
+            )
         if self.scope.depth >= MAX_INLINE_DEPTH:
             self.fail(node, f"helpers nest more than {MAX_INLINE_DEPTH} deep here", kind=UnsupportedError)
         return src
@@ -243,7 +262,12 @@ class Lowering(StatementLowering):
                 self.fail(arg, f"`{pname}` of `{name}` must be the dissector's {want} parameter", kind=CompileTypeError)
         elif isinstance(kind, type):  # a header class
             if not (isinstance(value, HeaderView) and value.kind is kind):
-                self.fail(arg, f"`{pname}` of `{name}` must be {article(kind.__name__)} header", hint="pass a name bound with pkt.header(...)", kind=CompileTypeError)
+                self.fail(
+                    arg,
+                    f"`{pname}` of `{name}` must be {article(kind.__name__)} header",
+                    hint="pass a name bound with pkt.header(...)",
+                    kind=CompileTypeError,
+                )
         elif not isinstance(value, Value):
             self.int_expr(arg)  # the error for a non-integer
         else:
@@ -289,7 +313,11 @@ class Lowering(StatementLowering):
         self.lower_body(_without_docstring(list(src.node.body)))
         if self.b.reachable:
             if result is not None:
-                raise ReturnValueError(f"missing return: the end of helper `{src.node.name}` is reachable", self.span(src.node.body[-1]), hint=f"end every path with `return` and a `{result}` value")
+                raise ReturnValueError(
+                    f"missing return: the end of helper `{src.node.name}` is reachable",
+                    self.span(src.node.body[-1]),
+                    hint=f"end every path with `return` and a `{result}` value",
+                )
             self._return_from_helper(self.scope.fn.frame, None, src.node.body[-1])
 
     def _helper_result(self, frame: Frame, result: ResultType) -> Value | TupleValue | None:
@@ -297,7 +325,7 @@ class Lowering(StatementLowering):
         if frame.tuple_tys is not None:
             return TupleValue(tuple(
                 Value(reg, ty, None, frozenset(held) if held else None)
-                for reg, ty, held in zip(frame.tuple_results, frame.tuple_tys, frame.tuple_choices)
+                for reg, ty, held in zip(frame.tuple_results, frame.tuple_tys, frame.tuple_choices, strict=True)
             ))
         if result is None:
             return None  # no value: a statement of its own, or refused where a value is needed (visit_Call)

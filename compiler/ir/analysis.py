@@ -37,14 +37,14 @@ def dominators(fn: Function) -> dict[str, str | None]:
     order = reverse_postorder(fn)
     index = {label: i for i, label in enumerate(order)}
     preds = fn.predecessors()
-    idom: dict[str, str | None] = {order[0]: order[0]}
+    idom: dict[str, str] = {order[0]: order[0]}  # the entry is its own until the end
 
     def intersect(a: str, b: str) -> str:
         while a != b:
             while index[a] > index[b]:
-                a = idom[a]  # type: ignore[assignment]
+                a = idom[a]
             while index[b] > index[a]:
-                b = idom[b]  # type: ignore[assignment]
+                b = idom[b]
         return a
 
     changed = True
@@ -58,8 +58,7 @@ def dominators(fn: Function) -> dict[str, str | None]:
             if idom.get(label) != new:
                 idom[label] = new
                 changed = True
-    idom[order[0]] = None
-    return idom
+    return {**idom, order[0]: None}
 
 
 def dominator_chain(idom: dict[str, str | None], label: str) -> list[str]:

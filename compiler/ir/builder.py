@@ -108,9 +108,9 @@ class IRBuilder:
 
     # -- the result -------------------------------------------------------
 
-    def finish(self, name: str, file: str, span: Span, local_names: dict[str, str]) -> Function:
+    def finish(self, name: str, file: str, span: Span) -> Function:
         """The function built so far; every forward jump must have landed."""
         if self._pending:
             first = self._pending[0]
             raise InternalCompilerError(f"the jump at the end of {first.block.label} never got a target", first.span)
-        return Function(name, file, self.blocks, span, local_names)
+        return Function(name, file, self.blocks, span)

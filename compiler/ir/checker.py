@@ -1,4 +1,4 @@
-"""The IR checker: structure, definitions, and the packet-access proof.
+"""The IR checker: structure, definitions, the packet-access proof, and the map-access proof.
 
 Run after the frontend and after every pass. A packet load is accepted only if
 a `CheckPacket` on the same base and window, covering the loaded bytes,
@@ -7,6 +7,14 @@ definition (or an immediate), so no redefinition can slip between check and
 load. A window is opened by one check only: its stack copy is filled there,
 so a load through it reads bytes that check either found in the linear part
 or copied.
+
+A map value is read or written only through the pointer a `MapLookup`
+wrote (once), where the edge of a `Branch` that found the pointer non-null
+dominates (the verifier's PTR_TO_MAP_VALUE_OR_NULL becomes PTR_TO_MAP_VALUE
+only there, kernel/bpf/verifier.c mark_ptr_or_null_reg); the pointer is used
+for nothing else. Every map and load-time constant an operation names is
+declared on the function, with the sizes it is accessed with, and an array
+index that is a constant is inside the array.
 """
 
 from __future__ import annotations
@@ -16,8 +24,9 @@ from pyfd.abi import RETURN_CODES
 
 from .analysis import definition_counts, dominators, reverse_postorder
 from .nodes import (
-    ACCESS_SIZES, Block, CheckPacket, Function, Imm, Instruction, LoadKeys, LoadPacket, Operand,
-    Reg, Return, StoreKeys, Terminator, defined, used_regs,
+    ACCESS_SIZES, INT_TYPE_SIZES, AtomicMapValue, Block, Branch, CheckPacket, Cmp, Function, Imm, Instruction,
+    LoadConfig, LoadKeys, LoadMapValue, LoadPacket, MapDef, MapDelete, MapLookup, MapUpdate, Operand, Reg, Return,
+    StoreKeys, StoreMapValue, Terminator, defined, used, used_regs,
 )
 from ..diagnostics import InternalCompilerError, PacketAccessError
 
@@ -31,6 +40,7 @@ def check_function(fn: Function) -> None:
     _check_structure(fn)
     _check_definitions(fn)
     _check_packet_reads(fn)
+    _check_maps(fn)
 
 
 def _check_structure(fn: Function) -> None:
@@ -202,3 +212,94 @@ def _same_base(a: Operand, b: Operand) -> bool:
     if isinstance(a, Imm) and isinstance(b, Imm):
         return a.value == b.value
     return a == b
+
+
+# -- maps ------------------------------------------------------------------------
+
+
+def _check_declarations(fn: Function) -> dict[str, MapDef]:
+    """The declared maps by name; each well formed, and the constants laid out without overlap."""
+    maps: dict[str, MapDef] = {}
+    for m in fn.maps:
+        if m.name in maps:
+            raise IRCheckError(f"map {m.name} is declared twice", fn.span)
+        if m.key not in INT_TYPE_SIZES or m.value not in INT_TYPE_SIZES or not 1 <= m.max_entries <= 0xFFFFFFFF:
+            raise IRCheckError(f"map {m.name} has key {m.key}, value {m.value}, {m.max_entries} entries", fn.span)
+        if m.kind.is_array and m.key != "u32":
+            raise IRCheckError(f"array {m.name} has key {m.key}; an array's key is a u32", fn.span)
+        maps[m.name] = m
+    end = 0
+    for c in sorted(fn.configs, key=lambda c: c.offset):
+        if c.type not in INT_TYPE_SIZES or c.offset < end or c.offset % c.size:
+            raise IRCheckError(f"config {c.name} ({c.type} at +{c.offset}) overlaps another or is misaligned", fn.span)
+        end = c.offset + c.size
+    return maps
+
+
+def _map(maps: dict[str, MapDef], name: str, node: Instruction) -> MapDef:
+    found = maps.get(name)
+    if found is None:
+        raise IRCheckError(f"map {name} is not declared", node.span)
+    return found
+
+
+def _check_maps(fn: Function) -> None:
+    maps = _check_declarations(fn)
+    configs = {(c.offset, c.size) for c in fn.configs}
+    counts = definition_counts(fn)
+    pointers: dict[Reg, MapDef] = {}  # lookup results, and the map each points into
+    for insn in fn.instructions():
+        if isinstance(insn, MapLookup):
+            m = _map(maps, insn.map, insn)
+            if counts[insn.dst] != 1:
+                raise IRCheckError(f"map pointer {insn.dst} must be written exactly once, not {counts[insn.dst]} times", insn.span)
+            if m.kind.is_array and isinstance(insn.key, Imm) and insn.key.value >= m.max_entries:
+                raise IRCheckError(f"index {insn.key} is outside array {m.name} ({m.max_entries} entries)", insn.span)
+            pointers[insn.dst] = m
+        elif isinstance(insn, (MapUpdate, MapDelete)):
+            m = _map(maps, insn.map, insn)
+            if isinstance(insn, MapDelete) and m.kind.is_array:
+                raise IRCheckError(f"delete from array {m.name}: an array has every index", insn.span)
+        elif isinstance(insn, LoadConfig) and (insn.offset, insn.size) not in configs:
+            raise IRCheckError(f"config load of {insn.size} bytes at +{insn.offset} is no declared constant", insn.span)
+    if not pointers and not any(isinstance(i, (LoadMapValue, StoreMapValue, AtomicMapValue)) for i in fn.instructions()):
+        return
+    blocks = fn.block_map()
+    preds = fn.predecessors()
+    idom = dominators(fn)
+    for block in fn.blocks:
+        for node in [*block.insns, block.term]:
+            if isinstance(node, (LoadMapValue, StoreMapValue, AtomicMapValue)):
+                target = pointers.get(node.ptr)
+                if target is None:
+                    raise IRCheckError(f"map value access through {node.ptr}, which no lookup wrote", node.span)
+                if node.size != target.value_size or isinstance(node, AtomicMapValue) and node.size not in (4, 8):
+                    raise IRCheckError(f"map value access of {node.size} bytes to {target.name}, whose values are {target.value_size}", node.span)
+                if block.label in idom and not _null_checked(node.ptr, block.label, idom, preds, blocks):
+                    raise IRCheckError(f"map value access through {node.ptr} is not dominated by a test that it is not null", node.span)
+            others = [op for op in used(node) if op in pointers and not _pointer_use(node, op)]
+            if others:
+                raise IRCheckError(f"map pointer {others[0]} is used other than to reach its value or to test it for null", node.span)
+
+
+def _pointer_use(node: Instruction | Terminator, ptr: Operand) -> bool:
+    """True where a lookup's pointer may appear: as the pointer of a value access, or tested against 0."""
+    if isinstance(node, (LoadMapValue, StoreMapValue, AtomicMapValue)):
+        return node.ptr == ptr and getattr(node, "src", None) != ptr
+    if isinstance(node, Branch):
+        return node.cmp in (Cmp.EQ, Cmp.NE) and {node.lhs, node.rhs} == {ptr, Imm(0)}
+    return False
+
+
+def _null_checked(ptr: Reg, label: str, idom: dict[str, str | None], preds: dict[str, list[str]], blocks: dict[str, Block]) -> bool:
+    """True if a block dominating `label` is entered only by the edge of a Branch that found `ptr` non-null."""
+    node: str | None = label
+    while node is not None:
+        if len(preds[node]) == 1:
+            term = blocks[preds[node][0]].term
+            if isinstance(term, Branch) and term.then != term.otherwise and {term.lhs, term.rhs} == {ptr, Imm(0)}:
+                non_null = term.then if term.cmp is Cmp.NE else term.otherwise if term.cmp is Cmp.EQ else None
+                if non_null == node:
+                    return True
+        node = idom[node]
+    return False

@@ -6,13 +6,20 @@ as packet bases, which the checker requires to have a single definition.
 Packet access is explicit: a `CheckPacket` terminator guards the bytes
 `[base, base + size)` and continues at `ok` only if they are inside the packet;
 a `LoadPacket` is legal only where such a check dominates it.
+
+Maps are explicit the same way: a `MapLookup` writes a pointer register that
+may be null, and the value behind it is read or written (`LoadMapValue`,
+`StoreMapValue`, `AtomicMapValue`) only where a `Branch` that found it
+non-null dominates. The maps and load-time constants a function uses are
+declared on it (`Function.maps`, `Function.configs`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import Enum
-from typing import Iterator, Union, assert_never
+from typing import assert_never
 
 from ..diagnostics import Span
 
@@ -55,11 +62,11 @@ class Cmp(Enum):
     SLE = "sle"
     SET = "set"
 
-    def inverted(self) -> "Cmp":
+    def inverted(self) -> Cmp:
         """The comparison true exactly when this one is false (not defined for `set`)."""
         return _INVERT[self]
 
-    def swapped(self) -> "Cmp":
+    def swapped(self) -> Cmp:
         """The comparison with its operands exchanged: `a < b` is `b > a`."""
         return _SWAP[self]
 
@@ -173,7 +180,79 @@ class Imm:
         return str(to_s64(self.value)) if self.value >> 63 else str(self.value)
 
 
-Operand = Union[Reg, Imm]
+Operand = Reg | Imm
+
+
+# -- maps and load-time constants ---------------------------------------------------
+
+
+class MapKind(Enum):
+    """The kinds of map a dissector declares (BPF_MAP_TYPE_HASH, _ARRAY, _PERCPU_ARRAY)."""
+
+    HASH = "hash"
+    ARRAY = "array"
+    PERCPU_ARRAY = "percpu_array"
+
+    @property
+    def is_array(self) -> bool:
+        """True for the arrays, whose keys are the indices 0 .. max_entries - 1 (a u32)."""
+        return self is not MapKind.HASH
+
+
+INT_TYPE_SIZES: dict[str, int] = {"u8": 1, "u16": 2, "u32": 4, "u64": 8, "i32": 4, "i64": 8}
+"""The integer types a map key, a map value or a load-time constant may have, and their sizes in bytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class MapDef:
+    """A map the function uses: its name (the ELF symbol's), kind, key and value types, size."""
+
+    name: str
+    kind: MapKind
+    key: str  # an INT_TYPE_SIZES name; u32 for the arrays
+    value: str
+    max_entries: int
+
+    @property
+    def key_size(self) -> int:
+        """Bytes of a key."""
+        return INT_TYPE_SIZES[self.key]
+
+    @property
+    def value_size(self) -> int:
+        """Bytes of a value."""
+        return INT_TYPE_SIZES[self.value]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigDef:
+    """A load-time constant: a variable at `offset` in the frozen `.rodata` map, `default` unless the loader sets it."""
+
+    name: str
+    type: str  # an INT_TYPE_SIZES name
+    offset: int
+    default: int
+
+    @property
+    def size(self) -> int:
+        """Bytes of the variable."""
+        return INT_TYPE_SIZES[self.type]
+
+
+class AtomicOp(Enum):
+    """The read-modify-write operations of BPF_ATOMIC without BPF_FETCH."""
+
+    ADD = "add"
+    OR = "or"
+    AND = "and"
+    XOR = "xor"
+
+
+# bpf_map_update_elem flags (include/uapi/linux/bpf.h).
+BPF_ANY = 0
+"""Create the element or update it."""
+BPF_NOEXIST = 1
+"""Create the element only if it does not exist."""
 
 # Sizes in bytes that BPF loads and stores handle.
 ACCESS_SIZES = (1, 2, 4, 8)
@@ -278,6 +357,77 @@ class LoadPacket:
 
 
 @dataclass(frozen=True, slots=True)
+class MapLookup:
+    """`dst` = a pointer to the value of `key` in map `map`, or 0 where there is none (bpf_map_lookup_elem)."""
+
+    dst: Reg
+    map: str
+    key: Operand
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class MapUpdate:
+    """Store `value` at `key` in map `map` with `flags` (BPF_ANY, BPF_NOEXIST); a refusal is ignored (bpf_map_update_elem)."""
+
+    map: str
+    key: Operand
+    value: Operand
+    flags: int
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class MapDelete:
+    """Remove `key` from hash map `map`; an absent key is ignored (bpf_map_delete_elem)."""
+
+    map: str
+    key: Operand
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class LoadMapValue:
+    """`dst` = the `size`-byte value `ptr` (a checked MapLookup result) points at, zero-extended."""
+
+    dst: Reg
+    ptr: Reg
+    size: int
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class StoreMapValue:
+    """Store the low `size` bytes of `src` into the value `ptr` points at."""
+
+    ptr: Reg
+    size: int
+    src: Operand
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class AtomicMapValue:
+    """`*ptr op= src` on `size` (4 or 8) bytes, atomically (BPF_STX | BPF_ATOMIC)."""
+
+    op: AtomicOp
+    ptr: Reg
+    size: int
+    src: Operand
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class LoadConfig:
+    """`dst` = the `size`-byte load-time constant at `offset` in `.rodata`, zero-extended."""
+
+    dst: Reg
+    offset: int
+    size: int
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Jump:
     """Continue at `target`."""
 
@@ -328,8 +478,13 @@ class Return:
     span: Span
 
 
-Instruction = Union[Copy, Binary, Unary, Extend, ByteSwap, SetCond, LoadKeys, StoreKeys, LoadPacket]
-Terminator = Union[Jump, Branch, CheckPacket, Return]
+Instruction = (
+    Copy | Binary | Unary | Extend | ByteSwap | SetCond | LoadKeys | StoreKeys | LoadPacket
+    | MapLookup | MapUpdate | MapDelete | LoadMapValue | StoreMapValue | AtomicMapValue | LoadConfig
+)
+MAP_EFFECTS = (MapUpdate, MapDelete, StoreMapValue, AtomicMapValue)
+"""The map operations that write no register: kept whether or not anything reads after them."""
+Terminator = Jump | Branch | CheckPacket | Return
 
 
 @dataclass
@@ -353,8 +508,12 @@ class Function:
     file: str
     blocks: list[Block]
     span: Span
-    # Python names of registers that hold user locals, for listings.
-    locals: dict[str, str] = field(default_factory=dict)
+    maps: tuple[MapDef, ...] = ()  # the maps it uses, in the object's order
+    configs: tuple[ConfigDef, ...] = ()  # its load-time constants, by offset in .rodata
+
+    def map_named(self, name: str) -> MapDef | None:
+        """The declared map `name`, if there is one."""
+        return next((m for m in self.maps if m.name == name), None)
 
     @property
     def entry(self) -> Block:
@@ -396,7 +555,7 @@ def successors(term: Terminator) -> tuple[str, ...]:
 
 def defined(insn: Instruction) -> Reg | None:
     """The register an instruction writes, if any."""
-    return None if isinstance(insn, StoreKeys) else insn.dst
+    return None if isinstance(insn, (StoreKeys, *MAP_EFFECTS)) else insn.dst
 
 
 def used(node: Instruction | Terminator) -> tuple[Operand, ...]:
@@ -408,7 +567,15 @@ def used(node: Instruction | Terminator) -> tuple[Operand, ...]:
             return (a, b)
         case LoadPacket(base=b) | CheckPacket(base=b):
             return (b,)
-        case LoadKeys() | Jump() | Return():
+        case MapLookup(key=k) | MapDelete(key=k):
+            return (k,)
+        case MapUpdate(key=k, value=v):
+            return (k, v)
+        case LoadMapValue(ptr=p):
+            return (p,)
+        case StoreMapValue(ptr=p, src=s) | AtomicMapValue(ptr=p, src=s):
+            return (p, s)
+        case LoadKeys() | LoadConfig() | Jump() | Return():
             return ()
         case _:
             assert_never(node)

@@ -11,8 +11,9 @@ from lark.exceptions import LarkError
 
 from ..diagnostics import CompileError, Span
 from .nodes import (
-    Binary, BinaryOp, Block, Branch, ByteSwap, CheckPacket, Cmp, Copy, Extend, Function,
-    Imm, Instruction, Jump, LoadKeys, LoadPacket, Operand, Reg, Return, SetCond, StoreKeys,
+    AtomicMapValue, AtomicOp, Binary, BinaryOp, Block, Branch, ByteSwap, CheckPacket, Cmp, ConfigDef, Copy,
+    Extend, Function, Imm, Instruction, Jump, LoadConfig, LoadKeys, LoadMapValue, LoadPacket, MapDef,
+    MapDelete, MapKind, MapLookup, MapUpdate, Operand, Reg, Return, SetCond, StoreKeys, StoreMapValue,
     Terminator, Unary, UnaryOp,
 )
 
@@ -47,6 +48,20 @@ def format_insn(node: Instruction | Terminator) -> str:
             return f"keys.store {_SIZE_NAME[size]} +{offset}, {src}"
         case LoadPacket(dst, base, disp, size, window=window):
             return f"{dst} = packet.load {_SIZE_NAME[size]} [{base} + {disp}]{_window(window)}"
+        case MapLookup(dst, name, key):
+            return f"{dst} = map.lookup {name}, {key}"
+        case MapUpdate(name, key, value, flags):
+            return f"map.update {name}, {key}, {value}, {flags}"
+        case MapDelete(name, key):
+            return f"map.delete {name}, {key}"
+        case LoadMapValue(dst, ptr, size):
+            return f"{dst} = map.load {_SIZE_NAME[size]} [{ptr}]"
+        case StoreMapValue(ptr, size, src):
+            return f"map.store {_SIZE_NAME[size]} [{ptr}], {src}"
+        case AtomicMapValue(op, ptr, size, src):
+            return f"map.atomic {op.value} {_SIZE_NAME[size]} [{ptr}], {src}"
+        case LoadConfig(dst, offset, size):
+            return f"{dst} = config.load {_SIZE_NAME[size]} +{offset}"
         case Jump(target):
             return f"jump {target}"
         case Branch(cmp, lhs, rhs, then, otherwise):
@@ -63,10 +78,22 @@ def _window(window: int | None) -> str:
     return "" if window is None else f" window {window}"
 
 
+def format_map(m: MapDef) -> str:
+    """A map declaration: `map NAME KIND KEY VALUE MAX_ENTRIES`."""
+    return f"map {m.name} {m.kind.value} {m.key} {m.value} {m.max_entries}"
+
+
+def format_config(c: ConfigDef) -> str:
+    """A load-time constant's declaration: `config NAME TYPE +OFFSET = DEFAULT`."""
+    return f"config {c.name} {c.type} +{c.offset} = {c.default}"
+
+
 def print_function(fn: Function, *, spans: bool = True) -> str:
     """The text form of a function; `parse_functions` reads it back."""
     head = f'func {fn.name} "{fn.file}"'
     lines = [head + (f" {format_span(fn.span)}" if spans else "") + " {"]
+    lines.extend(f"    {format_map(m)}" for m in fn.maps)
+    lines.extend(f"    {format_config(c)}" for c in fn.configs)
     for block in fn.blocks:
         lines.append(f"{block.label}:")
         for node in [*block.insns, block.term]:
@@ -113,10 +140,9 @@ class _Build:
         line, col, end_line, end_col = (int(t) for t in items[-4:])
         return Span(file, line, col, end_line, end_col)
 
-    def _node(self, tree: Tree, loc: Span | None) -> Instruction | Terminator:  # type: ignore[type-arg]
-        k, items, meta = tree.data, tree.children, tree.meta
-        span = self._span(meta, loc)
-        op = self._operand
+    def _insn(self, tree: Tree[Token], loc: Span | None) -> Instruction:
+        (items, window), span, op = _with_window(tree), self._span(tree.meta, loc), self._operand
+        k = tree.data
         match k:
             case "copy":
                 return Copy(Reg(items[0][1:]), op(items[1]), span)
@@ -136,52 +162,104 @@ class _Build:
             case "kstore":
                 return StoreKeys(int(items[1]), _NAME_SIZE[str(items[0])], op(items[2]), span)
             case "pload":
-                window, items = _split_window(items)
                 return LoadPacket(Reg(items[0][1:]), op(items[2]), int(items[3]), _NAME_SIZE[str(items[1])], span, window)
+            case "mlookup":
+                return MapLookup(Reg(items[0][1:]), str(items[1]), op(items[2]), span)
+            case "mupdate":
+                return MapUpdate(str(items[0]), op(items[1]), op(items[2]), int(items[3]), span)
+            case "mdelete":
+                return MapDelete(str(items[0]), op(items[1]), span)
+            case "mload":
+                return LoadMapValue(Reg(items[0][1:]), Reg(items[2][1:]), _NAME_SIZE[str(items[1])], span)
+            case "mstore":
+                return StoreMapValue(Reg(items[1][1:]), _NAME_SIZE[str(items[0])], op(items[2]), span)
+            case "matomic":
+                return AtomicMapValue(AtomicOp(str(items[0])), Reg(items[2][1:]), _NAME_SIZE[str(items[1])], op(items[3]), span)
+            case "cload":
+                return LoadConfig(Reg(items[0][1:]), int(items[2]), _NAME_SIZE[str(items[1])], span)
+        raise TypeError(k)
+
+    def _term(self, tree: Tree[Token], loc: Span | None) -> Terminator:
+        (items, window), span, op = _with_window(tree), self._span(tree.meta, loc), self._operand
+        k = tree.data
+        match k:
             case "jump":
                 return Jump(str(items[0]), span)
             case "branch":
                 return Branch(Cmp(str(items[0])), op(items[1]), op(items[2]), str(items[3]), str(items[4]), span)
             case "check":
-                window, items = _split_window(items)
                 return CheckPacket(op(items[0]), int(items[1]), str(items[2]), str(items[3]), span, window)
             case "ret":
                 return Return(int(items[0]), span)
         raise TypeError(k)
 
-    def build_function(self, tree: Tree) -> Function:  # type: ignore[type-arg]
+    def build_function(self, tree: Tree[Token]) -> Function:
         """A Function from a `function` subtree."""
-        name, file_tok, *rest = tree.children
+        (name, file_tok), rest = _parts(tree)
         self.file = str(file_tok)[1:-1]
         fn_loc = None
-        if rest and isinstance(rest[0], Tree) and rest[0].data == "loc":
-            fn_loc = self.loc(rest.pop(0).children)
-        blocks = [self.build_block(b) for b in rest]
+        if rest and rest[0].data == "loc":
+            fn_loc = self.loc(_tokens(rest.pop(0)))
+        maps = [_map_def(_tokens(d)) for d in rest if d.data == "mapdecl"]
+        configs = [_config_def(_tokens(d)) for d in rest if d.data == "configdecl"]
+        blocks = [self.build_block(b) for b in rest if b.data == "block"]
         span = self._span(tree.meta, fn_loc)
-        return Function(str(name), self.file, blocks, span)
+        return Function(str(name), self.file, blocks, span, maps=tuple(maps), configs=tuple(configs))
 
-    def build_block(self, tree: Tree) -> Block:  # type: ignore[type-arg]
-        """A Block from a `block` subtree; the last node is the terminator."""
-        label, *nodes = tree.children
-        built: list[Instruction | Terminator] = []
-        for node in nodes:
-            loc = None
-            if node.data in ("insn", "term"):
-                node, *extra = node.children
-                loc = self.loc(extra[0].children) if extra else None
-            built.append(self._node(node, loc))
-        *insns, term = built
-        return Block(str(label), insns, term)  # type: ignore[arg-type]
+    def build_block(self, tree: Tree[Token]) -> Block:
+        """A Block from a `block` subtree: instructions, then the terminator (the grammar's order)."""
+        (label,), nodes = _parts(tree)
+        located = [self._located(node) for node in nodes]
+        insns = [self._insn(node, loc) for node, loc in located[:-1]]
+        return Block(str(label), insns, self._term(*located[-1]))
 
-
-def _split_window(items: list) -> tuple[int | None, list]:  # type: ignore[type-arg]
-    """The `window N` clause among a node's items (None without one), and the other items."""
-    windows = [int(i.children[0]) for i in items if isinstance(i, Tree) and i.data == "window"]
-    rest = [i for i in items if not (isinstance(i, Tree) and i.data == "window")]
-    return (windows[0] if windows else None), rest
+    def _located(self, node: Tree[Token]) -> tuple[Tree[Token], Span | None]:
+        """An instruction or terminator subtree and its `@loc` span, if it has one."""
+        if node.data not in ("insn", "term"):  # no `loc`: the grammar inlined the rule
+            return node, None
+        _, (inner, *extra) = _parts(node)
+        return inner, self.loc(_tokens(extra[0])) if extra else None
 
 
-def _parse_tree(text: str, source_name: str) -> Tree:  # type: ignore[type-arg]
+def _parts(tree: Tree[Token]) -> tuple[list[Token], list[Tree[Token]]]:
+    """A subtree's tokens and its subtrees, each in order."""
+    tokens: list[Token] = []
+    trees: list[Tree[Token]] = []
+    for child in tree.children:
+        if isinstance(child, Token):
+            tokens.append(child)
+        else:
+            trees.append(child)
+    return tokens, trees
+
+
+def _tokens(tree: Tree[Token]) -> list[Token]:
+    """The children of a subtree the grammar builds of tokens alone (an instruction, a `loc`)."""
+    tokens, trees = _parts(tree)
+    if trees:
+        raise TypeError(f"IR grammar: `{tree.data}` holds a subtree")
+    return tokens
+
+
+def _map_def(items: list[Token]) -> MapDef:
+    """A `map NAME KIND KEY VALUE MAX_ENTRIES` declaration."""
+    return MapDef(str(items[0]), MapKind(str(items[1])), str(items[2]), str(items[3]), int(items[4]))
+
+
+def _config_def(items: list[Token]) -> ConfigDef:
+    """A `config NAME TYPE +OFFSET = DEFAULT` declaration."""
+    return ConfigDef(str(items[0]), str(items[1]), int(items[2]), int(str(items[3]), 0))
+
+
+def _with_window(tree: Tree[Token]) -> tuple[list[Token], int | None]:
+    """An instruction's tokens, and the number of its `window N` clause (None without one)."""
+    tokens, trees = _parts(tree)
+    if any(t.data != "window" for t in trees) or len(trees) > 1:
+        raise TypeError(f"IR grammar: `{tree.data}` holds an unexpected subtree")
+    return tokens, (int(_tokens(trees[0])[0]) if trees else None)
+
+
+def _parse_tree(text: str, source_name: str) -> Tree[Token]:
     try:
         return _parser().parse(text)
     except LarkError as exc:
@@ -193,16 +271,15 @@ def _parse_tree(text: str, source_name: str) -> Tree:  # type: ignore[type-arg]
 
 def parse_functions(text: str, *, source_name: str = "<ir>") -> list[Function]:
     """Parse the IR text form; errors are CompileErrors located in the text."""
-    tree = _parse_tree(text, source_name)
     builder = _Build(source_name)
-    return [builder.build_function(f) for f in tree.children]
+    return [builder.build_function(f) for f in _parts(_parse_tree(text, source_name))[1]]
 
 
 def parse_function(text: str, *, source_name: str = "<ir>") -> Function:
     """Parse exactly one function."""
-    tree = _parse_tree(text, source_name)
-    if len(tree.children) != 1:
-        extra = tree.children[1].meta
+    functions = _parts(_parse_tree(text, source_name))[1]
+    if len(functions) != 1:
+        extra = functions[1].meta
         where = Span(source_name, extra.line, extra.column - 1, extra.line, extra.column + 3)
-        raise CompileError(f"expected one function, found {len(tree.children)}", where)
-    return _Build(source_name).build_function(tree.children[0])
+        raise CompileError(f"expected one function, found {len(functions)}", where)
+    return _Build(source_name).build_function(functions[0])

@@ -12,16 +12,11 @@ from .simplify_cfg import SimplifyCFG
 from .thread import ThreadJumps
 
 
-def pipeline(opt_level: int, backend: str = "native") -> list[Pass]:
-    """The passes for `-O0` (cleanup only) or `-O1`/`-O2`.
-
-    ThreadJumps runs for the native backend only: LLVM threads jumps itself,
-    and the join copies it duplicates cost LLVM more than they save
-    (samples/full.py: 411 instructions without, 467 with).
-    """
+def pipeline(opt_level: int, *, thread_jumps: bool = True) -> list[Pass]:
+    """The passes for `-O0` (cleanup only) or `-O1`/`-O2`; ThreadJumps only if the backend asks for it (Backend.thread_jumps)."""
     if opt_level <= 0:
         return [SimplifyCFG()]
-    threading: list[Pass] = [ThreadJumps()] if backend == "native" else []
+    threading: list[Pass] = [ThreadJumps()] if thread_jumps else []
     return [SimplifyCFG(), ConstantFold(), *threading, RedundantLoads(), Peephole(), MergeChecks(), DeadCode()]
 
 

@@ -39,7 +39,7 @@ def fingerprint(fn: Function) -> Hashable:
     IR nodes are frozen, so holding the node objects (not printing them)
     is enough: a pass can only change a block by replacing nodes or lists.
     """
-    return (fn.name, fn.span, tuple((b.label, tuple(b.insns), b.term) for b in fn.blocks), tuple(fn.locals.items()))
+    return (fn.name, fn.span, tuple((b.label, tuple(b.insns), b.term) for b in fn.blocks))
 
 
 @dataclass

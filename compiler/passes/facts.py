@@ -12,72 +12,77 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from ..ir.analysis import definition_counts
 from ..ir.nodes import (
-    Binary, BinaryOp, ByteSwap, Copy, Extend, Function, Imm, Instruction, LoadKeys, LoadPacket,
-    Operand, Reg, SetCond, defined, used_regs,
+    Binary, BinaryOp, ByteSwap, Copy, Extend, Function, Imm, Instruction, LoadConfig, LoadKeys, LoadMapValue,
+    LoadPacket, Operand, Reg, SetCond, defined, used_regs,
 )
 
 Bits = Callable[[Operand], int]
 """The bits of an operand, as far as the rules know (64: unknown)."""
 
+_Insn = TypeVar("_Insn", bound=Instruction)
+
 
 @dataclass(frozen=True)
-class WidthRule:
+class WidthRule(Generic[_Insn]):
     """How many bits an operation's result uses, given its operands' bits."""
 
-    bits: Callable[[Instruction, Bits], int]
+    bits: Callable[[_Insn, Bits], int]
     # Whether the verifier's range tracking (kernel/bpf/verifier.c,
     # adjust_scalar_min_max_vals) proves the bound too, from the instructions
     # the native backend selects for the operation.
     verifier: bool
 
 
-def _shift_count(insn: Instruction) -> int | None:
-    rhs = insn.rhs if isinstance(insn, Binary) else None
-    return rhs.value & 63 if isinstance(rhs, Imm) else None  # the count is masked with 63
+def _shift_count(insn: Binary) -> int | None:
+    return insn.rhs.value & 63 if isinstance(insn.rhs, Imm) else None  # the count is masked with 63
 
 
-def _lshr(insn: Instruction, bits: Bits) -> int:
+def _lshr(insn: Binary, bits: Bits) -> int:
     k = _shift_count(insn)
-    return 64 if k is None else max(bits(insn.lhs) - k, 1)  # type: ignore[union-attr]
+    return 64 if k is None else max(bits(insn.lhs) - k, 1)
 
 
-def _shl(insn: Instruction, bits: Bits) -> int:
+def _shl(insn: Binary, bits: Bits) -> int:
     k = _shift_count(insn)
-    return 64 if k is None else min(bits(insn.lhs) + k, 64)  # type: ignore[union-attr]
+    return 64 if k is None else min(bits(insn.lhs) + k, 64)
 
 
-_LOAD = WidthRule(lambda i, bits: i.size * 8, verifier=True)  # type: ignore[union-attr]  # a narrow load zero-extends
-_BINARY: dict[BinaryOp, WidthRule] = {
-    BinaryOp.AND: WidthRule(lambda i, bits: min(bits(i.lhs), bits(i.rhs)), verifier=True),  # type: ignore[union-attr]
-    BinaryOp.OR: WidthRule(lambda i, bits: max(bits(i.lhs), bits(i.rhs)), verifier=True),  # type: ignore[union-attr]
-    BinaryOp.XOR: WidthRule(lambda i, bits: max(bits(i.lhs), bits(i.rhs)), verifier=True),  # type: ignore[union-attr]
-    BinaryOp.ADD: WidthRule(lambda i, bits: min(max(bits(i.lhs), bits(i.rhs)) + 1, 64), verifier=True),  # type: ignore[union-attr]
+_LOAD = WidthRule[LoadKeys | LoadPacket](lambda i, bits: i.size * 8, verifier=True)  # a narrow load zero-extends
+_BINARY: dict[BinaryOp, WidthRule[Binary]] = {
+    BinaryOp.AND: WidthRule(lambda i, bits: min(bits(i.lhs), bits(i.rhs)), verifier=True),
+    BinaryOp.OR: WidthRule(lambda i, bits: max(bits(i.lhs), bits(i.rhs)), verifier=True),
+    BinaryOp.XOR: WidthRule(lambda i, bits: max(bits(i.lhs), bits(i.rhs)), verifier=True),
+    BinaryOp.ADD: WidthRule(lambda i, bits: min(max(bits(i.lhs), bits(i.rhs)) + 1, 64), verifier=True),
     BinaryOp.LSHR: WidthRule(_lshr, verifier=True),
     BinaryOp.SHL: WidthRule(_shl, verifier=True),
     # The verifier learns nothing from a multiplication, division or modulo
     # whose operands are not constants: their results are unbounded to it.
-    BinaryOp.MUL: WidthRule(lambda i, bits: min(bits(i.lhs) + bits(i.rhs), 64), verifier=False),  # type: ignore[union-attr]
-    BinaryOp.UDIV: WidthRule(lambda i, bits: bits(i.lhs), verifier=False),  # type: ignore[union-attr]
-    BinaryOp.UMOD: WidthRule(lambda i, bits: bits(i.lhs), verifier=False),  # type: ignore[union-attr]
+    BinaryOp.MUL: WidthRule(lambda i, bits: min(bits(i.lhs) + bits(i.rhs), 64), verifier=False),
+    BinaryOp.UDIV: WidthRule(lambda i, bits: bits(i.lhs), verifier=False),
+    BinaryOp.UMOD: WidthRule(lambda i, bits: bits(i.lhs), verifier=False),
 }
-WIDTH_RULES: dict[type, WidthRule] = {
+# Each rule takes the instructions of its key (so the values' types differ: Any).
+WIDTH_RULES: dict[type, WidthRule[Any]] = {
     LoadKeys: _LOAD,
     LoadPacket: _LOAD,
-    Copy: WidthRule(lambda i, bits: bits(i.src), verifier=True),  # type: ignore[union-attr]
+    LoadMapValue: _LOAD,
+    LoadConfig: _LOAD,
+    Copy: WidthRule[Copy](lambda i, bits: bits(i.src), verifier=True),
     # An unsigned extension is an `and` with a mask, or a zero-extending mov32.
-    Extend: WidthRule(lambda i, bits: i.bits if not i.signed else 64, verifier=True),  # type: ignore[union-attr]
+    Extend: WidthRule[Extend](lambda i, bits: i.bits if not i.signed else 64, verifier=True),
     # Nothing from a byte swap (the verifier marks the result unknown).
-    ByteSwap: WidthRule(lambda i, bits: i.bits, verifier=False),  # type: ignore[union-attr]
+    ByteSwap: WidthRule[ByteSwap](lambda i, bits: i.bits, verifier=False),
     # SetCond becomes two branches before selection: no single definition.
-    SetCond: WidthRule(lambda i, bits: 1, verifier=False),
+    SetCond: WidthRule[SetCond](lambda i, bits: 1, verifier=False),
 }
 """Per IR operation but Binary, whose rules are per BinaryOp (`width_rule` picks); an operation absent has unknown width."""
 
 
-def width_rule(insn: Instruction) -> WidthRule | None:
+def width_rule(insn: Instruction) -> WidthRule[Any] | None:
     """The rule for `insn`'s result width, None if nothing is known of it."""
     if isinstance(insn, Binary):
         return _BINARY.get(insn.op)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any, TypeVar
 
 from pyfd.abi import MAX_PACKET_OFF
 
@@ -13,10 +14,13 @@ from ..ir.nodes import (
 from .facts import Facts
 
 
-def substitute(node: Instruction | Terminator, values: dict[Reg, Operand]) -> Instruction | Terminator:
+_Node = TypeVar("_Node", Instruction, Terminator)
+
+
+def substitute(node: _Node, values: dict[Reg, Operand]) -> _Node:
     """`node` with every read of a register in `values` replaced (packet bases excepted)."""
-    changes = {}
-    for name in ("src", "lhs", "rhs"):
+    changes: dict[str, Any] = {}  # field name -> operand; which fields a node has, replace() checks
+    for name in ("src", "lhs", "rhs", "key", "value"):  # a map pointer (`ptr`) is never a copy
         op = getattr(node, name, None)
         if isinstance(op, Reg) and op in values:
             changes[name] = values[op]
@@ -24,7 +28,7 @@ def substitute(node: Instruction | Terminator, values: dict[Reg, Operand]) -> In
         new = values[node.base]
         if isinstance(new, Imm):  # a constant base stays a valid, single-valued base
             changes["base"] = new
-    return replace(node, **changes) if changes else node  # type: ignore[type-var]
+    return replace(node, **changes) if changes else node
 
 
 def _fold(insn: Instruction) -> Instruction:
@@ -73,14 +77,16 @@ class ConstantFold:
         # Resolve chains a -> b -> c.
         for reg in list(values):
             seen = {reg}
-            while isinstance(values[reg], Reg) and values[reg] in values and values[reg] not in seen:
-                seen.add(values[reg])  # type: ignore[arg-type]
-                values[reg] = values[values[reg]]  # type: ignore[index]
+            value = values[reg]
+            while isinstance(value, Reg) and value in values and value not in seen:
+                seen.add(value)
+                value = values[value]
+            values[reg] = value
         changed = False
         for block in fn.blocks:
             new_insns = []
             for insn in block.insns:
-                new = _fold(substitute(insn, values))  # type: ignore[arg-type]
+                new = _fold(substitute(insn, values))
                 changed |= new != insn
                 new_insns.append(new)
             block.insns = new_insns
@@ -90,5 +96,5 @@ class ConstantFold:
             if isinstance(term, CheckPacket) and isinstance(term.base, Imm) and to_u64(term.base.value) > MAX_PACKET_OFF - term.size:
                 term = Jump(term.fail, term.span)
             changed |= term != block.term
-            block.term = term  # type: ignore[assignment]
+            block.term = term
         return changed

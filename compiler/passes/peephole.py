@@ -76,7 +76,9 @@ class Peephole:
                 return Binary(BinaryOp.SHL, dst, a, Imm(v.bit_length() - 1), span)
             case Binary(BinaryOp.MUL, dst, Imm(value=v), b, span) if v and v & (v - 1) == 0:
                 return Binary(BinaryOp.SHL, dst, b, Imm(v.bit_length() - 1), span)
-            case Binary(BinaryOp.AND, dst, a, Imm(value=m), span) if m == (1 << 64) - 1 or self._fits(a, m.bit_length(), facts) and m == (1 << m.bit_length()) - 1:
+            case Binary(BinaryOp.AND, dst, a, Imm(value=m), span) if (
+                m == (1 << 64) - 1 or self._fits(a, m.bit_length(), facts) and m == (1 << m.bit_length()) - 1
+            ):
                 return Copy(dst, a, span)
             case Binary(BinaryOp.ADD | BinaryOp.SUB | BinaryOp.OR | BinaryOp.XOR | BinaryOp.SHL | BinaryOp.LSHR | BinaryOp.ASHR, dst, a, Imm(value=0), span):
                 return Copy(dst, a, span)

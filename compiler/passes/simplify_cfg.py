@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import assert_never
 
 from ..ir.analysis import reverse_postorder
-from ..ir.nodes import Block, Branch, CheckPacket, Function, Jump, Return, Terminator
+from ..ir.nodes import Branch, CheckPacket, Function, Jump, Return, Terminator
 
 
 def _retarget(term: Terminator, old: str, new: str) -> Terminator:

@@ -14,6 +14,7 @@ from .builders import (
     alu32_reg,
     alu64_imm,
     alu64_reg,
+    atomic_op,
     call,
     call_rel,
     endian,
@@ -27,6 +28,8 @@ from .builders import (
     ld_abs,
     ld_imm64,
     ld_ind,
+    ld_map_fd,
+    ld_map_value,
     ldx_mem,
     ldx_memsx,
     mov32_imm,
@@ -47,7 +50,7 @@ from .errors import (
     LabelError,
 )
 from .insn import SLOT_SIZE, Instruction, Label, decode, encode, encode_program
-from .opcodes import *  # the enums and the kernel-named constants
+from .opcodes import *  # noqa: F403 - the enums and the kernel-named constants, listed in opcodes.__all__
 from .resolve import label_slots, relax_jumps, resolve
 
 __all__ = [
@@ -67,6 +70,7 @@ __all__ = [
     "alu64_imm",
     "alu64_reg",
     "assemble",
+    "atomic_op",
     "assemble_items",
     "call",
     "call_rel",
@@ -86,6 +90,8 @@ __all__ = [
     "ld_abs",
     "ld_imm64",
     "ld_ind",
+    "ld_map_fd",
+    "ld_map_value",
     "ldx_mem",
     "ldx_memsx",
     "listing",

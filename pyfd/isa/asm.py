@@ -9,8 +9,12 @@ BPF-to-BPF call (the verifier log's syntax; LLVM prints it as a helper call
 and loses src) and ``skb[r1 + 4]`` for BPF_IND.
 
 disassemble() refuses an instruction whose text would lose a field (an
-unused field set, a cpu v4 variant such as sdiv or movsx, atomics), so
-assemble(disassemble(x)) == [x] holds for everything it prints. cpu v4's
+unused field set, a cpu v4 variant such as sdiv or movsx, an atomic with
+BPF_FETCH), so assemble(disassemble(x)) == [x] holds for everything it
+prints. Atomics print as LLVM prints them (``lock *(u64 *)(r1 + 0) += r2``);
+a map reference before the loader's relocation as ``r1 = map[0] ll`` (the
+map's index in its object) and a pointer into a map's value as
+``r1 = map_value[1] + 4 ll``, after the verifier log's ``map[id:N]``. cpu v4's
 ``gotol +N`` (BPF_JMP32 | BPF_JA, the offset in imm) prints as LLVM prints it.
 """
 
@@ -26,6 +30,8 @@ from .errors import AssembleError, DisassembleError
 from .insn import Instruction, Label
 from .opcodes import (
     BPF_PSEUDO_CALL,
+    BPF_PSEUDO_MAP_FD,
+    BPF_PSEUDO_MAP_VALUE,
     MODE_MASK,
     OP_MASK,
     SIZE_MASK,
@@ -219,9 +225,28 @@ def _ldx_text(insn: Instruction) -> str | None:
     return f"r{insn.dst} = {_mem(type_name, insn.src, insn.off)}"
 
 
+_ATOMIC_OPS = {AluOp.ADD: "+", AluOp.OR: "|", AluOp.AND: "&", AluOp.XOR: "^"}
+
+
+def _atomic_text(insn: Instruction) -> str | None:
+    size = Size(insn.opcode & SIZE_MASK)
+    if insn.cls != Class.STX or size not in (Size.W, Size.DW):
+        return None
+    try:
+        op = AluOp(insn.imm)  # without BPF_FETCH, which has no text form here
+    except ValueError:
+        return None
+    if op not in _ATOMIC_OPS:
+        return None
+    src = f"r{insn.src}"  # LLVM names the register r, also for 32 bits
+    return f"lock {_mem(f'u{_SIZE_BITS[size]}', insn.dst, insn.off)} {_ATOMIC_OPS[op]}= {src}"
+
+
 def _store_text(insn: Instruction) -> str | None:
     size, mode = Size(insn.opcode & SIZE_MASK), insn.opcode & MODE_MASK
-    if mode != Mode.MEM:  # BPF_ATOMIC is not supported
+    if mode == Mode.ATOMIC:
+        return _atomic_text(insn)
+    if mode != Mode.MEM:
         return None
     place = _mem(f"u{_SIZE_BITS[size]}", insn.dst, insn.off)
     if insn.cls == Class.STX:
@@ -231,8 +256,13 @@ def _store_text(insn: Instruction) -> str | None:
 
 def _ld_text(insn: Instruction) -> str | None:
     if insn.is_ld_imm64:
-        # src != 0 would be a pseudo load (map fd, map value, ...).
-        if insn.src != 0 or insn.off != 0:
+        if insn.off != 0:
+            return None
+        if insn.src == BPF_PSEUDO_MAP_FD:
+            return f"r{insn.dst} = map[{insn.imm}] ll"
+        if insn.src == BPF_PSEUDO_MAP_VALUE:
+            return f"r{insn.dst} = map_value[{insn.imm & 0xFFFFFFFF}] + {insn.imm >> 32} ll"
+        if insn.src != 0:  # another pseudo load (BTF id, function, ...)
             return None
         return f"r{insn.dst} = {insn.imm} ll"
     size, mode = Size(insn.opcode & SIZE_MASK), insn.opcode & MODE_MASK
@@ -410,6 +440,24 @@ def _parse_ld_imm64(m: re.Match[str], span: object) -> Instruction:
     return b.ld_imm64(_Operands().reg(m[1], "r"), _int(m[2]), span=span)
 
 
+def _parse_ld_map(m: re.Match[str], span: object) -> Instruction:
+    return b.ld_map_fd(_Operands().reg(m[1], "r"), _int(m[2]), span=span)
+
+
+def _parse_ld_map_value(m: re.Match[str], span: object) -> Instruction:
+    return b.ld_map_value(_Operands().reg(m[1], "r"), _int(m[2]), _int(m[3]), span=span)
+
+
+def _parse_atomic(m: re.Match[str], span: object) -> Instruction:
+    ops = _Operands()
+    if m[1] != "u":
+        raise AssembleError("atomics take an unsigned type")
+    size, dst, off = _size(m[2]), ops.reg(m[3], "r"), _offset(m[4], m[5])
+    op = next(op for op, sym in _ATOMIC_OPS.items() if sym == m[6])
+    src = _Operands().reg(m[7])  # r, as LLVM prints it; w accepted for the 32-bit form
+    return b.atomic_op(size, op, dst, src, off, span=span)
+
+
 def _parse_alu(m: re.Match[str], span: object) -> Instruction:
     ops = _Operands()
     dst = ops.reg(m[1])
@@ -439,6 +487,9 @@ _SYNTAX: list[tuple[re.Pattern[str], _Handler]] = [
     (re.compile(rf"{_MEM}\s*=\s*{_OPERAND}"), _parse_store),
     (re.compile(rf"{_REG}\s*=\s*{_SKB}"), _parse_packet_load),
     (re.compile(rf"{_REG}\s*=\s*{_IMM}\s+ll"), _parse_ld_imm64),
+    (re.compile(rf"{_REG}\s*=\s*map\[\s*({_NUM})\s*\]\s+ll"), _parse_ld_map),
+    (re.compile(rf"{_REG}\s*=\s*map_value\[\s*({_NUM})\s*\]\s*\+\s*({_NUM})\s+ll"), _parse_ld_map_value),
+    (re.compile(rf"lock\s+{_MEM}\s*([+|&^])=\s*({_REG_TOKEN})"), _parse_atomic),
     (re.compile(rf"{_REG}\s*({_ALU_ALT})?=\s*{_OPERAND}"), _parse_alu),
 ]
 

@@ -10,6 +10,8 @@ from .insn import Instruction, Label
 from .opcodes import (
     BPF_LD_IMM64,
     BPF_PSEUDO_CALL,
+    BPF_PSEUDO_MAP_FD,
+    BPF_PSEUDO_MAP_VALUE,
     AluOp,
     Class,
     JmpOp,
@@ -131,6 +133,25 @@ def st_mem(
 def ld_imm64(dst: int, imm: int, *, span: object | None = None) -> Instruction:
     """BPF_LD_IMM64: dst = imm, a full 64-bit immediate in two slots."""
     return Instruction(BPF_LD_IMM64, dst, 0, 0, imm, span)
+
+
+def ld_map_fd(dst: int, map_index: int, *, span: object | None = None) -> Instruction:
+    """BPF_LD_MAP_FD: dst = the map `map_index` (src BPF_PSEUDO_MAP_FD; the loader puts its fd in imm)."""
+    return Instruction(BPF_LD_IMM64, dst, BPF_PSEUDO_MAP_FD, 0, map_index, span)
+
+
+def ld_map_value(dst: int, map_index: int, offset: int, *, span: object | None = None) -> Instruction:
+    """dst = the address `offset` bytes into the value of map `map_index` (src BPF_PSEUDO_MAP_VALUE)."""
+    if not 0 <= map_index < 2**32 or not 0 <= offset < 2**32:
+        raise ValueError(f"map {map_index} or offset {offset} does not fit in 32 bits")
+    return Instruction(BPF_LD_IMM64, dst, BPF_PSEUDO_MAP_VALUE, 0, offset << 32 | map_index, span)
+
+
+def atomic_op(size: Size, op: AluOp, dst: int, src: int, off: int, *, span: object | None = None) -> Instruction:
+    """BPF_ATOMIC_OP: *(size *)(dst + off) op= src, atomically (op ADD, OR, AND or XOR; size W or DW)."""
+    if size not in (Size.W, Size.DW) or op not in (AluOp.ADD, AluOp.OR, AluOp.AND, AluOp.XOR):
+        raise ValueError(f"no atomic {op.name} on {size.name}")
+    return Instruction(Class.STX | Mode.ATOMIC | size, dst, src, off, int(op), span)
 
 
 def ld_abs(size: Size, imm: int, *, span: object | None = None) -> Instruction:

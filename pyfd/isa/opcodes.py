@@ -168,6 +168,14 @@ def bpf_src(opcode: int) -> Source:
 BPF_PSEUDO_CALL = 1
 """src of a BPF_CALL to a BPF function, imm is a relative slot offset (bpf.h)."""
 
+BPF_PSEUDO_MAP_FD = 1
+"""src of a BPF_LD_IMM64 whose imm is a map: the loader's fd (pyfd: the map's index in its object, until loaded)."""
+BPF_PSEUDO_MAP_VALUE = 2
+"""src of a BPF_LD_IMM64 that points into a map's value: imm low half the map, high half the offset."""
+
+BPF_FETCH = 0x01
+"""Flag in the imm of a BPF_ATOMIC instruction: also load the old value into src."""
+
 BPF_LD_IMM64 = Class.LD | Mode.IMM | Size.DW
 """Opcode 0x18 of the two-slot 64-bit immediate load (BPF_LD_IMM64 in filter.h)."""
 
@@ -233,6 +241,9 @@ __all__ = [
     "BPF_NEG",
     "BPF_OR",
     "BPF_PSEUDO_CALL",
+    "BPF_PSEUDO_MAP_FD",
+    "BPF_PSEUDO_MAP_VALUE",
+    "BPF_FETCH",
     "BPF_RSH",
     "BPF_ST",
     "BPF_STX",

@@ -30,15 +30,16 @@ instructions from the start of the program (libbpf converts; so does
 line << 10 | column.
 
 A leaf with elf.py: it imports nothing of pyfd but the ABI numbers, so the
-compiler writes, and the runtime, the llvm backend and `pyfd disasm` read,
-BTF with it.
+compiler writes BTF with it, and the object loader (pyfd.program), the llvm
+backend and `pyfd disasm` read it; the runtime only hands the bytes to the
+kernel.
 """
 
 from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from ..abi import CTX_STRUCT, FUNC_INFO_REC_SIZE, INSN_SIZE, LICENSE, LICENSE_SECTION, LICENSE_SYMBOL, LINE_INFO_REC_SIZE
 from .elf import ElfObjectError, StringTable
@@ -48,8 +49,8 @@ __all__ = [
     "ArrayType",
     "Btf",
     "BtfBuilder",
-    "BtfError",
     "BtfExtInfo",
+    "BtfFormatError",
     "BtfType",
     "CompositeType",
     "DatasecType",
@@ -109,8 +110,8 @@ COL_MASK = (1 << LINE_SHIFT) - 1
 LINE_MAX = (1 << (32 - LINE_SHIFT)) - 1
 
 
-class BtfError(ValueError):
-    """BTF or BTF.ext bytes that cannot be decoded, or types that cannot be encoded."""
+class BtfFormatError(ValueError):
+    """BTF or BTF.ext bytes that are not well formed, or types BTF cannot encode (pyfd's own check, before any kernel sees them)."""
 
 
 class Kind(enum.IntEnum):
@@ -347,13 +348,13 @@ _MODIFIER_KINDS = frozenset({Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTR
 
 def _info(kind: Kind, vlen: int = 0, kind_flag: bool = False) -> int:
     if not 0 <= vlen <= BTF_MAX_VLEN:
-        raise BtfError(f"{kind.name}: {vlen} entries, more than BTF allows ({BTF_MAX_VLEN})")
+        raise BtfFormatError(f"{kind.name}: {vlen} entries, more than BTF allows ({BTF_MAX_VLEN})")
     return (int(kind_flag) << 31) | (int(kind) << 24) | vlen
 
 
 def _u32(name: str, value: int) -> int:
     if not 0 <= value <= 0xFFFFFFFF:
-        raise BtfError(f"{name} {value} does not fit in 32 bits")
+        raise BtfFormatError(f"{name} {value} does not fit in 32 bits")
     return value
 
 
@@ -365,11 +366,11 @@ class _Strings(StringTable):
 
     def add(self, text: str) -> int:
         if text not in self.offsets and len(self.data) > BTF_MAX_NAME_OFFSET:
-            raise BtfError("BTF string section is larger than the kernel allows (16 MiB)")
+            raise BtfFormatError("BTF string section is larger than the kernel allows (16 MiB)")
         try:
             return super().add(text)
         except ElfObjectError:
-            raise BtfError(f"BTF string {text!r} contains a NUL byte") from None
+            raise BtfFormatError(f"BTF string {text!r} contains a NUL byte") from None
 
 
 # --- encoding ------------------------------------------------------------------
@@ -389,7 +390,7 @@ class BtfBuilder:
     def add(self, btf_type: BtfType) -> int:
         """Append a type and return its id (the first is 1)."""
         if len(self.types) >= BTF_MAX_TYPE:
-            raise BtfError(f"more than {BTF_MAX_TYPE} BTF types")
+            raise BtfFormatError(f"more than {BTF_MAX_TYPE} BTF types")
         self.types.append(btf_type)
         return len(self.types)
 
@@ -411,7 +412,7 @@ class BtfBuilder:
         match t:
             case IntType():
                 if t.bits > 128 or t.offset + t.bits > t.size * 8:
-                    raise BtfError(f"INT {t.name!r}: {t.bits} bits at {t.offset} do not fit in {t.size} bytes")
+                    raise BtfFormatError(f"INT {t.name!r}: {t.bits} bits at {t.offset} do not fit in {t.size} bytes")
                 extra = (int(t.encoding) << 24) | (t.offset << 16) | t.bits
                 return _TYPE.pack(s(t.name), _info(Kind.INT), t.size) + _U32.pack(extra)
             case PtrType():
@@ -437,7 +438,7 @@ class BtfBuilder:
                 return _TYPE.pack(s(t.name), _info(Kind.FWD, 0, t.union), 0)
             case ModifierType():
                 if t.kind not in _MODIFIER_KINDS:
-                    raise BtfError(f"{t.kind.name} is not a modifier kind")
+                    raise BtfFormatError(f"{t.kind.name} is not a modifier kind")
                 return _TYPE.pack(s(t.name), _info(t.kind), t.type)
             case FuncProtoType():
                 head = _TYPE.pack(0, _info(Kind.FUNC_PROTO, len(t.params)), t.return_type)
@@ -453,7 +454,7 @@ class BtfBuilder:
                 return _TYPE.pack(s(t.name), _info(Kind.FLOAT), t.size)
             case DeclTagType():
                 return _TYPE.pack(s(t.name), _info(Kind.DECL_TAG), t.type) + struct.pack("<i", t.component_idx)
-        raise BtfError(f"not a BTF type: {t!r}")
+        raise BtfFormatError(f"not a BTF type: {t!r}")
 
 
 # --- decoding ------------------------------------------------------------------
@@ -473,41 +474,41 @@ class Btf:
     def type_by_id(self, type_id: int) -> BtfType:
         """The type with id `type_id` (1-based; 0 is void and has no entry)."""
         if not 1 <= type_id <= len(self.types):
-            raise BtfError(f"no BTF type id {type_id} (there are {len(self.types)})")
+            raise BtfFormatError(f"no BTF type id {type_id} (there are {len(self.types)})")
         return self.types[type_id - 1]
 
 
 def _string_at(strings: bytes, offset: int) -> str:
     if not 0 <= offset < len(strings):
-        raise BtfError(f"string offset {offset} is outside the {len(strings)}-byte string section")
+        raise BtfFormatError(f"string offset {offset} is outside the {len(strings)}-byte string section")
     end = strings.find(b"\0", offset)
     if end < 0:
-        raise BtfError(f"string at offset {offset} is not NUL-terminated")
+        raise BtfFormatError(f"string at offset {offset} is not NUL-terminated")
     return strings[offset:end].decode("utf-8", errors="replace")
 
 
 def _section(data: bytes, start: int, length: int, what: str) -> bytes:
     if start + length > len(data):
-        raise BtfError(f"{what} at bytes {start}..{start + length} runs past the end ({len(data)} bytes)")
+        raise BtfFormatError(f"{what} at bytes {start}..{start + length} runs past the end ({len(data)} bytes)")
     return data[start : start + length]
 
 
 def decode_btf(data: bytes) -> Btf:
-    """Decode a .BTF blob; raises BtfError on anything malformed."""
+    """Decode a .BTF blob; raises BtfFormatError on anything malformed."""
     data = bytes(data)
     if len(data) < _HEADER.size:
-        raise BtfError(f".BTF is {len(data)} bytes, shorter than its {_HEADER.size}-byte header")
+        raise BtfFormatError(f".BTF is {len(data)} bytes, shorter than its {_HEADER.size}-byte header")
     magic, version, _flags, hdr_len, type_off, type_len, str_off, str_len = _HEADER.unpack_from(data)
     if magic != BTF_MAGIC:
-        raise BtfError(f".BTF magic is {magic:#06x}, expected {BTF_MAGIC:#06x} (big-endian BTF is not supported)")
+        raise BtfFormatError(f".BTF magic is {magic:#06x}, expected {BTF_MAGIC:#06x} (big-endian BTF is not supported)")
     if version != BTF_VERSION:
-        raise BtfError(f".BTF version {version}, expected {BTF_VERSION}")
+        raise BtfFormatError(f".BTF version {version}, expected {BTF_VERSION}")
     if hdr_len < _HEADER.size:
-        raise BtfError(f".BTF header length {hdr_len} is shorter than {_HEADER.size}")
+        raise BtfFormatError(f".BTF header length {hdr_len} is shorter than {_HEADER.size}")
     types_data = _section(data, hdr_len + type_off, type_len, ".BTF type section")
     strings = _section(data, hdr_len + str_off, str_len, ".BTF string section")
     if strings and (strings[0] != 0 or strings[-1] != 0):
-        raise BtfError(".BTF string section must start and end with a NUL byte")
+        raise BtfFormatError(".BTF string section must start and end with a NUL byte")
     return Btf(tuple(_decode_types(types_data, strings)), strings)
 
 
@@ -518,7 +519,7 @@ def _decode_types(data: bytes, strings: bytes) -> Iterable[BtfType]:
         nonlocal pos
         end = pos + fmt.size * count
         if end > len(data):
-            raise BtfError(f"BTF type section ends inside a type (at byte {pos})")
+            raise BtfFormatError(f"BTF type section ends inside a type (at byte {pos})")
         out = [fmt.unpack_from(data, pos + i * fmt.size) for i in range(count)]
         pos = end
         return out
@@ -533,7 +534,7 @@ def _decode_types(data: bytes, strings: bytes) -> Iterable[BtfType]:
         try:
             kind = Kind((info >> 24) & 0x1F)
         except ValueError:
-            raise BtfError(f"unknown BTF kind {(info >> 24) & 0x1F} at byte {pos - _TYPE.size}") from None
+            raise BtfFormatError(f"unknown BTF kind {(info >> 24) & 0x1F} at byte {pos - _TYPE.size}") from None
         match kind:
             case Kind.INT:
                 (extra,) = take(_U32)[0]
@@ -570,14 +571,14 @@ def _decode_types(data: bytes, strings: bytes) -> Iterable[BtfType]:
                 try:
                     linkage = FuncLinkage(vlen)
                 except ValueError:
-                    raise BtfError(f"FUNC {name(name_off)!r}: unknown linkage {vlen}") from None
+                    raise BtfFormatError(f"FUNC {name(name_off)!r}: unknown linkage {vlen}") from None
                 yield FuncType(name(name_off), size_or_type, linkage)
             case Kind.VAR:
                 (linkage_value,) = take(_U32)[0]
                 try:
                     var_linkage = VarLinkage(linkage_value)
                 except ValueError:
-                    raise BtfError(f"VAR {name(name_off)!r}: unknown linkage {linkage_value}") from None
+                    raise BtfFormatError(f"VAR {name(name_off)!r}: unknown linkage {linkage_value}") from None
                 yield VarType(name(name_off), size_or_type, var_linkage)
             case Kind.DATASEC:
                 secinfo = tuple(VarSecInfo(t, o, s) for t, o, s in take(_TRIPLE, vlen))
@@ -588,7 +589,7 @@ def _decode_types(data: bytes, strings: bytes) -> Iterable[BtfType]:
                 (component,) = take(struct.Struct("<i"))[0]
                 yield DeclTagType(name(name_off), size_or_type, component)
             case Kind.UNKN:
-                raise BtfError(f"BTF type at byte {pos - _TYPE.size} has kind 0 (UNKN)")
+                raise BtfFormatError(f"BTF type at byte {pos - _TYPE.size} has kind 0 (UNKN)")
 
 
 def _type_size(kind: Kind, vlen: int) -> int:
@@ -677,40 +678,41 @@ def parse_btf_ext(btf_ext: bytes, btf: bytes | Btf) -> dict[str, BtfExtInfo]:
     decoded = btf if isinstance(btf, Btf) else decode_btf(btf)
     data = bytes(btf_ext)
     if len(data) < _EXT_HEADER.size:
-        raise BtfError(f".BTF.ext is {len(data)} bytes, shorter than its {_EXT_HEADER.size}-byte header")
+        raise BtfFormatError(f".BTF.ext is {len(data)} bytes, shorter than its {_EXT_HEADER.size}-byte header")
     magic, version, _flags, hdr_len, func_off, func_len, line_off, line_len = _EXT_HEADER.unpack_from(data)
     if magic != BTF_MAGIC:
-        raise BtfError(f".BTF.ext magic is {magic:#06x}, expected {BTF_MAGIC:#06x}")
+        raise BtfFormatError(f".BTF.ext magic is {magic:#06x}, expected {BTF_MAGIC:#06x}")
     if version != BTF_VERSION:
-        raise BtfError(f".BTF.ext version {version}, expected {BTF_VERSION}")
+        raise BtfFormatError(f".BTF.ext version {version}, expected {BTF_VERSION}")
     if hdr_len < _EXT_HEADER.size:
-        raise BtfError(f".BTF.ext header length {hdr_len} is shorter than {_EXT_HEADER.size}")
+        raise BtfFormatError(f".BTF.ext header length {hdr_len} is shorter than {_EXT_HEADER.size}")
 
-    out: dict[str, dict[str, list[object]]] = {}
+    funcs: dict[str, list[FuncInfoRecord]] = {}
+    lines: dict[str, list[LineInfoRecord]] = {}
 
     def sections(start: int, length: int, what: str, min_rec: int) -> Iterable[tuple[str, list[bytes]]]:
         if length == 0:
             return
         blob = _section(data, hdr_len + start, length, f".BTF.ext {what}")
         if len(blob) < 4:
-            raise BtfError(f".BTF.ext {what} is too short for its record size")
+            raise BtfFormatError(f".BTF.ext {what} is too short for its record size")
         (rec_size,) = _U32.unpack_from(blob)
         if rec_size < min_rec or rec_size % 4:
-            raise BtfError(f".BTF.ext {what}: record size {rec_size} (expected at least {min_rec}, a multiple of 4)")
+            raise BtfFormatError(f".BTF.ext {what}: record size {rec_size} (expected at least {min_rec}, a multiple of 4)")
         pos = 4
         while pos < len(blob):
             if pos + _PAIR.size > len(blob):
-                raise BtfError(f".BTF.ext {what}: truncated section header at byte {pos}")
+                raise BtfFormatError(f".BTF.ext {what}: truncated section header at byte {pos}")
             name_off, count = _PAIR.unpack_from(blob, pos)
             pos += _PAIR.size
             end = pos + count * rec_size
             if end > len(blob):
-                raise BtfError(f".BTF.ext {what}: {count} records run past the end of the sub-section")
+                raise BtfFormatError(f".BTF.ext {what}: {count} records run past the end of the sub-section")
             yield decoded.string_at(name_off), [blob[p : p + rec_size] for p in range(pos, end, rec_size)]
             pos = end
 
     for sec_name, records in sections(func_off, func_len, "func_info", FUNC_INFO_REC_SIZE):
-        entry = out.setdefault(sec_name, {"func": [], "line": []})
+        func_entry = funcs.setdefault(sec_name, [])
         for record in records:
             insn_off, type_id = _PAIR.unpack_from(record)
             func_name = ""
@@ -718,12 +720,12 @@ def parse_btf_ext(btf_ext: bytes, btf: bytes | Btf) -> dict[str, BtfExtInfo]:
                 found = decoded.types[type_id - 1]
                 if isinstance(found, FuncType):
                     func_name = found.name
-            entry["func"].append(FuncInfoRecord(insn_off, type_id, func_name))
+            func_entry.append(FuncInfoRecord(insn_off, type_id, func_name))
     for sec_name, records in sections(line_off, line_len, "line_info", LINE_INFO_REC_SIZE):
-        entry = out.setdefault(sec_name, {"func": [], "line": []})
+        line_entry = lines.setdefault(sec_name, [])
         for record in records:
             insn_off, file_off, text_off, line_col = _LINE_INFO.unpack_from(record)
-            entry["line"].append(
+            line_entry.append(
                 LineInfoRecord(
                     insn_off,
                     decoded.string_at(file_off),
@@ -734,10 +736,8 @@ def parse_btf_ext(btf_ext: bytes, btf: bytes | Btf) -> dict[str, BtfExtInfo]:
                     text_off,
                 )
             )
-    return {
-        name: BtfExtInfo(tuple(v["func"]), tuple(v["line"]))  # type: ignore[arg-type]
-        for name, v in out.items()
-    }
+    # Sections in the order they first appear: func_info's, then line_info's others.
+    return {name: BtfExtInfo(tuple(funcs.get(name, ())), tuple(lines.get(name, ()))) for name in [*funcs, *(n for n in lines if n not in funcs)]}
 
 
 def encode_btf_ext(builder: BtfBuilder, sections: Mapping[str, BtfExtInfo]) -> bytes:
@@ -757,7 +757,7 @@ def encode_btf_ext(builder: BtfBuilder, sections: Mapping[str, BtfExtInfo]) -> b
             line_blob += _PAIR.pack(name_off, len(info.line_info))
             for ln in info.line_info:
                 if not 0 <= ln.line <= LINE_MAX:
-                    raise BtfError(f"line {ln.line} does not fit in a line_info ({LINE_MAX} at most)")
+                    raise BtfFormatError(f"line {ln.line} does not fit in a line_info ({LINE_MAX} at most)")
                 line_col = ln.line << LINE_SHIFT | min(max(ln.col, 0), COL_MASK)
                 line_blob += _LINE_INFO.pack(
                     _u32("insn_off", ln.insn_off), builder.string(ln.file_name), builder.string(ln.line_text), line_col
@@ -874,11 +874,15 @@ def build_program_btf(
     section: str,
     spans: Sequence[object | None],
     license: str = LICENSE,
+    *,
+    add_types: Callable[[BtfBuilder, int], None] | None = None,
 ) -> ProgramBtf:
     """BTF for one program: FUNC `int name(struct __sk_buff *ctx)`, its license VAR, line info from its spans.
 
     `spans` has one entry per instruction slot (CompiledCode.spans_by_slot());
-    `license` is the string the object's license section holds.
+    `license` is the string the object's license section holds; `add_types`,
+    if given, adds more types (the maps, maps.add_globals_btf) given the
+    builder and the id of `int`.
     """
     builder = BtfBuilder()
     int_id = builder.add(IntType("int", 4, 32, IntEncoding.SIGNED))
@@ -890,6 +894,8 @@ def build_program_btf(
     proto = builder.add(FuncProtoType(int_id, (Param(CTX_PARAM, ctx_ptr),)))
     func = builder.add(FuncType(name, proto, FuncLinkage.GLOBAL))
     add_license_var(builder, license, int_id)
+    if add_types is not None:
+        add_types(builder, int_id)
     lines = tuple(line_info_from_spans(spans))
     info = BtfExtInfo((FuncInfoRecord(0, func, name),), lines)
     btf_ext = encode_btf_ext(builder, {section: info})

@@ -5,9 +5,11 @@ object file format; libbpf `bpf_object__elf_collect`):
 
     [0] null section
     [1..] one SHT_PROGBITS, SHF_ALLOC|SHF_EXECINSTR section per program section
+    .rel<section>     its relocations, for a program section that has any
+    data sections     e.g. `.rodata` and `.maps`, each with symbols of its own
     license           "GPL\\0", symbol `_license`
     extra sections    written exactly as given (e.g. `.BTF`, `.BTF.ext`)
-    .symtab           null symbol, then one global symbol per program + `_license`
+    .symtab           null symbol, then one global symbol per program, per data symbol, `_license`
     .strtab           symbol names
     .shstrtab         section names
 
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..abi import INSN_SIZE as BPF_INSN_SIZE
-from ..abi import LICENSE, LICENSE_SECTION, LICENSE_SYMBOL
+from ..abi import LICENSE, LICENSE_SECTION, LICENSE_SYMBOL, R_BPF_64_64
 
 __all__ = [
     "LICENSE_SECTION",
@@ -36,11 +38,13 @@ __all__ = [
     "SHT",
     "ElfObjectError",
     "ProgramSection",
+    "DataSection",
     "RawSection",
     "write_object",
 ]
 
 EM_BPF = 247  # e_machine of a BPF object (include/uapi/linux/elf-em.h)
+ELF64_REL_SIZE = 16  # sizeof(Elf64_Rel): r_offset, r_info
 ET_REL = 1  # relocatable object: what clang -c emits and libbpf requires
 EV_CURRENT = 1
 ELFCLASS64 = 2
@@ -112,11 +116,27 @@ _RESERVED_SECTIONS = frozenset({LICENSE_SECTION, ".symtab", ".strtab", ".shstrta
 
 @dataclass(frozen=True)
 class ProgramSection:
-    """One BPF program: its function name, its ELF section and its code."""
+    """One BPF program: its function name, its ELF section, its code, and its relocations.
+
+    A relocation is (byte offset in the code, symbol): an R_BPF_64_64 on the
+    BPF_LD_IMM64 there, against a data symbol of the object (a map, a variable).
+    """
 
     name: str
     section: str
     code: bytes
+    relocations: tuple[tuple[int, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """A data section with global object symbols in it, e.g. `.maps` or `.rodata`: (name, offset, size) each."""
+
+    name: str
+    data: bytes
+    flags: int
+    align: int
+    symbols: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -278,6 +298,7 @@ def _validate(
     programs: Sequence[ProgramSection],
     license: str,
     extra_sections: Sequence[RawSection],
+    data_sections: Sequence[DataSection] = (),
 ) -> None:
     if not programs:
         raise ElfObjectError("an object needs at least one program")
@@ -308,7 +329,28 @@ def _validate(
             )
     if "\0" in license:
         raise ElfObjectError(f"license {license!r} contains a NUL byte")
-    program_sections = {program.section for program in programs}
+    symbols: set[str] = set(seen_programs)
+    data_names: set[str] = set()
+    for section in data_sections:
+        if not section.name or "\0" in section.name or section.name in _RESERVED_SECTIONS or section.name in data_names:
+            raise ElfObjectError(f"bad or repeated data section name {section.name!r}")
+        data_names.add(section.name)
+        if section.align < 1 or section.align & (section.align - 1):
+            raise ElfObjectError(f"data section {section.name!r}: alignment {section.align} is not a power of two")
+        for name, offset, size in section.symbols:
+            if name in symbols or name == LICENSE_SYMBOL:
+                raise ElfObjectError(f"symbol {name!r} is defined twice")
+            if offset < 0 or size < 0 or offset + size > len(section.data):
+                raise ElfObjectError(f"symbol {name!r} ({size} bytes at {offset}) is outside section {section.name!r}")
+            symbols.add(name)
+    for program in programs:
+        for offset, name in program.relocations:
+            if name not in symbols - seen_programs:
+                raise ElfObjectError(f"program {program.name!r}: relocation against {name!r}, which no data section defines")
+            if offset % BPF_INSN_SIZE or not 0 <= offset < len(program.code):
+                raise ElfObjectError(f"program {program.name!r}: relocation at byte {offset} is not on an instruction")
+    program_sections = {program.section for program in programs} | data_names
+    program_sections |= {f".rel{program.section}" for program in programs if program.relocations}
     seen_extra: set[str] = set()
     for extra in extra_sections:
         if not extra.name or "\0" in extra.name:
@@ -335,9 +377,10 @@ def write_object(
     *,
     license: str = LICENSE,
     extra_sections: Sequence[RawSection] = (),
+    data_sections: Sequence[DataSection] = (),
 ) -> bytes:
-    """Return an ELF64 EM_BPF relocatable object holding `programs`."""
-    _validate(programs, license, extra_sections)
+    """Return an ELF64 EM_BPF relocatable object holding `programs` (and their data and relocations)."""
+    _validate(programs, license, extra_sections, data_sections)
 
     # Program sections in order of first appearance; programs sharing a section
     # name sit at consecutive offsets in it.
@@ -361,6 +404,16 @@ def write_object(
                 BPF_INSN_SIZE,
             )
         )
+    # The relocation sections, filled in once the symbols are numbered.
+    relocated = [name for name in code_by_section if any(p.relocations for p in programs if p.section == name)]
+    rel_index: dict[str, int] = {}
+    for name in relocated:
+        rel_index[name] = len(sections)
+        sections.append(_Section(f".rel{name}", SHT.REL, b""))
+    data_index: dict[str, int] = {}
+    for data in data_sections:
+        data_index[data.name] = len(sections)
+        sections.append(_Section(data.name, SHT.PROGBITS, data.data, data.flags, data.align))
     license_index = len(sections)
     license_data = license.encode() + b"\0"
     sections.append(
@@ -393,6 +446,11 @@ def write_object(
                 len(program.code),
             )
         )
+    symbol_index: dict[str, int] = {}
+    for data in data_sections:
+        for name, offset, size in data.symbols:
+            symbol_index[name] = len(symbols)
+            symbols.append(Symbol(strtab.add(name), STB.GLOBAL, STT.OBJECT, data_index[data.name], offset, size))
     symbols.append(
         Symbol(
             strtab.add(LICENSE_SYMBOL),
@@ -408,6 +466,17 @@ def write_object(
     symtab_index = len(sections)
     strtab_index = symtab_index + 1
     shstrtab_index = symtab_index + 2
+    for name in relocated:
+        entries = b"".join(
+            struct.pack("<QQ", offset + start, symbol_index[symbol] << 32 | R_BPF_64_64)
+            for program, start in placed
+            if program.section == name
+            for offset, symbol in program.relocations
+        )
+        # sh_link: the symbol table; sh_info: the section relocated (as clang writes .rel sections).
+        sections[rel_index[name]] = _Section(
+            f".rel{name}", SHT.REL, entries, SHF.INFO_LINK, 8, link=symtab_index, info=section_index[name], entsize=ELF64_REL_SIZE
+        )
     sections.append(
         _Section(
             ".symtab",
@@ -430,7 +499,7 @@ def write_object(
     body = bytearray()
     headers: list[SectionHeader] = []
     offset = ElfHeader.SIZE
-    for section, name_offset in zip(sections, name_offsets):
+    for section, name_offset in zip(sections, name_offsets, strict=True):
         if section.sh_type == SHT.NULL:
             headers.append(SectionHeader(0, SHT.NULL, 0, 0, 0, sh_addralign=0))
             continue

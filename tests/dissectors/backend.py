@@ -47,7 +47,10 @@ def pressure(pkt: Packet, keys: BpfFlowKeys) -> int:
     v12 = w.b12 * 27 + 13
     v13 = w.b13 * 29 + 14
     keys.ipv4_src = v0 + v1 * 2 + v2 * 3 + v3 * 4 + v4 * 5 + v5 * 6 + v6 * 7 + v7 * 8 + v8 * 9 + v9 * 10 + v10 * 11 + v11 * 12 + v12 * 13 + v13 * 14
-    keys.ipv4_dst = v13 ^ (v12 << 1) ^ (v11 << 2) ^ (v10 << 3) ^ (v9 << 4) ^ (v8 << 5) ^ (v7 << 6) ^ (v6 << 7) ^ (v5 << 8) ^ (v4 << 9) ^ (v3 << 10) ^ (v2 << 11) ^ (v1 << 12) ^ (v0 << 13)
+    keys.ipv4_dst = (
+        v13 ^ (v12 << 1) ^ (v11 << 2) ^ (v10 << 3) ^ (v9 << 4) ^ (v8 << 5) ^ (v7 << 6)
+        ^ (v6 << 7) ^ (v5 << 8) ^ (v4 << 9) ^ (v3 << 10) ^ (v2 << 11) ^ (v1 << 12) ^ (v0 << 13)
+    )
     keys.sport = v0 - v13 + v7
     keys.dport = v1 * v12 - v6
     if v0 + v1 + v2 + v3 + v4 + v5 + v6 > v7 + v8 + v9 + v10 + v11 + v12 + v13:
@@ -74,7 +77,10 @@ def packet_pressure(pkt: Packet, keys: BpfFlowKeys) -> int:
     b12 = w.b12
     b13 = w.b13
     keys.ipv4_src = b0 + b1 * 2 + b2 * 3 + b3 * 4 + b4 * 5 + b5 * 6 + b6 * 7 + b7 * 8 + b8 * 9 + b9 * 10 + b10 * 11 + b11 * 12 + b12 * 13 + b13 * 14
-    keys.ipv4_dst = b13 ^ (b12 << 1) ^ (b11 << 2) ^ (b10 << 3) ^ (b9 << 4) ^ (b8 << 5) ^ (b7 << 6) ^ (b6 << 7) ^ (b5 << 8) ^ (b4 << 9) ^ (b3 << 10) ^ (b2 << 11) ^ (b1 << 12) ^ (b0 << 13)
+    keys.ipv4_dst = (
+        b13 ^ (b12 << 1) ^ (b11 << 2) ^ (b10 << 3) ^ (b9 << 4) ^ (b8 << 5) ^ (b7 << 6)
+        ^ (b6 << 7) ^ (b5 << 8) ^ (b4 << 9) ^ (b3 << 10) ^ (b2 << 11) ^ (b1 << 12) ^ (b0 << 13)
+    )
     if b0 > b13:
         return BPF_OK
     return BPF_DROP

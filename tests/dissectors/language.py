@@ -46,7 +46,7 @@ def count_items(pkt: Packet, keys: BpfFlowKeys, start: u16) -> tuple[u8, u16]:
     """Walk up to 6 items; stop at kind 0; a kind 255 item is an error."""
     off = start
     n: u8 = 0
-    for i in range(6):
+    for _ in range(6):
         item = pkt.header(Item, off)
         if item.kind == 0:
             break
