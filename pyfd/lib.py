@@ -60,6 +60,7 @@ from .constants import UDP_HLEN
 from .headers import GRE, GTPU, GUE, MPLS, PPP, VLAN, VXLAN, VXLANGPE, Ethernet, Geneve, GTPUExt, GTPUExtNext, GTPUOpt
 from .headers import IPv4, IPv6, IPv6Frag, IPv6Opt, IPVersion, Ports
 from .keys import BpfFlowKeys
+from .maps import Config, HashMap
 from .packet import Packet
 from .types import u8, u16
 
@@ -75,7 +76,7 @@ MAX_HEADERS = 15
 __all__ = [
     "NEXT_PROTO", "NEXT_IP_PROTO", "MAX_HEADERS", "one_pass", "network", "transport", "out_of_headers", "vlan", "mpls", "ipv4",
     "ipv6", "ipv6_opt", "ipv6_frag", "ports", "encapsulated", "gre",
-    "VXLAN_PORT", "VXLAN_GPE_PORT", "GENEVE_PORT", "GTPU_PORT", "GUE_PORT", "MPLS_UDP_PORT",
+    "VXLAN_PORT", "VXLAN_GPE_PORT", "GENEVE_PORT", "GTPU_PORT", "GUE_PORT", "MPLS_UDP_PORT", "tunnel_ports", "TUNNEL_UNSET",
     "TUNNEL_NONE", "TUNNEL_VXLAN", "TUNNEL_VXLAN_GPE", "TUNNEL_GENEVE", "TUNNEL_GTPU", "TUNNEL_GUE", "TUNNEL_MPLS",
     "GTPU_MAX_EXT", "tunnel_pass", "tunnel_network", "tunnel_transport", "udp", "udp_tunnel", "tunnel_inner",
     "udp_encapsulated", "mpls_stack", "ip_version", "inner_ethernet", "vxlan", "vxlan_gpe", "geneve", "gtpu", "gue",
@@ -381,13 +382,34 @@ def out_of_headers(pkt: Packet, keys: BpfFlowKeys, step: u8) -> u8:
 #   control or OAM message, a payload type not followed): an ordinary UDP
 #   datagram, exactly as `one_pass` leaves it (BPF_OK, no `is_encap`).
 
-# UDP tunnels: the IANA destination ports, and what their headers say.
-VXLAN_PORT = 4789  # RFC 7348
-VXLAN_GPE_PORT = 4790  # draft-ietf-nvo3-vxlan-gpe
-GENEVE_PORT = 6081  # RFC 8926
-GTPU_PORT = 2152  # 3GPP TS 29.281 (both sides use it)
-GUE_PORT = 6080  # draft-ietf-intarea-gue
-MPLS_UDP_PORT = 6635  # RFC 7510
+# The tunnel types `udp_tunnel` names.
+TUNNEL_NONE = 0
+TUNNEL_VXLAN = 1
+TUNNEL_VXLAN_GPE = 2
+TUNNEL_GENEVE = 3
+TUNNEL_GTPU = 4
+TUNNEL_GUE = 5
+TUNNEL_MPLS = 6
+
+# The UDP destination port of each tunnel type, set when the program is
+# loaded (`load(config={"VXLAN_PORT": 8472})`, `pyfd attach --set
+# VXLAN_PORT=8472`); the defaults are the IANA ports. 0 turns a type off.
+# They live in the frozen .rodata, so the verifier knows them.
+VXLAN_PORT = Config(u16, 4789)  # RFC 7348
+VXLAN_GPE_PORT = Config(u16, 4790)  # draft-ietf-nvo3-vxlan-gpe
+GENEVE_PORT = Config(u16, 6081)  # RFC 8926
+GTPU_PORT = Config(u16, 2152)  # 3GPP TS 29.281 (both sides use it)
+GUE_PORT = Config(u16, 6080)  # draft-ietf-intarea-gue
+MPLS_UDP_PORT = Config(u16, 6635)  # RFC 7510
+
+# And while the program runs: a UDP destination port in this map is the
+# tunnel type its value names, whatever the ports above say (TUNNEL_NONE:
+# not a tunnel; a value above TUNNEL_MPLS is not followed either).
+# `loaded.maps["tunnel_ports"][4790] = lib.TUNNEL_VXLAN`, or `pyfd map
+# --netns T tunnel_ports set 4790 1` once attached.
+tunnel_ports = HashMap(u16, u8, max_entries=256)
+TUNNEL_UNSET = 255  # what the lookup gives for a port not in the map
+
 VXLAN_HLEN = 8
 GENEVE_HLEN = 8
 GTPU_HLEN = 8
@@ -397,15 +419,6 @@ GUE_HLEN = 4
 VXLAN_GPE_NP_IPV4 = 1  # VXLAN-GPE next protocols
 VXLAN_GPE_NP_IPV6 = 2
 VXLAN_GPE_NP_ETHERNET = 3
-
-# The tunnel types `udp_tunnel` names.
-TUNNEL_NONE = 0
-TUNNEL_VXLAN = 1
-TUNNEL_VXLAN_GPE = 2
-TUNNEL_GENEVE = 3
-TUNNEL_GTPU = 4
-TUNNEL_GUE = 5
-TUNNEL_MPLS = 6
 
 # GTP-U extension headers followed in one GTP-U header; a longer chain is
 # not followed (TS 29.281 sets no limit; 5G user planes send one or two).
@@ -457,12 +470,17 @@ def udp(pkt: Packet, keys: BpfFlowKeys) -> u8:
 
 
 def udp_tunnel(dport: u16) -> u8:
-    """The tunnel a UDP destination port names, by the IANA ports (TUNNEL_NONE: none).
+    """The tunnel a UDP destination port names: by `tunnel_ports` if it holds the port, else by the load-time ports (TUNNEL_NONE: none).
 
     Only the destination port counts: encapsulators put the inner flow's
     entropy in the source port (RFC 7348 section 5, RFC 8926 section 3.3),
     and GTP-U uses 2152 on both sides.
     """
+    kind: u8 = tunnel_ports.get(dport, TUNNEL_UNSET)
+    if kind != TUNNEL_UNSET:
+        return kind
+    if dport == 0:
+        return TUNNEL_NONE  # a port set to 0 turns its type off
     if dport == VXLAN_PORT:
         return TUNNEL_VXLAN
     if dport == VXLAN_GPE_PORT:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from full_frames import CASES
@@ -26,7 +27,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import Packet as ScapyPacket
 from test_samples import _sample
-from tunnel_frames import NOT_FOLLOWED, PORTS, TUNNELS, NotFollowed, Tunnel, eth, flows, inner_eth, paged_frames
+from tunnel_frames import NOT_FOLLOWED, PORTS, TUNNELS, NotFollowed, Tunnel, eth, flows, inner_eth, inner_v4, outer_udp, paged_frames
 
 from pyfd import BPF_DROP, BPF_OK, lib
 from pyfd.compiler.driver import BACKENDS
@@ -299,3 +300,118 @@ def test_paged_tunnel_frames_hash_like_linear_ones(netns: str, loaded: Loaded) -
             assert not measured.disagreeing(), (backend, measured.disagreeing())
             linear = {w.frame: w.linear.hash for w in measured.writes}
             assert len(set(linear.values())) == len(frames), backend  # every inner flow its own hash
+
+
+# -- the ports: a Config per tunnel type at load time, a map at run time -------------
+
+
+def _kernel_and_python(program: LoadedProgram, frame: bytes, flags: int = 0) -> RunResult:
+    """The loaded program and the sample's Python run (with its maps and Configs as they are now) agree; that result."""
+    kernel, python = program.run(frame, flags=flags), TUNNELS_SAMPLE.run_python(frame, flags=flags)
+    assert (kernel.retval, kernel.keys.raw) == (python.retval, python.keys.raw), kernel.keys.diff(python.keys)
+    return python
+
+
+def _vxlan_to(port: int, i: int = 0) -> bytes:
+    """A VXLAN frame (inner flow i) sent to UDP port `port`."""
+    return bytes(outer_udp(port) / VXLAN(vni=1) / inner_eth() / inner_v4(i))
+
+
+VXLAN_CASE = next(t for t in TUNNELS if t.name == "vxlan_ipv4")
+GTPU_CASE = next(t for t in TUNNELS if t.name == "gtpu_ipv4")
+LINUX_VXLAN_PORT = 8472  # the port Linux's vxlan driver used before IANA assigned 4789
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ports_are_set_at_load_time(backend: str) -> None:
+    """One compiled program, loaded with VXLAN on 8472 and GTP-U off: 8472 is followed, 4789 and 2152 are ordinary UDP."""
+    skip_unless_kernel()
+    compiled = TUNNELS_SAMPLE.compile(backend=backend)
+    config = {"VXLAN_PORT": LINUX_VXLAN_PORT, "GTPU_PORT": 0}
+    TUNNELS_SAMPLE.reset(config=config)
+    try:
+        with compiled.load(config=config) as program:
+            moved = _kernel_and_python(program, _vxlan_to(LINUX_VXLAN_PORT))
+            assert moved.keys.is_encap == 1 and str(moved.keys.ipv4_src) == VXLAN_CASE.src
+            for frame in (VXLAN_CASE.frame, GTPU_CASE.frame):
+                result = _kernel_and_python(program, frame)
+                assert (result.retval, result.keys.raw) == as_full(frame, 0)
+        with compiled.load() as program:  # the same object at its defaults
+            TUNNELS_SAMPLE.reset()
+            assert not inner_flow_mismatches(_kernel_and_python(program, VXLAN_CASE.frame), VXLAN_CASE)
+            assert not inner_flow_mismatches(_kernel_and_python(program, GTPU_CASE.frame), GTPU_CASE)
+            assert _kernel_and_python(program, _vxlan_to(LINUX_VXLAN_PORT)).keys.is_encap == 0
+    finally:
+        TUNNELS_SAMPLE.reset()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ports_change_at_run_time(backend: str) -> None:
+    """tunnel_ports, written while the program is loaded: a port it holds is the tunnel its value names, whatever the Configs say."""
+    skip_unless_kernel()
+    TUNNELS_SAMPLE.reset()
+    ours = TUNNELS_SAMPLE.maps["tunnel_ports"]
+    try:
+        with TUNNELS_SAMPLE.compile(backend=backend).load() as program:
+            theirs = program.maps["tunnel_ports"]
+            frames = {port: _vxlan_to(port) for port in (PORTS["vxlan"], LINUX_VXLAN_PORT, 9999, PORTS["geneve"])}
+            settings = {LINUX_VXLAN_PORT: lib.TUNNEL_VXLAN, PORTS["vxlan"]: lib.TUNNEL_NONE, 9999: 200, PORTS["geneve"]: lib.TUNNEL_VXLAN}
+            for port, kind in settings.items():
+                theirs[port] = kind
+                ours[port] = kind
+            for port, frame in frames.items():
+                result = _kernel_and_python(program, frame)
+                followed = settings[port] == lib.TUNNEL_VXLAN
+                assert result.keys.is_encap == int(followed), port
+                if not followed:  # TUNNEL_NONE, and a value that names no tunnel: ordinary UDP
+                    assert (result.retval, result.keys.raw) == as_full(frame, 0), port
+            for port in settings:  # removed: the load-time ports again
+                del theirs[port]
+                del ours[port]
+            assert _kernel_and_python(program, frames[PORTS["vxlan"]]).keys.is_encap == 1
+            assert _kernel_and_python(program, frames[LINUX_VXLAN_PORT]).keys.is_encap == 0
+    finally:
+        TUNNELS_SAMPLE.reset()
+
+
+def test_a_port_moved_at_run_time_spreads_its_flows(hasher: KernelHasher) -> None:
+    """Attached, with no recompiling or reloading: VXLAN on 8472 hashes as one flow until the map names the port, then N ways."""
+    frames = [_vxlan_to(LINUX_VXLAN_PORT, i) for i in range(FLOWS)]
+    with TUNNELS_SAMPLE.compile().load() as program, hasher.attached(program.fd):
+        assert len(set(hasher.hashes(frames))) == 1
+        program.maps["tunnel_ports"][LINUX_VXLAN_PORT] = lib.TUNNEL_VXLAN
+        assert len(set(hasher.hashes(frames))) == FLOWS
+        del program.maps["tunnel_ports"][LINUX_VXLAN_PORT]
+        assert len(set(hasher.hashes(frames))) == 1
+
+
+def test_ports_from_the_command_line_on_the_receive_path(netns: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`pyfd attach --set VXLAN_PORT=8472`, then `pyfd map tunnel_ports set`: frames written to a tap in the namespace hash as the ports say."""
+    from paged import TAP_MAC, Frame, ReceivePath
+    from test_cli import run
+
+    if not os.path.exists("/dev/net/tun"):
+        enforce_kernel("there is no /dev/net/tun (modprobe tun)")
+    sample = Path(__file__).resolve().parent.parent / "samples" / "tunnels.py"
+
+    def frames(port: int) -> list[Frame]:
+        out = []
+        for i in range(8):
+            data = bytes.fromhex(TAP_MAC.replace(":", "")) + _vxlan_to(port, i)[6:]
+            out.append(Frame(f"vxlan_{port}_{i}", data, 14, 34, VXLAN_CASE.inner_l4))
+        return out
+
+    def distinct(path: ReceivePath, port: int) -> int:
+        measured = path.measure(None, frames_=frames(port), splits=("before_l4",))
+        assert not measured.disagreeing()  # the tunnel header in page fragments changes nothing
+        return len({w.linear.hash for w in measured.writes})
+
+    status, _, err = run(capsys, "attach", sample, "--netns", netns, "--set", f"VXLAN_PORT={LINUX_VXLAN_PORT}")
+    assert status == 0, err
+    with ReceivePath(netns) as path:
+        assert distinct(path, LINUX_VXLAN_PORT) == 8
+        assert distinct(path, PORTS["vxlan"]) == 1  # 4789 is no longer VXLAN
+        assert run(capsys, "map", "--netns", netns, "tunnel_ports", "set", str(PORTS["vxlan"]), str(lib.TUNNEL_VXLAN))[0] == 0
+        assert run(capsys, "map", "--netns", netns, "tunnel_ports", "set", str(LINUX_VXLAN_PORT), str(lib.TUNNEL_NONE))[0] == 0
+        assert distinct(path, PORTS["vxlan"]) == 8
+        assert distinct(path, LINUX_VXLAN_PORT) == 1
