@@ -60,7 +60,7 @@ from .constants import UDP_HLEN
 from .headers import GRE, GTPU, GUE, MPLS, PPP, VLAN, VXLAN, VXLANGPE, Ethernet, Geneve, GTPUExt, GTPUExtNext, GTPUOpt
 from .headers import IPv4, IPv6, IPv6Frag, IPv6Opt, IPVersion, Ports
 from .keys import BpfFlowKeys
-from .maps import Config, HashMap
+from .maps import Array, Config
 from .packet import Packet
 from .types import u8, u16
 
@@ -76,7 +76,7 @@ MAX_HEADERS = 15
 __all__ = [
     "NEXT_PROTO", "NEXT_IP_PROTO", "MAX_HEADERS", "one_pass", "network", "transport", "out_of_headers", "vlan", "mpls", "ipv4",
     "ipv6", "ipv6_opt", "ipv6_frag", "ports", "encapsulated", "gre",
-    "VXLAN_PORT", "VXLAN_GPE_PORT", "GENEVE_PORT", "GTPU_PORT", "GUE_PORT", "MPLS_UDP_PORT", "tunnel_ports", "TUNNEL_UNSET",
+    "VXLAN_PORT", "VXLAN_GPE_PORT", "GENEVE_PORT", "GTPU_PORT", "GUE_PORT", "MPLS_UDP_PORT", "tunnel_ports", "TUNNEL_UNSET", "TUNNEL_OFF",
     "TUNNEL_NONE", "TUNNEL_VXLAN", "TUNNEL_VXLAN_GPE", "TUNNEL_GENEVE", "TUNNEL_GTPU", "TUNNEL_GUE", "TUNNEL_MPLS",
     "GTPU_MAX_EXT", "tunnel_pass", "tunnel_network", "tunnel_transport", "udp", "udp_tunnel", "tunnel_inner",
     "udp_encapsulated", "mpls_stack", "ip_version", "inner_ethernet", "vxlan", "vxlan_gpe", "geneve", "gtpu", "gue",
@@ -402,13 +402,18 @@ GTPU_PORT = Config(u16, 2152)  # 3GPP TS 29.281 (both sides use it)
 GUE_PORT = Config(u16, 6080)  # draft-ietf-intarea-gue
 MPLS_UDP_PORT = Config(u16, 6635)  # RFC 7510
 
-# And while the program runs: a UDP destination port in this map is the
-# tunnel type its value names, whatever the ports above say (TUNNEL_NONE:
-# not a tunnel; a value above TUNNEL_MPLS is not followed either).
-# `loaded.maps["tunnel_ports"][4790] = lib.TUNNEL_VXLAN`, or `pyfd map
-# --netns T tunnel_ports set 4790 1` once attached.
-tunnel_ports = HashMap(u16, u8, max_entries=256)
-TUNNEL_UNSET = 255  # what the lookup gives for a port not in the map
+# And while the program runs: tunnel_ports[port] for each UDP destination
+# port, 0 (TUNNEL_UNSET, as every port starts) to let the ports above decide,
+# a TUNNEL_* type to make the port that tunnel whatever they say, and
+# TUNNEL_OFF (or any value above TUNNEL_MPLS) to make it no tunnel.
+# `loaded.maps["tunnel_ports"][8472] = lib.TUNNEL_VXLAN`, or `pyfd map
+# --netns T tunnel_ports set 8472 1` once attached. An array indexed by the
+# port, not a hash map: the verifier inlines an array lookup into a few
+# instructions (array_map_gen_lookup in kernel/bpf/arraymap.c), where a hash
+# lookup costs a helper call and a hash, some 20 ns per UDP header here.
+tunnel_ports = Array(u8, max_entries=65536)
+TUNNEL_UNSET = 0
+TUNNEL_OFF = 255
 
 VXLAN_HLEN = 8
 GENEVE_HLEN = 8
@@ -470,14 +475,16 @@ def udp(pkt: Packet, keys: BpfFlowKeys) -> u8:
 
 
 def udp_tunnel(dport: u16) -> u8:
-    """The tunnel a UDP destination port names: by `tunnel_ports` if it holds the port, else by the load-time ports (TUNNEL_NONE: none).
+    """The tunnel a UDP destination port names: by `tunnel_ports` where it is set for the port, else by the load-time ports (TUNNEL_NONE: none).
 
     Only the destination port counts: encapsulators put the inner flow's
     entropy in the source port (RFC 7348 section 5, RFC 8926 section 3.3),
     and GTP-U uses 2152 on both sides.
     """
-    kind: u8 = tunnel_ports.get(dport, TUNNEL_UNSET)
+    kind: u8 = tunnel_ports[dport]
     if kind != TUNNEL_UNSET:
+        if kind > TUNNEL_MPLS:
+            return TUNNEL_NONE  # TUNNEL_OFF
         return kind
     if dport == 0:
         return TUNNEL_NONE  # a port set to 0 turns its type off

@@ -28,6 +28,7 @@ from pyfd.runtime.kernelhash import KernelHasher
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_samples import EMPTY, _frames  # noqa: E402
+from frames import ipv4_frames  # noqa: E402
 from tunnel_frames import TUNNELS, flows  # noqa: E402
 
 REPEAT = 100_000
@@ -76,6 +77,7 @@ def cost_table(rounds: int) -> None:
     """Instructions, verifier count and ns per frame of tunnels.py against full.py, alternating in one process."""
     full, tunnels = _sample("full"), _sample("tunnels")
     frames = _frames()
+    frames["ipv4-udp"] = ipv4_frames()["udp"]  # to port 53: a tunnel_ports lookup, then the load-time ports
     by_name = {t.name: t.frame for t in TUNNELS}
     frames.update({name.replace("_", "-"): by_name[name] for name in TIMED_TUNNELS})
     print(f"\n{rounds} alternating rounds of {REPEAT} runs; ns per run above an empty program, medians")

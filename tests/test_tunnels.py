@@ -347,7 +347,7 @@ def test_ports_are_set_at_load_time(backend: str) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_ports_change_at_run_time(backend: str) -> None:
-    """tunnel_ports, written while the program is loaded: a port it holds is the tunnel its value names, whatever the Configs say."""
+    """tunnel_ports, written while the program is loaded: a port set there is the tunnel its value names (or none), whatever the Configs say."""
     skip_unless_kernel()
     TUNNELS_SAMPLE.reset()
     ours = TUNNELS_SAMPLE.maps["tunnel_ports"]
@@ -355,7 +355,7 @@ def test_ports_change_at_run_time(backend: str) -> None:
         with TUNNELS_SAMPLE.compile(backend=backend).load() as program:
             theirs = program.maps["tunnel_ports"]
             frames = {port: _vxlan_to(port) for port in (PORTS["vxlan"], LINUX_VXLAN_PORT, 9999, PORTS["geneve"])}
-            settings = {LINUX_VXLAN_PORT: lib.TUNNEL_VXLAN, PORTS["vxlan"]: lib.TUNNEL_NONE, 9999: 200, PORTS["geneve"]: lib.TUNNEL_VXLAN}
+            settings = {LINUX_VXLAN_PORT: lib.TUNNEL_VXLAN, PORTS["vxlan"]: lib.TUNNEL_OFF, 9999: 200, PORTS["geneve"]: lib.TUNNEL_VXLAN}
             for port, kind in settings.items():
                 theirs[port] = kind
                 ours[port] = kind
@@ -363,13 +363,18 @@ def test_ports_change_at_run_time(backend: str) -> None:
                 result = _kernel_and_python(program, frame)
                 followed = settings[port] == lib.TUNNEL_VXLAN
                 assert result.keys.is_encap == int(followed), port
-                if not followed:  # TUNNEL_NONE, and a value that names no tunnel: ordinary UDP
+                if not followed:  # TUNNEL_OFF, and a value that names no tunnel: ordinary UDP
                     assert (result.retval, result.keys.raw) == as_full(frame, 0), port
-            for port in settings:  # removed: the load-time ports again
-                del theirs[port]
-                del ours[port]
+            for port in settings:  # unset again: the load-time ports decide
+                theirs[port] = lib.TUNNEL_UNSET
+                ours[port] = lib.TUNNEL_UNSET
             assert _kernel_and_python(program, frames[PORTS["vxlan"]]).keys.is_encap == 1
             assert _kernel_and_python(program, frames[LINUX_VXLAN_PORT]).keys.is_encap == 0
+            # GTP-U's port set to GTP-U changes nothing; set to VXLAN, its frames are not VXLAN and are left alone.
+            theirs[PORTS["gtpu"]] = ours[PORTS["gtpu"]] = lib.TUNNEL_GTPU
+            assert not inner_flow_mismatches(_kernel_and_python(program, GTPU_CASE.frame), GTPU_CASE)
+            theirs[PORTS["gtpu"]] = ours[PORTS["gtpu"]] = lib.TUNNEL_VXLAN
+            assert _kernel_and_python(program, GTPU_CASE.frame).keys.is_encap == 0
     finally:
         TUNNELS_SAMPLE.reset()
 
@@ -381,7 +386,7 @@ def test_a_port_moved_at_run_time_spreads_its_flows(hasher: KernelHasher) -> Non
         assert len(set(hasher.hashes(frames))) == 1
         program.maps["tunnel_ports"][LINUX_VXLAN_PORT] = lib.TUNNEL_VXLAN
         assert len(set(hasher.hashes(frames))) == FLOWS
-        del program.maps["tunnel_ports"][LINUX_VXLAN_PORT]
+        program.maps["tunnel_ports"][LINUX_VXLAN_PORT] = lib.TUNNEL_UNSET
         assert len(set(hasher.hashes(frames))) == 1
 
 
@@ -412,6 +417,6 @@ def test_ports_from_the_command_line_on_the_receive_path(netns: str, capsys: pyt
         assert distinct(path, LINUX_VXLAN_PORT) == 8
         assert distinct(path, PORTS["vxlan"]) == 1  # 4789 is no longer VXLAN
         assert run(capsys, "map", "--netns", netns, "tunnel_ports", "set", str(PORTS["vxlan"]), str(lib.TUNNEL_VXLAN))[0] == 0
-        assert run(capsys, "map", "--netns", netns, "tunnel_ports", "set", str(LINUX_VXLAN_PORT), str(lib.TUNNEL_NONE))[0] == 0
+        assert run(capsys, "map", "--netns", netns, "tunnel_ports", "set", str(LINUX_VXLAN_PORT), str(lib.TUNNEL_OFF))[0] == 0
         assert distinct(path, PORTS["vxlan"]) == 8
         assert distinct(path, LINUX_VXLAN_PORT) == 1
