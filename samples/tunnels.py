@@ -10,7 +10,7 @@ flow. This dissector is full.py with `lib.tunnel_pass` in place of
 the packet inside, and it follows MPLS label stacks (where the kernel steps
 over one label) to the IPv4 or IPv6 packet under them.
 
-| tunnel | UDP port | followed | not followed (the outer UDP flow) |
+| tunnel | UDP port (default) | followed | not followed (the outer UDP flow) |
 |---|---|---|---|
 | VXLAN (RFC 7348) | 4789 | the I flag set: the Ethernet frame | the I flag clear |
 | VXLAN-GPE (draft-ietf-nvo3-vxlan-gpe) | 4790 | version 0, I and P set: IPv4, IPv6, Ethernet | NSH, other next protocols, OAM |
@@ -30,6 +30,15 @@ these tunnels and without MPLS is dissected exactly as full.py dissects it;
 tests/test_tunnels.py checks both, in the kernel on both backends and in
 Python. Each tunnel counts as one pass of the kernel's loop, each MPLS
 label as one more, so `lib.MAX_HEADERS` bounds the nesting.
+
+The ports are `pyfd.lib`'s, set without recompiling: at load time a
+`Config` per tunnel type (`--set VXLAN_PORT=8472`, 0 turns a type off), and
+while it runs the `tunnel_ports` array, indexed by UDP destination port
+(`pyfd map --netns T tunnel_ports set 4790 1`: VXLAN on 4790 too; 255, no
+tunnel there; 0, back to the `Config`s).
+
+    pyfd attach samples/tunnels.py --netns T --set GTPU_PORT=2152
+    pyfd map --netns T tunnel_ports set 8472 1
 """
 
 from pyfd import BpfFlowKeys, Packet, dissector, lib, u8
