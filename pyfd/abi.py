@@ -8,6 +8,7 @@ formats and the language all take their numbers from here.
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Final
 
 # --- instructions ----------------------------------------------------------------------
@@ -114,3 +115,105 @@ FUNC_INFO_REC_SIZE: Final = 8
 """sizeof(struct bpf_func_info): insn_off, type_id."""
 LINE_INFO_REC_SIZE: Final = 16
 """sizeof(struct bpf_line_info): insn_off, file_name_off, line_off, line_col."""
+
+# --- maps ----------------------------------------------------------------------------
+#
+# The libbpf ELF convention for maps (libbpf.c, bpf_object__init_user_btf_maps
+# and bpf_object__init_global_data_maps): BTF-defined maps are the variables
+# of section `.maps`, each a struct of `__uint(type, ...)`-style members that
+# BTF alone describes; `.data*`, `.rodata*` and `.bss*` each become a
+# single-entry ARRAY map whose value is the whole section. An `ld_imm64` in a
+# program carries an R_BPF_64_64 relocation against the map's symbol, and the
+# loader patches in the map's fd.
+
+MAPS_SECTION: Final = ".maps"
+"""ELF section (and BTF DATASEC) of BTF-defined maps."""
+LEGACY_MAPS_SECTION: Final = "maps"
+"""ELF section of legacy `struct bpf_map_def` maps (before BTF-defined maps; libbpf 1.0 dropped them)."""
+DATA_SECTION: Final = ".data"
+"""Initialised global variables: an ARRAY map the program may write."""
+RODATA_SECTION: Final = ".rodata"
+"""Constant global variables: an ARRAY map created BPF_F_RDONLY_PROG, filled, then frozen."""
+BSS_SECTION: Final = ".bss"
+"""Zero-initialised global variables (SHT_NOBITS): an ARRAY map the program may write."""
+
+
+class MapType(IntEnum):
+    """enum bpf_map_type (include/uapi/linux/bpf.h)."""
+
+    UNSPEC = 0
+    HASH = 1  #: keys hashed; a full map refuses a new key (E2BIG)
+    ARRAY = 2  #: every index 0..max_entries-1 exists, zeroed at creation; no delete
+    PROG_ARRAY = 3  #: program fds for bpf_tail_call; user space reads back program ids
+    PERF_EVENT_ARRAY = 4
+    PERCPU_HASH = 5  #: a hash whose value is one copy per possible CPU
+    PERCPU_ARRAY = 6  #: an array whose value is one copy per possible CPU
+    STACK_TRACE = 7
+    CGROUP_ARRAY = 8
+    LRU_HASH = 9  #: a hash that evicts the least recently used key when full
+    LRU_PERCPU_HASH = 10
+    LPM_TRIE = 11
+    ARRAY_OF_MAPS = 12
+    HASH_OF_MAPS = 13
+    DEVMAP = 14
+    SOCKMAP = 15
+    CPUMAP = 16
+    XSKMAP = 17
+    SOCKHASH = 18
+    CGROUP_STORAGE = 19
+    REUSEPORT_SOCKARRAY = 20
+    PERCPU_CGROUP_STORAGE = 21
+    QUEUE = 22
+    STACK = 23
+    SK_STORAGE = 24
+    DEVMAP_HASH = 25
+    STRUCT_OPS = 26
+    RINGBUF = 27
+    INODE_STORAGE = 28
+    TASK_STORAGE = 29
+    BLOOM_FILTER = 30
+    USER_RINGBUF = 31
+    CGRP_STORAGE = 32
+    ARENA = 33
+
+
+PERCPU_MAP_TYPES: Final = frozenset(
+    {MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH, MapType.PERCPU_CGROUP_STORAGE}
+)
+"""Map types whose value user space sees as one copy per possible CPU, each rounded up to 8 bytes."""
+
+# Map flags (BPF_MAP_CREATE map_flags).
+BPF_F_NO_PREALLOC: Final = 1 << 0
+"""Hash maps: allocate elements on update rather than at creation."""
+BPF_F_RDONLY: Final = 1 << 3
+"""User space may only read the map (also a BPF_OBJ_GET file flag)."""
+BPF_F_WRONLY: Final = 1 << 4
+"""User space may only write the map (also a BPF_OBJ_GET file flag)."""
+BPF_F_RDONLY_PROG: Final = 1 << 7
+"""Programs may only read the map: with BPF_MAP_FREEZE the verifier treats its contents as constants."""
+BPF_F_WRONLY_PROG: Final = 1 << 8
+"""Programs may only write the map."""
+BPF_F_MMAPABLE: Final = 1 << 10
+"""An ARRAY map user space can mmap()."""
+
+# BPF_MAP_UPDATE_ELEM flags.
+BPF_ANY: Final = 0
+"""Create the element or overwrite it."""
+BPF_NOEXIST: Final = 1
+"""Create the element only if it does not exist."""
+BPF_EXIST: Final = 2
+"""Overwrite the element only if it exists."""
+
+# ld_imm64 src_reg values a loader writes into a relocated instruction
+# (include/uapi/linux/bpf.h): imm of the first slot holds the map fd.
+BPF_PSEUDO_MAP_FD: Final = 1
+"""`r = map` : the map itself (for helpers such as bpf_map_lookup_elem, bpf_tail_call)."""
+BPF_PSEUDO_MAP_VALUE: Final = 2
+"""`r = &map[0] + off`: a pointer into the single value of an ARRAY map; off is the second slot's imm."""
+
+# __uint(pinning, ...) values (libbpf's enum libbpf_pin_type in bpf_helpers.h).
+LIBBPF_PIN_NONE: Final = 0
+LIBBPF_PIN_BY_NAME: Final = 1
+
+R_BPF_64_64: Final = 1
+"""ELF relocation type of an ld_imm64 against a map or global-data symbol (llvm's BPF relocations)."""

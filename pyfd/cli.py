@@ -541,6 +541,10 @@ def cmd_attach(args: argparse.Namespace) -> int:
     else:
         fresh = " (nothing was attached, so there was nothing to replace)" if args.replace else ""
         print(f"attached {new} to {ns.label} through {how}{where}{fresh}")
+    if attachment.maps_path is not None:
+        names = sorted(os.listdir(attachment.maps_path)) if os.path.isdir(attachment.maps_path) else []
+        option = f" --netns {ns.spec}" if ns.spec else ""
+        print(f"maps pinned under {attachment.maps_path}: {', '.join(names)} (read them with `pyfd map{option} NAME dump`)")
     lasting = _lasting(attachment)
     print(lasting, file=sys.stderr if lasting.startswith("warning:") else sys.stdout)
     return EXIT_OK
@@ -591,6 +595,15 @@ def _show_text(info: "AttachmentInfo", current_ino: int, stats_on: bool) -> str:
         lines.append("  runs: 0")
     else:
         lines.append("  runs: not counted (statistics are off; `sysctl -w kernel.bpf_stats_enabled=1` turns them on)")
+    for each in info.maps:
+        where = f", pinned at {each.pin_path}" if each.pin_path else ""
+        lines.append(
+            f"  map {each.name} (id {each.id}, {each.type_name}, key {each.key_size} bytes, value {each.value_size} "
+            f"bytes, max_entries {each.max_entries}){where}"
+        )
+    if any(m.pin_path for m in info.maps):
+        ns = f" --netns {info.netns_name}" if info.netns_name else ""
+        lines.append(f"  read them with `pyfd map{ns} NAME dump`")
     if info.defunct and info.pin_path:
         lines.append(f"  remove the stale pin with `rm -r {os.path.dirname(info.pin_path)}`")
     return "\n".join(lines)
@@ -621,6 +634,150 @@ def cmd_show(args: argparse.Namespace) -> int:
     stats_on = stats_enabled()
     print("\n".join(_show_text(info, current, stats_on) for info in found))
     return EXIT_OK
+
+
+MAP_ACTIONS = {"dump": 0, "get": 1, "del": 1, "set": 2}  # action -> arguments it takes
+
+
+def _map_operand(codec, text: str, what: str):  # type: ignore[no-untyped-def]
+    """A key or value typed on the command line: a number for an integer type, else hex bytes of its size."""
+    if codec.integer:
+        try:
+            return int(text, 0)
+        except ValueError:
+            raise UserError(f"{what} is an integer ({codec.describe()}): {text!r} is not a number (decimal, or 0x hex)", EXIT_USAGE) from None
+    try:
+        data = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raise UserError(f"{what} is {codec.describe()}: give its bytes in hex, not {text!r}", EXIT_USAGE) from None
+    if len(data) != codec.size:
+        raise UserError(f"{what} is {codec.describe()}: {text!r} is {len(data)} bytes", EXIT_USAGE)
+    return data
+
+
+def _map_text(value: object) -> str:
+    """A key or value as `pyfd map` prints it: numbers in decimal, bytes in hex, structs as {field: value}, lists."""
+    import json
+
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    if isinstance(value, list):
+        return "[" + ", ".join(_map_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_map_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return str(value)
+
+
+def _map_json(value: object) -> object:
+    """A rendered key or value for JSON: bytes as hex, inside lists and dicts too."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    if isinstance(value, list):
+        return [_map_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _map_json(v) for k, v in value.items()}
+    return value
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    """`pyfd map`: read and write the maps `pyfd attach` pinned beside a namespace's dissector."""
+    import json
+
+    from .runtime import BpfError, MapNotPinnedError, MissingPrivilegeError, open_pinned_map, pinned_maps, resolve_netns
+
+    option = f" --netns {args.netns}" if args.netns else ""
+    if args.name is None:
+        if args.action is not None:
+            raise UserError("name the map first: `pyfd map [--netns NS] NAME [get K | set K V | del K | dump]`", EXIT_USAGE)
+        try:
+            ns = resolve_netns(args.netns)
+            found = pinned_maps(args.netns)
+        except Exception as exc:
+            raise _attach_errors(exc, args) from None
+        if args.json:
+            print(json.dumps(sorted(found)))
+        elif not found:
+            print(f"no maps are pinned for {ns.label} (`pyfd attach` pins a dissector's maps)")
+        else:
+            print("\n".join(sorted(found)))
+        return EXIT_OK
+    action = args.action or "dump"
+    if action not in MAP_ACTIONS:
+        raise UserError(f"unknown map action {action!r}: use get K, set K V, del K or dump", EXIT_USAGE)
+    if len(args.operands) != MAP_ACTIONS[action]:
+        wanted = {"dump": "no argument", "get": "a key", "del": "a key", "set": "a key and a value"}[action]
+        raise UserError(f"`pyfd map NAME {action}` takes {wanted}, got {len(args.operands)}: {' '.join(args.operands) or '(none)'}", EXIT_USAGE)
+    try:
+        opened = open_pinned_map(args.name, args.netns)
+    except MapNotPinnedError as exc:
+        hint = f"attach a dissector with maps with `pyfd attach FILE{option}`" if not exc.names else f"`pyfd map{option}` lists them"
+        raise UserError(exc.with_hint(hint)) from None
+    except Exception as exc:
+        raise _attach_errors(exc, args) from None
+    with opened as chosen:
+        if action == "dump":
+            try:
+                items = [(chosen.render_key(k), chosen.render_value(v)) for k, v in chosen.raw_items()]
+            except MissingPrivilegeError as exc:
+                raise UserError(str(exc), EXIT_NO_KERNEL) from None
+            except BpfError as exc:
+                raise UserError(str(exc)) from None
+            if args.json:
+                print(json.dumps([{"key": _map_json(k), "value": _map_json(v)} for k, v in items]))
+            else:
+                for key, value in items:
+                    print(f"{_map_text(key)}: {_map_text(value)}")
+                note = f" (one value per CPU, {len(items[0][1])} CPUs)" if chosen.percpu and items else ""
+                print(f"{len(items)} element{'s' if len(items) != 1 else ''} in {chosen.type_name} map {args.name}{note}", file=sys.stderr)
+            return EXIT_OK
+        key = _map_operand(chosen.key_codec, args.operands[0], f"a key of map {args.name!r}")
+        try:
+            if action == "get":
+                raw = chosen.lookup_raw(key)
+                if raw is None:
+                    raise UserError(f"map {args.name!r} has no key {_map_text(key)}")
+                value = chosen.render_value(raw)
+                print(json.dumps(_map_json(value)) if args.json else _map_text(value))
+            elif action == "del":
+                try:
+                    del chosen[key]
+                except KeyError:
+                    raise UserError(f"map {args.name!r} has no key {_map_text(key)}") from None
+                except TypeError as exc:  # an array's elements cannot be deleted
+                    raise UserError(str(exc)) from None
+            else:
+                _set_map_value(chosen, key, args.operands[1], args.name)
+        except (ValueError, TypeError) as exc:  # a key or value that does not fit the map's types
+            raise UserError(str(exc), EXIT_USAGE) from None
+        except KeyError as exc:  # an index past an array's end
+            raise UserError(str(exc)) from None
+        except MissingPrivilegeError as exc:
+            raise UserError(str(exc), EXIT_NO_KERNEL) from None
+        except BpfError as exc:
+            raise UserError(str(exc)) from None
+    return EXIT_OK
+
+
+def _set_map_value(chosen, key: object, text: str, name: str) -> None:  # type: ignore[no-untyped-def]
+    """`pyfd map NAME set K V`: a prog array's V is a program id (as `get` prints), any other map's is typed."""
+    from .runtime import BpfError
+    from .runtime import bpf as bpf_calls
+    from .runtime.maps import FD_ARRAY_TYPES
+
+    if chosen.type not in FD_ARRAY_TYPES:
+        chosen[key] = _map_operand(chosen.value_codec, text, f"a value of map {name!r}")
+        return
+    prog_id = _map_operand(chosen.value_codec, text, f"a value of prog array {name!r} (a program id)")
+    try:
+        fd = bpf_calls.prog_get_fd_by_id(prog_id)
+    except BpfError as exc:
+        raise UserError(f"no program with id {prog_id} to put into prog array {name!r}: {exc}") from None
+    try:
+        chosen[key] = fd  # the kernel takes the program's fd
+    finally:
+        os.close(fd)
 
 
 def cmd_disasm(args: argparse.Namespace) -> int:
@@ -720,8 +877,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Load a dissector (compiling FILE.py, or reading a compiled FILE.o) and attach it to a network "
             "namespace with a BPF link pinned under /sys/fs/bpf/pyfd/, so that it stays attached after pyfd "
-            "exits. The root network namespace is refused without --force: a flow dissector there overrides "
-            "every other namespace on the machine."
+            "exits; its maps are pinned beside the link (read them with `pyfd map`). The root network namespace "
+            "is refused without --force: a flow dissector there overrides every other namespace on the machine."
         ),
     )
     p.add_argument("file", metavar="DISSECTOR.py|OBJECT.o", help="Python file with @dissector functions, or an object file from `pyfd compile`")
@@ -758,6 +915,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--netns", metavar="NAME|PATH", help="only this network namespace: a name from `ip netns list` or a path such as /proc/PID/ns/net")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_show)
+
+    p = sub.add_parser(
+        "map",
+        help="read and write the maps of an attached dissector",
+        usage="pyfd map [-h] [--netns NAME|PATH] [--json] [NAME [get KEY | set KEY VALUE | del KEY | dump]]",
+        description=(
+            "Read and write the maps that `pyfd attach` pinned beside a namespace's dissector "
+            "(/sys/fs/bpf/pyfd/netns-INODE/maps/NAME), also after pyfd exited. Without NAME: list them. "
+            "dump (the default) prints every KEY: VALUE; get prints one value; set writes one; del deletes one "
+            "(hash maps; an array has every index). A key or value of an integer type is a number (decimal or "
+            "0x hex, negative for a signed type); any other type is its bytes in hex. A per-CPU map's value "
+            "prints as a list, one per CPU, and `set` writes the value to every CPU. A prog array's values "
+            "are program ids. Exit status 1 for an unknown map or key, or a value the kernel refuses "
+            "(a frozen .rodata, a full hash map)."
+        ),
+    )
+    p.add_argument("--netns", metavar="NAME|PATH", help=netns_help)
+    p.add_argument("--json", action="store_true", help="print JSON: dump as [{key, value}], get as the value")
+    p.add_argument("name", metavar="NAME", nargs="?", help="the map, by its name in the object (e.g. counters, .rodata)")
+    p.add_argument("action", metavar="ACTION", nargs="?", help="dump (default), get KEY, set KEY VALUE or del KEY")
+    p.add_argument("operands", metavar="ARG", nargs="*", help=argparse.SUPPRESS)
+    p.set_defaults(handler=cmd_map)
     p = sub.add_parser(
         "disasm",
         help="print the instructions of a BPF object file",

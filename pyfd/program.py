@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .abi import LICENSE
-from .objfile.reader import ObjectFile, ObjectFileError, ObjectProgram, check_loadable, read_object
-from .runtime import LoadedProgram, load_program, valid_prog_name
-from .runtime.errors import SourceLocation, SourceLocator, slot_source_map
+from .objfile.reader import ObjectFile, ObjectProgram, read_object
+from .runtime import LoadedProgram, load_program
+from .runtime.errors import slot_source_map
+from .runtime.objects import load_object, prepare
 
 if TYPE_CHECKING:
     from .compiler.driver import Compilation
@@ -58,13 +60,22 @@ class CompiledProgram:
         out.write_bytes(self.object_bytes())
         return out
 
-    def load(self, *, log_level: int = 0) -> LoadedProgram:
+    def load(self, *, log_level: int = 0, config: Mapping[str, int | bytes] | None = None) -> LoadedProgram:
         """Load into the kernel with its BTF line info; VerifierError (at the Python line) on refusal.
 
         The kernel's verifier log and `bpftool prog dump xlated id N linum`
         show the Python lines; a BTF the kernel refuses raises BtfError. With
         `log_level` (1 or 2) the accepted program's verifier log is kept in `.log`.
+        A program with maps or constants is loaded from its object, as
+        `pyfd.load` loads one, with `config` setting its constants
+        ({"NAME": value}: pyfd.runtime.objects.ConfigError for an unknown name
+        or a value that does not fit); `.maps` then holds its maps.
         """
+        source_map = slot_source_map(self.compilation.code.spans_by_slot())
+        obj = read_object(self.object_bytes())
+        if config or obj.maps:
+            obj = dataclasses.replace(obj, path=f"dissector {self.name!r}")
+            return load_object(obj, self.name, config=config, log_level=log_level, source_map=source_map, name=self.name)
         btf = self.compilation.btf()
         return load_program(
             self.code,
@@ -72,78 +83,64 @@ class CompiledProgram:
             btf=btf.btf,
             func_info=btf.func_info,
             line_info=btf.line_info,
-            source_map=slot_source_map(self.compilation.code.spans_by_slot()),
+            source_map=source_map,
             log_level=log_level,
         )
 
 
-def object_program(path: str | os.PathLike[str], function: str | None = None) -> tuple[ObjectFile, ObjectProgram]:
+def object_program(
+    path: str | os.PathLike[str],
+    function: str | None = None,
+    *,
+    config: Mapping[str, int | bytes] | None = None,
+    tail_calls: Mapping[str, Mapping[int, str]] | None = None,
+) -> tuple[ObjectFile, ObjectProgram]:
     """Read an object and pick the program `load` would load, refusing what the kernel could not take.
 
-    Raises ObjectFileError naming the file for a program that uses maps or
-    global variables, a name the kernel refuses, or a license that is not
-    ASCII; needs no kernel, so a caller can report these before asking for one.
+    Raises ObjectFileError naming the file for a program that calls functions
+    of other sections or uses externs, malformed maps, a name the kernel
+    refuses, or a license that is not ASCII, and ConfigError for constants the
+    object does not have; needs no kernel, so a caller can report these
+    before asking for one.
     """
     obj = read_object(os.fspath(path))
-    prog = obj.program(function)
-    check_loadable(obj, prog)
-    try:
-        valid_prog_name(prog.name)  # the kernel's rule (bpf_obj_name_cpy), checked here to name the file
-    except ValueError as exc:
-        raise ObjectFileError(f"{obj.path}: program {prog.name!r} cannot be loaded under its own name: {exc}") from None
+    prog, _, _ = prepare(obj, function, config=config, tail_calls=tail_calls)
     return obj, prog
 
 
-def load(path: str | os.PathLike[str], function: str | None = None) -> LoadedProgram:
-    """Load a flow dissector from a compiled object file (pyfd's or clang's).
+def load(
+    path: str | os.PathLike[str],
+    function: str | None = None,
+    *,
+    config: Mapping[str, int | bytes] | None = None,
+    tail_calls: Mapping[str, Mapping[int, str]] | None = None,
+    log_level: int = 0,
+) -> LoadedProgram:
+    """Load a flow dissector from a compiled object file (pyfd's or clang's), with its maps.
 
-    With .BTF and .BTF.ext line info for the program, the kernel gets them
-    too, and a verifier refusal names the source line; without them the
-    program loads as plain instructions. An object the kernel could not take
-    as it stands raises ObjectFileError before anything is loaded
-    (`object_program`).
+    Every map of the object is created (with its BTF, so bpftool prints
+    typed keys and values), the global-data maps filled, `.rodata` with the
+    load-time constants of `config` ({"NAME": value}) and then frozen; the
+    program's map references are patched; prog arrays are filled (see
+    pyfd.runtime.objects: the object's `__array(values, ...)`, `tail_calls`
+    as {array: {index: program}}, or bpf_flow.o's `flow_dissector_<N>`
+    naming). With several programs, `function` names the entry unless the
+    prog arrays hold all others. With .BTF and .BTF.ext line info the kernel
+    gets them too, and a verifier refusal names the source line. The result's
+    `.maps` reads and writes the maps. An object the kernel could not take as
+    it stands raises ObjectFileError before anything is loaded.
     """
-    return load_object_program(*object_program(path, function))
+    obj, prog = object_program(path, function, config=config, tail_calls=tail_calls)
+    return load_object_program(obj, prog, config=config, tail_calls=tail_calls, log_level=log_level)
 
 
-def load_object_program(obj: ObjectFile, prog: ObjectProgram) -> LoadedProgram:
+def load_object_program(
+    obj: ObjectFile,
+    prog: ObjectProgram,
+    *,
+    config: Mapping[str, int | bytes] | None = None,
+    tail_calls: Mapping[str, Mapping[int, str]] | None = None,
+    log_level: int = 0,
+) -> LoadedProgram:
     """Load a program `object_program` read and checked (so a caller that checked first reads the file once)."""
-    debug = _object_debug_info(obj, prog)
-    if debug is None:
-        return load_program(prog.code, name=prog.name, license=obj.license or LICENSE)
-    btf, func_info, line_info, source_map = debug
-    return load_program(
-        prog.code,
-        name=prog.name,
-        license=obj.license or LICENSE,
-        btf=btf,
-        func_info=func_info,
-        line_info=line_info,
-        source_map=source_map,
-    )
-
-
-def _object_debug_info(obj: ObjectFile, prog: ObjectProgram) -> tuple[bytes, bytes, bytes, SourceLocator] | None:
-    """The BTF, kernel func/line info and a source map for one program of an object, if it has them."""
-    from .objfile.btf import BtfError, fixup_datasecs, kernel_func_info, kernel_line_info, parse_btf_ext
-
-    btf, btf_ext = obj.sections.get(".BTF"), obj.sections.get(".BTF.ext")
-    if not btf or not btf_ext:
-        return None
-    try:
-        info = parse_btf_ext(btf_ext, btf).get(prog.section)
-        btf = fixup_datasecs(btf, obj.section_sizes, obj.symbols)
-    except BtfError as exc:
-        raise ObjectFileError(f"{obj.path}: malformed .BTF or .BTF.ext: {exc}") from None
-    if info is None:
-        return None
-    start, end = prog.offset, prog.offset + len(prog.code)
-    funcs = [f for f in info.func_info if start <= f.insn_off < end]
-    lines = [line for line in info.line_info if start <= line.insn_off < end]
-    if not funcs and not lines:
-        return None
-    slots: list[SourceLocation | None] = [None] * (len(prog.code) // 8)
-    for line in lines:
-        col = max(line.col - 1, 0)  # BTF columns are 1-based
-        slots[(line.insn_off - start) // 8] = SourceLocation(line.file_name, line.line, col, None, line.line_text)
-    return btf, kernel_func_info(funcs, start), kernel_line_info(lines, start), slot_source_map(slots)
+    return load_object(obj, prog.name, config=config, tail_calls=tail_calls, log_level=log_level)

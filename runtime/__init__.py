@@ -1,11 +1,19 @@
-"""pyfd.runtime: load flow dissectors and run them in the kernel; takes bytes, not the compiler."""
+"""pyfd.runtime: load flow dissectors and run them in the kernel; takes bytes, not the compiler.
+
+`load_object` (runtime.objects) is imported on first use: reading an
+object needs pyelftools, which `import pyfd.runtime` does not load.
+"""
+
+from typing import Any
 
 from .attach import (
     AlreadyAttachedError,
+    AttachedMap,
     AttachError,
     Attachment,
     AttachmentInfo,
     BpffsError,
+    MapNotPinnedError,
     NamespaceNotFoundError,
     Netns,
     NotAttachedError,
@@ -15,6 +23,8 @@ from .attach import (
     attached,
     check_target,
     detach,
+    open_pinned_map,
+    pinned_maps,
     query,
     query_all,
     resolve_netns,
@@ -24,6 +34,7 @@ from .bpf import (
     Cmd,
     LinkInfo,
     LinkType,
+    MapInfo,
     ProgInfo,
     ProgQueryResult,
     ProgType,
@@ -34,6 +45,7 @@ from .caps import missing_capabilities
 from .errors import (
     BpfError,
     BtfError,
+    ConfigError,
     MissingPrivilegeError,
     SourceLocation,
     SourceLocator,
@@ -49,6 +61,7 @@ from .flowkeys import (
     FlowKeys,
     bpf_flow_keys,
 )
+from .maps import Map, MapCollection, MapKeyError, UnknownMapError, possible_cpus
 from .probe import check_bpf_available
 from .program import (
     MAX_FRAME_LEN,
@@ -61,6 +74,18 @@ from .program import (
 
 __all__ = [
     "AlreadyAttachedError",
+    "AttachedMap",
+    "ConfigError",
+    "Map",
+    "MapCollection",
+    "MapInfo",
+    "MapKeyError",
+    "MapNotPinnedError",
+    "UnknownMapError",
+    "load_object",
+    "open_pinned_map",
+    "pinned_maps",
+    "possible_cpus",
     "AttachError",
     "AttachType",
     "Attachment",
@@ -109,3 +134,12 @@ __all__ = [
     "slot_source_map",
     "valid_prog_name",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`load_object` from runtime.objects, imported on first use (PEP 562)."""
+    if name == "load_object":
+        from .objects import load_object
+
+        return load_object
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

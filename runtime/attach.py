@@ -4,7 +4,11 @@ A flow dissector hook belongs to a network namespace (kernel/bpf/net_namespace.c
 and holds at most one program. pyfd attaches with BPF_LINK_CREATE on the
 namespace's fd (works from outside the namespace), and pins the link in bpffs
 under one directory per namespace, ``/sys/fs/bpf/pyfd/netns-<inode>/link``, so
-that the attachment outlives the process that made it. Where the kernel has
+that the attachment outlives the process that made it. The program's maps are
+pinned beside it, ``netns-<inode>/maps/<name>``: a pin keeps a map readable
+after pyfd exits (`pyfd map`), and keeps a prog array's entries, which the
+kernel clears once no fd or pin of it is left (kernel/bpf/arraymap.c,
+prog_array_map_clear), so that tail calls keep working. Where the kernel has
 no netns links (before Linux 5.8) it falls back to the legacy BPF_PROG_ATTACH,
 which binds to the caller's own namespace: pyfd enters the target namespace
 in a helper thread for that (setns(2) moves only the calling thread).
@@ -53,6 +57,7 @@ CURRENT_NETNS: Final = "/proc/thread-self/ns/net"
 BPFFS_MOUNT: Final = "/sys/fs/bpf"
 PIN_ROOT: Final = f"{BPFFS_MOUNT}/pyfd"
 PIN_NAME: Final = "link"
+MAPS_DIR: Final = "maps"  # beside the link: netns-<inode>/maps/<map name>
 MOUNT_BPFFS_COMMAND: Final = f"mount -t bpf bpf {BPFFS_MOUNT}"
 
 # include/uapi/linux/sched.h
@@ -137,8 +142,20 @@ class PrivateBpffsError(BpffsError):
         self.netns = netns  # the namespace that was to be attached to, for advice naming it
 
 
+class MapNotPinnedError(AttachError):
+    """No map of that name is pinned for the namespace; `names` lists those that are."""
+
+    def __init__(self, code: int, message: str, *, names: tuple[str, ...] = (), netns: Netns | None = None, hint: str = "") -> None:
+        super().__init__(code, message, hint=hint)
+        self.names = names
+        self.netns = netns
+
+
 class AttachableProgram(Protocol):
-    """What attaching needs of a loaded program: its fd, id and name (a LoadedProgram has them)."""
+    """What attaching needs of a loaded program: its fd, id and name (a LoadedProgram has them).
+
+    A program with a `maps` mapping (a LoadedProgram's) gets its maps pinned beside the link.
+    """
 
     @property
     def fd(self) -> int: ...  # noqa: D102
@@ -578,6 +595,114 @@ def _unpin(path: str) -> None:
         pass
 
 
+def maps_dir(ns: Netns, pin_root: str = PIN_ROOT) -> str:
+    """Return the bpffs directory where pyfd pins the maps of a namespace's dissector."""
+    return os.path.join(pin_dir(ns, pin_root), MAPS_DIR)
+
+
+def map_pin_name(name: str) -> str:
+    """The file name a map is pinned under: its name with '.' as '_' (bpffs refuses dots, fs/bpf/inode.c
+    bpf_lookup; libbpf's sanitize_pin_path does the same), so `.rodata` is pinned as `_rodata`."""
+    return name.replace(".", "_")
+
+
+def _pin_maps(program: AttachableProgram, directory: str) -> list[str]:
+    """Pin every map of `program` under `directory`; return the pins made (none are left when one fails)."""
+    maps = getattr(program, "maps", None) or {}
+    if not maps:
+        return []
+    made: list[str] = []
+    try:
+        os.makedirs(directory, exist_ok=True)
+        for name, each in maps.items():
+            path = os.path.join(directory, map_pin_name(name))
+            bpf.obj_pin(fd=each.fd, path=path)
+            made.append(path)
+    except OSError as exc:
+        for path in made:
+            _unlink(path)
+        _rmdir(directory)
+        if isinstance(exc, BpfError):
+            if exc.errno in (errno.EROFS, errno.EACCES):
+                raise BpffsError(exc.errno, f"cannot pin the maps under {directory}: {os.strerror(exc.errno)}", command=exc.command) from None
+            raise
+        raise BpffsError(exc.errno or errno.EIO, f"cannot create the map pin directory {directory}: {exc.strerror}") from None
+    return made
+
+
+def _unpin_maps(directory: str) -> None:
+    """Remove the map pins under `directory` and the directory itself; missing ones are fine."""
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return
+    for entry in entries:
+        _unlink(os.path.join(directory, entry))
+    _rmdir(directory)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _rmdir(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def pinned_maps(netns: str | None = None, *, pin_root: str = PIN_ROOT) -> dict[str, str]:
+    """The maps pyfd pinned beside the dissector of a namespace (name or path; None: the current one): name -> pin path."""
+    directory = maps_dir(resolve_netns(netns), pin_root)
+    try:
+        return {entry: os.path.join(directory, entry) for entry in sorted(os.listdir(directory))}
+    except OSError:
+        return {}
+
+
+def open_pinned_map(name: str, netns: str | None = None, *, pin_root: str = PIN_ROOT) -> Any:
+    """Open map `name` that `pyfd attach` pinned for a namespace's dissector; MapNotPinnedError when there is none.
+
+    `name` is the map's name in the object (`.rodata`) or its pin's (`_rodata`).
+    Returns a pyfd.runtime.maps.Map, which owns the fd (close it, or use it in a `with`).
+    """
+    from .maps import Map
+
+    ns = resolve_netns(netns)
+    directory = maps_dir(ns, pin_root)
+    try:
+        names = tuple(sorted(os.listdir(directory)))
+    except FileNotFoundError:
+        names = ()
+    except PermissionError as exc:
+        raise MissingPrivilegeError(
+            exc.errno or errno.EACCES,
+            command="open",
+            missing=missing_capabilities((Capability.CAP_SYS_ADMIN,)),
+            needs=["CAP_BPF"],
+            action=f"reading the map pins in {directory}",
+        ) from None
+    if map_pin_name(name) not in names:
+        if not names:
+            raise MapNotPinnedError(
+                errno.ENOENT,
+                f"no maps are pinned for {ns.label} (nothing under {directory}): pyfd pins a dissector's maps "
+                "when it attaches one that has maps",
+                netns=ns,
+            )
+        raise MapNotPinnedError(
+            errno.ENOENT,
+            f"the dissector of {ns.label} has no map {name!r}; its maps: {', '.join(names)}",
+            names=names,
+            netns=ns,
+        )
+    return Map.open_pinned(os.path.join(directory, map_pin_name(name)), name=name)
+
+
 def _pinned_links(pin_root: str) -> dict[int, str]:
     """Map link id to pin path for every link pinned under pin_root."""
     found: dict[int, str] = {}
@@ -626,6 +751,93 @@ def stats_enabled() -> bool:
 
 
 @dataclass(frozen=True)
+class AttachedMap:
+    """A map an attached program uses, as the kernel reports it, and where pyfd pinned it."""
+
+    id: int
+    name: str  # the pin's name (the object's) when pinned, else the kernel's (15 characters at most)
+    type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    pin_path: str | None
+
+    @property
+    def type_name(self) -> str:
+        """The map type as bpftool names it."""
+        from .maps import type_name
+
+        return type_name(self.type)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": self.type_name,
+            "key_size": self.key_size,
+            "value_size": self.value_size,
+            "max_entries": self.max_entries,
+            "pin_path": self.pin_path,
+        }
+
+
+def _program_maps(prog_id: int, directory: str | None) -> tuple[AttachedMap, ...]:
+    """The maps of a loaded program, named after pyfd's pins in `directory` where they are pinned there."""
+    pinned: dict[int, str] = {}
+    if directory is not None:
+        try:
+            entries = sorted(os.listdir(directory))
+        except OSError:
+            entries = []
+        for entry in entries:
+            try:
+                fd = bpf.obj_get(os.path.join(directory, entry))
+            except (BpfError, OSError):
+                continue
+            try:
+                pinned.setdefault(bpf.map_get_info(fd).id, entry)
+            except (BpfError, ValueError):
+                continue
+            finally:
+                os.close(fd)
+    try:
+        fd = bpf.prog_get_fd_by_id(prog_id)
+    except BpfError:
+        return ()
+    found = []
+    try:
+        for map_id in bpf.prog_map_ids(fd):
+            try:
+                map_fd = bpf.map_get_fd_by_id(map_id)
+            except BpfError:
+                continue
+            try:
+                info = bpf.map_get_info(map_fd)
+            except (BpfError, ValueError):
+                continue
+            finally:
+                os.close(map_fd)
+            name = pinned.get(map_id)
+            found.append(
+                AttachedMap(
+                    id=map_id,
+                    name=name if name is not None else info.name,
+                    type=info.type,
+                    key_size=info.key_size,
+                    value_size=info.value_size,
+                    max_entries=info.max_entries,
+                    pin_path=os.path.join(directory, name) if name is not None and directory is not None else None,
+                )
+            )
+    except (BpfError, ValueError):
+        pass
+    finally:
+        os.close(fd)
+    return tuple(found)
+
+
+@dataclass(frozen=True)
 class AttachmentInfo:
     """One flow dissector attached to one network namespace, as the kernel reports it."""
 
@@ -642,6 +854,7 @@ class AttachmentInfo:
     pinned_at: datetime | None
     run_cnt: int
     run_time_ns: int
+    maps: tuple[AttachedMap, ...] = ()  # the maps the program uses, with pyfd's pins
 
     @property
     def defunct(self) -> bool:
@@ -670,6 +883,7 @@ class AttachmentInfo:
             "since": self.since.isoformat() if self.since else None,
             "run_cnt": self.run_cnt,
             "run_time_ns": self.run_time_ns,
+            "maps": [m.to_json() for m in self.maps],
         }
 
 
@@ -729,9 +943,13 @@ def _describe(
     pins: dict[int, str],
     names: dict[int, str],
     root_ino: int | None,
+    pin_root: str = PIN_ROOT,
 ) -> AttachmentInfo:
     name, tag, loaded_at, run_cnt, run_time_ns = _prog_details(prog_id)
     pin = pins.get(link.id) if link is not None else None
+    directory = os.path.join(os.path.dirname(pin), MAPS_DIR) if pin is not None else (
+        os.path.join(pin_root, f"netns-{netns_ino}", MAPS_DIR) if netns_ino else None
+    )
     is_root: bool | None
     if netns_ino == 0:
         is_root = False
@@ -753,6 +971,7 @@ def _describe(
         pinned_at=_pin_time(pin),
         run_cnt=run_cnt,
         run_time_ns=run_time_ns,
+        maps=_program_maps(prog_id, directory),
     )
 
 
@@ -776,7 +995,7 @@ def _attached_in(netns_fd: int, ino: int, pin_root: str) -> list[AttachmentInfo]
     names = named_netns()
     root = _root_ino()
     return [
-        _describe(netns_ino=ino, prog_id=prog_id, link=links.get(prog_id), pins=pins, names=names, root_ino=root)
+        _describe(netns_ino=ino, prog_id=prog_id, link=links.get(prog_id), pins=pins, names=names, root_ino=root, pin_root=pin_root)
         for prog_id in query.prog_ids
     ]
 
@@ -800,7 +1019,9 @@ def query_all(*, pin_root: str = PIN_ROOT) -> list[AttachmentInfo]:
     # Links, wherever they are (also those of namespaces that are gone).
     for link in _flow_dissector_links():
         ino = link.netns_ino or 0
-        found.append(_describe(netns_ino=ino, prog_id=link.prog_id, link=link, pins=pins, names=names, root_ino=root))
+        found.append(
+            _describe(netns_ino=ino, prog_id=link.prog_id, link=link, pins=pins, names=names, root_ino=root, pin_root=pin_root)
+        )
         seen.add((ino, link.prog_id))
     # Legacy attachments have no id to list them by: ask the namespaces we
     # can name (the current one, the root one, and those of `ip netns`).
@@ -823,7 +1044,9 @@ def query_all(*, pin_root: str = PIN_ROOT) -> list[AttachmentInfo]:
             for prog_id in bpf.prog_query(target_fd=fd, attach_type=FLOW_DISSECTOR).prog_ids:
                 if (ino, prog_id) not in seen:
                     found.append(
-                        _describe(netns_ino=ino, prog_id=prog_id, link=None, pins=pins, names=names, root_ino=root)
+                        _describe(
+                            netns_ino=ino, prog_id=prog_id, link=None, pins=pins, names=names, root_ino=root, pin_root=pin_root
+                        )
                     )
         finally:
             os.close(fd)
@@ -923,6 +1146,7 @@ class Attachment:
     # the pin outlives this process (None: not pinned, or cannot tell).
     pin_systemwide: bool | None = None
     replaced: AttachmentInfo | None = None  # what attach(replace=True) swapped out (None: attached afresh)
+    maps_path: str | None = None  # the directory of the program's map pins (None: none pinned)
     _link_fd: int | None = field(default=None, repr=False)
     _detached: bool = field(default=False, repr=False)
 
@@ -953,6 +1177,8 @@ class Attachment:
             else:
                 _legacy_detach(self.netns, self.prog_id)
         finally:
+            if self.maps_path is not None:
+                _unpin_maps(self.maps_path)
             if self.pin_path is not None:
                 _unpin(self.pin_path)
             self._detached = True
@@ -1018,6 +1244,7 @@ def _clear_stale_pin(path: str, ino: int) -> None:
         os.close(fd)
     if info.netns_ino != ino:
         os.unlink(path)
+        _unpin_maps(os.path.join(os.path.dirname(path), MAPS_DIR))
 
 
 def _refuse_root(ns: Netns, force: bool) -> None:
@@ -1097,12 +1324,12 @@ def attach(
                     raise
                 first = exc
                 try:
-                    return _attach_legacy(program, fd, ns, pin_root)
+                    return _attach_legacy(program, fd, ns, pin_root, pin)
                 except BpfError as legacy:
                     if legacy.errno == errno.EINVAL:
                         raise first from None  # both refused: the link's reason is the real one
                     raise
-        return _attach_legacy(program, fd, ns, pin_root)
+        return _attach_legacy(program, fd, ns, pin_root, pin)
     finally:
         os.close(fd)
 
@@ -1118,10 +1345,19 @@ def _attach_link(
             root_existing = [] if existing else _root_attachments(ns, pin_root)
             raise _conflict(ns, existing, root_existing, exc.errno, exc.command) from None
         raise
+    maps_path = os.path.join(os.path.dirname(path), MAPS_DIR) if path is not None else None
     try:
         link = bpf.link_get_info(link_fd)
-        if path is not None:
-            _make_pin(link_fd, path)
+        if path is not None and maps_path is not None:
+            _unpin_maps(maps_path)  # left over from a dissector whose link went some other way
+            pinned = _pin_maps(program, maps_path)
+            try:
+                _make_pin(link_fd, path)
+            except BaseException:
+                _unpin_maps(maps_path)
+                raise
+            if not pinned:
+                maps_path = None
     except BaseException:
         try:
             bpf.link_detach(link_fd)
@@ -1136,6 +1372,7 @@ def _attach_link(
         link_id=link.id,
         pin_path=path,
         pin_systemwide=systemwide if path is not None else None,
+        maps_path=maps_path,
         _link_fd=link_fd,
     )
 
@@ -1155,7 +1392,10 @@ def _replace(
         run_in_netns(
             netns_fd, lambda: bpf.prog_attach(target_fd=0, attach_bpf_fd=program.fd, attach_type=FLOW_DISSECTOR)
         )
-        return Attachment(netns=ns, prog_id=program.id, prog_name=program.name, method=Method.LEGACY, replaced=old)
+        legacy_maps = _swap_map_pins(program, maps_dir(ns, os.path.dirname(os.path.dirname(path)))) if path is not None else None
+        return Attachment(
+            netns=ns, prog_id=program.id, prog_name=program.name, method=Method.LEGACY, replaced=old, maps_path=legacy_maps
+        )
     try:
         link_fd = bpf.link_get_fd_by_id(old.link_id)
     except BpfError as exc:
@@ -1203,6 +1443,9 @@ def _replace(
         systemwide = None
     elif path is None:  # not asked to pin: the old link's own pyfd pin, wherever it is
         systemwide = bpffs_is_systemwide(kept)
+    # The old program's map pins go, the new one's come: after the swap, so
+    # that a failed swap leaves the old dissector with its maps.
+    new_maps = _swap_map_pins(program, os.path.join(os.path.dirname(kept), MAPS_DIR)) if kept is not None else None
     return Attachment(
         netns=ns,
         prog_id=program.id,
@@ -1212,11 +1455,18 @@ def _replace(
         pin_path=kept,
         pin_systemwide=systemwide,
         replaced=old,
+        maps_path=new_maps,
         _link_fd=link_fd,
     )
 
 
-def _attach_legacy(program: AttachableProgram, netns_fd: int, ns: Netns, pin_root: str) -> Attachment:
+def _swap_map_pins(program: AttachableProgram, directory: str) -> str | None:
+    """Replace the map pins under `directory` with those of `program`; return the directory, None when it has no maps."""
+    _unpin_maps(directory)
+    return directory if _pin_maps(program, directory) else None
+
+
+def _attach_legacy(program: AttachableProgram, netns_fd: int, ns: Netns, pin_root: str, pin: bool = False) -> Attachment:
     # BPF_PROG_ATTACH ignores target_fd for this type and binds to the
     # caller's namespace (kernel/bpf/net_namespace.c, netns_bpf_prog_attach).
     _require_capabilities(
@@ -1235,7 +1485,16 @@ def _attach_legacy(program: AttachableProgram, netns_fd: int, ns: Netns, pin_roo
             root_existing = [] if existing else _root_attachments(ns, pin_root)
             raise _conflict(ns, existing, root_existing, exc.errno, exc.command) from None
         raise
-    return Attachment(netns=ns, prog_id=program.id, prog_name=program.name, method=Method.LEGACY)
+    # A legacy attachment needs no pin to last, but its maps do (a prog array
+    # is cleared once no fd or pin holds it).
+    legacy_maps = None
+    if pin:
+        try:
+            legacy_maps = _swap_map_pins(program, maps_dir(ns, pin_root))
+        except BaseException:
+            _legacy_detach(ns, program.id)
+            raise
+    return Attachment(netns=ns, prog_id=program.id, prog_name=program.name, method=Method.LEGACY, maps_path=legacy_maps)
 
 
 def attached(
@@ -1259,6 +1518,7 @@ def detach(netns: str | None = None, *, pin_root: str = PIN_ROOT) -> list[Attach
         own_pin = pin_path(ns, pin_root)
         if not existing:
             stale = os.path.exists(own_pin)
+            _unpin_maps(maps_dir(ns, pin_root))
             _unpin(own_pin)
             root_existing = _root_attachments(ns, pin_root)
             note = ""
@@ -1283,9 +1543,11 @@ def detach(netns: str | None = None, *, pin_root: str = PIN_ROOT) -> list[Attach
                     finally:
                         os.close(link_fd)
                 if info.pin_path is not None:
+                    _unpin_maps(os.path.join(os.path.dirname(info.pin_path), MAPS_DIR))
                     _unpin(info.pin_path)
             else:
                 _legacy_detach(ns, info.prog_id)
+        _unpin_maps(maps_dir(ns, pin_root))
         _unpin(own_pin)
         return existing
     finally:

@@ -170,6 +170,41 @@ class ProgLoadAttr(ctypes.Structure):
     ]
 
 
+class MapCreateAttr(ctypes.Structure):
+    """union bpf_attr, BPF_MAP_CREATE member (up to map_token_fd)."""
+
+    _fields_ = [
+        ("map_type", c_u32),
+        ("key_size", c_u32),
+        ("value_size", c_u32),
+        ("max_entries", c_u32),
+        ("map_flags", c_u32),
+        ("inner_map_fd", c_u32),
+        ("numa_node", c_u32),
+        ("map_name", ctypes.c_char * BPF_OBJ_NAME_LEN),
+        ("map_ifindex", c_u32),
+        ("btf_fd", c_u32),
+        ("btf_key_type_id", c_u32),
+        ("btf_value_type_id", c_u32),
+        ("btf_vmlinux_value_type_id", c_u32),
+        ("map_extra", c_u64),
+        ("value_type_btf_obj_fd", c_s32),
+        ("map_token_fd", c_s32),
+    ]
+
+
+class MapElemAttr(ctypes.Structure):
+    """union bpf_attr, BPF_MAP_*_ELEM / BPF_MAP_GET_NEXT_KEY / BPF_MAP_FREEZE member."""
+
+    _fields_ = [
+        ("map_fd", c_u32),
+        ("_pad", c_u32),  # key is an __aligned_u64
+        ("key", c_u64),
+        ("value", c_u64),  # also next_key
+        ("flags", c_u64),
+    ]
+
+
 class ObjAttr(ctypes.Structure):
     """union bpf_attr, BPF_OBJ_PIN / BPF_OBJ_GET member."""
 
@@ -352,6 +387,42 @@ class bpf_prog_info(ctypes.Structure):
     ]
 
 
+class bpf_map_info(ctypes.Structure):
+    """struct bpf_map_info (include/uapi/linux/bpf.h), up to map_extra."""
+
+    _fields_ = [
+        ("type", c_u32),
+        ("id", c_u32),
+        ("key_size", c_u32),
+        ("value_size", c_u32),
+        ("max_entries", c_u32),
+        ("map_flags", c_u32),
+        ("name", ctypes.c_char * BPF_OBJ_NAME_LEN),
+        ("ifindex", c_u32),
+        ("btf_vmlinux_value_type_id", c_u32),
+        ("netns_dev", c_u64),
+        ("netns_ino", c_u64),
+        ("btf_id", c_u32),
+        ("btf_key_type_id", c_u32),
+        ("btf_value_type_id", c_u32),
+        ("btf_vmlinux_id", c_u32),
+        ("map_extra", c_u64),
+    ]
+
+
+class bpf_btf_info(ctypes.Structure):
+    """struct bpf_btf_info: where BPF_OBJ_GET_INFO_BY_FD copies a loaded BTF's bytes and name."""
+
+    _fields_ = [
+        ("btf", c_u64),
+        ("btf_size", c_u32),
+        ("id", c_u32),
+        ("name", c_u64),
+        ("name_len", c_u32),
+        ("kernel_btf", c_u32),
+    ]
+
+
 class bpf_link_info(ctypes.Structure):
     """struct bpf_link_info: the common head and the netns member of its union."""
 
@@ -406,6 +477,23 @@ class ProgInfo:
     run_cnt: int
     recursion_misses: int
     verified_insns: int
+
+
+@dataclass(frozen=True)
+class MapInfo:
+    """A decoded struct bpf_map_info."""
+
+    type: int
+    id: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    map_flags: int
+    name: str
+    btf_id: int
+    btf_key_type_id: int
+    btf_value_type_id: int
+    map_extra: int
 
 
 @dataclass(frozen=True)
@@ -738,6 +826,157 @@ def prog_test_run(
     )
 
 
+# --- maps ---------------------------------------------------------------------------
+
+# What creating and using maps needs (kernel/bpf/syscall.c, map_create():
+# bpf_token_capable(CAP_BPF) unless unprivileged BPF is allowed).
+MAP_CAPABILITIES: Final = (Capability.CAP_BPF,)
+
+_MAP_CREATE_EXPLAIN: Final[Mapping[int, str]] = {
+    errno.EINVAL: (
+        "the kernel refused the definition (map type, key or value size, max_entries, flags, or BTF "
+        "types that do not match the sizes)"
+    ),
+    errno.E2BIG: "the key, value or max_entries is larger than this map type allows",
+    errno.ENOMEM: "the kernel ran out of memory for the map (or the locked-memory limit was hit)",
+    errno.EOPNOTSUPP: "this kernel does not support the map type or a flag",
+}
+
+
+def map_create(
+    *,
+    map_type: int,
+    key_size: int,
+    value_size: int,
+    max_entries: int,
+    name: str = "",
+    map_flags: int = 0,
+    numa_node: int = 0,
+    map_extra: int = 0,
+    btf_fd: int = 0,
+    btf_key_type_id: int = 0,
+    btf_value_type_id: int = 0,
+    inner_map_fd: int = 0,
+) -> int:
+    """Create a map (BPF_MAP_CREATE); return its fd."""
+    attr = MapCreateAttr()
+    attr.map_type = _check_u32("map_type", map_type)
+    attr.key_size = _check_u32("key_size", key_size)
+    attr.value_size = _check_u32("value_size", value_size)
+    attr.max_entries = _check_u32("max_entries", max_entries)
+    attr.map_flags = _check_u32("map_flags", map_flags)
+    attr.numa_node = _check_u32("numa_node", numa_node)
+    if not 0 <= map_extra <= 0xFFFFFFFFFFFFFFFF:
+        raise ValueError(f"map_extra must fit in 64 bits, got {map_extra}")
+    attr.map_extra = map_extra
+    attr.map_name = check_object_name(name)
+    attr.btf_fd = _check_fd("btf_fd", btf_fd)
+    attr.btf_key_type_id = _check_u32("btf_key_type_id", btf_key_type_id)
+    attr.btf_value_type_id = _check_u32("btf_value_type_id", btf_value_type_id)
+    attr.inner_map_fd = _check_fd("inner_map_fd", inner_map_fd)
+    return _run(
+        Cmd.BPF_MAP_CREATE,
+        attr,
+        f"creating map {name!r}" if name else "creating a map",
+        _MAP_CREATE_EXPLAIN,
+        needs=MAP_CAPABILITIES,
+    )
+
+
+def _elem_attr(map_fd: int, key: ctypes.Array[ctypes.c_char] | None, value: ctypes.Array[ctypes.c_char] | None, flags: int = 0) -> MapElemAttr:
+    attr = MapElemAttr()
+    attr.map_fd = _check_fd("map_fd", map_fd)
+    attr.key = _addr(key)
+    attr.value = _addr(value)
+    if not 0 <= flags <= 0xFFFFFFFFFFFFFFFF:
+        raise ValueError(f"flags must fit in 64 bits, got {flags}")
+    attr.flags = flags
+    return attr
+
+
+# Errors that mean "no such key": ENOENT, and for a prog array slot read from
+# user space, the slot being empty (kernel/bpf/arraymap.c, bpf_fd_array_map_lookup_elem).
+_MAP_ELEM_EXPLAIN: Final[Mapping[int, str]] = {
+    errno.EBADF: "the fd is not open",
+    errno.EINVAL: "the fd is not a map, or the key or flags are not what this map takes",
+    errno.E2BIG: "the map is full: it holds max_entries elements and refuses a new key",
+    errno.EEXIST: "the key exists already (BPF_NOEXIST)",
+    errno.ENOENT: "no element has that key",
+    errno.EPERM: "the map is read-only from user space: frozen (BPF_MAP_FREEZE) or opened read-only",
+    ENOTSUPP: "this map type does not support that operation from user space",
+    errno.EOPNOTSUPP: "this map type does not support that operation from user space",
+}
+
+
+def map_lookup_elem(map_fd: int, key: bytes, value_size: int, *, flags: int = 0) -> bytes | None:
+    """Read the value at `key` (BPF_MAP_LOOKUP_ELEM); None when there is none (ENOENT).
+
+    `value_size` is what the kernel copies out: for a per-CPU map, the value
+    rounded up to 8 bytes times the number of possible CPUs.
+    """
+    key_buf = _buffer(key)
+    value_buf = ctypes.create_string_buffer(max(value_size, 1))
+    attr = _elem_attr(map_fd, key_buf, value_buf, flags)
+    ret = _call(Cmd.BPF_MAP_LOOKUP_ELEM, attr)
+    if ret < 0:
+        if -ret == errno.ENOENT:
+            return None
+        raise _fail(Cmd.BPF_MAP_LOOKUP_ELEM, -ret, f"reading an element of map fd {map_fd}", _MAP_ELEM_EXPLAIN, needs=MAP_CAPABILITIES)
+    return value_buf.raw[:value_size]
+
+
+def map_update_elem(map_fd: int, key: bytes, value: bytes, *, flags: int = 0) -> None:
+    """Write the value at `key` (BPF_MAP_UPDATE_ELEM; flags BPF_ANY, BPF_NOEXIST or BPF_EXIST)."""
+    key_buf, value_buf = _buffer(key), _buffer(value)
+    attr = _elem_attr(map_fd, key_buf, value_buf, flags)
+    _run(Cmd.BPF_MAP_UPDATE_ELEM, attr, f"writing an element of map fd {map_fd}", _MAP_ELEM_EXPLAIN, needs=MAP_CAPABILITIES)
+
+
+def map_delete_elem(map_fd: int, key: bytes) -> bool:
+    """Delete the element at `key` (BPF_MAP_DELETE_ELEM); False when there was none (ENOENT)."""
+    key_buf = _buffer(key)
+    attr = _elem_attr(map_fd, key_buf, None)
+    ret = _call(Cmd.BPF_MAP_DELETE_ELEM, attr)
+    if ret < 0:
+        if -ret == errno.ENOENT:
+            return False
+        raise _fail(Cmd.BPF_MAP_DELETE_ELEM, -ret, f"deleting an element of map fd {map_fd}", _MAP_ELEM_EXPLAIN, needs=MAP_CAPABILITIES)
+    return True
+
+
+def map_get_next_key(map_fd: int, key: bytes | None, key_size: int) -> bytes | None:
+    """The key after `key` (None: the first key) in the map's order (BPF_MAP_GET_NEXT_KEY); None at the end.
+
+    A key that is not in the map gives the first key (kernel/bpf/hashtab.c),
+    so iterating while deleting starts over rather than failing.
+    """
+    key_buf = _buffer(key) if key is not None else None
+    next_buf = ctypes.create_string_buffer(max(key_size, 1))
+    attr = _elem_attr(map_fd, key_buf, next_buf)
+    ret = _call(Cmd.BPF_MAP_GET_NEXT_KEY, attr)
+    if ret < 0:
+        if -ret == errno.ENOENT:
+            return None
+        raise _fail(Cmd.BPF_MAP_GET_NEXT_KEY, -ret, f"listing the keys of map fd {map_fd}", _MAP_ELEM_EXPLAIN, needs=MAP_CAPABILITIES)
+    return next_buf.raw[:key_size]
+
+
+def map_freeze(map_fd: int) -> None:
+    """Make a map read-only from user space for good (BPF_MAP_FREEZE); programs' access is unchanged."""
+    attr = _elem_attr(map_fd, None, None)
+    _run(
+        Cmd.BPF_MAP_FREEZE,
+        attr,
+        f"freezing map fd {map_fd}",
+        {
+            errno.EBUSY: "the map is frozen already, or is mmap()ed writable",
+            errno.EPERM: "the map was opened read-only or without write access",
+            ENOTSUPP: "this map type cannot be frozen",
+        },
+        needs=MAP_CAPABILITIES,
+    )
+
+
 # --- objects in bpffs -------------------------------------------------------------
 
 
@@ -798,6 +1037,11 @@ def link_get_next_id(start_id: int = 0) -> int | None:
     return _get_next_id(Cmd.BPF_LINK_GET_NEXT_ID, start_id, "link")
 
 
+def map_get_next_id(start_id: int = 0) -> int | None:
+    """Return the id of the next map after start_id, or None (BPF_MAP_GET_NEXT_ID)."""
+    return _get_next_id(Cmd.BPF_MAP_GET_NEXT_ID, start_id, "map")
+
+
 def prog_ids() -> Iterator[int]:
     """Yield the ids of every program loaded in the kernel."""
     current = prog_get_next_id(0)
@@ -823,6 +1067,31 @@ def prog_get_fd_by_id(prog_id: int) -> int:
         attr,
         f"opening program id {prog_id}",
         {errno.ENOENT: "no program has that id (it may have been unloaded)"},
+    )
+
+
+def map_get_fd_by_id(map_id: int) -> int:
+    """Open a map by id (BPF_MAP_GET_FD_BY_ID); return a new fd."""
+    attr = GetIdAttr()
+    attr.start_id = _check_u32("map_id", map_id)
+    return _run(
+        Cmd.BPF_MAP_GET_FD_BY_ID,
+        attr,
+        f"opening map id {map_id}",
+        {errno.ENOENT: "no map has that id (it may have been freed)"},
+    )
+
+
+def btf_get_fd_by_id(btf_id: int) -> int:
+    """Open loaded BTF by id (BPF_BTF_GET_FD_BY_ID); return a new fd."""
+    attr = GetIdAttr()
+    attr.start_id = _check_u32("btf_id", btf_id)
+    return _run(
+        Cmd.BPF_BTF_GET_FD_BY_ID,
+        attr,
+        f"opening BTF id {btf_id}",
+        {errno.ENOENT: "no BTF has that id (it may have been freed)"},
+        needs=(Capability.CAP_SYS_ADMIN,),
     )
 
 
@@ -898,6 +1167,52 @@ def obj_get_info_by_fd(fd: int) -> ProgInfo:
         recursion_misses=int(raw.recursion_misses),
         verified_insns=int(raw.verified_insns),
     )
+
+
+def map_get_info(fd: int) -> MapInfo:
+    """Return what the kernel keeps about a map (BPF_OBJ_GET_INFO_BY_FD)."""
+    _require_kind(fd, "bpf-map", "obj_get_info_by_fd() for a program")
+    raw = _get_info(fd, bpf_map_info(), "map")
+    return MapInfo(
+        type=int(raw.type),
+        id=int(raw.id),
+        key_size=int(raw.key_size),
+        value_size=int(raw.value_size),
+        max_entries=int(raw.max_entries),
+        map_flags=int(raw.map_flags),
+        name=raw.name.decode("ascii", "replace"),
+        btf_id=int(raw.btf_id),
+        btf_key_type_id=int(raw.btf_key_type_id),
+        btf_value_type_id=int(raw.btf_value_type_id),
+        map_extra=int(raw.map_extra),
+    )
+
+
+def btf_get_data(fd: int) -> bytes:
+    """Return the raw bytes of loaded BTF (BPF_OBJ_GET_INFO_BY_FD on a BTF fd), as BPF_BTF_LOAD took them."""
+    _require_kind(fd, "btf", "map_get_info() for a map")
+    size = _get_info(fd, bpf_btf_info(), "BTF").btf_size  # a first call without a buffer tells the size
+    buf = ctypes.create_string_buffer(max(int(size), 1))
+    info = bpf_btf_info()
+    info.btf = ctypes.addressof(buf)
+    info.btf_size = size
+    _get_info(fd, info, "BTF")
+    return buf.raw[: int(info.btf_size)]
+
+
+def prog_map_ids(fd: int) -> tuple[int, ...]:
+    """Return the ids of the maps a loaded program uses (bpf_prog_info.map_ids)."""
+    _require_kind(fd, "bpf-prog", "a program fd")
+    count = int(_get_info(fd, bpf_prog_info(), "program").nr_map_ids)
+    while True:
+        ids = (c_u32 * max(count, 1))()
+        info = bpf_prog_info()
+        info.nr_map_ids = count
+        info.map_ids = ctypes.addressof(ids)
+        _get_info(fd, info, "program")
+        if int(info.nr_map_ids) <= count:  # a program's maps are fixed at load: this is the second round
+            return tuple(int(ids[i]) for i in range(int(info.nr_map_ids)))
+        count = int(info.nr_map_ids)
 
 
 def link_get_info(fd: int) -> LinkInfo:

@@ -92,6 +92,10 @@ def errno_name(code: int) -> str:
     return _errno.errorcode.get(code, f"errno {code}")
 
 
+class ConfigError(ValueError):
+    """A load-time constant the object does not have, or a value that does not fit it (`load(config=...)`)."""
+
+
 class BpfError(OSError):
     """A bpf(2) command failed; carries errno, the command name and a message."""
 

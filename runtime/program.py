@@ -6,6 +6,7 @@ import errno
 import mmap
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
@@ -39,6 +40,7 @@ def valid_prog_name(name: str) -> str:
 
 if TYPE_CHECKING:
     from .attach import Attachment
+    from .maps import Map
 
 
 @dataclass(frozen=True)
@@ -114,12 +116,20 @@ class LoadedProgram:
         prog_type: int,
         source_map: SourceLocator | None = None,
         log: str = "",
+        maps: Sequence[Map] = (),
+        tail_calls: Sequence[LoadedProgram] = (),
     ) -> None:
+        from .maps import MapCollection
+
         self._fd: int | None = fd
         self.name = name
         self.prog_type = prog_type
         self.source_map = source_map
         self.log = log  # the verifier log, when loaded with log_level > 0
+        # The maps of its object, by name, and the programs its prog arrays
+        # hold (tail calls): this program owns them and closes them with itself.
+        self.maps = MapCollection(maps, owner=f"program {name!r}")
+        self.tail_calls: tuple[LoadedProgram, ...] = tuple(tail_calls)
         try:
             self.id = self.info().id
         except BaseException:
@@ -184,6 +194,14 @@ class LoadedProgram:
             )
         return result
 
+    def adopt(self, maps: Sequence[Map], tail_calls: Sequence[LoadedProgram] = ()) -> None:
+        """Take over maps and tail-call programs loaded with this one: it closes them with itself."""
+        from .maps import MapCollection
+
+        self.maps.close()
+        self.maps = MapCollection(maps, owner=f"program {self.name!r}")
+        self.tail_calls = (*self.tail_calls, *tail_calls)
+
     def attached(self, netns: str | None = None, *, pin: bool = False, force: bool = False, method: str = "auto") -> "Attachment":
         """`with loaded.attached(netns="NAME"): ...`: attach for a block, detach on exit (also on error)."""
         from .attach import attached  # attaching lives in attach.py, above this module
@@ -195,10 +213,21 @@ class LoadedProgram:
         bpf.obj_pin(fd=self.fd, path=path)
 
     def close(self) -> None:
-        """Release the fd; the kernel frees the program when nothing else holds it."""
+        """Release the fd, and those of its maps and tail-call programs; the kernel frees what nothing else holds.
+
+        A prog array loses its entries once no fd and no pin holds it
+        (kernel/bpf/arraymap.c, prog_array_map_clear on the last user
+        reference): pin the maps (as attaching does) for tail calls to
+        outlive this process.
+        """
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
+        for program in getattr(self, "tail_calls", ()):
+            program.close()
+        maps = getattr(self, "maps", None)
+        if maps is not None:
+            maps.close()
 
     def __enter__(self) -> LoadedProgram:
         return self
@@ -241,6 +270,7 @@ def load_program(
     func_info: bytes = b"",
     line_info: bytes = b"",
     log_level: int = 0,
+    btf_fd: int | None = None,
 ) -> LoadedProgram:
     """Load BPF bytecode; on refusal load again with the verifier log on and raise VerifierError.
 
@@ -250,12 +280,16 @@ def load_program(
     ... linum` show source lines. A BTF the kernel refuses raises BtfError: the
     program is not loaded without it. With `log_level` (1, or 2 for every
     instruction's state) the verifier log of an accepted program is kept in
-    LoadedProgram.log.
+    LoadedProgram.log. `btf_fd` is BTF loaded already (the object's, which
+    its maps use too) in place of `btf`; the caller keeps it open.
     """
     name = valid_prog_name(name)
-    if (func_info or line_info) and btf is None:
+    if btf is not None and btf_fd is not None:
+        raise ValueError("give the BTF as bytes (btf=...) or loaded (btf_fd=...), not both")
+    if (func_info or line_info) and btf is None and not btf_fd:
         raise ValueError("func_info and line_info need the BTF they refer to (btf=...)")
-    btf_fd = _load_btf(btf, name=name) if btf is not None else 0
+    owned_btf = btf_fd is None
+    btf_fd = load_btf(btf, name=name) if btf is not None else (btf_fd or 0)
     options: dict[str, Any] = {
         "prog_btf_fd": btf_fd,
         "func_info": func_info,
@@ -295,13 +329,13 @@ def load_program(
                 )
     finally:
         # The program holds its own reference to the BTF.
-        if btf_fd:
+        if btf_fd and owned_btf:
             os.close(btf_fd)
     # LoadedProgram owns the fd from here, and closes it if it cannot start.
     return LoadedProgram(fd, name=name, prog_type=prog_type, source_map=source_map, log=log)
 
 
-def _load_btf(data: bytes, *, name: str) -> int:
+def load_btf(data: bytes, *, name: str) -> int:
     """Load a program's BTF and return its fd; on refusal load again with a log and raise BtfError."""
     try:
         fd, _ = bpf.btf_load(data=data)

@@ -244,19 +244,42 @@ def test_compile_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert status == EXIT_ERROR and err == f"pyfd: error: {tmp_path}: is a directory, not a file\n"
 
 
-# -- clang objects that use maps: refused before the kernel sees them -----------------------------------
+# -- clang objects pyfd cannot link: refused before the kernel sees them -----------------------------------
+# (objects with maps and global variables load: tests/test_maps.py)
 
 C_PRELUDE = """\
 #define SEC(name) __attribute__((section(name), used))
 struct __sk_buff;
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
-static long (*bpf_tail_call)(void *ctx, void *map, unsigned int index) = (void *)12;
 char _license[] SEC("license") = "GPL";
 """
 
 C_PROGRAMS = {
-    "btf-map": (
+    "call-into-text": (
         """
+static __attribute__((noinline)) int low_bit(long value) { return value & 1; }
+SEC("flow_dissector") int call_out(struct __sk_buff *skb)
+{
+    return low_bit((long)skb) ? 0 : 2;
+}
+""",
+        "uses functions from other sections, which libbpf links in (.text)",
+    ),
+    "extern-variable": (
+        """
+extern unsigned int elsewhere;
+SEC("flow_dissector") int reads_extern(struct __sk_buff *skb)
+{
+    return elsewhere ? 0 : 2;
+}
+""",
+        "uses external or kernel-config symbols, which libbpf resolves (elsewhere)",
+    ),
+}
+# pyfd lists low_bit, the .text subprogram, as a program too: name the entry point.
+ENTRY = {"call-into-text": "call_out"}
+
+BTF_MAP = """
 struct {
     int (*type)[1];            /* BPF_MAP_TYPE_HASH */
     int (*max_entries)[16];
@@ -269,64 +292,9 @@ SEC("flow_dissector") int count_frames(struct __sk_buff *skb)
     unsigned int *value = bpf_map_lookup_elem(&seen, &key);
     if (value)
         *value += 1;
-    return 0;
-}
-""",
-        "uses BPF maps (seen in .maps)",
-    ),
-    "prog-array": (
-        """
-struct {
-    int (*type)[3];            /* BPF_MAP_TYPE_PROG_ARRAY */
-    int (*max_entries)[8];
-    int (*key_size)[4];
-    int (*value_size)[4];
-} jumps SEC(".maps");
-SEC("flow_dissector") int dispatch(struct __sk_buff *skb)
-{
-    bpf_tail_call(skb, &jumps, 1);
-    return 2;
-}
-""",
-        "uses BPF maps (jumps in .maps)",
-    ),
-    "legacy-map": (
-        """
-struct bpf_map_def { unsigned int type, key_size, value_size, max_entries, map_flags; };
-struct bpf_map_def SEC("maps") old_style = { 1, 4, 4, 16, 0 };
-SEC("flow_dissector") int count_frames(struct __sk_buff *skb)
-{
-    unsigned int key = 0;
-    unsigned int *value = bpf_map_lookup_elem(&old_style, &key);
     return value ? 0 : 2;
 }
-""",
-        "uses BPF maps (old_style in maps)",
-    ),
-    "global-variable": (
-        """
-unsigned int frames_seen;
-SEC("flow_dissector") int count_frames(struct __sk_buff *skb)
-{
-    frames_seen += 1;
-    return 0;
-}
-""",
-        "uses global variables, which libbpf turns into maps (frames_seen in .bss)",
-    ),
-    "call-into-text": (
-        """
-static __attribute__((noinline)) int low_bit(long value) { return value & 1; }
-SEC("flow_dissector") int call_out(struct __sk_buff *skb)
-{
-    return low_bit((long)skb) ? 0 : 2;
-}
-""",
-        "uses functions from other sections, which libbpf links in (.text)",
-    ),
-}
-# pyfd lists low_bit, the .text subprogram, as a program too: name the entry point.
-ENTRY = {"call-into-text": "call_out"}
+"""
 
 
 def clang() -> str:
@@ -350,8 +318,8 @@ def build(tmp_path: Path, name: str, body: str) -> Path:
 
 
 @pytest.mark.parametrize("case", C_PROGRAMS)
-def test_clang_object_with_maps_is_refused_up_front(case: str, tmp_path: Path) -> None:
-    """Refused whatever the privileges: the kernel used to get `r1 = 0 ll` and refuse the user's correct C."""
+def test_clang_object_pyfd_cannot_link_is_refused_up_front(case: str, tmp_path: Path) -> None:
+    """Refused whatever the privileges: the kernel would get an unpatched call or `r1 = 0 ll` and refuse the user's correct C."""
     body, uses = C_PROGRAMS[case]
     obj = build(tmp_path, case, body)
     with pytest.raises(ObjectFileError) as info:
@@ -359,16 +327,25 @@ def test_clang_object_with_maps_is_refused_up_front(case: str, tmp_path: Path) -
     message = str(info.value)
     assert message.startswith(f"{obj}: program "), message
     assert uses in message, message
-    assert "pyfd does not create maps or apply relocations yet" in message
+    assert "pyfd creates maps and global variables but links no functions and resolves no externs" in message
     assert "load this object with libbpf (e.g. `bpftool prog loadall OBJECT DIR type flow_dissector`)" in message
 
 
-def test_clang_map_object_in_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    obj = build(tmp_path, "maps", C_PROGRAMS["btf-map"][0])
-    status, _, err = run(capsys, "run", obj)
+def test_clang_object_pyfd_cannot_link_in_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    obj = build(tmp_path, "calls", C_PROGRAMS["call-into-text"][0])
+    status, _, err = run(capsys, "run", obj, "--function", "call_out")
     assert status == EXIT_ERROR
-    assert err.startswith(f"pyfd: error: {obj}: program 'count_frames' uses BPF maps (seen in .maps); ") and err.count("\n") == 1
-    assert "the kernel would get 1 unpatched instruction (the first at 4)" in err
+    assert err.startswith(f"pyfd: error: {obj}: program 'call_out' uses functions from other sections") and err.count("\n") == 1
+    assert "the kernel would get 1 unpatched instruction (the first at 0)" in err
+
+
+@needs_kernel
+def test_clang_map_object_in_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An object with a map runs (it used to be refused: pyfd created no maps); a listing still shows the relocation."""
+    obj = build(tmp_path, "maps", BTF_MAP)
+    status, out, err = run(capsys, "run", obj)
+    assert status == EXIT_OK, err
+    assert "count_frames from" in out and "BPF_DROP" in out  # key 0 is absent from a fresh hash map
     status, out, err = run(capsys, "disasm", obj)  # a listing needs no maps
     assert status == EXIT_OK, err
     assert "r1 = 0 ll  # relocation: seen" in out
@@ -388,9 +365,9 @@ def test_clang_object_without_maps_loads_and_runs(tmp_path: Path) -> None:
 
 
 @needs_kernel
-def test_clang_map_object_attach_is_refused(tmp_path: Path, netns: str, capsys: pytest.CaptureFixture[str]) -> None:
-    obj = build(tmp_path, "jumps", C_PROGRAMS["prog-array"][0])
-    status, out, err = run(capsys, "attach", obj, "--netns", netns)
+def test_clang_object_pyfd_cannot_link_attach_is_refused(tmp_path: Path, netns: str, capsys: pytest.CaptureFixture[str]) -> None:
+    obj = build(tmp_path, "calls", C_PROGRAMS["call-into-text"][0])
+    status, out, err = run(capsys, "attach", obj, "--function", "call_out", "--netns", netns)
     assert status == EXIT_ERROR
-    assert err.startswith(f"pyfd: error: {obj}: program 'dispatch' uses BPF maps (jumps in .maps); "), err
+    assert err.startswith(f"pyfd: error: {obj}: program 'call_out' uses functions from other sections"), err
     assert out == "" and query(netns) == []  # nothing was attached
