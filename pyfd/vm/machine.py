@@ -45,6 +45,7 @@ from ..objfile.reader import MapDefinition, ObjectFile, ObjectProgram, map_refer
 from .errors import VmAccessError, VmError, VmLocation
 from .maps import ArrayMap, ProgArray, VmMap, VmMapCollection, make_map
 from .memory import (
+    BIAS,
     CTX,
     CTX_ADDRESS,
     KEYS,
@@ -479,28 +480,29 @@ class Machine:
     def _environment(self) -> dict[str, Any]:
         space = self.space
 
-        def ldf(pc: int, address: int, size: int, signed: int) -> int:
-            if address >> SHIFT == CTX and not signed:
-                offset = address & OFFSET_MASK
+        def ldf(pc: int, inner: int, size: int, signed: int) -> int:
+            address = inner + BIAS
+            if inner >> SHIFT == CTX and not signed:
+                offset = inner & OFFSET_MASK
                 field = _CTX_FIELD_NAMES.get(offset)
                 if field is not None and field[1] == size:
                     return {SKB_DATA: PACKET_ADDRESS, SKB_DATA_END: self._data_end[0], SKB_FLOW_KEYS: KEYS_ADDRESS}[offset]
-            if address >> SHIFT == CTX and 0 <= address:
+            if inner >> SHIFT == CTX and 0 <= inner:
                 raise self.error(
                     pc,
-                    f"invalid context access off={address & OFFSET_MASK} size={size}: a flow dissector may read only "
+                    f"invalid context access off={inner & OFFSET_MASK} size={size}: a flow dissector may read only "
                     "data (off 76, 4 bytes), data_end (80, 4 bytes) and flow_keys (144, 8 bytes)",
                     VmAccessError, address=address, size=size, write=False, region="the context",
                 )
             raise self.access_error(pc, address, size, False)
 
-        def stf(pc: int, address: int, size: int, value: int) -> None:
-            raise self.access_error(pc, address, size, True)
+        def stf(pc: int, inner: int, size: int, value: int) -> None:
+            raise self.access_error(pc, inner + BIAS, size, True)
 
         def ldx(pc: int, address: int, size: int) -> int:
             data = space.read(address, size)
             if data is None:
-                return ldf(pc, address, size, 0)
+                return ldf(pc, address - BIAS, size, 0)
             return int.from_bytes(data, "little")
 
         def stx(pc: int, address: int, size: int, value: int) -> None:

@@ -1,6 +1,10 @@
 """The interpreter's address space: every pointer is a 64-bit integer naming a region and an offset in it.
 
-An address is `region << 48 | offset`. Region 0 is NULL, and every region
+An address is `(region << 48) + BIAS + offset`. BIAS keeps the low 32 bits
+of every pointer non-zero, as a kernel address's are (clang compares a
+32-bit half of a pointer with 0 for `if (!ptr)`, as bpf_flow.o does); the
+translator folds it into each access's constant offset, so inside an access
+the address is `region << 48 | offset`. Region 0 is NULL, and every region
 is 2**48 bytes away from the next, so a pointer moved before its region's
 start or past its end lands at an offset no buffer has: each access is one
 list index and one bounds check (the buffer's own), and every access out of
@@ -20,6 +24,8 @@ from typing import Final
 SHIFT: Final = 48
 """Bits of an address that hold the offset; the region number sits above them."""
 OFFSET_MASK: Final = (1 << SHIFT) - 1
+BIAS: Final = 0x100000
+"""Added to every region's base address (see the module docstring)."""
 REGIONS: Final = 1 << 16
 """Region numbers fit in the 16 bits above the offset (so `address >> SHIFT` always indexes the lists)."""
 
@@ -32,9 +38,9 @@ MAX_CALL_FRAMES: Final = 8
 """MAX_CALL_FRAMES in include/linux/bpf_verifier.h: the entry and seven nested BPF-to-BPF calls."""
 FIRST_DYNAMIC: Final = STACK_FIRST + MAX_CALL_FRAMES
 
-CTX_ADDRESS: Final = CTX << SHIFT
-PACKET_ADDRESS: Final = PACKET << SHIFT
-KEYS_ADDRESS: Final = KEYS << SHIFT
+CTX_ADDRESS: Final = (CTX << SHIFT) + BIAS
+PACKET_ADDRESS: Final = (PACKET << SHIFT) + BIAS
+KEYS_ADDRESS: Final = (KEYS << SHIFT) + BIAS
 
 _NO_LOAD: Final = b""
 _NO_STORE: Final = bytearray()
@@ -65,11 +71,11 @@ class AddressSpace:
         self._next = FIRST_DYNAMIC
 
     def place(self, number: int, region: Region) -> int:
-        """Put `region` at region `number`; return its base address."""
+        """Put `region` at region `number`; return its base address (as programs see it)."""
         self.regions[number] = region
         self.loads[number] = region.buf
         self.stores[number] = region.buf if region.writable and not isinstance(region.buf, bytes) else _NO_STORE  # type: ignore[assignment]
-        return number << SHIFT
+        return (number << SHIFT) + BIAS
 
     def add(self, region: Region) -> int:
         """Give `region` the next free number; return its base address."""
@@ -84,10 +90,11 @@ class AddressSpace:
         self.loads[PACKET] = frame
 
     def region_of(self, address: int) -> tuple[Region | None, int]:
-        """The region an address falls in and the offset into it; a negative offset when it lies just before one."""
-        if address < 0:
-            return self.regions[NULL], address
-        number, offset = address >> SHIFT, address & OFFSET_MASK
+        """The region a program address falls in and the offset into it; a negative offset when it lies just before one."""
+        inner = address - BIAS
+        if inner < 0:
+            return self.regions[NULL], inner
+        number, offset = inner >> SHIFT, inner & OFFSET_MASK
         if number >= REGIONS:
             return None, offset
         if offset > OFFSET_MASK // 2 and self.regions[number + 1] is not None:
@@ -95,7 +102,7 @@ class AddressSpace:
         return self.regions[number], offset
 
     def describe(self, address: int) -> tuple[str, str]:
-        """(what the region is, where `address` falls relative to it), for messages."""
+        """(what the region is, where program address `address` falls relative to it), for messages."""
         region, offset = self.region_of(address)
         if region is None:
             return "no region", f"at address {address:#x}, which points into no region"
@@ -109,18 +116,22 @@ class AddressSpace:
             return region.name, f"{-offset} bytes before the start of {region.name} ({length} bytes)"
         return region.name, f"at offset {offset} of {region.name} ({length} bytes)"
 
+    def _inner(self, address: int) -> tuple[int, int]:
+        inner = address - BIAS
+        return (inner >> SHIFT, inner & OFFSET_MASK) if 0 <= inner < REGIONS << SHIFT else (REGIONS, 0)
+
     def read(self, address: int, size: int) -> bytes | None:
-        """`size` bytes at `address`, or None when they are not all in one region the program may read."""
-        buf = self.loads[address >> SHIFT] if 0 <= address >> SHIFT <= REGIONS else _NO_LOAD
-        offset = address & OFFSET_MASK
-        if address < 0 or offset + size > len(buf):
+        """`size` bytes at program address `address`, or None when they are not all in one region programs may read."""
+        number, offset = self._inner(address)
+        buf = self.loads[number]
+        if offset + size > len(buf):
             return None
         return bytes(buf[offset : offset + size])
 
     def writable(self, address: int, size: int) -> tuple[bytearray | memoryview, int] | None:
-        """(buffer, offset) for `size` bytes at `address` the program may write, or None."""
-        buf = self.stores[address >> SHIFT] if 0 <= address >> SHIFT <= REGIONS else _NO_STORE
-        offset = address & OFFSET_MASK
-        if address < 0 or offset + size > len(buf):
+        """(buffer, offset) for `size` bytes at program address `address` that programs may write, or None."""
+        number, offset = self._inner(address)
+        buf = self.stores[number]
+        if offset + size > len(buf):
             return None
         return buf, offset

@@ -15,8 +15,9 @@ unsigned 64-bit int, and control flow is rebuilt from basic blocks:
 Each path of a tree ends in `return` or a jump to an entry, so the number of
 instructions it executed is a constant of the path, added once at its end
 (`n`). A memory access is one list index by region and one bounds check done
-by `struct` or by indexing (see memory.py); its `except` branch calls the
-slow path, which performs context loads and raises VmAccessError for
+by `struct` or by indexing (see memory.py; the address's BIAS is folded
+into the constant offset, and the slow path gets the unbiased address);
+its `except` branch calls the slow path, which performs context loads and raises VmAccessError for
 everything else. Accesses through r10 at a constant offset go straight to the
 frame's bytearray. Semantics follow Documentation/bpf/standardization/
 instruction-set.rst and the kernel's interpreter (kernel/bpf/core.c,
@@ -35,7 +36,7 @@ from typing import Final
 from ..abi import INSN_SIZE, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
 from ..isa import AluOp, Class, JmpOp, Mode, Size
 from ..isa.opcodes import BPF_LD_IMM64, BPF_PSEUDO_CALL, CLASS_MASK, MODE_MASK, OP_MASK, SIZE_MASK, SOURCE_MASK
-from .memory import CTX_ADDRESS, KEYS_ADDRESS, MAX_CALL_FRAMES, OFFSET_MASK, PACKET_ADDRESS, SHIFT
+from .memory import BIAS, CTX_ADDRESS, KEYS_ADDRESS, MAX_CALL_FRAMES, OFFSET_MASK, PACKET_ADDRESS, SHIFT
 
 M64: Final = (1 << 64) - 1
 M32: Final = (1 << 32) - 1
@@ -601,7 +602,7 @@ class _FunctionWriter:
             self.emit(indent, f"if r{base} == {_lit(CTX_ADDRESS)}: {d} = {field_[1]}")
             self.emit(indent, "else:")
             indent += 1
-        address = f"(a := r{base} + {off})" if off else f"(a := r{base})"
+        address = f"(a := r{base} - {BIAS - off})"
         self.emit(indent, "try:")
         self.emit(indent + 1, f"{d} = {self._read(f'L[{address} >> {SHIFT}]', f'a & {_lit(OFFSET_MASK)}', size, signed)}")
         self.emit(indent, "except E:")
@@ -630,7 +631,7 @@ class _FunctionWriter:
         if base == 10 and -STACK_SIZE <= off and off + size <= 0:
             self.emit(indent, self._write("S", str(STACK_SIZE + off), size, value))
             return
-        address = f"(a := r{base} + {off})" if off else f"(a := r{base})"
+        address = f"(a := r{base} - {BIAS - off})"
         self.emit(indent, "try:")
         self.emit(indent + 1, self._write(f"W[{address} >> {SHIFT}]", f"a & {_lit(OFFSET_MASK)}", size, value))
         self.emit(indent, "except E:")
