@@ -30,7 +30,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..objfile.reader import ObjectFile, read_object
+from ..abi import FLOW_DISSECTOR_SECTION, LICENSE
+from ..isa import Instruction, encode_program
+from ..objfile.elf import ELF_MAGIC
+from ..objfile.reader import ObjectFile, ObjectProgram, read_object
 from ..runtime.flowkeys import FlowKeys
 from ..runtime.program import RunResult, check_flags, check_frame
 from .errors import VmAccessError, VmError, VmLocation
@@ -112,6 +115,11 @@ class VmProgram:
         self.close()
 
 
+def code_object(code: bytes, name: str) -> ObjectFile:
+    """An object holding one program of raw instructions, as pyfd.vm.load takes bytes without ELF."""
+    return ObjectFile(f"<instructions of {name!r}>", [ObjectProgram(name, FLOW_DISSECTOR_SECTION, code)], LICENSE, {FLOW_DISSECTOR_SECTION: code})
+
+
 def load(
     source: Any,
     function: str | None = None,
@@ -121,6 +129,9 @@ def load(
     seed: int = 0,
 ) -> VmProgram:
     """Load a dissector into the interpreter: a CompiledProgram, a @dissector (compiled here), an object file's path or bytes.
+
+    Bytes that are no ELF object, or a list of pyfd.isa Instructions, are
+    one program's instructions (without maps), named `function` or "prog".
 
     As `pyfd.load` does: every map of the object is made (global data
     filled, `.rodata` with the constants of `config`), prog arrays filled
@@ -138,8 +149,15 @@ def load(
         spans = source.compilation.code.spans_by_slot()
     elif isinstance(source, ObjectFile):
         obj = source
+    elif isinstance(source, (bytes, bytearray, memoryview)) and not bytes(source[:4]) == ELF_MAGIC:
+        obj = code_object(bytes(source), function or "prog")
+    elif isinstance(source, list) and all(isinstance(insn, Instruction) for insn in source):
+        obj = code_object(encode_program(source), function or "prog")
     elif isinstance(source, (bytes, bytearray, memoryview, str, os.PathLike)):
         obj = read_object(source)
     else:
-        raise TypeError(f"pyfd.vm.load takes a CompiledProgram, a dissector, an object file's path or bytes, not {type(source).__name__}")
+        raise TypeError(
+            "pyfd.vm.load takes a CompiledProgram, a dissector, an object file's path or bytes, or instructions, "
+            f"not {type(source).__name__}"
+        )
     return VmProgram(Machine(obj, function, tail_calls=tail_calls, config=config, spans=spans, seed=seed))

@@ -58,6 +58,7 @@ from .memory import (
     STACK_FIRST,
     AddressSpace,
     Region,
+    bytes_,
 )
 from .translate import M32, M64, STACK_SIZE, HelperSpec, Translator, TranslateError, decode_section
 
@@ -462,15 +463,16 @@ class Machine:
         found, _ = self.space.region_of(address)
         kind = found.kind if found is not None else ""
         verb = "write" if write else "read"
+        where = where if where.startswith("at ") else f", {where}"
         if write and found is not None and not found.writable and kind != "null" and 0 <= address:
             owner = {"packet": "the packet is read-only for a flow dissector (\"cannot write into packet\")",
                      "ctx": "the context is read-only for a flow dissector",
                      "map": "a map pointer is not a value pointer"}.get(kind, f"{region} is read-only for programs")
-            reason = f"{what}{verb} of {size} bytes {where}: {owner}"
+            reason = f"{what}{verb} of {bytes_(size)}{where if where[0] == ',' else ' ' + where}: {owner}"
         elif kind == "map":
-            reason = f"{what}{verb} of {size} bytes through a map pointer ({region}): only helpers take it"
+            reason = f"{what}{verb} of {bytes_(size)} through a map pointer ({region}): only helpers take it"
         else:
-            reason = f"{what}out-of-bounds {verb} of {size} bytes {where}"
+            reason = f"{what}out-of-bounds {verb} of {bytes_(size)}{where if where[0] == ',' else ' ' + where}"
         err = self.error(pc, reason, VmAccessError, address=address, size=size, write=write, region=region)
         assert isinstance(err, VmAccessError)
         return err
@@ -482,16 +484,17 @@ class Machine:
 
         def ldf(pc: int, inner: int, size: int, signed: int) -> int:
             address = inner + BIAS
-            if inner >> SHIFT == CTX and not signed:
-                offset = inner & OFFSET_MASK
+            region, offset = space.region_of(address)
+            if region is not None and region.kind == "ctx" and offset >= 0:
+                # The kernel rewrites these loads (flow_dissector_convert_ctx_access);
+                # any other offset or size it refuses (flow_dissector_is_valid_access).
                 field = _CTX_FIELD_NAMES.get(offset)
-                if field is not None and field[1] == size:
+                if field is not None and field[1] == size and not signed:
                     return {SKB_DATA: PACKET_ADDRESS, SKB_DATA_END: self._data_end[0], SKB_FLOW_KEYS: KEYS_ADDRESS}[offset]
-            if inner >> SHIFT == CTX and 0 <= inner:
                 raise self.error(
                     pc,
-                    f"invalid context access off={inner & OFFSET_MASK} size={size}: a flow dissector may read only "
-                    "data (off 76, 4 bytes), data_end (80, 4 bytes) and flow_keys (144, 8 bytes)",
+                    f"invalid context access off={offset} size={size}{' (sign-extending)' if signed else ''}: a flow "
+                    "dissector may read only data (off 76, 4 bytes), data_end (80, 4 bytes) and flow_keys (144, 8 bytes)",
                     VmAccessError, address=address, size=size, write=False, region="the context",
                 )
             raise self.access_error(pc, address, size, False)

@@ -46,6 +46,11 @@ _NO_LOAD: Final = b""
 _NO_STORE: Final = bytearray()
 
 
+def bytes_(count: int) -> str:
+    """`1 byte`, `4 bytes`."""
+    return f"{count} byte" if count == 1 else f"{count} bytes"
+
+
 @dataclass
 class Region:
     """One region: what it is (for messages), its bytes, and whether programs may write it."""
@@ -107,13 +112,13 @@ class AddressSpace:
         if region is None:
             return "no region", f"at address {address:#x}, which points into no region"
         if region.kind == "null":
-            return "NULL", f"at address {address:#x}, a NULL pointer {'plus' if offset >= 0 else 'minus'} {abs(offset)}"
+            return "NULL", f"at address {address:#x}, a NULL pointer plus {address}"
         length = len(self.loads[PACKET]) if region.kind == "packet" else len(region.buf)
         if region.kind == "stack":
             # Stack offsets are counted from the frame pointer r10, as the verifier counts them.
             return region.name, f"at r10{offset - length:+d}, outside the {length}-byte stack (r10-{length} to r10-1)"
         if offset < 0:
-            return region.name, f"{-offset} bytes before the start of {region.name} ({length} bytes)"
+            return region.name, f"{bytes_(-offset)} before the start of {region.name} ({length} bytes)"
         return region.name, f"at offset {offset} of {region.name} ({length} bytes)"
 
     def _inner(self, address: int) -> tuple[int, int]:
