@@ -294,9 +294,10 @@ def _btf_locations(obj: ObjectFile, section: str, slots: int) -> list[VmLocation
 class Entry:
     """A program the machine can run or tail-call into: `call(r1, depth)` runs it and returns r0."""
 
-    def __init__(self, name: str, function: Callable[..., int]) -> None:
+    def __init__(self, name: str, function: Callable[..., int], machine: Machine) -> None:
         self.name = name
         self._function = function
+        self.machine = machine
 
     def call(self, r1: int, depth: int) -> int:
         """Run the program with r1 (the context) at call depth `depth`."""
@@ -430,7 +431,7 @@ class Machine:
         namespace = dict(self._env)
         exec(_compile(source, f"<pyfd.vm {self.obj.path}:{self.name}>"), namespace)
         for name, (translator, slot) in wanted.items():
-            self.entries[name] = Entry(name, namespace[translator.name(slot)])
+            self.entries[name] = Entry(name, namespace[translator.name(slot)], self)
 
     def _reference_address(self, map_name: str, value_offset: int | None) -> int:
         target = self.maps[map_name]
@@ -600,6 +601,8 @@ class Machine:
             if program is None or self._tail_calls[0] >= MAX_TAIL_CALL_CNT:
                 return None
             self._tail_calls[0] += 1
+            if program.machine is not self:
+                return program.machine.call_from(self, program, depth)
             return program.call(r1, depth)
 
         def load_bytes(pc: int, r1: int, r2: int, r3: int, r4: int) -> int:
@@ -668,6 +671,27 @@ class Machine:
         }
 
     # -- running ----------------------------------------------------------------------
+
+    def call_from(self, caller: Machine, program: Entry, depth: int) -> int:
+        """Run one of this machine's programs as a tail call of another machine's run.
+
+        A prog array may hold a program loaded on its own (`vm.maps["jumps"][1]
+        = pyfd.vm.load(...)`): it keeps its own maps and stack, and takes over
+        the caller's packet, keys and tail-call count for the call (their
+        addresses are the same in every machine).
+        """
+        self.space.loads[PACKET] = caller.space.loads[PACKET]
+        self._data_end[0] = caller._data_end[0]
+        self._skb = caller._skb
+        self.keys[:] = caller.keys
+        self._tail_calls[0] = caller._tail_calls[0]
+        self._count[0] = 0
+        try:
+            return program.call(CTX_ADDRESS, depth)
+        finally:
+            caller.keys[:] = self.keys
+            caller._tail_calls[0] = self._tail_calls[0]
+            caller._count[0] += self._count[0]
 
     def execute(
         self,
