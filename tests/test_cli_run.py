@@ -255,17 +255,16 @@ def as_nobody(pyfd: Path, home: Path, *argv: str) -> subprocess.CompletedProcess
     return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=home, env=env, check=False)
 
 
-def test_unprivileged_run_runs_the_python_side(nobody_pyfd: tuple[Path, Path]) -> None:
+def test_unprivileged_run_runs_the_interpreter_and_the_python_side(nobody_pyfd: tuple[Path, Path]) -> None:
     pyfd, home = nobody_pyfd
     child = as_nobody(pyfd, home, "run", str(home / "ipv4_tcp.py"))
     assert child.returncode == EXIT_OK, child.stderr
     assert child.stderr.count("kernel side was skipped") == 1, child.stderr
-    assert child.stderr.startswith("pyfd: warning: the kernel side was skipped, running the Python side only: ")
+    assert child.stderr.startswith("pyfd: warning: the kernel side was skipped, running the interpreter (pyfd.vm) and the Python side instead: ")
     assert "lacks CAP_BPF and CAP_NET_ADMIN" in child.stderr
     lines = child.stdout.splitlines()
-    assert "    python: BPF_OK FlowKeys(nhoff=14, thoff=34, n_proto=0x0800, ip_proto=6, addr_proto=0x0800, src=10.0.0.1:40000, dst=10.0.0.2:80, flags=0)" in lines
-    assert lines[-1] == "ran 7 frames as Python only"
-    assert "agree" not in child.stdout
+    assert "    vm: BPF_OK FlowKeys(nhoff=14, thoff=34, n_proto=0x0800, ip_proto=6, addr_proto=0x0800, src=10.0.0.1:40000, dst=10.0.0.2:80, flags=0)" in lines
+    assert lines[-1] == "vm and Python agree on 7 of 7 frames run"
 
 
 def test_unprivileged_run_json(nobody_pyfd: tuple[Path, Path]) -> None:
@@ -273,16 +272,25 @@ def test_unprivileged_run_json(nobody_pyfd: tuple[Path, Path]) -> None:
     child = as_nobody(pyfd, home, "run", str(home / "ipv4_tcp.py"), "--json")
     assert child.returncode == EXIT_OK, child.stderr
     records = [json.loads(line) for line in child.stdout.splitlines()]
-    assert len(records) == 7 and all(r["kernel"] is None and r["agree"] is None and r["python"]["keys"] for r in records)
+    assert len(records) == 7 and all(r["kernel"] is None and r["agree"] is True and r["vm"] == r["python"] for r in records)
     assert child.stderr.count("kernel side was skipped") == 1
 
 
-def test_unprivileged_run_of_an_object_exits_3(nobody_pyfd: tuple[Path, Path]) -> None:
+def test_unprivileged_run_of_an_object_runs_the_interpreter(nobody_pyfd: tuple[Path, Path]) -> None:
     pyfd, home = nobody_pyfd
     child = as_nobody(pyfd, home, "run", str(home / "ipv4_tcp.o"))
-    assert child.returncode == EXIT_NO_KERNEL, child.stderr
-    assert child.stderr.startswith("pyfd: error: cannot load BPF programs here: ") and "CAP_BPF" in child.stderr
-    assert child.stdout == ""
+    assert child.returncode == EXIT_OK, child.stderr
+    assert child.stderr.startswith("pyfd: warning: the kernel side was skipped, running the interpreter (pyfd.vm) instead: ")
+    assert child.stdout.splitlines()[-1] == "ran 7 frames in the interpreter (vm) only"
+
+
+def test_unprivileged_run_in_the_kernel_exits_3(nobody_pyfd: tuple[Path, Path]) -> None:
+    pyfd, home = nobody_pyfd
+    for target in ("ipv4_tcp.o", "ipv4_tcp.py"):
+        child = as_nobody(pyfd, home, "run", str(home / target), "--engine", "kernel")
+        assert child.returncode == EXIT_NO_KERNEL, child.stderr
+        assert child.stderr.startswith("pyfd: error: cannot load BPF programs here: ") and "CAP_BPF" in child.stderr
+        assert "kernel side was skipped" not in child.stderr
 
 
 def test_unprivileged_run_of_a_map_object_says_what_is_wrong_with_it(nobody_pyfd: tuple[Path, Path]) -> None:
