@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import struct
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .abi import (
+    BSS_SECTION,
+    DATA_SECTION,
+    LEGACY_MAPS_SECTION,
+    MAPS_SECTION,
+    RODATA_SECTION,
+)
 from .objfile.reader import ObjectFile, ObjectProgram, read_object
 from .runtime import LoadedProgram, load_program
 from .runtime.errors import slot_source_map
@@ -72,9 +80,9 @@ class CompiledProgram:
         or a value that does not fit); `.maps` then holds its maps.
         """
         source_map = slot_source_map(self.compilation.code.spans_by_slot())
-        obj = read_object(self.object_bytes())
-        if config or obj.maps:
-            obj = dataclasses.replace(obj, path=f"dissector {self.name!r}")
+        data = self.object_bytes()
+        if config or _has_map_sections(data):
+            obj = dataclasses.replace(read_object(data), path=f"dissector {self.name!r}")
             return load_object(obj, self.name, config=config, log_level=log_level, source_map=source_map, name=self.name)
         btf = self.compilation.btf()
         return load_program(
@@ -86,6 +94,28 @@ class CompiledProgram:
             source_map=source_map,
             log_level=log_level,
         )
+
+
+# Sections that make maps (pyfd.objfile.reader reads them as libbpf does).
+_MAP_SECTION_PREFIXES = (MAPS_SECTION, LEGACY_MAPS_SECTION, DATA_SECTION, RODATA_SECTION, BSS_SECTION)
+
+
+def _has_map_sections(data: bytes) -> bool:
+    """Whether an ELF object of pyfd's has sections that become maps, read from its section headers alone.
+
+    Cheaper than read_object (pyelftools), which a program without maps
+    does not need: it loads as before, straight from the compilation.
+    """
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
+    shnum, shstrndx = struct.unpack_from("<HH", data, 0x3C)
+    (names_at,) = struct.unpack_from("<Q", data, shoff + shstrndx * 64 + 24)
+    for index in range(shnum):
+        name_off, _, _, _, _, size = struct.unpack_from("<IIQQQQ", data, shoff + index * 64)
+        start = names_at + name_off
+        name = data[start : data.index(b"\0", start)].decode("ascii", "replace")
+        if size and any(name == p or name.startswith(p + ".") for p in _MAP_SECTION_PREFIXES):
+            return True
+    return False
 
 
 def object_program(

@@ -700,7 +700,21 @@ def open_pinned_map(name: str, netns: str | None = None, *, pin_root: str = PIN_
             names=names,
             netns=ns,
         )
-    return Map.open_pinned(os.path.join(directory, map_pin_name(name)), name=name)
+    path = os.path.join(directory, map_pin_name(name))
+    try:
+        return Map.open_pinned(path, name=name)
+    except BpfError as exc:
+        if exc.errno != errno.EACCES or isinstance(exc, MissingPrivilegeError):
+            raise
+        # A pin is a file: root's pins are mode 0600 (fs/bpf/inode.c), so another
+        # user needs root's privileges to open it, not just CAP_BPF.
+        raise MissingPrivilegeError(
+            exc.errno,
+            command=exc.command,
+            missing=missing_capabilities((Capability.CAP_BPF, Capability.CAP_SYS_ADMIN)),
+            needs=["CAP_BPF", "CAP_SYS_ADMIN"],
+            action=f"opening map {name!r} pinned at {path} (a file of mode {os.stat(path).st_mode & 0o777:o} owned by uid {os.stat(path).st_uid})",
+        ) from None
 
 
 def _pinned_links(pin_root: str) -> dict[int, str]:

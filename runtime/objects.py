@@ -92,10 +92,10 @@ def plan_tail_calls(obj: ObjectFile, tail_calls: Mapping[str, Mapping[int, str]]
         return TailCallPlan(declared, "object")
     if len(arrays) == 1:
         numbered = {}
-        for program in obj.programs:
-            found = SELFTEST_TAIL_CALL.fullmatch(program.name)
+        for candidate in obj.programs:
+            found = SELFTEST_TAIL_CALL.fullmatch(candidate.name)
             if found and int(found.group(1)) < arrays[0].max_entries:
-                numbered[int(found.group(1))] = program.name
+                numbered[int(found.group(1))] = candidate.name
         if numbered:
             return TailCallPlan({arrays[0].name: numbered}, "selftest naming")
     return TailCallPlan({}, "")
@@ -317,8 +317,8 @@ def load_object(
         maps, loaded = [], {}
         return result
     finally:
-        for program in loaded.values():
-            program.close()
+        for made in loaded.values():
+            made.close()
         for each in maps:
             each.close()
         if btf_fd:

@@ -293,13 +293,40 @@ def test_unprivileged_run_in_the_kernel_exits_3(nobody_pyfd: tuple[Path, Path]) 
         assert "kernel side was skipped" not in child.stderr
 
 
-def test_unprivileged_run_of_a_map_object_says_what_is_wrong_with_it(nobody_pyfd: tuple[Path, Path]) -> None:
+def test_unprivileged_run_of_an_unlinkable_object_says_what_is_wrong_with_it(nobody_pyfd: tuple[Path, Path]) -> None:
     """What is wrong with the file comes before "no privileges": root could not load it either."""
     from test_objects import C_PROGRAMS, build
 
     pyfd, home = nobody_pyfd
-    obj = build(home, "maps", C_PROGRAMS["btf-map"][0])
+    obj = build(home, "calls", C_PROGRAMS["call-into-text"][0])
+    obj.chmod(0o644)
+    child = as_nobody(pyfd, home, "run", str(obj), "--function", "call_out")
+    assert child.returncode == EXIT_ERROR, child.stderr
+    assert child.stderr.startswith(f"pyfd: error: {obj}: program 'call_out' uses functions from other sections")
+
+
+def test_unprivileged_run_of_a_map_object_exits_3(nobody_pyfd: tuple[Path, Path]) -> None:
+    """A map object is fine (root loads it): without privileges pyfd says it cannot load here."""
+    from test_objects import BTF_MAP, build
+
+    pyfd, home = nobody_pyfd
+    obj = build(home, "maps", BTF_MAP)
     obj.chmod(0o644)
     child = as_nobody(pyfd, home, "run", str(obj))
-    assert child.returncode == EXIT_ERROR, child.stderr
-    assert child.stderr.startswith(f"pyfd: error: {obj}: program 'count_frames' uses BPF maps (seen in .maps); ")
+    assert child.returncode == EXIT_NO_KERNEL, child.stderr
+    assert child.stderr.startswith("pyfd: error: cannot load BPF programs here: ") and "CAP_BPF" in child.stderr
+
+
+def test_unprivileged_pyfd_map_exits_3(nobody_pyfd: tuple[Path, Path], netns: str) -> None:
+    """Root's map pins are files only root opens: another user is told which privileges it lacks."""
+    from test_objects import BTF_MAP, build
+
+    from pyfd.cli import main
+
+    pyfd, home = nobody_pyfd
+    obj = build(home, "maps", BTF_MAP)
+    assert main(["attach", str(obj), "--netns", netns]) == EXIT_OK
+    child = as_nobody(pyfd, home, "map", "--netns", netns, "seen")
+    assert child.returncode == EXIT_NO_KERNEL, child.stderr
+    assert child.stderr.startswith("pyfd: error: ") and "opening map 'seen' pinned at /sys/fs/bpf/pyfd/netns-" in child.stderr
+    assert "this process lacks CAP_BPF and CAP_SYS_ADMIN" in child.stderr and child.stdout == ""

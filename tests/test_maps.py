@@ -18,15 +18,25 @@ from clang_maps import COUNTING, build, reference_object
 from frames import ether
 from full_frames import CASES
 from kernel import needs_kernel, requires_kernel, skip_unless_kernel  # noqa: F401  (pytest fixture)
+from pyfd.runtime import (
+    BpfError,
+    ConfigError,
+    LoadedProgram,
+    Map,
+    MapKeyError,
+    UnknownMapError,
+    possible_cpus,
+)
+from pyfd.runtime.maps import relocate
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
+from test_cli import run
 from test_full import _expected_mismatches
 
 import pyfd
+from pyfd.cli import EXIT_ERROR, EXIT_OK
 from pyfd.abi import BPF_F_RDONLY_PROG, BPF_NOEXIST, MapType
 from pyfd.objfile.reader import ObjectFileError, map_references, read_object
-from pyfd.runtime import BpfError, ConfigError, LoadedProgram, Map, MapKeyError, UnknownMapError, possible_cpus
-from pyfd.runtime.maps import relocate
 
 BPF_OK, BPF_DROP = 0, 2
 IP4 = {"src": "10.0.0.1", "dst": "10.0.0.2"}
@@ -142,8 +152,10 @@ MALFORMED = {
         "map 'bad' in .maps: `type` should be `__uint(type, N)`, a pointer to an array; it is a INT",
     ),
     "values-on-a-hash": (
-        "int prog(struct __sk_buff *skb);\n"
-        "struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1); __type(key, __u32); __array(values, int (void *)); } bad SEC(\".maps\");",
+        (
+            "int prog(struct __sk_buff *skb);\n"
+            "struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1); __type(key, __u32); __array(values, int (void *)); } bad SEC(\".maps\");"
+        ),
         "map 'bad' in .maps: `__array(values, ...)` initial values are supported for prog arrays only, not for this map type (type 1)",
     ),
     "static-map": (
@@ -154,19 +166,23 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("case", MALFORMED)
-def test_malformed_map_definition_is_an_object_file_error(case: str, tmp_path: Path) -> None:
+def test_malformed_map_definition_is_an_object_file_error(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     definition, expected = MALFORMED[case]
     obj = build(tmp_path, C_HEAD + definition + C_USE, case)
     with pytest.raises(ObjectFileError) as info:
-        read_object(obj)
+        pyfd.load(obj)  # refused before the kernel is asked
     assert str(info.value) == f"{obj}: {expected}"
+    status, out, err = run(capsys, "run", obj)
+    assert (status, out, err) == (EXIT_ERROR, "", f"pyfd: error: {obj}: {expected}\n")
+    status, out, _ = run(capsys, "disasm", obj)  # a listing needs no maps: it still works
+    assert status == EXIT_OK and "prog:" in out
 
 
 def test_maps_without_btf(tmp_path: Path) -> None:
     source = C_HEAD + 'struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u32); } bad SEC(".maps");' + C_USE
     obj = build(tmp_path, source, "nobtf", debug=False)
     with pytest.raises(ObjectFileError, match=r"section \.maps defines maps, but the object has no \.BTF to describe them \(compile with -g"):
-        read_object(obj)
+        pyfd.load(obj)
 
 
 def _section_header(data: bytes, name: str) -> int:
@@ -188,7 +204,7 @@ def test_truncated_maps_section(counting_o: Path) -> None:
     header = _section_header(data, ".maps")
     struct.pack_into("<Q", data, header + 32, 16)  # sh_size: the first map's definition is 40 bytes
     with pytest.raises(ObjectFileError, match=r"<bytes>: map 'jumps' in \.maps: its definition at bytes 0\.\.40 runs past the 16-byte section"):
-        read_object(bytes(data))
+        map_references(obj := read_object(bytes(data)), obj.program("counting"))
 
 
 def test_relocation_to_where_no_map_starts(counting_o: Path) -> None:
@@ -509,3 +525,24 @@ def test_map_from_fd_reads_the_kernels_btf(counting: LoadedProgram) -> None:
     with Map.from_fd(os.dup(counting.maps[".rodata"].fd)) as rodata:
         assert rodata.name == "counting.rodata"  # the kernel's name: libbpf's object prefix and section
         assert rodata.render_value(rodata.lookup_raw(0)) == {"drop_port": 4789, "ports_bias": -1}
+
+
+@needs_kernel
+def test_bpftool_prints_the_maps_from_their_btf(counting: LoadedProgram) -> None:
+    import json
+    import subprocess
+
+    from kernel import bpftool
+
+    tool = bpftool()
+    counting.run(tcp(80))
+
+    def dump(name: str) -> list[object]:
+        done = subprocess.run([tool, "-j", "map", "dump", "id", str(counting.maps[name].id)], capture_output=True, text=True, check=True)
+        return [entry["formatted"] for entry in json.loads(done.stdout)]  # only a map with BTF has "formatted"
+
+    assert dump("dports") == [{"key": 80, "value": 1}]
+    assert dump(".rodata") == [{"value": {".rodata": [{"drop_port": 4789}, {"ports_bias": -1}]}}]
+    shown = subprocess.run([tool, "-j", "map", "show", "id", str(counting.maps[".rodata"].id)], capture_output=True, text=True, check=True)
+    info = json.loads(shown.stdout)
+    assert info["name"] == "counting.rodata" and info["frozen"] == 1 and info["flags"] == BPF_F_RDONLY_PROG

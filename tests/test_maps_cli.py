@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from clang_maps import COUNTING, build, reference_object
 from kernel import enforce_kernel, needs_kernel, requires_kernel  # noqa: F401  (pytest fixture)
+from pyfd.runtime.attach import PIN_ROOT, open_netns, run_in_netns
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from test_attach import _make_tap, _pyfd
 from test_cli import run
 
 from pyfd.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE
-from pyfd.runtime.attach import PIN_ROOT, open_netns, run_in_netns
 
 SRC_MAC = "02:00:00:00:00:01"
 
@@ -109,6 +109,10 @@ def test_attached_maps_outlive_pyfd_and_pyfd_map_reads_and_writes_them(
     for name in names:
         assert f"  map {name} (id " in out and f"pinned at {_maps_dir(netns)}/{name}" in out
     assert f"read them with `pyfd map --netns {netns} NAME dump`" in out
+    status, out, _ = run(capsys, "show", "--netns", netns, "--json")
+    (shown,) = json.loads(out)
+    assert sorted(m["name"] for m in shown["maps"]) == sorted(names)
+    assert {m["name"]: m["type"] for m in shown["maps"]}["cpu_protos"] == "percpu_hash"
 
     status, _, err = run(capsys, "detach", "--netns", netns)
     assert status == EXIT_OK, err

@@ -210,9 +210,14 @@ class ObjectFile:
     symbols: dict[str, int] = field(default_factory=dict)  # data (STT_OBJECT) symbol -> st_value
     maps: tuple[MapDefinition, ...] = ()  # BTF-defined and legacy maps, then global data, in libbpf's order
     btf: bytes | None = None  # .BTF as the kernel takes it (DATASEC sizes and offsets filled in); None without
+    # Why the maps could not be read ("" when they could): such an object can
+    # still be listed (`pyfd disasm`), but not loaded; check_loadable raises it.
+    map_error: str = ""
 
     def map(self, name: str) -> MapDefinition:
         """The map called `name` (a variable of `.maps`, or a section such as `.rodata`)."""
+        if self.map_error:
+            raise ObjectFileError(self.map_error)
         for definition in self.maps:
             if definition.name == name:
                 return definition
@@ -269,8 +274,11 @@ def map_references(obj: ObjectFile, prog: ObjectProgram) -> list[MapReference]:
     variable is reached through the section symbol and the addend alone), and
     the loader writes BPF_PSEUDO_MAP_VALUE. Relocations that are not map
     references (calls, externs) are left out: check_loadable refuses them.
-    Raises ObjectFileError for a map relocation that cannot be resolved.
+    Raises ObjectFileError for a map relocation that cannot be resolved, or
+    for maps that could not be read (ObjectFile.map_error).
     """
+    if obj.map_error:
+        raise ObjectFileError(obj.map_error)
     found: list[MapReference] = []
     for relocation in prog.relocations:
         section = relocation.section
@@ -517,10 +525,18 @@ def _read(elf: ELFFile, where: str) -> ObjectFile:
         raise ObjectFileError(
             f"{where}: no program: no STT_FUNC symbol in an executable section"
         )
-    btf = _object_btf(sections, section_sizes, data_symbols, where)
     maps_index = next((i for i, sec in enumerate(elf.iter_sections()) if sec.name == MAPS_SECTION), None)
     maps_relocations = relocations.get(maps_index, []) if maps_index is not None else []
-    maps = _read_maps(elf, where, sections, btf, objects, programs, maps_relocations)
+    map_error = ""
+    btf: tuple[bytes, btf_format.Btf] | None = None
+    maps: tuple[MapDefinition, ...] = ()
+    try:
+        btf = _object_btf(sections, section_sizes, data_symbols, where)
+        maps = _read_maps(elf, where, sections, btf, objects, programs, maps_relocations)
+    except ObjectFileError as exc:
+        map_error = str(exc)
+    except (btf_format.BtfError, struct.error, ValueError, IndexError, KeyError) as exc:
+        map_error = f"{where}: malformed map definitions: {exc}"
     return ObjectFile(
         where,
         programs,
@@ -530,6 +546,7 @@ def _read(elf: ELFFile, where: str) -> ObjectFile:
         data_symbols,
         maps,
         None if btf is None else btf[0],
+        map_error,
     )
 
 
