@@ -41,7 +41,7 @@ from ..abi import (
 )
 from ..isa import DecodeError, DisassembleError, decode, disassemble
 from ..objfile import btf as btf_format
-from ..objfile.reader import MapDefinition, ObjectFile, ObjectProgram, map_references
+from ..objfile.reader import MapDefinition, ObjectFile, ObjectProgram, check_loadable, map_references
 from .errors import VmAccessError, VmError, VmLocation
 from .maps import ArrayMap, ProgArray, VmMap, VmMapCollection, make_map
 from .memory import (
@@ -333,6 +333,10 @@ class Machine:
         self._make_maps(config or {})
         self._make_fixed_regions()
         needed = [entry, *(obj.program(n) for n in dict.fromkeys(held) if n != entry.name)]
+        for program in needed:
+            # What pyfd.load refuses (calls into other sections, externs) the interpreter refuses too:
+            # it runs what the kernel would be handed.
+            check_loadable(obj, program)
         self.sections: list[Section] = []
         self._env = self._environment()
         self.entries: dict[str, Entry] = {}
