@@ -33,12 +33,15 @@ from typing import Any
 from ..abi import FLOW_DISSECTOR_SECTION, LICENSE
 from ..isa import Instruction, encode_program
 from ..objfile.elf import ELF_MAGIC
+from typing import TYPE_CHECKING
+
 from ..objfile.reader import ObjectFile, ObjectProgram, read_object
-from ..runtime.flowkeys import FlowKeys
-from ..runtime.program import RunResult, check_flags, check_frame
 from .errors import VmAccessError, VmError, VmLocation
 from .machine import HELPERS, Entry, Machine
 from .maps import VmMap, VmMapCollection
+
+if TYPE_CHECKING:
+    from ..runtime.program import RunResult
 
 __all__ = ["HELPERS", "VmAccessError", "VmError", "VmLocation", "VmMap", "VmMapCollection", "VmProgram", "load"]
 
@@ -47,6 +50,12 @@ class VmProgram:
     """A flow dissector in the interpreter: `.run(frame, flags=...)` as a loaded program's, `.maps`, `.insns_executed`."""
 
     def __init__(self, machine: Machine) -> None:
+        # The run contract is the kernel run's (pyfd.runtime.program), imported
+        # here so that `import pyfd.vm` alone loads no runtime.
+        from ..runtime.flowkeys import FlowKeys
+        from ..runtime.program import RunResult, check_flags, check_frame
+
+        self._result, self._keys, self._check_frame, self._check_flags = RunResult, FlowKeys, check_frame, check_flags
         self.machine = machine
         self.name = machine.name
         self.maps: VmMapCollection = machine.maps
@@ -70,11 +79,11 @@ class VmProgram:
         Takes and refuses the frames and flags LoadedProgram.run does
         (check_frame, check_flags). `duration_ns` is the interpreter's time.
         """
-        data = check_frame(frame)
-        flags = check_flags(flags)
+        data = self._check_frame(frame)
+        flags = self._check_flags(flags)
         start = time.perf_counter_ns()
         retval, keys = self.machine.execute(data, flags)
-        return RunResult(retval, FlowKeys(keys), time.perf_counter_ns() - start)
+        return self._result(retval, self._keys(keys), time.perf_counter_ns() - start)
 
     def execute(
         self,
@@ -89,15 +98,15 @@ class VmProgram:
         """Run with other entry values than a test run's: see Machine.execute (receive-path calls, paged packets)."""
         data = bytes(frame)
         start = time.perf_counter_ns()
-        retval, keys = self.machine.execute(data, check_flags(flags), nhoff=nhoff, n_proto=n_proto, linear=linear, skb=skb)
-        return RunResult(retval, FlowKeys(keys), time.perf_counter_ns() - start)
+        retval, keys = self.machine.execute(data, self._check_flags(flags), nhoff=nhoff, n_proto=n_proto, linear=linear, skb=skb)
+        return self._result(retval, self._keys(keys), time.perf_counter_ns() - start)
 
     def bench(self, frame: bytes, *, flags: int = 0, repeat: int = 10_000) -> int:
         """Run `repeat` times and return the average nanoseconds per run."""
         if repeat < 1:
             raise ValueError(f"repeat must be at least 1, got {repeat}")
-        data = check_frame(frame)
-        flags = check_flags(flags)
+        data = self._check_frame(frame)
+        flags = self._check_flags(flags)
         execute = self.machine.execute
         start = time.perf_counter_ns()
         for _ in range(repeat):
