@@ -249,7 +249,7 @@ def disagreement(results: Mapping[str, RunResult], frame: bytes, index: int | No
     if len(rows) == 1 and len(set(raws)) > 1:  # only bytes no field shows differ (padding)
         rows.append(["raw", *(raw.hex() for raw in raws)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    table = "\n".join("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+    table = "\n".join("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows)
     head = f"frame {index + 1}" if index is not None else "frame"
     shown = frame.hex() if len(frame) <= 64 else frame[:64].hex() + "..."
     return f"{head} ({len(frame)} bytes): {shown}\n{table}"
@@ -305,7 +305,8 @@ def frames(*, max_payload: int = 32, truncate: bool = True, max_depth: int = 2) 
         options = bytes([1]) * max(ihl * 4 - 20, 0)
         body = l4(draw, proto, depth)
         length = min(20 + len(options) + len(body), 0xFFFF)
-        header = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, length, 1, frag, 64, proto, 0, draw(st.binary(min_size=4, max_size=4)), draw(st.binary(min_size=4, max_size=4)))
+        saddr, daddr = draw(st.binary(min_size=4, max_size=4)), draw(st.binary(min_size=4, max_size=4))
+        header = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, length, 1, frag, 64, proto, 0, saddr, daddr)
         return header + options + body
 
     def ipv6(draw: st.DrawFn, depth: int) -> bytes:
@@ -314,7 +315,7 @@ def frames(*, max_payload: int = 32, truncate: bool = True, max_depth: int = 2) 
         last = transport(draw)
         nexts = [*chain[1:], last]
         extensions = b""
-        for kind, nxt in zip(chain, nexts):
+        for kind, nxt in zip(chain, nexts, strict=True):
             if kind == _FRAGMENT:
                 extensions += struct.pack("!BBHI", nxt, 0, draw(st.sampled_from([0, 1, 8, 9])), 7)
             else:
@@ -322,7 +323,8 @@ def frames(*, max_payload: int = 32, truncate: bool = True, max_depth: int = 2) 
                 extensions += struct.pack("!BB", nxt, length) + bytes(6 + 8 * length)
         first = chain[0] if chain else last
         body = extensions + l4(draw, last, depth)
-        header = struct.pack("!IHBB16s16s", 6 << 28 | label, min(len(body), 0xFFFF), first, 64, draw(st.binary(min_size=16, max_size=16)), draw(st.binary(min_size=16, max_size=16)))
+        saddr, daddr = draw(st.binary(min_size=16, max_size=16)), draw(st.binary(min_size=16, max_size=16))
+        header = struct.pack("!IHBB16s16s", 6 << 28 | label, min(len(body), 0xFFFF), first, 64, saddr, daddr)
         return header + body
 
     def gre(draw: st.DrawFn, depth: int) -> bytes:

@@ -395,7 +395,10 @@ def test_engines_disagreeing_exit_1(tmp_path: Path, capsys: pytest.CaptureFixtur
     import pyfd.vm
 
     source = tmp_path / "accept.py"
-    source.write_text("from pyfd import dissector, BPF_OK, BpfFlowKeys, Packet\n\n@dissector\ndef accept(pkt: Packet, keys: BpfFlowKeys) -> int:\n    keys.sport = 7\n    return BPF_OK\n")
+    source.write_text(
+        "from pyfd import dissector, BPF_OK, BpfFlowKeys, Packet\n\n"
+        "@dissector\ndef accept(pkt: Packet, keys: BpfFlowKeys) -> int:\n    keys.sport = 7\n    return BPF_OK\n"
+    )
     real = pyfd.vm.VmProgram.run
 
     def off_by_one(self: pyfd.vm.VmProgram, frame: bytes, *, flags: int = 0) -> object:

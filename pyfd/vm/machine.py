@@ -46,15 +46,12 @@ from .errors import VmAccessError, VmError, VmLocation
 from .maps import ArrayMap, ProgArray, VmMap, VmMapCollection, make_map
 from .memory import (
     BIAS,
-    CTX,
     CTX_ADDRESS,
     KEYS,
     KEYS_ADDRESS,
     MAX_CALL_FRAMES,
-    OFFSET_MASK,
     PACKET,
     PACKET_ADDRESS,
-    SHIFT,
     STACK_FIRST,
     AddressSpace,
     Region,
