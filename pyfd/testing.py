@@ -313,7 +313,7 @@ def frames(*, max_payload: int = 32, truncate: bool = True, max_depth: int = 2) 
         label = draw(st.sampled_from([0, 0, 1, 0xFFFFF, draw(st.integers(0, 0xFFFFF))]))
         chain = draw(st.lists(st.sampled_from([_HOPOPTS, _ROUTING, _FRAGMENT, _DSTOPTS]), max_size=3))
         last = transport(draw)
-        nexts = [*chain[1:], last]
+        nexts = [*chain[1:], last][: len(chain)]  # each extension header names the one after it
         extensions = b""
         for kind, nxt in zip(chain, nexts, strict=True):
             if kind == _FRAGMENT:

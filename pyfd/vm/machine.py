@@ -164,9 +164,9 @@ def plan_tail_calls(obj: ObjectFile, tail_calls: Mapping[str, Mapping[int, str]]
             array = next((m for m in arrays if m.name == array_name), None)
             if array is None:
                 raise VmError(f"{obj.path}: no prog array {array_name!r}; its prog arrays: {', '.join(m.name for m in arrays) or 'none'}")
-            for index, program in given.items():
-                if not 0 <= index < array.max_entries or program not in names:
-                    raise VmError(f"{obj.path}: slot {index} of {array_name!r} cannot take {program!r}")
+            for index, wanted in given.items():
+                if not 0 <= index < array.max_entries or wanted not in names:
+                    raise VmError(f"{obj.path}: slot {index} of {array_name!r} cannot take {wanted!r}")
         return {name: dict(slots) for name, slots in tail_calls.items()}
     declared = {a.name: dict(a.slots) for a in arrays if a.slots}
     if declared:

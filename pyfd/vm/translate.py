@@ -295,8 +295,8 @@ def _alu(insn: Insn) -> str:
             case AluOp.MOV if insn.off == 0:
                 return f"{d} = {s}"
             case AluOp.MOV if insn.off in (8, 16, 32) and insn.opcode & SOURCE_MASK:
-                sign, mask = 1 << (insn.off - 1), (1 << insn.off) - 1
-                return f"{d} = ((({s} & {_lit(mask)}) ^ {_lit(sign)}) - {_lit(sign)}) & {m}"
+                sign, low = 1 << (insn.off - 1), (1 << insn.off) - 1
+                return f"{d} = ((({s} & {_lit(low)}) ^ {_lit(sign)}) - {_lit(sign)}) & {m}"
     else:
         s = _src32(insn)
         m = _lit(M32)
@@ -334,8 +334,8 @@ def _alu(insn: Insn) -> str:
             case AluOp.MOV if insn.off == 0:
                 return f"{d} = {s}"
             case AluOp.MOV if insn.off in (8, 16) and insn.opcode & SOURCE_MASK:
-                sign, mask = 1 << (insn.off - 1), (1 << insn.off) - 1
-                return f"{d} = ((({s} & {_lit(mask)}) ^ {_lit(sign)}) - {_lit(sign)}) & {m}"
+                sign, low = 1 << (insn.off - 1), (1 << insn.off) - 1
+                return f"{d} = ((({s} & {_lit(low)}) ^ {_lit(sign)}) - {_lit(sign)}) & {m}"
     raise TranslateError(insn.slot, f"no such {'ALU64' if wide else 'ALU'} instruction (opcode {insn.opcode:#04x}, off {insn.off})")
 
 
