@@ -41,7 +41,7 @@ from ..abi import (
 )
 from ..isa import DecodeError, DisassembleError, decode, disassemble
 from ..objfile import btf as btf_format
-from ..objfile.reader import MapDefinition, ObjectFile, ObjectProgram, check_loadable, map_references
+from ..objfile.reader import AmbiguousProgramError, MapDefinition, ObjectFile, ObjectProgram, check_loadable, map_references
 from .errors import VmAccessError, VmError, VmLocation
 from .maps import ArrayMap, ProgArray, VmMap, VmMapCollection, make_map
 from .memory import (
@@ -183,19 +183,15 @@ def plan_tail_calls(obj: ObjectFile, tail_calls: Mapping[str, Mapping[int, str]]
 
 
 def entry_program(obj: ObjectFile, function: str | None, held: set[str]) -> ObjectProgram:
-    """The program to run: the one named, the only one, or the only one no prog array holds."""
+    """The program to run: the one named, the only one, or the only one no prog array holds (ObjectFileError otherwise, as pyfd.load)."""
     if function is not None:
-        found = next((p for p in obj.programs if p.name == function), None)
-        if found is None:
-            raise VmError(f"{obj.path}: no program {function!r}; its programs: {', '.join(p.name for p in obj.programs)}")
-        return found
+        return obj.program(function)  # ObjectFileError naming the programs there are
     if len(obj.programs) == 1:
         return obj.programs[0]
     candidates = [p for p in obj.programs if p.name not in held and p.section != ".text"]
     if len(candidates) == 1 and held:
         return candidates[0]
-    names = ", ".join(p.name for p in (candidates if held else obj.programs))
-    raise VmError(f"{obj.path}: {len(obj.programs)} programs ({names}); name the one to run")
+    raise AmbiguousProgramError(obj.path, [p.name for p in (candidates if held else obj.programs)])
 
 
 def config_image(definition: MapDefinition, config: Mapping[str, int | bytes], used: set[str]) -> bytes | None:
