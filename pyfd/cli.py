@@ -2,9 +2,9 @@
 
 Exit status (EXIT_STATUS, also in `pyfd --help`): 0 on success, 1 when the
 input is wrong or the action failed (a compile error, a file that cannot be
-read, a program the kernel refuses, kernel and Python disagreeing in `pyfd
-run`, a frame the kernel hashes differently in `pyfd run --kernel-hash`,
-nothing to detach), 2 for bad command-line usage, 3 when this system
+read, a program the kernel refuses or the interpreter stops, engines
+disagreeing in `pyfd run`, a frame the kernel hashes differently in `pyfd
+run --kernel-hash`, nothing to detach), 2 for bad command-line usage, 3 when this system
 cannot do it here (no bpf syscall, missing capabilities, no usable bpffs),
 130 when interrupted. The action decides the status: a reader that closes
 the output early (`pyfd ... | head -1`) changes nothing. No user mistake
@@ -38,8 +38,8 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 EXIT_STATUS = (
     "exit status: 0 success; 1 error (bad input, a file that cannot be read, a program the kernel refuses, "
-    "kernel and Python disagreeing in `pyfd run`, a frame hashed differently in `pyfd run --kernel-hash`, "
-    "nothing to detach); 2 bad command-line usage; 3 this system "
+    "an access the interpreter stops, engines (kernel, vm, Python) disagreeing in `pyfd run`, "
+    "a frame hashed differently in `pyfd run --kernel-hash`, nothing to detach); 2 bad command-line usage; 3 this system "
     "cannot do it here (no bpf syscall, missing capabilities such as CAP_BPF and CAP_NET_ADMIN, no usable "
     "bpffs); 130 interrupted. Output cut short by its reader (`| head -1`) does not change the status."
 )
@@ -376,23 +376,81 @@ def _result_json(result: RunResult | None) -> dict[str, object] | None:
     return {"retval": result.retval, "return": describe(result.retval), "keys": _keys_json(result.keys)}
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """`pyfd run`: run a dissector on frames in the kernel and as Python, and compare.
+ENGINES = ("kernel", "vm", "python")
+ENGINE_NAMES = {"kernel": "kernel", "vm": "vm", "python": "Python"}
 
-    A .py file runs on both sides (the Python side alone when this process
-    cannot load BPF programs, saying so); an object file runs in the kernel
-    only, as it has no Python to compare with.
+
+def parse_engines(text: str) -> list[str]:
+    """`--engine`: kernel, vm and python, joined with ','."""
+    found = []
+    for part in text.split(","):
+        word = part.strip().lower()
+        if word not in ENGINES:
+            raise argparse.ArgumentTypeError(
+                f"{part.strip()!r} is not an engine: give kernel (BPF_PROG_TEST_RUN), vm (pyfd's interpreter) or python "
+                "(the source as CPython), joined with ','"
+            )
+        found.append(word)
+    return found
+
+
+def _engines(args: argparse.Namespace, is_object: bool, path: Path) -> tuple[list[str], str | None]:
+    """The engines to run, in order, and why the kernel was left out of the default (None: it was not)."""
+    from .runtime import check_bpf_available
+
+    if args.engine:
+        chosen = list(dict.fromkeys(engine for group in args.engine for engine in group))
+        if is_object and "python" in chosen:
+            raise UserError(f"{path} is an object file: there is no Python source to run (use --engine kernel or vm)", EXIT_USAGE)
+        return chosen, None
+    reason = check_bpf_available()
+    if reason is None:
+        return (["kernel"] if is_object else ["kernel", "python"]), None
+    return (["vm"] if is_object else ["vm", "python"]), reason
+
+
+def _vm_load(source: object, function: str | None = None, config: dict[str, int] | None = None):  # type: ignore[no-untyped-def]
+    """Load into pyfd's interpreter (its constants set from `config`); what it cannot run is a UserError."""
+    from . import vm
+    from .objfile.reader import ObjectFileError
+    from .runtime import ConfigError
+
+    try:
+        return vm.load(source, function, config=config)
+    except ConfigError as exc:  # a --set the program's constants do not take
+        raise UserError(f"--set: {exc}", EXIT_USAGE) from None
+    except ObjectFileError as exc:
+        raise object_file_error(exc) from None
+    except vm.VmError as exc:
+        raise UserError(str(exc), located=exc.location is not None) from None
+
+
+def _agreement(names: list[str]) -> str:
+    """`kernel and Python`, `kernel, vm and Python`."""
+    shown = [ENGINE_NAMES[name] for name in names]
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`pyfd run`: run a dissector on frames in the kernel, in pyfd's interpreter and as Python, and compare.
+
+    By default a .py file runs in the kernel and as Python, or, when this
+    process cannot load BPF programs, in the interpreter (pyfd.vm) and as
+    Python, saying once why; an object file runs in the kernel, or in the
+    interpreter. `--engine` chooses: an engine asked for that cannot run
+    here (the kernel without privileges) ends with exit status 3.
     """
     import json
 
     from .demo import demo_frames, describe, read_frames
-    from .runtime import MAX_FRAME_LEN, MIN_FRAME_LEN, check_bpf_available
+    from .runtime import MAX_FRAME_LEN, MIN_FRAME_LEN
 
     path = Path(args.file)
     _check_input(path)
     is_object = _is_object(path)
     if is_object and (args.backend is not None or args.opt_level is not None):
         raise UserError(f"{path} is an object file, already compiled: --backend and -O apply to Python files only", EXIT_USAGE)
+    engines, kernel_skipped = _engines(args, is_object, path)
     dissector = None if is_object else pick(path, args.function)
     program = None if dissector is None else _compile(dissector, args.backend or "native", 2 if args.opt_level is None else args.opt_level)
     config = _settings(args)
@@ -412,20 +470,37 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "STOP_AT_FLOW_LABEL, and that is what is compared",
                 EXIT_USAGE,
             )
+        if args.engine:
+            raise UserError("--engine does not apply to --kernel-hash: the kernel's hash is what is compared", EXIT_USAGE)
         return _kernel_hash(args, path, program, frames)
 
-    kernel_skipped: str | None = None
+    runners: dict[str, Callable[[bytes], RunResult]] = {}
+    loaded = None
+    name = program.name if program is not None else str(path)
+    if "kernel" in engines:
+        loaded = _load(program, config=config) if program is not None else _load_object(path, args.function, config)
+        name = loaded.name
+    if "vm" in engines:
+        in_vm = _vm_load(program if program is not None else path, None if program is not None else args.function, config)
+        name = in_vm.name
+    for engine in engines:
+        if engine == "kernel":
+            assert loaded is not None
+            runners[engine] = _runner(loaded.run, args.flags)
+        elif engine == "vm":
+            runners[engine] = _runner(in_vm.run, args.flags)
+        else:
+            assert dissector is not None
+            runners[engine] = _runner(dissector.run_python, args.flags)
     if program is not None:
-        kernel_skipped = check_bpf_available()
-        loaded = None if kernel_skipped is not None else _load(program, config=config)
         title = f"{program.name}: {program.insn_count} instructions ({program.backend})"
     else:
-        loaded = _load_object(path, args.function, config)
-        title = f"{loaded.name} from {path} (object file: kernel only, there is no Python source to compare with)"
+        title = f"{name} from {path} (object file: {_agreement(engines)} only, there is no Python source to compare with)"
     # Human text goes to stdout, or to stderr when stdout carries the JSON records.
     text = sys.stderr if args.json else sys.stdout
     if kernel_skipped is not None:
-        print(f"pyfd: warning: the kernel side was skipped, running the Python side only: {kernel_skipped}", file=sys.stderr)
+        instead = "interpreter (pyfd.vm)" if is_object else "interpreter (pyfd.vm) and the Python side"
+        print(f"pyfd: warning: the kernel side was skipped, running the {instead} instead: {kernel_skipped}", file=sys.stderr)
     source = f"from {args.pcap}" if args.pcap else "built-in demo frames"
     print(f"{title}; {_plural(len(frames), 'frame')} ({source}), flags={flags_text(args.flags)}", file=text)
 
@@ -441,38 +516,33 @@ def cmd_run(args: argparse.Namespace) -> int:
             elif not MIN_FRAME_LEN <= len(frame.data) <= MAX_FRAME_LEN:
                 problem = f"a test run takes {MIN_FRAME_LEN} to {MAX_FRAME_LEN} bytes, this frame has {len(frame.data)}"
                 why = f"outside {MIN_FRAME_LEN} to {MAX_FRAME_LEN} bytes"
-            kernel = python = None
+            results: dict[str, RunResult] = {}
             agree: bool | None = None
             if problem is not None:
                 skipped[why] = skipped.get(why, 0) + 1
             else:
                 ran += 1
-                kernel = loaded.run(frame.data, flags=args.flags) if loaded is not None else None
-                python = dissector.run_python(frame.data, flags=args.flags) if dissector is not None else None
-                if kernel is not None and python is not None:
-                    agree = kernel.retval == python.retval and kernel.keys == python.keys
+                results = {engine: _run_one(engine, runner, frame.data, frame.label) for engine, runner in runners.items()}
+                if len(results) > 1:
+                    first = next(iter(results.values()))
+                    agree = all((r.retval, r.keys) == (first.retval, first.keys) for r in results.values())
                     disagreements += not agree
             if args.json:
-                record = {
-                    "frame": index,
-                    "label": frame.label,
-                    "length": len(frame.data),
-                    "skipped": problem,
-                    "kernel": _result_json(kernel),
-                    "python": _result_json(python),
-                    "agree": agree,
-                }
+                record: dict[str, object] = {"frame": index, "label": frame.label, "length": len(frame.data), "skipped": problem}
+                record.update({engine: _result_json(results.get(engine)) for engine in ENGINES})
+                record["agree"] = agree
                 print(json.dumps(record))
             elif problem is not None:
                 print(f"  {frame.label}: skipped: {problem}")
             else:
-                shown = kernel if kernel is not None else python
-                assert shown is not None
-                side = "" if kernel is not None else "python: "
+                first_engine = engines[0]
+                shown = results[first_engine]
+                side = "" if first_engine == "kernel" else f"{first_engine}: "
                 print(f"  {frame.label}\n    {side}{describe(shown.retval)} {shown.keys}")
-                if agree is False and python is not None:
-                    differs = ", ".join(shown.keys.diff(python.keys)) or "return code"
-                    print(f"    PYTHON DISAGREES: {describe(python.retval)} {python.keys}; differs in {differs}")
+                for engine, other in list(results.items())[1:]:
+                    if (other.retval, other.keys) != (shown.retval, shown.keys):
+                        differs = ", ".join(shown.keys.diff(other.keys)) or "return code"
+                        print(f"    {ENGINE_NAMES[engine].upper()} DISAGREES: {describe(other.retval)} {other.keys}; differs in {differs}")
     finally:
         if loaded is not None:
             loaded.close()
@@ -481,14 +551,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     skip_text = f"; {n_skipped} skipped ({', '.join(f'{n} {why}' for why, n in skipped.items())})" if n_skipped else ""
     if ran == 0:
         raise UserError(f"no frame could be run: {_plural(len(frames), 'frame')}{skip_text}")
-    if dissector is not None and loaded is None:
-        summary = f"ran {_plural(ran, 'frame')} as Python only"
-    elif dissector is None:
-        summary = f"ran {_plural(ran, 'frame')} in the kernel only"
+    if len(engines) == 1:
+        where = {"kernel": "in the kernel", "vm": "in the interpreter (vm)", "python": "as Python"}[engines[0]]
+        summary = f"ran {_plural(ran, 'frame')} {where} only"
     elif disagreements:
-        summary = f"kernel and Python disagree on {disagreements} of {_plural(ran, 'frame')} run"
+        summary = f"{_agreement(engines)} disagree on {disagreements} of {_plural(ran, 'frame')} run"
     else:
-        summary = f"kernel and Python agree on {ran} of {_plural(ran, 'frame')} run"
+        summary = f"{_agreement(engines)} agree on {ran} of {_plural(ran, 'frame')} run"
     print(summary + skip_text, file=text)
     return EXIT_OK if disagreements == 0 else EXIT_ERROR
 
@@ -586,6 +655,25 @@ def _kernel_hash(args: argparse.Namespace, path: Path, program, frames) -> int: 
         file=text,
     )
     return EXIT_OK if differ == 0 else EXIT_ERROR
+
+
+def _runner(run: Callable[..., RunResult], flags: int) -> Callable[[bytes], RunResult]:
+    """`run(frame, flags=flags)` as a function of the frame alone."""
+    return lambda data: run(data, flags=flags)
+
+
+def _run_one(engine: str, runner: Callable[[bytes], RunResult], data: bytes, label: str) -> RunResult:
+    """One engine's result on one frame; the interpreter's refusal of an access is the user's error, at their line."""
+    if engine != "vm":
+        return runner(data)
+    from .vm import VmError
+
+    try:
+        return runner(data)
+    except VmError as exc:
+        raise UserError(
+            f"{exc}\n  (on {label}, in the interpreter: the kernel's verifier would refuse this program)", located=exc.location is not None
+        ) from None
 
 
 # --- attach, detach, show ----------------------------------------------------------
@@ -1001,12 +1089,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "run",
-        help="run a dissector on packets, in the kernel and as Python",
+        help="run a dissector on packets, in the kernel, in pyfd's interpreter and as Python",
         description=(
             "Run a dissector with BPF_PROG_TEST_RUN on frames (the built-in demo frames, or a pcap file's) and "
             "print the flow keys. A Python file is compiled, run in the kernel and as Python, and both results "
-            "compared (as Python only, with a warning, when this process cannot load BPF programs); an object "
-            "file runs in the kernel only. Exit status 1 when kernel and Python disagree on a frame. With "
+            "compared (in pyfd's interpreter and as Python, with a warning, when this process cannot load BPF "
+            "programs); an object file runs in the kernel (or the interpreter). --engine chooses. Exit status 1 "
+            "when the engines disagree on a frame, 3 when an engine asked for cannot run here. With "
             "--kernel-hash it checks instead that the kernel hashes each frame alike with the dissector attached as "
             "with its built-in one (exit status 1 when not)."
         ),
@@ -1032,11 +1121,21 @@ def build_parser() -> argparse.ArgumentParser:
         "(with or without BPF_FLOW_DISSECTOR_F_), joined with ',' (default: 0)",
     )
     p.add_argument(
+        "--engine",
+        action="append",
+        type=parse_engines,
+        metavar="ENGINE",
+        help="where to run, compared frame by frame: kernel (BPF_PROG_TEST_RUN), vm (pyfd's interpreter: no "
+        "privileges needed, every memory access checked), python (the source as CPython); repeat it or join with ',' "
+        "(default: kernel and python where this process can load BPF programs, vm and python otherwise; an "
+        "object file: kernel, or vm)",
+    )
+    p.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON object per frame (frame number from 1, label, length, skipped, and for kernel and "
-        "python: retval and every key; agree; with --kernel-hash: builtin_hash, hash, same, retval, keys); "
-        "the summary goes to stderr",
+        help="print one JSON object per frame (frame number from 1, label, length, skipped, and for kernel, vm and "
+        "python: retval and every key, or null where that engine did not run; agree; with --kernel-hash: "
+        "builtin_hash, hash, same, retval, keys); the summary goes to stderr",
     )
     p.add_argument(
         "--kernel-hash",

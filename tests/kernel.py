@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 import pytest
+from pyfd import testing
 from pyfd.runtime import check_bpf_available
 
 
@@ -33,16 +34,16 @@ def kernel_unavailable_reason() -> str | None:
 
 def in_ci(environ: Mapping[str, str] = os.environ) -> bool:
     """Tell whether the tests run in CI, where missing kernel support is a failure."""
-    return environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+    return testing.in_ci(environ)
 
 
 def enforce_kernel(reason: str | None, environ: Mapping[str, str] = os.environ) -> None:
-    """Do nothing if reason is None; else fail the test in CI and skip it elsewhere."""
-    if reason is None:
-        return
-    if in_ci(environ):
-        pytest.fail(f"kernel test cannot run in CI (CI=true): {reason}", pytrace=False)
-    pytest.skip(f"needs the kernel: {reason}")
+    """Do nothing if reason is None; else fail the test in CI and skip it elsewhere.
+
+    The skip itself is pyfd.testing.require's, the pytest plugin's too, so
+    that pytest's summary folds every kernel skip of the suite into one line.
+    """
+    testing.require(reason, environ)
 
 
 def skip_unless_kernel() -> None:

@@ -928,4 +928,4 @@ def test_listing_skips_a_link_another_process_is_still_creating(monkeypatch: pyt
     monkeypatch.setattr(bpf_mod, "link_ids", ids)
     monkeypatch.setattr(bpf_mod, "link_get_fd_by_id", open_link)
     listed = attach_mod._flow_dissector_links()
-    assert all(info.link_id != unsettled for info in listed)
+    assert all(info.id != unsettled for info in listed)

@@ -256,18 +256,17 @@ def as_nobody(pyfd: Path, home: Path, *argv: str) -> subprocess.CompletedProcess
     return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=home, env=env, check=False)
 
 
-def test_unprivileged_run_runs_the_python_side(nobody_pyfd: tuple[Path, Path]) -> None:
+def test_unprivileged_run_runs_the_interpreter_and_the_python_side(nobody_pyfd: tuple[Path, Path]) -> None:
     pyfd, home = nobody_pyfd
     child = as_nobody(pyfd, home, "run", str(home / "ipv4_tcp.py"))
     assert child.returncode == EXIT_OK, child.stderr
     assert child.stderr.count("kernel side was skipped") == 1, child.stderr
-    assert child.stderr.startswith("pyfd: warning: the kernel side was skipped, running the Python side only: ")
+    assert child.stderr.startswith("pyfd: warning: the kernel side was skipped, running the interpreter (pyfd.vm) and the Python side instead: ")
     assert "lacks CAP_BPF and CAP_NET_ADMIN" in child.stderr
     lines = child.stdout.splitlines()
     keys = "nhoff=14, thoff=34, n_proto=0x0800, ip_proto=6, addr_proto=0x0800, src=10.0.0.1:40000, dst=10.0.0.2:80, flags=0"
-    assert f"    python: BPF_OK FlowKeys({keys})" in lines
-    assert lines[-1] == "ran 7 frames as Python only"
-    assert "agree" not in child.stdout
+    assert f"    vm: BPF_OK FlowKeys({keys})" in lines
+    assert lines[-1] == "vm and Python agree on 7 of 7 frames run"
 
 
 def test_unprivileged_run_json(nobody_pyfd: tuple[Path, Path]) -> None:
@@ -275,16 +274,25 @@ def test_unprivileged_run_json(nobody_pyfd: tuple[Path, Path]) -> None:
     child = as_nobody(pyfd, home, "run", str(home / "ipv4_tcp.py"), "--json")
     assert child.returncode == EXIT_OK, child.stderr
     records = [json.loads(line) for line in child.stdout.splitlines()]
-    assert len(records) == 7 and all(r["kernel"] is None and r["agree"] is None and r["python"]["keys"] for r in records)
+    assert len(records) == 7 and all(r["kernel"] is None and r["agree"] is True and r["vm"] == r["python"] for r in records)
     assert child.stderr.count("kernel side was skipped") == 1
 
 
-def test_unprivileged_run_of_an_object_exits_3(nobody_pyfd: tuple[Path, Path]) -> None:
+def test_unprivileged_run_of_an_object_runs_the_interpreter(nobody_pyfd: tuple[Path, Path]) -> None:
     pyfd, home = nobody_pyfd
     child = as_nobody(pyfd, home, "run", str(home / "ipv4_tcp.o"))
-    assert child.returncode == EXIT_NO_KERNEL, child.stderr
-    assert child.stderr.startswith("pyfd: error: cannot load BPF programs here: ") and "CAP_BPF" in child.stderr
-    assert child.stdout == ""
+    assert child.returncode == EXIT_OK, child.stderr
+    assert child.stderr.startswith("pyfd: warning: the kernel side was skipped, running the interpreter (pyfd.vm) instead: ")
+    assert child.stdout.splitlines()[-1] == "ran 7 frames in the interpreter (vm) only"
+
+
+def test_unprivileged_run_in_the_kernel_exits_3(nobody_pyfd: tuple[Path, Path]) -> None:
+    pyfd, home = nobody_pyfd
+    for target in ("ipv4_tcp.o", "ipv4_tcp.py"):
+        child = as_nobody(pyfd, home, "run", str(home / target), "--engine", "kernel")
+        assert child.returncode == EXIT_NO_KERNEL, child.stderr
+        assert child.stderr.startswith("pyfd: error: cannot load BPF programs here: ") and "CAP_BPF" in child.stderr
+        assert "kernel side was skipped" not in child.stderr
 
 
 def test_unprivileged_run_of_an_unlinkable_object_says_what_is_wrong_with_it(nobody_pyfd: tuple[Path, Path]) -> None:
@@ -299,14 +307,17 @@ def test_unprivileged_run_of_an_unlinkable_object_says_what_is_wrong_with_it(nob
     assert child.stderr.startswith(f"pyfd: error: {obj}: program 'call_out' uses functions from other sections")
 
 
-def test_unprivileged_run_of_a_map_object_exits_3(nobody_pyfd: tuple[Path, Path]) -> None:
-    """A map object is fine (root loads it): without privileges pyfd says it cannot load here."""
+def test_unprivileged_run_of_a_map_object(nobody_pyfd: tuple[Path, Path]) -> None:
+    """A map object is fine (root loads it): without privileges it runs in the interpreter, and the kernel engine exits 3."""
     from test_objects import BTF_MAP, build
 
     pyfd, home = nobody_pyfd
     obj = build(home, "maps", BTF_MAP)
     obj.chmod(0o644)
     child = as_nobody(pyfd, home, "run", str(obj))
+    assert child.returncode == EXIT_OK, child.stderr
+    assert "BPF_DROP" in child.stdout  # key 0 is absent from a fresh hash map
+    child = as_nobody(pyfd, home, "run", str(obj), "--engine", "kernel")
     assert child.returncode == EXIT_NO_KERNEL, child.stderr
     assert child.stderr.startswith("pyfd: error: cannot load BPF programs here: ") and "CAP_BPF" in child.stderr
 
@@ -324,3 +335,109 @@ def test_unprivileged_pyfd_map_exits_3(nobody_pyfd: tuple[Path, Path], netns: st
     assert child.returncode == EXIT_NO_KERNEL, child.stderr
     assert child.stderr.startswith("pyfd: error: ") and "opening map 'seen' pinned at /sys/fs/bpf/pyfd/netns-" in child.stderr
     assert "this process lacks CAP_BPF and CAP_SYS_ADMIN" in child.stderr and child.stdout == ""
+
+
+# -- engines ---------------------------------------------------------------------------------
+
+
+def test_engine_vm_needs_no_kernel(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "run", sample, "--engine", "vm,python")
+    assert status == EXIT_OK, err
+    lines = out.splitlines()
+    assert "    vm: BPF_OK FlowKeys(nhoff=14, thoff=34, n_proto=0x0800, ip_proto=6, addr_proto=0x0800, src=10.0.0.1:40000, dst=10.0.0.2:80, flags=0)" in lines
+    assert lines[-1] == "vm and Python agree on 7 of 7 frames run" and err == ""
+    status, out, err = run(capsys, "run", sample, "--engine", "python", "--engine", "vm", "--json")
+    assert status == EXIT_OK, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert all(r["kernel"] is None and r["vm"] == r["python"] and r["agree"] is True for r in records)
+    assert err.splitlines()[-1] == "Python and vm agree on 7 of 7 frames run"
+
+
+def test_engine_vm_runs_an_object_file(sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    obj = tmp_path / "ipv4_tcp.o"
+    assert run(capsys, "compile", sample, "-o", obj)[0] == EXIT_OK
+    status, out, err = run(capsys, "run", obj, "--engine", "vm")
+    assert status == EXIT_OK, err
+    lines = out.splitlines()
+    assert lines[0].startswith(f"ipv4_tcp from {obj} (object file: vm only, there is no Python source to compare with); 7 frames")
+    assert lines[-1] == "ran 7 frames in the interpreter (vm) only"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--engine", "gpu"], "argument --engine: 'gpu' is not an engine: give kernel (BPF_PROG_TEST_RUN), vm (pyfd's interpreter) or python"),
+        (["--engine", "vm,"], "argument --engine: '' is not an engine"),
+    ],
+)
+def test_bad_engines_are_a_usage_error(argv: list[str], message: str, sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "run", sample, *argv)
+    assert status == EXIT_USAGE and message in err and out == ""
+
+
+def test_python_engine_for_an_object_is_a_usage_error(sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    obj = tmp_path / "ipv4_tcp.o"
+    assert run(capsys, "compile", sample, "-o", obj)[0] == EXIT_OK
+    status, _, err = run(capsys, "run", obj, "--engine", "vm,python")
+    assert status == EXIT_USAGE
+    assert err == f"pyfd: error: {obj} is an object file: there is no Python source to run (use --engine kernel or vm)\n"
+
+
+@needs_kernel
+def test_three_engines_agree(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "run", sample, "--engine", "kernel,vm,python", "--json")
+    assert status == EXIT_OK, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert len(records) == 7 and all(r["kernel"] == r["vm"] == r["python"] and r["agree"] for r in records)
+    assert err.splitlines()[-1] == "kernel, vm and Python agree on 7 of 7 frames run"
+
+
+def test_engines_disagreeing_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The interpreter's answer changed under it (as a miscompile would change the kernel's): exit 1, named.
+    import pyfd.vm
+
+    source = tmp_path / "accept.py"
+    source.write_text(
+        "from pyfd import dissector, BPF_OK, BpfFlowKeys, Packet\n\n"
+        "@dissector\ndef accept(pkt: Packet, keys: BpfFlowKeys) -> int:\n    keys.sport = 7\n    return BPF_OK\n"
+    )
+    real = pyfd.vm.VmProgram.run
+
+    def off_by_one(self: pyfd.vm.VmProgram, frame: bytes, *, flags: int = 0) -> object:
+        result = real(self, frame, flags=flags)
+        return type(result)(result.retval + 1, result.keys, 0)
+
+    monkeypatch.setattr(pyfd.vm.VmProgram, "run", off_by_one)
+    status, out, err = run(capsys, "run", source, "--engine", "python,vm")
+    assert status == EXIT_ERROR, err
+    assert "    VM DISAGREES: return 1 FlowKeys(" in out and "differs in return code" in out
+    assert out.splitlines()[-1] == "Python and vm disagree on 7 of 7 frames run"
+
+
+def test_an_access_the_interpreter_stops_is_an_error_at_the_source_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import textwrap
+
+    source = tmp_path / "oob.c"
+    source.write_text(
+        textwrap.dedent(
+            """\
+            #include <linux/bpf.h>
+            #include <bpf/bpf_helpers.h>
+            SEC("flow_dissector") int oob(struct __sk_buff *skb)
+            {
+                skb->flow_keys->sport = *(__u16 *)((void *)(long)skb->data + 2000);
+                return BPF_OK;
+            }
+            char _license[] SEC("license") = "GPL";
+            """
+        )
+    )
+    from clang_maps import build
+
+    obj = build(tmp_path, source, "oob")
+    status, out, err = run(capsys, "run", obj, "--engine", "vm")
+    assert status == EXIT_ERROR
+    assert err.startswith(f"pyfd: error: {source}:5:") or err.startswith(f"{source}:5:"), err
+    assert "out-of-bounds read of 2 bytes at offset 2000 of the packet (54 bytes)" in err
+    assert "(on IPv4 TCP 10.0.0.1:40000 -> 10.0.0.2:80, in the interpreter: the kernel's verifier would refuse this program)" in err
+    assert "Traceback" not in err

@@ -1,4 +1,4 @@
-"""Helpers, loops, tuple results and opaque bytes: the kernel agrees with Python.
+"""Helpers, loops, tuple results and opaque bytes: the kernel and pyfd's interpreter agree with Python.
 
 Each dissector in tests/dissectors/language.py is compiled on every backend
 at -O0 and -O2 and run on random payloads and on fixed frames with known
@@ -13,7 +13,8 @@ import pytest
 from dissectors import language
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kernel import needs_kernel, skip_unless_kernel
+from engines import COMPILED, compiled, load
+from kernel import needs_kernel
 from test_semantics import assert_agree, make_frame
 
 from pyfd import BPF_DROP, BPF_FLOW_DISSECTOR_CONTINUE, BPF_OK, Dissector
@@ -23,13 +24,18 @@ from pyfd.runtime import LoadedProgram
 
 @pytest.fixture(
     scope="module",
-    params=[(d, backend, level) for d in language.ALL for backend in BACKENDS for level in (0, 2)],
-    ids=lambda p: f"{p[0].name}-{p[1]}-O{p[2]}",
+    params=[
+        pytest.param((d, backend, level, *e.values), id=f"{d.name}-{backend}-O{level}-{e.id}", marks=e.marks)
+        for d in language.ALL
+        for backend in BACKENDS
+        for level in (0, 2)
+        for e in COMPILED
+    ],
 )
 def loaded(request: pytest.FixtureRequest) -> Iterator[tuple[Dissector, LoadedProgram]]:
-    skip_unless_kernel()
-    dissector, backend, level = request.param
-    with dissector.compile(backend=backend, opt_level=level).load() as program:
+    """Each dissector compiled by one backend at one level, in the kernel or in the interpreter."""
+    dissector, backend, level, engine = request.param
+    with load(compiled(dissector, backend, opt_level=level), engine) as program:
         yield dissector, program
 
 
@@ -43,10 +49,9 @@ ITEMS = st.lists(
 PAYLOADS = st.one_of(ITEMS, st.binary(max_size=40))
 
 
-@needs_kernel
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payload=PAYLOADS, flags=st.integers(0, 7))
-def test_kernel_agrees_with_python(loaded: tuple[Dissector, LoadedProgram], payload: bytes, flags: int) -> None:
+def test_compiled_agrees_with_python(loaded: tuple[Dissector, LoadedProgram], payload: bytes, flags: int) -> None:
     dissector, program = loaded
     assert_agree(dissector, program, make_frame(0x88B5, payload), flags)
 

@@ -29,6 +29,12 @@ LEAVES: dict[str, frozenset[str]] = {
 }
 # What the runtime may import besides itself: the leaves only.
 RUNTIME_MAY_IMPORT = frozenset(LEAVES)
+# The interpreter: its engine (every module of pyfd.vm but the package's
+# front) is a leaf above the other leaves; the front, pyfd/vm/__init__.py,
+# also takes the run contract it shares with the kernel run, when a program
+# is loaded (so `import pyfd.vm` loads no runtime).
+VM_ENGINE_MAY_IMPORT = frozenset(LEAVES)
+VM_FRONT_MAY_IMPORT = VM_ENGINE_MAY_IMPORT | {"pyfd.runtime.flowkeys", "pyfd.runtime.program"}
 # The language's own modules, which the compiler reads dissectors with and
 # which never import the compiler, the runtime or the layer above them.
 LANGUAGE = frozenset({"pyfd.types", "pyfd.layout", "pyfd.headers", "pyfd.constants", "pyfd.packet", "pyfd.keys", "pyfd.lib", "pyfd.function", "pyfd.maps"})
@@ -185,6 +191,19 @@ def test_the_runtime_imports_only_itself_and_the_leaves() -> None:
     assert not wrong, "the runtime takes bytes; it imports:\n" + "\n".join(sorted(wrong))
 
 
+def test_the_interpreter_imports_only_the_leaves_and_the_run_contract() -> None:
+    assert {"pyfd.vm", "pyfd.vm.machine", "pyfd.vm.translate", "pyfd.vm.maps", "pyfd.vm.memory"} <= set(MODULES)
+    wrong = set()
+    for module in MODULES:
+        if not _in(module, "pyfd.vm"):
+            continue
+        allowed = VM_FRONT_MAY_IMPORT if module == "pyfd.vm" else VM_ENGINE_MAY_IMPORT
+        for target, line in GRAPH[module].items():
+            if not _in(target, "pyfd.vm") and not any(_in(target, ok) or target == ok for ok in allowed):
+                wrong.add(f"{module} -> {target} (line {line})")
+    assert not wrong, "the interpreter runs bytes; it imports:\n" + "\n".join(sorted(wrong))
+
+
 def test_the_compiler_imports_neither_the_runtime_nor_the_user_api() -> None:
     allowed = ("pyfd.compiler", *LEAVES, *LANGUAGE)
     wrong = {
@@ -227,6 +246,9 @@ def _loaded_by(statement: str) -> list[str]:
         ("import pyfd.runtime", ("pyfd.runtime", *LEAVES)),
         ("import pyfd.keys, pyfd.headers, pyfd.packet", ("pyfd.abi", *LANGUAGE)),
         ("import pyfd", ()),
+        ("import pyfd.vm.machine", ("pyfd.vm", *LEAVES)),
+        ("import pyfd.vm", ("pyfd.vm", *LEAVES)),
+        ("import pyfd.testing, pyfd.pytest_plugin", ("pyfd.testing", "pyfd.pytest_plugin")),
     ],
 )
 def test_importing_a_layer_loads_nothing_above_it(statement: str, allowed: tuple[str, ...]) -> None:

@@ -23,6 +23,7 @@ from dissectors import backend, semantics
 from dissectors.backend import Sixteen
 from dissectors.semantics import Words
 from frames import ipv4_frames
+from engines import COMPILED, load
 from kernel import bpftool, in_ci, needs_kernel, requires_kernel  # noqa: F401  (pytest fixture)
 from pyfd.compiler.backends.llvm import _stack_size, compile_llvm, generate_llvm_ir
 from pyfd.compiler.diagnostics import Span
@@ -236,13 +237,13 @@ def test_reassigned_local_becomes_a_phi() -> None:
     assert "alloca" not in linear
 
 
-# -- in the kernel ---------------------------------------------------------------------------
+# -- in the kernel and in the interpreter ------------------------------------------------------
 
 
-@needs_kernel
+@pytest.mark.parametrize("engine", COMPILED)
 @pytest.mark.parametrize("level", [0, 1, 2])
 @pytest.mark.parametrize("d", [*LLVM_ONLY, backend.computed_offsets], ids=lambda d: d.name)
-def test_llvm_code_loads_and_agrees(d: Dissector, level: int) -> None:
+def test_llvm_code_loads_and_agrees(d: Dissector, level: int, engine: str) -> None:
     frames = [
         frame(words(a=3, b=0, c=0x1234, d=1234567, e=0x0123456789ABCDEF, f=0xFFFFFFFFFFFFFFFF, h=65, s1=64, s2=71)),
         frame(words(a=2, b=7, c=0xFFFF, d=49, e=0x0A00000000000000, f=1, g=5, h=127, s1=63, s2=255)),
@@ -250,15 +251,15 @@ def test_llvm_code_loads_and_agrees(d: Dissector, level: int) -> None:
         frame(bytes([40, 0, 0, 0, 0, 0, 0, 7]) + bytes(range(1, 100))),
         frame(b"\x01" * 20),  # short: every check fails
     ]
-    with d.compile(backend="llvm", opt_level=level).load() as program:
+    with load(d.compile(backend="llvm", opt_level=level), engine) as program:
         for data in frames:
             for length in (len(data), 60, 47, 14):
                 assert_agree(d, program, data[:length], label=f" -O{level}")
 
 
-@needs_kernel
-def test_division_by_zero_semantics() -> None:
-    with division_by_zero.compile(backend="llvm").load() as program:
+@pytest.mark.parametrize("engine", COMPILED)
+def test_division_by_zero_semantics(engine: str) -> None:
+    with load(division_by_zero.compile(backend="llvm"), engine) as program:
         result = program.run(frame(words(b=0, c=0, e=0x1122334455667788, d=0xDEADBEEF)))
     keys = result.keys
     assert result.retval == BPF_OK
@@ -267,12 +268,12 @@ def test_division_by_zero_semantics() -> None:
     assert keys.flags == 0 and keys.flow_label == 0xDEADBEEF  # d // 0, d % 0
 
 
-@needs_kernel
+@pytest.mark.parametrize("engine", COMPILED)
 @pytest.mark.parametrize("count", [0, 1, 63, 64, 65, 70, 127, 128, 255])
-def test_shift_counts_of_64_and_more_are_masked(count: int) -> None:
+def test_shift_counts_of_64_and_more_are_masked(count: int, engine: str) -> None:
     e = 0xF123456789ABCDEF
     data = frame(words(a=count, e=e, f=e, h=count, s1=count, s2=count))
-    with shift_counts.compile(backend="llvm").load() as program:
+    with load(shift_counts.compile(backend="llvm"), engine) as program:
         assert_agree(shift_counts, program, data, label=f" count={count}")
         result = program.run(data)
     assert int(result.keys.ipv4_dst) == (e >> (count & 63)) & 0xFFFFFFFF

@@ -5,7 +5,7 @@ packet read (every truncation of a valid frame), immediates of every shape,
 and the two optimisation levels, which must both load, agree with each other
 and with CPython, and where -O2 is never larger than -O0. Every test that
 runs programs runs the llvm backend's too, on the same frames: both must
-agree with CPython.
+agree with CPython, in the kernel and in pyfd's interpreter (tests/engines.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import pytest
 from dissectors import backend, semantics
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kernel import needs_kernel, requires_kernel, skip_unless_kernel  # noqa: F401  (pytest fixture)
+from engines import COMPILED, compiled, load
+from kernel import requires_kernel  # noqa: F401  (pytest fixture)
 from pyfd.compiler.driver import BACKENDS
 from pyfd.isa import Class, decode
 from pyfd.runtime import LoadedProgram
@@ -65,16 +66,18 @@ def assert_agree(dissector: Dissector, program: LoadedProgram, frame: bytes, fla
 
 
 class Programs:
-    """Compiled and loaded programs, each once per module, closed at the end."""
+    """Compiled and loaded programs (in the kernel or in the interpreter), each once per module, closed at the end."""
 
-    def __init__(self) -> None:
-        self._loaded: dict[tuple[str, int, str], LoadedProgram] = {}
+    def __init__(self, engine: str = "kernel") -> None:
+        self.engine = engine
+        self._loaded: dict[tuple[str, int, str], Any] = {}  # a LoadedProgram or an interpreter program
 
     def get(self, dissector: Dissector, level: int, backend: str = "native") -> LoadedProgram:
         key = (dissector.name, level, backend)
         if key not in self._loaded:
-            self._loaded[key] = dissector.compile(backend=backend, opt_level=level).load()
-        return self._loaded[key]
+            self._loaded[key] = load(compiled(dissector, backend, opt_level=level), self.engine)
+        loaded: LoadedProgram = self._loaded[key]
+        return loaded
 
     def each_backend(self, dissector: Dissector, level: int) -> dict[str, LoadedProgram]:
         """The dissector at `level`, compiled by every backend and loaded."""
@@ -85,10 +88,10 @@ class Programs:
             program.close()
 
 
-@pytest.fixture(scope="module")
-def programs() -> Iterator[Programs]:
-    skip_unless_kernel()
-    cache = Programs()
+@pytest.fixture(scope="module", params=COMPILED)
+def programs(request: pytest.FixtureRequest) -> Iterator[Programs]:
+    """The programs of one engine: the kernel's (a `kernel` test) or the interpreter's."""
+    cache = Programs(request.param)
     try:
         yield cache
     finally:
@@ -141,7 +144,6 @@ def test_conditions_as_values_do_not_stretch_live_ranges(dissector: Dissector, l
     assert _stack_accesses(asm) <= 10, asm
 
 
-@needs_kernel
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payload=st.binary(min_size=0, max_size=64), flags=st.integers(0, 7), level=st.sampled_from([0, 2]))
 def test_spilled_programs_agree(programs: Programs, payload: bytes, flags: int, level: int) -> None:
@@ -154,7 +156,6 @@ def test_spilled_programs_agree(programs: Programs, payload: bytes, flags: int, 
 # -- every packet read is bounds-checked ------------------------------------------
 
 
-@needs_kernel
 @pytest.mark.parametrize("level", [0, 2])
 def test_offsets_the_verifier_cannot_bound_are_clamped(programs: Programs, level: int) -> None:
     # `w.a // (w.b | 1)` is at most 255, but the verifier learns no bound from
@@ -191,7 +192,6 @@ TRUNCATION_CASES = [
 ]
 
 
-@needs_kernel
 @pytest.mark.parametrize("level", [0, 2])
 @pytest.mark.parametrize(
     ("dissector", "frame"),
@@ -250,7 +250,6 @@ EDGE_FRAMES = {
 }
 
 
-@needs_kernel
 @pytest.mark.parametrize("level", [0, 2])
 def test_immediates_agree_at_their_edges(programs: Programs, level: int) -> None:
     for name, program in programs.each_backend(semantics.constants, level).items():
@@ -288,7 +287,6 @@ O_FRAMES = st.one_of(
 )
 
 
-@needs_kernel
 @pytest.mark.parametrize("dissector", EVERY, ids=lambda d: d.name)
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(frame=O_FRAMES, flags=st.integers(0, 7))

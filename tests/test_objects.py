@@ -210,6 +210,15 @@ def test_run_two_programs_names_function(two_programs: Path, capsys: pytest.Capt
     assert err == f"pyfd: error: {two_programs}: 2 programs (first, second); pick one with --function NAME\n"
 
 
+def test_run_two_programs_in_the_interpreter_names_function(two_programs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run(capsys, "run", two_programs, "--engine", "vm")
+    assert status == EXIT_ERROR
+    assert err == f"pyfd: error: {two_programs}: 2 programs (first, second); pick one with --function NAME\n"
+    status, out, err = run(capsys, "run", two_programs, "--engine", "vm", "--function", "second")
+    assert status == EXIT_OK, err
+    assert out.startswith(f"second from {two_programs} (object file: vm only")
+
+
 @needs_kernel
 def test_attach_two_programs_names_function(two_programs: Path, netns: str, capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = run(capsys, "attach", two_programs, "--netns", netns)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from kernel import needs_kernel, requires_kernel  # noqa: F401  (pytest fixture)
+from engines import COMPILED, load
+from kernel import requires_kernel  # noqa: F401  (pytest fixture)
 from test_compile_errors import dissector_file, only_dissector
 from pyfd.compiler.backends import isolate
 from pyfd.compiler.backends import llvm as llvm_backend
@@ -271,13 +272,14 @@ def test_found_program_compiles(
         assert accepted(case).run_python(frame).retval in (0, 2, 129)
 
 
-@needs_kernel
+@pytest.mark.parametrize("engine", COMPILED)
 @pytest.mark.parametrize(("case", "backend"), ACCEPT_PARAMS)
-def test_found_program_agrees_in_the_kernel(
-    case: Accept, backend: str, compiled: Callable[[Accept, str], CompiledProgram], accepted: Callable[[Accept], Dissector]
+def test_found_program_agrees_compiled(
+    case: Accept, backend: str, engine: str, compiled: Callable[[Accept, str], CompiledProgram], accepted: Callable[[Accept], Dissector]
 ) -> None:
+    """In the kernel and in pyfd's interpreter, each program once found wrong gives Python's result."""
     dissector = accepted(case)
-    with compiled(case, backend).load() as loaded:
+    with load(compiled(case, backend), engine) as loaded:
         for frame in case.frames:
             python, kernel = dissector.run_python(frame), loaded.run(frame)
             assert (kernel.retval, kernel.keys.raw) == (python.retval, python.keys.raw), kernel.keys.diff(python.keys)

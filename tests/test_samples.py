@@ -1,9 +1,9 @@
-"""The samples, compiled and run in the kernel, agree with their Python run.
+"""The samples, compiled and run in the kernel and in pyfd's interpreter, agree with their Python run.
 
 For every frame: the return code and all 56 bytes of keys from
-BPF_PROG_TEST_RUN equal those of the same function run as CPython, on every
-backend (native and llvm), and the main frames are also checked against keys
-written out here.
+BPF_PROG_TEST_RUN, and from the interpreter (pyfd.vm), equal those of the
+same function run as CPython, on every backend (native and llvm), and the
+main frames are also checked against keys written out here.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from engines import COMPILED, load, load_on_every_backend
 from frames import ipv4_frames
-from kernel import bpftool, in_ci, needs_kernel, skip_unless_kernel
+from kernel import bpftool, in_ci, needs_kernel
 
 import pyfd
 from pyfd import BPF_DROP, BPF_FLOW_DISSECTOR_CONTINUE, BPF_OK, Dissector
@@ -55,25 +56,25 @@ Loaded = dict[str, LoadedProgram]  # backend -> the program it compiled, loaded
 
 
 @contextlib.contextmanager
-def _load_on_every_backend(dissector: Dissector) -> Iterator[Loaded]:
-    with contextlib.ExitStack() as stack:
-        yield {backend: stack.enter_context(dissector.compile(backend=backend).load()) for backend in BACKENDS}
+def _load_on_every_backend(dissector: Dissector, engine: str = "kernel") -> Iterator[Loaded]:
+    with load_on_every_backend(dissector, engine) as loaded:
+        yield loaded
 
 
-@pytest.fixture(scope="module")
-def ipv4_tcp() -> Iterator[tuple[Dissector, Loaded]]:
-    skip_unless_kernel()
+@pytest.fixture(scope="module", params=COMPILED)
+def ipv4_tcp(request: pytest.FixtureRequest) -> Iterator[tuple[Dissector, Loaded]]:
+    """samples/ipv4_tcp.py on every backend, in the kernel or in the interpreter."""
     dissector = _sample("ipv4_tcp")
-    with _load_on_every_backend(dissector) as loaded:
+    with _load_on_every_backend(dissector, request.param) as loaded:
         yield dissector, loaded
 
 
 def _agree(dissector: Dissector, loaded: Loaded, frame: bytes, flags: int = 0) -> pyfd.runtime.RunResult:
-    """Every backend's program and CPython give the same return code and keys; the common result."""
+    """Every backend's program (kernel or interpreter) and CPython give the same return code and keys; the common result."""
     python = dissector.run_python(frame, flags=flags)
     for backend, program in loaded.items():
         kernel = program.run(frame, flags=flags)
-        assert kernel.retval == python.retval, f"{backend}: return code: kernel {kernel.retval}, python {python.retval}"
+        assert kernel.retval == python.retval, f"{backend}: return code: compiled {kernel.retval}, python {python.retval}"
         assert kernel.keys.raw == python.keys.raw, f"{backend}: {kernel.keys.diff(python.keys)}"
     return kernel
 
@@ -96,7 +97,6 @@ EXPECTED = {
 }
 
 
-@needs_kernel
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_ipv4_tcp_keys(ipv4_tcp: tuple[Dissector, Loaded], name: str) -> None:
     result = _agree(*ipv4_tcp, FRAMES[name])
@@ -109,7 +109,6 @@ def test_ipv4_tcp_keys(ipv4_tcp: tuple[Dissector, Loaded], name: str) -> None:
     assert keys.n_proto == int.from_bytes(FRAMES[name][12:14], "big")
 
 
-@needs_kernel
 @pytest.mark.parametrize("name", ["tcp", "udp", "options_tcp", "max_options_udp", "icmp"])
 def test_ipv4_tcp_every_truncation(ipv4_tcp: tuple[Dissector, Loaded], name: str) -> None:
     frame = FRAMES[name]
@@ -124,27 +123,26 @@ def test_ipv4_tcp_every_truncation(ipv4_tcp: tuple[Dissector, Loaded], name: str
             assert result.retval == BPF_OK, length
 
 
-@needs_kernel
 @pytest.mark.parametrize("flags", [0, 1, 2, 4, 7])
 def test_flags_pass_through(ipv4_tcp: tuple[Dissector, Loaded], flags: int) -> None:
     assert _agree(*ipv4_tcp, FRAMES["tcp"], flags).keys.flags == flags
 
 
-@needs_kernel
-def test_custom_sample() -> None:
+@pytest.mark.parametrize("engine", COMPILED)
+def test_custom_sample(engine: str) -> None:
     dissector = _sample("custom")
-    with _load_on_every_backend(dissector) as loaded:
+    with _load_on_every_backend(dissector, engine) as loaded:
         for frame in FRAMES.values():
             result = _agree(dissector, loaded, frame)
             assert result.retval == BPF_OK and result.keys.thoff == result.keys.nhoff == 14
 
 
-@needs_kernel
+@pytest.mark.parametrize("engine", COMPILED)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_object_file_round_trip_through_pyfd_load(tmp_path: Path, backend: str) -> None:
+def test_object_file_round_trip_through_pyfd_load(tmp_path: Path, backend: str, engine: str) -> None:
     dissector = _sample("ipv4_tcp")
     path = dissector.compile(backend=backend).write(tmp_path / "ipv4_tcp.o")
-    with pyfd.load(path) as loaded:
+    with load(path, engine) as loaded:
         assert loaded.name == "ipv4_tcp"
         for frame in FRAMES.values():
             _agree(dissector, {backend: loaded}, frame)

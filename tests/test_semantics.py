@@ -1,29 +1,34 @@
-"""The same dissector, run by the kernel and by CPython, gives the same result.
+"""The same dissector, run by the kernel, by pyfd's interpreter and by CPython, gives the same result.
 
 The dissectors in `dissectors/semantics.py` compute with every operator,
 width and cast of the language and leave their results in the flow keys (a
 dissector's only output) and in the return code. Hypothesis generates frames
 (random bytes, and words built from edge values such as 0x80000000 and
 2**63) and input flags; for each one the kernel's return value and 56 bytes of
-keys must equal CPython's, on every backend (native and llvm). Each program
-is compiled and loaded once per module, at -O0 and at -O2, by each backend.
+keys must equal CPython's, on every backend (native and llvm), and so must
+the interpreter's (tests/engines.py: the kernel legs skip without
+privileges, the interpreter's run everywhere). Each program is compiled and
+loaded once per module, at -O0 and at -O2, by each backend.
 Tests with a fixed frame pin the exact values of cases that once disagreed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from dissectors import semantics
+from engines import COMPILED
+from engines import load_on_every_backend as _load_on
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kernel import needs_kernel, requires_kernel, skip_unless_kernel  # noqa: F401  (pytest fixture)
-from pyfd.compiler.driver import BACKENDS
+from kernel import requires_kernel  # noqa: F401  (pytest fixture)
 from pyfd.runtime import LoadedProgram
+from pyfd.vm import VmProgram
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
@@ -76,24 +81,25 @@ FRAMES = st.builds(make_frame, st.integers(0, 0xFFFF), PAYLOADS)
 FLAGS = st.integers(0, 7)
 
 
-def assert_agree(dissector: Dissector, program: LoadedProgram, frame: bytes, flags: int) -> None:
-    """The kernel and CPython return the same code and leave the same 56 bytes of keys."""
+def assert_agree(dissector: Dissector, program: LoadedProgram | VmProgram, frame: bytes, flags: int) -> None:
+    """The compiled program (kernel or interpreter) and CPython return the same code and leave the same 56 bytes of keys."""
     kernel = program.run(frame, flags=flags)
     python = dissector.run_python(frame, flags=flags)
+    where = "vm" if isinstance(program, VmProgram) else "kernel"
     assert (kernel.retval, kernel.keys.raw) == (python.retval, python.keys.raw), (
         f"{dissector.name} disagrees on frame {frame.hex()} flags={flags}: "
-        f"retval kernel={kernel.retval} python={python.retval}; keys kernel != python: {kernel.keys.diff(python.keys)}"
+        f"retval {where}={kernel.retval} python={python.retval}; keys {where} != python: {kernel.keys.diff(python.keys)}"
     )
 
 
-Programs = dict[str, LoadedProgram]  # backend -> the program it compiled, loaded
+Programs = dict[str, LoadedProgram]  # backend -> the program it compiled, loaded (in the kernel or the interpreter)
 
 
 @contextlib.contextmanager
-def load_on_every_backend(dissector: Dissector, level: int) -> Iterator[Programs]:
-    """The dissector compiled at `level` by every backend, each loaded."""
-    with contextlib.ExitStack() as stack:
-        yield {b: stack.enter_context(dissector.compile(backend=b, opt_level=level).load()) for b in BACKENDS}
+def load_on_every_backend(dissector: Dissector, level: int, engine: str = "kernel") -> Iterator[Programs]:
+    """The dissector compiled at `level` by every backend, each loaded on `engine` (kernel or vm)."""
+    with _load_on(dissector, engine, opt_level=level) as programs:
+        yield programs
 
 
 def assert_all_agree(dissector: Dissector, programs: Programs, frame: bytes, flags: int, *, label: str = "") -> None:
@@ -101,29 +107,27 @@ def assert_all_agree(dissector: Dissector, programs: Programs, frame: bytes, fla
     python = dissector.run_python(frame, flags=flags)
     for backend, program in programs.items():
         kernel = program.run(frame, flags=flags)
+        where = "vm" if isinstance(program, VmProgram) else "kernel"
         assert (kernel.retval, kernel.keys.raw) == (python.retval, python.keys.raw), (
-            f"{dissector.name} ({backend}{label}) disagrees on frame {frame.hex()} flags={flags}: "
-            f"retval kernel={kernel.retval} python={python.retval}; keys kernel != python: {kernel.keys.diff(python.keys)}"
+            f"{dissector.name} ({where}, {backend}{label}) disagrees on frame {frame.hex()} flags={flags}: "
+            f"retval {where}={kernel.retval} python={python.retval}; keys {where} != python: {kernel.keys.diff(python.keys)}"
         )
 
 
 @pytest.fixture(
     scope="module",
-    params=[(d, level) for d in semantics.ALL for level in (0, 2)],
-    ids=lambda p: f"{p[0].name}-O{p[1]}",
+    params=[pytest.param((d, level, *e.values), id=f"{d.name}-O{level}-{e.id}", marks=e.marks) for d in semantics.ALL for level in (0, 2) for e in COMPILED],
 )
 def loaded(request: pytest.FixtureRequest) -> Iterator[tuple[Dissector, Programs]]:
-    """Each dissector compiled at one level by every backend and loaded once for the module."""
-    skip_unless_kernel()
-    dissector, level = request.param
-    with load_on_every_backend(dissector, level) as programs:
+    """Each dissector compiled at one level by every backend and loaded once for the module, in the kernel or the interpreter."""
+    dissector, level, engine = request.param
+    with load_on_every_backend(dissector, level, engine) as programs:
         yield dissector, programs
 
 
-@needs_kernel
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frame=FRAMES, flags=FLAGS)
-def test_kernel_agrees_with_python(loaded: tuple[Dissector, Programs], frame: bytes, flags: int) -> None:
+def test_compiled_agrees_with_python(loaded: tuple[Dissector, Programs], frame: bytes, flags: int) -> None:
     dissector, programs = loaded
     assert_all_agree(dissector, programs, frame, flags)
 
@@ -150,12 +154,12 @@ FIXED: dict[str, tuple[Dissector, bytes]] = {
 }
 
 
-@needs_kernel
+@pytest.mark.parametrize("engine", COMPILED)
 @pytest.mark.parametrize("level", [0, 2])
 @pytest.mark.parametrize("case", sorted(FIXED))
-def test_fixed_frames_agree(case: str, level: int) -> None:
+def test_fixed_frames_agree(case: str, level: int, engine: str) -> None:
     dissector, frame = FIXED[case]
-    with load_on_every_backend(dissector, level) as programs:
+    with load_on_every_backend(dissector, level, engine) as programs:
         assert_all_agree(dissector, programs, frame, 0)
 
 
@@ -484,8 +488,9 @@ def generated_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("generated")
 
 
+@functools.cache
 def generated_dissector(directory: Path, seed: int) -> Dissector:
-    """The random program of `seed`, written to a file and imported."""
+    """The random program of `seed`, written to a file and imported (once: every leg compiles the same one)."""
     from pyfd.cli import find_dissectors
 
     name = f"random_{seed}"
@@ -503,13 +508,13 @@ def test_random_program_runs_in_python(generated_dir: Path, seed: int) -> None:
         assert dissector.run_python(frame, flags=flags).retval in (0, 2, 129)
 
 
-@needs_kernel
+@pytest.mark.parametrize("engine", COMPILED)
 @pytest.mark.parametrize("seed", range(RANDOM_PROGRAMS))
-def test_random_program_agrees(generated_dir: Path, seed: int) -> None:
+def test_random_program_agrees(generated_dir: Path, seed: int, engine: str) -> None:
     dissector = generated_dissector(generated_dir, seed)
     source = (generated_dir / f"random_{seed}.py").read_text()
     for level in (0, 2):
-        with load_on_every_backend(dissector, level) as programs:
+        with load_on_every_backend(dissector, level, engine) as programs:
             for frame, flags in _random_frames(seed):
                 try:
                     assert_all_agree(dissector, programs, frame, flags, label=f" -O{level}")
