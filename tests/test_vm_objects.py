@@ -165,7 +165,7 @@ def test_reference_object_in_the_interpreter(bpf_flow_o: Path) -> None:
         if result.retval != case.retval or problems:
             wrong.append(f"{case.name}: retval {result.retval} (want {case.retval}) {problems}")
     assert not wrong, "\n".join(wrong)
-    assert len(REFERENCE_AGREES) == 108
+    assert len(REFERENCE_AGREES) == 56  # the cases where full.py (following the kernel) and bpf_flow.c agree
     key = struct.unpack("<I", struct.pack("<HH", 0x5000, 0xE803))[0]  # export_flow_keys: be16 80, 1000
     vm.run(tcp(80))
     assert pyfd.FlowKeys.from_bytes(vm.maps["last_dissection"][key]).ip_proto == 6
