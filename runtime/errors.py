@@ -8,15 +8,14 @@ want to branch on them.
 from __future__ import annotations
 
 import errno as _errno
-import linecache
 import os
 import re
 import textwrap
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ..abi import MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
+from ..objfile.location import SourceLocation as SourceLocation  # re-exported: the runtime's name for it
 
 # A hook that maps a BPF instruction index (an 8-byte slot) to where it came
 # from: a string such as "dissector.py:12:8", a SourceLocation, or any object
@@ -24,52 +23,6 @@ from ..abi import MAX_PACKET_OFF, SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS
 # Span; None when the index has no known source. The compiler owns source
 # maps; the runtime only calls this.
 SourceLocator = Callable[[int], object | None]
-
-
-@dataclass(frozen=True)
-class SourceLocation:
-    """A place in the user's source: file, 1-based line, 0-based columns, the line's text."""
-
-    file: str
-    line: int
-    col: int = 0
-    end_col: int | None = None  # exclusive; None = one character
-    text: str | None = None  # the source line; read from `file` when None
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col + 1}"
-
-    @classmethod
-    def of(cls, value: object) -> SourceLocation | None:
-        """Read a location from a SourceLocation or a span-like object (file, line, col, ...)."""
-        if value is None or isinstance(value, SourceLocation):
-            return value
-        file, line, col = (getattr(value, name, None) for name in ("file", "line", "col"))
-        if not isinstance(file, str) or not isinstance(line, int) or not isinstance(col, int):
-            return None
-        end_line, end_col = getattr(value, "end_line", None), getattr(value, "end_col", None)
-        end = end_col if end_line == line and isinstance(end_col, int) else None
-        source_line = getattr(value, "source_line", None)
-        text = source_line() if callable(source_line) else None
-        return cls(file, line, col, end, text if isinstance(text, str) else None)
-
-    def source_line(self) -> str:
-        """The text of the line (empty when neither given nor readable)."""
-        if self.text is not None:
-            return self.text.rstrip("\n")
-        return linecache.getline(self.file, self.line).rstrip("\n")
-
-    def caret(self) -> str:
-        """The source line, indented, with a caret under the columns; empty without text."""
-        text = self.source_line()
-        if not text.strip():
-            return ""
-        col = min(max(self.col, 0), len(text))
-        end = self.end_col if self.end_col is not None and self.end_col > col else col + 1
-        end = min(end, max(len(text), col + 1))
-        # Tabs (C sources) widen what precedes the caret as they widen the line.
-        pad, width = len(text[:col].expandtabs()), len(text[:end].expandtabs()) - len(text[:col].expandtabs())
-        return f"    {text.expandtabs()}\n    {' ' * pad}{'^' * max(width, 1)}"
 
 
 def slot_source_map(locations: Sequence[object | None]) -> SourceLocator:

@@ -207,8 +207,7 @@ def program_debug_info(
         return None
     slots: list[SourceLocation | None] = [None] * (len(prog.code) // 8)
     for line in lines:
-        col = max(line.col - 1, 0)  # BTF columns are 1-based
-        slots[(line.insn_off - start) // 8] = SourceLocation(line.file_name, line.line, col, None, line.line_text)
+        slots[(line.insn_off - start) // 8] = SourceLocation.of_line_info(line)
     return fixed, btf_format.kernel_func_info(funcs, start), btf_format.kernel_line_info(lines, start), slot_source_map(slots)
 
 

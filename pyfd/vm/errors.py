@@ -2,54 +2,11 @@
 
 from __future__ import annotations
 
-import linecache
-from dataclasses import dataclass
+from ..objfile.location import SourceLocation
 
 
-@dataclass(frozen=True)
-class VmLocation:
-    """Where an instruction came from: file, 1-based line, 0-based columns, the line's text."""
-
-    file: str
-    line: int
-    col: int = 0
-    end_col: int | None = None  # exclusive; None = one character
-    text: str | None = None  # the source line; read from `file` when None
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col + 1}"
-
-    @classmethod
-    def of(cls, value: object) -> VmLocation | None:
-        """A location from a span-like object (the compiler's Span: file, line, col, end_line, end_col)."""
-        if value is None or isinstance(value, VmLocation):
-            return value
-        file, line, col = (getattr(value, name, None) for name in ("file", "line", "col"))
-        if not isinstance(file, str) or not isinstance(line, int) or not isinstance(col, int):
-            return None
-        end_line, end_col = getattr(value, "end_line", None), getattr(value, "end_col", None)
-        end = end_col if end_line == line and isinstance(end_col, int) else None
-        source_line = getattr(value, "source_line", None)
-        text = source_line() if callable(source_line) else None
-        return cls(file, line, col, end, text if isinstance(text, str) else None)
-
-    def source_line(self) -> str:
-        """The text of the line (empty when neither given nor readable)."""
-        if self.text is not None:
-            return self.text.rstrip("\n")
-        return linecache.getline(self.file, self.line).rstrip("\n")
-
-    def caret(self) -> str:
-        """The source line, indented, with carets under the columns; empty without text."""
-        text = self.source_line()
-        if not text.strip():
-            return ""
-        col = min(max(self.col, 0), len(text))
-        end = self.end_col if self.end_col is not None and self.end_col > col else col + 1
-        end = min(end, max(len(text), col + 1))
-        pad = len(text[:col].expandtabs())
-        width = len(text[:end].expandtabs()) - pad
-        return f"    {text.expandtabs()}\n    {' ' * pad}{'^' * max(width, 1)}"
+# The interpreter's name for the place an instruction came from (the runtime calls it SourceLocation).
+VmLocation = SourceLocation
 
 
 class VmError(Exception):

@@ -280,7 +280,7 @@ def _btf_locations(obj: ObjectFile, section: str, slots: int) -> list[VmLocation
     for line in info.line_info:
         slot = line.insn_off // INSN_SIZE
         if 0 <= slot < slots and line.line:
-            out[slot] = VmLocation(line.file_name, line.line, max(line.col - 1, 0), None, line.line_text or None)
+            out[slot] = VmLocation.of_line_info(line)
     return out
 
 
