@@ -1058,53 +1058,31 @@ def link_ids() -> Iterator[int]:
         current = link_get_next_id(current)
 
 
+def _get_fd_by_id(cmd: Cmd, name: str, object_id: int, what: str, gone: str, needs: tuple[Capability, ...] = FLOW_DISSECTOR_CAPABILITIES) -> int:
+    """Open a kernel object by id (one of the BPF_*_GET_FD_BY_ID commands); return a new fd."""
+    attr = GetIdAttr()
+    attr.start_id = _check_u32(name, object_id)
+    return _run(cmd, attr, f"opening {what} id {object_id}", {errno.ENOENT: f"no {what} has that id ({gone})"}, needs=needs)
+
+
 def prog_get_fd_by_id(prog_id: int) -> int:
     """Open a loaded program by id (BPF_PROG_GET_FD_BY_ID); return a new fd."""
-    attr = GetIdAttr()
-    attr.start_id = _check_u32("prog_id", prog_id)
-    return _run(
-        Cmd.BPF_PROG_GET_FD_BY_ID,
-        attr,
-        f"opening program id {prog_id}",
-        {errno.ENOENT: "no program has that id (it may have been unloaded)"},
-    )
+    return _get_fd_by_id(Cmd.BPF_PROG_GET_FD_BY_ID, "prog_id", prog_id, "program", "it may have been unloaded")
 
 
 def map_get_fd_by_id(map_id: int) -> int:
     """Open a map by id (BPF_MAP_GET_FD_BY_ID); return a new fd."""
-    attr = GetIdAttr()
-    attr.start_id = _check_u32("map_id", map_id)
-    return _run(
-        Cmd.BPF_MAP_GET_FD_BY_ID,
-        attr,
-        f"opening map id {map_id}",
-        {errno.ENOENT: "no map has that id (it may have been freed)"},
-    )
+    return _get_fd_by_id(Cmd.BPF_MAP_GET_FD_BY_ID, "map_id", map_id, "map", "it may have been freed")
 
 
 def btf_get_fd_by_id(btf_id: int) -> int:
     """Open loaded BTF by id (BPF_BTF_GET_FD_BY_ID); return a new fd."""
-    attr = GetIdAttr()
-    attr.start_id = _check_u32("btf_id", btf_id)
-    return _run(
-        Cmd.BPF_BTF_GET_FD_BY_ID,
-        attr,
-        f"opening BTF id {btf_id}",
-        {errno.ENOENT: "no BTF has that id (it may have been freed)"},
-        needs=(Capability.CAP_SYS_ADMIN,),
-    )
+    return _get_fd_by_id(Cmd.BPF_BTF_GET_FD_BY_ID, "btf_id", btf_id, "BTF", "it may have been freed", (Capability.CAP_SYS_ADMIN,))
 
 
 def link_get_fd_by_id(link_id: int) -> int:
     """Open a link by id (BPF_LINK_GET_FD_BY_ID); return a new fd."""
-    attr = GetIdAttr()
-    attr.start_id = _check_u32("link_id", link_id)
-    return _run(
-        Cmd.BPF_LINK_GET_FD_BY_ID,
-        attr,
-        f"opening link id {link_id}",
-        {errno.ENOENT: "no link has that id (it may have been released)"},
-    )
+    return _get_fd_by_id(Cmd.BPF_LINK_GET_FD_BY_ID, "link_id", link_id, "link", "it may have been released")
 
 
 # --- BPF_OBJ_GET_INFO_BY_FD -----------------------------------------------------
