@@ -259,83 +259,51 @@ def _alu(insn: Insn) -> str:
         if wide or insn.opcode & SOURCE_MASK:
             return f"{d} = {_bswap(f'{d} & {mask}', insn.imm)}" if insn.imm != 64 else f"{d} = bswap64({d})"
         return f"{d} = {d} & {mask}" if insn.imm != 64 else f"{d} = {d}"
-    if wide:
-        s = _src64(insn)
-        m = _lit(M64)
-        signed = insn.off == 1
-        match op:
-            case AluOp.ADD:
-                return f"{d} = ({d} + {s}) & {m}"
-            case AluOp.SUB:
-                return f"{d} = ({d} - {s}) & {m}"
-            case AluOp.MUL:
-                return f"{d} = ({d} * {s}) & {m}"
-            case AluOp.DIV if signed:
-                return f"{d} = sdiv64({d}, {s})"
-            case AluOp.DIV if insn.off == 0:
-                return f"{d} = {d} // {s} if {s} else 0" if insn.opcode & SOURCE_MASK else (f"{d} = {d} // {s}" if insn.imm & M64 else f"{d} = 0")
-            case AluOp.MOD if signed:
-                return f"{d} = smod64({d}, {s})"
-            case AluOp.MOD if insn.off == 0:
-                return f"{d} = {d} % {s} if {s} else {d}" if insn.opcode & SOURCE_MASK else (f"{d} = {d} % {s}" if insn.imm & M64 else f"{d} = {d}")
-            case AluOp.OR:
-                return f"{d} = {d} | {s}"
-            case AluOp.AND:
-                return f"{d} = {d} & {s}"
-            case AluOp.XOR:
-                return f"{d} = {d} ^ {s}"
-            case AluOp.LSH:
-                return f"{d} = ({d} << ({s} & 63)) & {m}"
-            case AluOp.RSH:
-                return f"{d} = {d} >> ({s} & 63)"
-            case AluOp.ARSH:
-                return f"{d} = ((({d} ^ {_lit(S64)}) - {_lit(S64)}) >> ({s} & 63)) & {m}"
-            case AluOp.NEG:
-                return f"{d} = -{d} & {m}"
-            case AluOp.MOV if insn.off == 0:
-                return f"{d} = {s}"
-            case AluOp.MOV if insn.off in (8, 16, 32) and insn.opcode & SOURCE_MASK:
-                sign, low = 1 << (insn.off - 1), (1 << insn.off) - 1
-                return f"{d} = ((({s} & {_lit(low)}) ^ {_lit(sign)}) - {_lit(sign)}) & {m}"
-    else:
-        s = _src32(insn)
-        m = _lit(M32)
-        dd = f"({d} & {m})"
-        signed = insn.off == 1
-        match op:
-            case AluOp.ADD:
-                return f"{d} = ({d} + {s}) & {m}"
-            case AluOp.SUB:
-                return f"{d} = ({d} - {s}) & {m}"
-            case AluOp.MUL:
-                return f"{d} = ({dd} * {s}) & {m}"
-            case AluOp.DIV if signed:
-                return f"{d} = sdiv32({d}, {s})"
-            case AluOp.DIV if insn.off == 0:
-                return f"{d} = {dd} // {s} if {s} else 0" if insn.opcode & SOURCE_MASK else (f"{d} = {dd} // {s}" if insn.imm & M32 else f"{d} = 0")
-            case AluOp.MOD if signed:
-                return f"{d} = smod32({d}, {s})"
-            case AluOp.MOD if insn.off == 0:
-                return f"{d} = {dd} % {s} if {s} else {dd}" if insn.opcode & SOURCE_MASK else (f"{d} = {dd} % {s}" if insn.imm & M32 else f"{d} = {dd}")
-            case AluOp.OR:
-                return f"{d} = ({d} | {s}) & {m}"
-            case AluOp.AND:
-                return f"{d} = {d} & {s}"
-            case AluOp.XOR:
-                return f"{d} = ({d} ^ {s}) & {m}"
-            case AluOp.LSH:
-                return f"{d} = ({d} << ({s} & 31)) & {m}"
-            case AluOp.RSH:
-                return f"{d} = {dd} >> ({s} & 31)"
-            case AluOp.ARSH:
-                return f"{d} = ((({dd} ^ {_lit(S32)}) - {_lit(S32)}) >> ({s} & 31)) & {m}"
-            case AluOp.NEG:
-                return f"{d} = -{d} & {m}"
-            case AluOp.MOV if insn.off == 0:
-                return f"{d} = {s}"
-            case AluOp.MOV if insn.off in (8, 16) and insn.opcode & SOURCE_MASK:
-                sign, low = 1 << (insn.off - 1), (1 << insn.off) - 1
-                return f"{d} = ((({s} & {_lit(low)}) ^ {_lit(sign)}) - {_lit(sign)}) & {m}"
+    # One table for both widths: ALU64 works on the whole register, ALU on
+    # its low 32 bits (`dd`) and zero-extends what it writes (`& m`; a bitwise
+    # result of two 64-bit values needs no mask, `z`).
+    s = _src64(insn) if wide else _src32(insn)
+    m = _lit(M64 if wide else M32)
+    dd = d if wide else f"({d} & {m})"
+    z = "" if wide else f" & {m}"
+    shift = 63 if wide else 31
+    top = _lit(S64 if wide else S32)
+    sdiv, smod = ("sdiv64", "smod64") if wide else ("sdiv32", "smod32")
+    signed = insn.off == 1
+    match op:
+        case AluOp.ADD:
+            return f"{d} = ({d} + {s}) & {m}"
+        case AluOp.SUB:
+            return f"{d} = ({d} - {s}) & {m}"
+        case AluOp.MUL:
+            return f"{d} = ({dd} * {s}) & {m}"
+        case AluOp.DIV if signed:
+            return f"{d} = {sdiv}({d}, {s})"
+        case AluOp.DIV if insn.off == 0:
+            return f"{d} = {dd} // {s} if {s} else 0" if insn.opcode & SOURCE_MASK else (f"{d} = {dd} // {s}" if insn.imm else f"{d} = 0")
+        case AluOp.MOD if signed:
+            return f"{d} = {smod}({d}, {s})"
+        case AluOp.MOD if insn.off == 0:
+            return f"{d} = {dd} % {s} if {s} else {dd}" if insn.opcode & SOURCE_MASK else (f"{d} = {dd} % {s}" if insn.imm else f"{d} = {dd}")
+        case AluOp.OR:
+            return f"{d} = ({d} | {s}){z}"
+        case AluOp.AND:
+            return f"{d} = {d} & {s}"
+        case AluOp.XOR:
+            return f"{d} = ({d} ^ {s}){z}"
+        case AluOp.LSH:
+            return f"{d} = ({d} << ({s} & {shift})) & {m}"
+        case AluOp.RSH:
+            return f"{d} = {dd} >> ({s} & {shift})"
+        case AluOp.ARSH:
+            return f"{d} = ((({dd} ^ {top}) - {top}) >> ({s} & {shift})) & {m}"
+        case AluOp.NEG:
+            return f"{d} = -{d} & {m}"
+        case AluOp.MOV if insn.off == 0:
+            return f"{d} = {s}"
+        case AluOp.MOV if insn.off in ((8, 16, 32) if wide else (8, 16)) and insn.opcode & SOURCE_MASK:
+            sign, low = 1 << (insn.off - 1), (1 << insn.off) - 1
+            return f"{d} = ((({s} & {_lit(low)}) ^ {_lit(sign)}) - {_lit(sign)}) & {m}"
     raise TranslateError(insn.slot, f"no such {'ALU64' if wide else 'ALU'} instruction (opcode {insn.opcode:#04x}, off {insn.off})")
 
 
