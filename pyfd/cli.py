@@ -168,6 +168,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
     source = Path(args.file)
     if args.verbose and not args.verify:
         raise UserError("-v/--verbose prints the verifier log: use it with --verify", EXIT_USAGE)
+    config = _settings(args)
+    if config and not args.verify:
+        raise UserError(
+            "--set sets a load-time constant for the --verify load; the object keeps each Config's default "
+            "(set it when loading: pyfd attach --set, pyfd run --set, or a libbpf loader's .rodata)",
+            EXIT_USAGE,
+        )
     from .compiler.backends import BACKENDS
 
     backend = BACKENDS[args.backend]
@@ -200,12 +207,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
             raise UserError(f"{out}: cannot write: {exc.strerror}") from None
         print(f"{out}: {program.name}, {program.insn_count} instructions ({program.backend})", file=sys.stderr)
     if args.verify:
-        loaded = _load(program, verbose=args.verbose)  # a refusal prints the log of the failing path with -v
+        loaded = _load(program, verbose=args.verbose, config=config)  # a refusal prints the log of the failing path with -v
         if args.verbose:
             # Accepted: load again for the whole walk, each instruction with its
             # state and Python line (log level 2, which only a load that logs gives).
             loaded.close()
-            loaded = _load(program, verbose=True, log_level=2)
+            loaded = _load(program, verbose=True, log_level=2, config=config)
             sys.stderr.write(loaded.log if loaded.log.endswith("\n") else loaded.log + "\n")
         with loaded:
             print(f"{program.name}: accepted by the kernel verifier ({loaded.verified_insns} instructions processed)", file=sys.stderr)
@@ -1085,6 +1092,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="also load the program into the kernel verifier: report the instructions it processed, or the Python line it refused and why",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="with --verify: print the verifier's full log, with the Python line of each instruction")
+    p.add_argument(
+        "--set",
+        action="append",
+        type=parse_setting,
+        metavar="NAME=VALUE",
+        help="with --verify: set a load-time constant (a Config of the dissector) for the verifier's load (repeatable); "
+        "the object keeps the defaults",
+    )
     p.set_defaults(handler=cmd_compile)
 
     p = sub.add_parser(

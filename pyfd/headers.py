@@ -1,6 +1,6 @@
 """Packet header layouts, declared as annotated classes in network byte order.
 
-    class VXLAN(Header):
+    class MyVXLAN(Header):  # pyfd.headers.VXLAN names the I flag too
         flags: u8
         reserved: Bits[24]
         vni: Bits[24]

@@ -207,3 +207,33 @@ def test_verify_verbose_refusal_prints_the_log_first(sample: Path, capsys: pytes
     assert "\n        keys.ip_proto = ip.protocol\n        ^^^^^^^^^^^^^^^^^^^^^^^^^^^\n" in body
     assert "\n  why: a flow dissector may read only three fields of its context" in body
     assert "(verifier log: 5 lines, printed above)" in body
+
+
+# -- compile --verify --set --------------------------------------------------------------------
+
+
+@needs_kernel
+def test_verify_loads_with_the_constants_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The verifier sees a frozen .rodata: a --set value changes the walk (HAND_OVER prunes other branches)."""
+    processed = {}
+    for value in ("0", "1"):
+        status, _, err = run(capsys, "compile", SAMPLES / "counting.py", "-o", tmp_path / "c.o", "--verify", "--set", f"HAND_OVER={value}")
+        assert status == EXIT_OK, err
+        found = re.search(r"^counting: accepted by the kernel verifier \((\d+) instructions processed\)$", err, re.MULTILINE)
+        assert found, err
+        processed[value] = int(found.group(1))
+    assert processed["0"] != processed["1"]
+
+
+@needs_kernel
+def test_verify_set_unknown_constant(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run(capsys, "compile", SAMPLES / "counting.py", "-o", tmp_path / "c.o", "--verify", "--set", "NOPE=1")
+    assert status == EXIT_USAGE
+    assert err.endswith("pyfd: error: --set: dissector 'counting' has no load-time constant 'NOPE'; its constants: HAND_OVER (u8)\n"), err
+
+
+def test_set_needs_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "compile", SAMPLES / "counting.py", "-o", tmp_path / "c.o", "--set", "HAND_OVER=1")
+    assert status == EXIT_USAGE and out == ""
+    assert err.startswith("pyfd: error: --set sets a load-time constant for the --verify load"), err
+    assert not (tmp_path / "c.o").exists()
