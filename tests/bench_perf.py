@@ -32,7 +32,11 @@ folder build.sh wrote). Which of its builds is compared, and why:
    every program, the programs' order rotated from round to round), so the
    machine's noise hits all of them alike. Per round, a program's ns above
    the floor is its time minus the empty program's on the same frame in the
-   same round; the table gives the medians. Needs root.
+   same round; the table gives the medians. The kernel reports whole ns per
+   run (the total divided by the repeat count, truncated), so a plain median
+   moves in steps of 1 ns on values of 5-20 ns: the medians are interpolated
+   within those steps (statistics.median_grouped), which the rounds' own
+   spread of a few ns makes meaningful. Needs root.
 3. Compile time as whole processes, what a user waits for: `pyfd compile
    samples/full.py -o X.o` (native), the same with `--backend llvm`, and
    `clang-19 -O2 -g -target bpf -mcpu=v3 -c bpf_flow.c` with the include
@@ -251,7 +255,7 @@ def instructions(source: object, kinds: Sequence[str] = tuple(KINDS)) -> dict[st
     """Instructions pyfd.vm executes per frame kind for a program (a CompiledProgram or an object file's path)."""
     import pyfd.vm
 
-    vm = pyfd.vm.load(source)  # type: ignore[arg-type]
+    vm = pyfd.vm.load(source)
     problems = wrong_results(str(source), vm)
     if problems:
         raise SystemExit("the interpreter's results are not the table's:\n  " + "\n  ".join(problems))
@@ -330,13 +334,13 @@ class KernelTable:
     repeat: int
 
     def median(self, label: str, kind: str) -> float:
-        """Median ns per run of a program on a kind."""
-        return statistics.median(self.ns[label][kind])
+        """Median ns per run of a program on a kind (the kernel truncates to whole ns: + 0.5)."""
+        return statistics.median_grouped(self.ns[label][kind]) + 0.5
 
     def above(self, label: str, kind: str) -> float:
-        """Median over rounds of a program's ns above the floor of the same round."""
+        """Median over rounds of a program's ns above the floor of the same round, interpolated within whole ns."""
         pairs = zip(self.ns[label][kind], self.ns[self.floor][kind], strict=True)
-        return statistics.median(p - f for p, f in pairs)
+        return statistics.median_grouped([p - f for p, f in pairs])
 
 
 def round_robin(programs: dict[str, Callable[[bytes, int], int]], rounds: int) -> dict[str, dict[str, list[int]]]:
@@ -385,14 +389,14 @@ def measure_kernel(full: Dissector, reference: Path | None, rounds: int, repeat:
 def print_kernel(table: KernelTable) -> list[Target]:
     """Print the kernel table; return its targets."""
     print(f"\n2. Kernel ns per frame (BPF_PROG_TEST_RUN, repeat {table.repeat:,}; {table.rounds} rounds round robin; medians)")
-    print("   floor: the empty program's ns per run; the others: ns above the floor of the same round")
+    print("   floor: the empty program's ns per run; the others: ns above the floor of the same round (medians within whole ns interpolated)")
     ref = table.reference
     above = [label for label in table.ns if label != table.floor]
     ratio_cols = list(BACKENDS) if ref is not None else []
     print(f"  {'frame':<10}{'floor':>7}" + "".join(f"{c:>20}" for c in above) + "".join(f"{b + '/ref':>12}" for b in ratio_cols))
     ratios: dict[str, list[float]] = {b: [] for b in ratio_cols}
     for kind in KINDS:
-        row = f"  {kind:<10}{table.median(table.floor, kind):>7.0f}" + "".join(f"{table.above(c, kind):>20.1f}" for c in above)
+        row = f"  {kind:<10}{table.median(table.floor, kind):>7.1f}" + "".join(f"{table.above(c, kind):>20.1f}" for c in above)
         for b in ratio_cols:
             assert ref is not None
             base = table.above(ref, kind)
@@ -401,7 +405,7 @@ def print_kernel(table: KernelTable) -> list[Target]:
             row += f"{r:>12.2f}"
         print(row)
     floors = [table.median(table.floor, k) for k in KINDS]
-    row = f"  {'geomean':<10}{geomean(floors):>7.0f}" + "".join(f"{geomean([table.above(c, k) for k in KINDS]):>20.1f}" for c in above)
+    row = f"  {'geomean':<10}{geomean(floors):>7.1f}" + "".join(f"{geomean([table.above(c, k) for k in KINDS]):>20.1f}" for c in above)
     row += "".join(f"{geomean(ratios[b]):>12.2f}" for b in ratio_cols)
     print(row)
     if ref is None:
