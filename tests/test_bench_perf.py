@@ -71,7 +71,8 @@ def test_instruction_counts_are_the_interpreters(reference: Path, capsys: pytest
     assert all(hooked[k] >= table.counts["bpf_flow_nohook.o"][k] for k in bench_perf.KINDS)
 
     # Per category, counted through padding: a goto +0 before every instruction executes exactly as many more.
-    for label, source in [("native", full.compile().code), ("bpf_flow_nohook.o", reference / "bpf_flow_nohook.o")]:
+    padding: list[tuple[str, bytes | Path]] = [("native", full.compile().code), ("bpf_flow_nohook.o", reference / "bpf_flow_nohook.o")]
+    for label, source in padding:
         everything = bench_perf.padded(source, lambda insn: True)[0] if isinstance(source, bytes) else bench_perf.padded_object(source, lambda insn: True)
         assert bench_perf.instructions(everything) == {k: 2 * n for k, n in table.counts[label].items()}
         for kind in bench_perf.KINDS:
