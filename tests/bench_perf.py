@@ -342,7 +342,8 @@ def print_instructions(table: InsnsTable) -> list[Target]:
     spills = max(table.categories["native"][k]["stack"] for k in SPILL_FREE)
     targets = [Target("insns", f"native: no r10-relative loads or stores executed on {', '.join(SPILL_FREE)}", spills, 0, unit="")]
     if ref is None:
-        return [Target("insns", f"native <= {TARGET_INSNS}x the reference's instructions on every kind", None, TARGET_INSNS, "no reference"), *targets]
+        missing = Target("insns", f"native <= {TARGET_INSNS}x the reference's instructions on every kind", None, TARGET_INSNS, "no reference (skipped, below)")
+        return [missing, *targets]
     worst = max(ratios["native"])
     worst_kind = list(KINDS)[ratios["native"].index(worst)]
     return [Target("insns", f"native <= {TARGET_INSNS}x {ref}'s instructions on every kind (worst: {worst_kind})", worst, TARGET_INSNS), *targets]
@@ -491,7 +492,7 @@ def measure_kernel(full: Dissector, reference: Path | None, rounds: int, repeat:
 
     reason = check_bpf_available()
     if reason is not None:
-        raise Skip(f"this process cannot load BPF programs ({reason}); run as root")
+        raise Skip(f"this process cannot load BPF programs (run as root): {reason}")
     with ExitStack() as stack:
         progress("kernel: loading")
         loaded = {"empty": stack.enter_context(load_program(empty_code(), name="empty"))}
@@ -535,7 +536,7 @@ def print_kernel(table: KernelTable) -> list[Target]:
     row += "".join(f"{geomean(ratios[b]):>12.2f}" for b in ratio_cols)
     print(row)
     if ref is None:
-        return [Target("kernel", f"{b}: ns above the floor <= {TARGET_KERNEL}x the reference's (geomean)", None, TARGET_KERNEL, "no reference")
+        return [Target("kernel", f"{b}: ns above the floor <= {TARGET_KERNEL}x the reference's (geomean)", None, TARGET_KERNEL, "no reference (skipped, below)")
                 for b in BACKENDS]
     return [Target("kernel", f"{b}: ns above the floor <= {TARGET_KERNEL}x {ref}'s (geomean)", geomean(ratios[b]), TARGET_KERNEL) for b in BACKENDS]
 
@@ -570,10 +571,13 @@ class Timed:
 
 
 def run_timed(command: Sequence[str]) -> Timed:
-    """Run a command to completion, output discarded; its wall and CPU time (SystemExit with its stderr if it fails)."""
+    """Run a command to completion, output discarded; its wall and CPU time (Skip if it cannot start, SystemExit with its stderr if it fails)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+    try:
+        done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+    except OSError as exc:
+        raise Skip(f"cannot run {command[0]}: {exc.strerror}") from None
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -753,14 +757,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             except Skip as why:
                 progress_done()
                 skipped.append(f"kernel ns: {why}")
-                targets += skipped_targets("kernel", str(why))
+                targets += skipped_targets("kernel", "not measured (skipped, below)")
     if "compile" in args.only:
         try:
             targets += print_compile(measure_compile(args.source, args.compile_runs), args.source)
         except Skip as why:
             progress_done()
             skipped.append(f"compile time: {why}")
-            targets += skipped_targets("compile", str(why))
+            targets += skipped_targets("compile", "not measured (skipped, below)")
     print_targets(targets)
     for line in skipped:
         print(f"skipped: {line}")
