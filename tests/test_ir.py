@@ -13,7 +13,8 @@ from pyfd.compiler.backends import BACKENDS
 from pyfd.compiler.diagnostics import CompileError, PacketAccessError
 from pyfd.compiler.ir.checker import IRCheckError, check_function
 from pyfd.compiler.ir.nodes import Copy, Function, Imm, Reg, StoreKeys
-from pyfd.compiler.ir.text import parse_function, parse_functions, print_function
+from pyfd.compiler.ir.parser import parse_function, parse_functions
+from pyfd.compiler.ir.text import print_function
 from pyfd.compiler.passes.base import PassContractError
 from pyfd.compiler.passes import (
     ConstantFold,

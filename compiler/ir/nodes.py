@@ -511,6 +511,11 @@ class Function:
     maps: tuple[MapDef, ...] = ()  # the maps it uses, in the object's order
     configs: tuple[ConfigDef, ...] = ()  # its load-time constants, by offset in .rodata
 
+    def copy(self) -> Function:
+        """A copy whose blocks can be edited without touching this function's (the frozen nodes are shared)."""
+        blocks = [Block(b.label, list(b.insns), b.term) for b in self.blocks]
+        return Function(self.name, self.file, blocks, self.span, self.maps, self.configs)
+
     def map_named(self, name: str) -> MapDef | None:
         """The declared map `name`, if there is one."""
         return next((m for m in self.maps if m.name == name), None)
