@@ -40,23 +40,9 @@ def dominators(fn: Function, preds: dict[str, list[str]] | None = None) -> dict[
     of headers that is the depth of the chain per join, quadratic in all.
     `preds` (Function.predecessors) may be given when the caller has it.
     """
-    blocks = fn.block_map()
     if preds is None:
         preds = fn.predecessors()
-    # Depth-first preorder: number[label], and each vertex's tree parent.
-    number: dict[str, int] = {}
-    vertex: list[str] = []
-    parent: list[int] = []
-    stack: list[tuple[str, int]] = [(fn.entry.label, -1)]
-    while stack:
-        label, up = stack.pop()
-        if label in number:
-            continue
-        number[label] = len(vertex)
-        vertex.append(label)
-        parent.append(up)
-        here = number[label]
-        stack.extend((succ, here) for succ in reversed(blocks[label].successors()) if succ not in number)
+    vertex, number, parent = _depth_first(fn)
     n = len(vertex)
     semi = list(range(n))
     best = list(range(n))  # the vertex of least semidominator on the compressed path (Lengauer-Tarjan's `label`)
@@ -98,6 +84,25 @@ def dominators(fn: Function, preds: dict[str, list[str]] | None = None) -> dict[
     found = {vertex[w]: vertex[idom[w]] for w in range(1, n)}
     order = reverse_postorder(fn)
     return {label: found.get(label) for label in order}
+
+
+def _depth_first(fn: Function) -> tuple[list[str], dict[str, int], list[int]]:
+    """The reachable blocks in a depth-first preorder, each one's number in it, and each one's parent in the search tree (-1: the entry)."""
+    blocks = fn.block_map()
+    number: dict[str, int] = {}
+    vertex: list[str] = []
+    parent: list[int] = []
+    stack: list[tuple[str, int]] = [(fn.entry.label, -1)]
+    while stack:
+        label, up = stack.pop()
+        if label in number:
+            continue
+        number[label] = len(vertex)
+        vertex.append(label)
+        parent.append(up)
+        here = number[label]
+        stack.extend((succ, here) for succ in reversed(blocks[label].successors()) if succ not in number)
+    return vertex, number, parent
 
 
 def dominator_chain(idom: dict[str, str | None], label: str) -> list[str]:
