@@ -91,11 +91,11 @@ def imports(rounds: int, cache: Path) -> None:
     cached = _child_env(cache)
     uncached = {**cached, "PYTHONDONTWRITEBYTECODE": "1"}
     uncached.pop("PYTHONPYCACHEPREFIX")
-    subprocess.run([sys.executable, "-c", code], env=cached, check=True, capture_output=True)  # fill the cache
+    subprocess.run([sys.executable, "-c", code], env=cached, cwd=cache.parent, check=True, capture_output=True)  # fill the cache
     for label, env in (("bytecode cached", cached), ("no bytecode cache", uncached)):
         took, heavy = [], ""
         for _ in range(rounds):
-            out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True).stdout.split()
+            out = subprocess.run([sys.executable, "-c", code], env=env, cwd=cache.parent, check=True, capture_output=True, text=True).stdout.split()
             took.append(float(out[0]))
             heavy = out[1] if len(out) > 1 else ""
         print(f"imports ({label}): {_median_ms(took)} ms   also loaded: {heavy or 'none of lark, pyelftools, llvmlite, the runtime'}")
@@ -202,9 +202,11 @@ def processes(rounds: int, cache: Path, out: Path, against: Path | None) -> None
     for suffix, env in trees:
         for backend in ("native", "llvm"):
             target = out / f"full-{backend}{suffix.strip(' []')}.o"
-            commands[f"pyfd {backend}{suffix}"] = ([*pyfd, "compile", "samples/full.py", "--backend", backend, "-o", str(target)], env)
+            commands[f"pyfd {backend}{suffix}"] = ([*pyfd, "compile", str(ROOT / "samples" / "full.py"), "--backend", backend, "-o", str(target)], env)
+    # From a folder of their own: `python -c` puts the working directory
+    # first on sys.path, and this tree's pyfd/ there would shadow --against's.
     for command, env in commands.values():  # untimed: fills the bytecode caches
-        subprocess.run(command, env=env, cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(command, env=env, cwd=out, check=True, capture_output=True)
     took: dict[str, list[float]] = {name: [] for name in commands}
     for i in range(rounds):
         order = list(commands.items())
@@ -212,12 +214,12 @@ def processes(rounds: int, cache: Path, out: Path, against: Path | None) -> None
             order.reverse()  # alternate, so a drift in the machine's load falls on all alike
         for name, (command, env) in order:
             t = time.perf_counter()
-            subprocess.run(command, env=env, cwd=ROOT, check=True, capture_output=True)
+            subprocess.run(command, env=env, cwd=out, check=True, capture_output=True)
             took[name].append(time.perf_counter() - t)
     clang_median = statistics.median(took["clang-19 bpf_flow.c"])
     print(f"whole process, median of {rounds} alternating rounds:")
     for name, samples in took.items():
-        print(f"  {name:<24} {_median_ms(samples)} ms   {statistics.median(samples) / clang_median:5.2f}x clang")
+        print(f"  {name:<32} {_median_ms(samples)} ms   {statistics.median(samples) / clang_median:5.2f}x clang")
 
 
 def _machine() -> str:
