@@ -11,6 +11,8 @@ Not a test (timings vary with the machine and its load). It prints:
   lowering, the IR checker, each pass (summed over the rounds of the fixed
   point), the windows, each backend; the cyclic GC paused as the driver
   pauses it, and the whole compile once more with it running;
+  (`PYTHONPATH=DIR python tests/bench_compile.py --skip-process`, DIR made
+  by `--overlay TREE DIR`, times another tree's phases the same way);
 - process: `pyfd compile samples/full.py -o X.o` for each backend against
   `clang-19 -O2 -g -target bpf -c bpf_flow.c` (../shared/reference), in
   alternating rounds, as medians and as ratios to clang. With --against TREE
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import gc
 import os
 import shutil
@@ -129,17 +132,20 @@ def _timed(table: dict[str, float], name: str, step: Callable[[], Any]) -> Any:
 def compile_phases(dissector: Any, backend: str) -> dict[str, float]:
     """Seconds per phase of one compile, the steps of compiler/driver.py's compile_lowered taken one by one."""
     from pyfd.compiler.backends import BACKENDS
-    from pyfd.compiler.collector import collector_paused
     from pyfd.compiler.frontend import lower_function
     from pyfd.compiler.ir.checker import check_function
     from pyfd.compiler.ir.windows import fit_windows
     from pyfd.compiler.passes import PassManager, pipeline
 
+    try:
+        from pyfd.compiler.collector import collector_paused
+    except ImportError:  # a tree from before issue 17 (PYTHONPATH=an overlay of it): no pause, a deep copy
+        collector_paused = contextlib.nullcontext  # type: ignore[assignment]
     table: dict[str, float] = {}
     chosen = BACKENDS[backend]
     with collector_paused():
         lowered = _timed(table, "lowering", lambda: lower_function(dissector.fn))
-        fn = _timed(table, "copy", lambda: lowered.function.copy())
+        fn = _timed(table, "copy", lambda: lowered.function.copy() if hasattr(lowered.function, "copy") else copy.deepcopy(lowered.function))
         _timed(table, "checker", lambda: check_function(fn))
         passes = [_Timed(p, table) for p in pipeline(2, thread_jumps=chosen.thread_jumps)]
         PassManager(passes, verify=False, check_changes=False).run(fn)
@@ -235,8 +241,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,10,100", help="program sizes for the phases, in copies of full.py's pass")
     parser.add_argument("--against", type=Path, help="another pyfd source tree to run `pyfd compile` of in the same rounds")
     parser.add_argument("--skip-phases", action="store_true")
+    parser.add_argument("--overlay", nargs=2, type=Path, metavar=("TREE", "DIR"), help="make DIR importable as TREE's pyfd, and stop")
     parser.add_argument("--skip-process", action="store_true")
     args = parser.parse_args()
+    if args.overlay:
+        _overlay(*args.overlay)
+        return
     with tempfile.TemporaryDirectory(prefix="bench-compile-") as tmp:
         folder = Path(tmp)
         cache = folder / "pycache"
