@@ -558,17 +558,23 @@ def successors(term: Terminator) -> tuple[str, ...]:
             assert_never(term)
 
 
+_NO_RESULT = (StoreKeys, *MAP_EFFECTS)
+
+
 def defined(insn: Instruction) -> Reg | None:
     """The register an instruction writes, if any."""
-    return None if isinstance(insn, (StoreKeys, *MAP_EFFECTS)) else insn.dst
+    return None if isinstance(insn, _NO_RESULT) else insn.dst
 
 
 def used(node: Instruction | Terminator) -> tuple[Operand, ...]:
     """The operands an instruction or terminator reads."""
+    # The commonest nodes first: each case tests its classes in turn.
     match node:
-        case Copy(src=s) | Unary(src=s) | Extend(src=s) | ByteSwap(src=s) | StoreKeys(src=s):
+        case Jump() | LoadKeys():
+            return ()
+        case Copy(src=s) | StoreKeys(src=s) | Extend(src=s) | ByteSwap(src=s) | Unary(src=s):
             return (s,)
-        case Binary(lhs=a, rhs=b) | SetCond(lhs=a, rhs=b) | Branch(lhs=a, rhs=b):
+        case Binary(lhs=a, rhs=b) | Branch(lhs=a, rhs=b) | SetCond(lhs=a, rhs=b):
             return (a, b)
         case LoadPacket(base=b) | CheckPacket(base=b):
             return (b,)
@@ -580,7 +586,7 @@ def used(node: Instruction | Terminator) -> tuple[Operand, ...]:
             return (p,)
         case StoreMapValue(ptr=p, src=s) | AtomicMapValue(ptr=p, src=s):
             return (p, s)
-        case LoadKeys() | LoadConfig() | Jump() | Return():
+        case LoadConfig() | Return():
             return ()
         case _:
             assert_never(node)
