@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ from pyfd.objfile.maps import (
 
 from .backends import BACKENDS
 from .backends.result import CompiledCode
+from .collector import collector_paused
 from .diagnostics import CompileError, Span
 from .frontend import Lowered, lower_function
 from .ir.checker import check_function
@@ -47,8 +47,9 @@ class Options:
     paged: bool = True
     dump_after: frozenset[str] = field(default_factory=frozenset)
     dump: Callable[[str], None] = print
-    # Check every pass's changed flag against a fingerprint of the IR (a debug
-    # aid; on in the tests and with $PYFD_CHECK_PASSES=1).
+    # After every pass, run the IR checker and check the pass's changed flag
+    # against a fingerprint of the IR (a debug aid; on in the tests and with
+    # $PYFD_CHECK_PASSES=1). Off, the checker runs before and after the passes.
     check_passes: bool = field(default_factory=check_passes_default)
 
 
@@ -147,17 +148,23 @@ def compile_lowered(lowered: Lowered, options: Options = Options()) -> Compilati
     backend = BACKENDS.get(options.backend)
     if backend is None:
         raise CompileError(f"unknown backend {options.backend!r}; choose one of: {', '.join(BACKENDS)}", None)
-    ir = copy.deepcopy(lowered.function)
-    if not options.paged:
-        linear_only(ir)
-    check_function(ir)
-    manager = PassManager(
-        pipeline(options.opt_level, thread_jumps=backend.thread_jumps),
-        check_changes=options.check_passes,
-        dump_after=set(options.dump_after),
-        dump=options.dump,
-    )
-    manager.run(ir)
-    fit_windows(ir)
-    check_function(ir)
-    return Compilation(lowered, ir, backend.compile(ir, opt_level=options.opt_level), options)
+    # The checker runs on the frontend's IR and on what the passes made of
+    # it; after every pass too only with `check_passes` (the tests), where a
+    # failure names the pass that broke the IR.
+    with collector_paused():
+        ir = lowered.function.copy()
+        if not options.paged:
+            linear_only(ir)
+        check_function(ir)
+        manager = PassManager(
+            pipeline(options.opt_level, thread_jumps=backend.thread_jumps),
+            verify=options.check_passes,
+            check_changes=options.check_passes,
+            dump_after=set(options.dump_after),
+            dump=options.dump,
+        )
+        manager.run(ir)
+        fit_windows(ir)
+        check_function(ir)
+        code = backend.compile(ir, opt_level=options.opt_level)
+    return Compilation(lowered, ir, code, options)

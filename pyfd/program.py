@@ -18,13 +18,14 @@ from .abi import (
     MAX_PACKET_OFF,
     RODATA_SECTION,
 )
-from .objfile.reader import ObjectFile, ObjectProgram, read_object
-from .runtime import LoadedProgram, VerifierError, load_program
-from .runtime.errors import slot_source_map
-from .runtime.objects import load_object, prepare
 
+# Compiling makes a CompiledProgram but needs neither the runtime nor the
+# object reader (pyelftools): they are imported where a program is loaded
+# or an object read, so `pyfd compile` starts without them.
 if TYPE_CHECKING:
     from .compiler.driver import Compilation
+    from .objfile.reader import ObjectFile, ObjectProgram
+    from .runtime import LoadedProgram, VerifierError
 
 # What to change in a pyfd dissector, per family of verifier refusal (the
 # runtime's explanations, runtime/errors.py, speak of BPF only). pyfd's own
@@ -104,6 +105,11 @@ class CompiledProgram:
         ({"NAME": value}: pyfd.runtime.objects.ConfigError for an unknown name
         or a value that does not fit); `.maps` then holds its maps.
         """
+        from .objfile.reader import read_object
+        from .runtime import VerifierError, load_program
+        from .runtime.errors import slot_source_map
+        from .runtime.objects import load_object
+
         source_map = slot_source_map(self.compilation.code.spans_by_slot())
         data = self.object_bytes()
         try:
@@ -162,6 +168,9 @@ def object_program(
     object does not have; needs no kernel, so a caller can report these
     before asking for one.
     """
+    from .objfile.reader import read_object
+    from .runtime.objects import prepare
+
     obj = read_object(os.fspath(path))
     prog, _, _ = prepare(obj, function, config=config, tail_calls=tail_calls)
     return obj, prog
@@ -202,4 +211,6 @@ def load_object_program(
     log_level: int = 0,
 ) -> LoadedProgram:
     """Load a program `object_program` read and checked (so a caller that checked first reads the file once)."""
+    from .runtime.objects import load_object
+
     return load_object(obj, prog.name, config=config, tail_calls=tail_calls, log_level=log_level)

@@ -23,7 +23,7 @@ from kernel import needs_kernel, requires_kernel  # noqa: F401  (pytest fixture)
 from pyfd.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
 from pyfd.compiler import frontend
 from pyfd.compiler.driver import BACKENDS
-from pyfd.compiler.ir.text import parse_function
+from pyfd.compiler.ir.parser import parse_function
 from pyfd.objfile.reader import read_object
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"

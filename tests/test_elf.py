@@ -15,15 +15,21 @@ from typing import NoReturn
 
 import pytest
 from elftools.elf.elffile import ELFFile
+from elftools.elf.enums import ENUM_SH_TYPE_BASE
+from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import Section, SymbolTableSection
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyfd.objfile.elf import (
     SHF,
     SHT,
+    STB,
+    STT,
+    ElfFormatError,
     ElfObjectError,
     ProgramSection,
     RawSection,
+    read_elf,
     write_object,
 )
 from pyfd.objfile.reader import ObjectFileError, Relocation, read_object
@@ -332,6 +338,66 @@ def test_program_lookup_errors(llvm_object: bytes) -> None:
         ObjectFileError, match=r"no program 'nope'; available: helper, first"
     ):
         obj.program("nope")
+
+
+_Sections = list[tuple[str, int, int, bytes, int, int]]  # name, type, flags, contents, link, info
+_Symbols = list[tuple[str, str, str, int | str, int]]  # name, binding, type, section index, value
+
+
+def _pyelftools_view(data: bytes) -> tuple[_Sections, _Symbols, dict[int, list[tuple[int, str]]]]:
+    """Sections, symbols and relocations (by relocated section) as pyelftools reads them."""
+    elf = ELFFile(io.BytesIO(data))
+    sections = [
+        (s.name, s["sh_type"] if isinstance(s["sh_type"], int) else ENUM_SH_TYPE_BASE[s["sh_type"]],
+         s["sh_flags"], b"" if s["sh_type"] == "SHT_NOBITS" else s.data(), s["sh_link"], s["sh_info"])
+        for s in elf.iter_sections()
+    ]
+    symtab = next(s for s in elf.iter_sections() if isinstance(s, SymbolTableSection))
+
+    def name(sym: object) -> str:
+        shndx = sym["st_shndx"]  # type: ignore[index]
+        if sym.name or not isinstance(shndx, int) or not 0 < shndx < elf.num_sections():  # type: ignore[attr-defined]
+            return str(sym.name)  # type: ignore[attr-defined]
+        return str(elf.get_section(shndx).name)
+
+    symbols = [
+        (name(sym), sym.entry["st_info"]["bind"], sym.entry["st_info"]["type"], sym["st_shndx"], sym["st_value"])
+        for sym in symtab.iter_symbols()
+    ]
+    relocations: dict[int, list[tuple[int, str]]] = {}
+    for section in elf.iter_sections():
+        if isinstance(section, RelocationSection):
+            for r in section.iter_relocations():
+                relocations.setdefault(section["sh_info"], []).append((r["r_offset"], name(symtab.get_symbol(r["r_info_sym"]))))
+    return sections, symbols, relocations
+
+
+def test_read_elf_agrees_with_pyelftools(llvm_object: bytes) -> None:
+    # The llvm backend reads LLVM's objects with read_elf (no pyelftools in a compile).
+    for data in (llvm_object, one_program()):
+        sections, symbols, relocations = _pyelftools_view(data)
+        read = read_elf(data)
+        assert [(s.name, s.sh_type, s.flags, s.data, s.link, s.info) for s in read.sections] == sections
+        # pyelftools names a special section index (SHN_ABS, ...) instead of giving its number.
+        mine = [(s.name, f"STB_{STB(s.binding).name}", f"STT_{STT(s.type).name}", s.shndx, s.value) for s in read.symbols]
+        assert mine == [(*s[:3], s[3] if isinstance(s[3], int) else mine[i][3], s[4]) for i, s in enumerate(symbols)]
+        for number in range(len(read.sections)):
+            assert read.relocations(number) == sorted(relocations.get(number, []))
+    llvm_read = read_elf(llvm_object)
+    index = llvm_read.index("flow_dissector")
+    assert index is not None
+    assert llvm_read.relocations(index) == [(8, ".text")]  # `call helper` in `first`
+    assert [s.name for s in llvm_read.symbols if s.type == STT.FUNC] == ["helper", "first", "second", "other"]
+
+
+@pytest.mark.parametrize("cut", [0, 3, 63, -1])
+def test_read_elf_refuses_what_is_no_elf64_object(cut: int) -> None:
+    data = one_program()
+    bad = data[:cut] if cut >= 0 else data[: len(data) - 8]  # -1: the last section header cut short
+    with pytest.raises(ElfFormatError):
+        read_elf(bad)
+    with pytest.raises(ElfFormatError, match="not a little-endian ELF64"):
+        read_elf(b"\x7fELF\x01\x01" + data[6:])  # ELFCLASS32
 
 
 # --- reader errors ----------------------------------------------------------

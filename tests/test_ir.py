@@ -8,12 +8,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from dissectors import backend, semantics
 from pyfd.compiler.backends import BACKENDS
 from pyfd.compiler.diagnostics import CompileError, PacketAccessError
 from pyfd.compiler.ir.checker import IRCheckError, check_function
-from pyfd.compiler.ir.nodes import Copy, Function, Imm, Reg, StoreKeys
-from pyfd.compiler.ir.text import parse_function, parse_functions, print_function
+from pyfd.compiler.ir.analysis import dominator_chain, dominators, reverse_postorder
+from pyfd.compiler.ir.nodes import Block, Branch, Cmp, Copy, Function, Imm, Jump, Reg, Return, StoreKeys, Terminator
+from pyfd.compiler.ir.parser import parse_function, parse_functions
+from pyfd.compiler.ir.text import print_function
 from pyfd.compiler.passes.base import PassContractError
 from pyfd.compiler.passes import (
     ConstantFold,
@@ -1148,7 +1152,24 @@ def test_without_checking_a_hidden_change_goes_unnoticed() -> None:
 
 
 def test_the_tests_check_every_pass() -> None:
-    assert PassManager([]).check_changes  # tests/conftest.py sets PYFD_CHECK_PASSES
+    # tests/conftest.py sets PYFD_CHECK_PASSES: the changed flags and the IR after every pass.
+    assert PassManager([]).check_changes and PassManager([]).verify
+
+
+def test_outside_the_tests_the_checker_runs_before_and_after_the_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A compile checks the frontend's IR and the passes' result; after each
+    # pass only with PYFD_CHECK_PASSES (issue 17: the checks after each of a
+    # dozen passes were a fifth of the compile).
+    from pyfd.compiler import driver
+
+    calls: list[int] = []
+    monkeypatch.setattr(driver, "check_function", lambda fn: calls.append(len(fn.blocks)))
+    monkeypatch.setattr("pyfd.compiler.passes.base.check_function", lambda fn: calls.append(len(fn.blocks)))
+    lowered = semantics.control.lower()
+    driver.compile_lowered(lowered, driver.Options(check_passes=False))
+    assert len(calls) == 2
+    driver.compile_lowered(lowered, driver.Options(check_passes=True))
+    assert len(calls) > 4
 
 
 def test_an_ir_check_failure_names_the_pass_before_it() -> None:
@@ -1269,3 +1290,47 @@ drop:
     linear_only(fn)
     assert not has_windows(fn) and "window" not in print_function(fn, spans=False)
     check_function(fn)
+
+
+# -- dominators ------------------------------------------------------------------------
+
+
+def _dominators_by_definition(fn: Function) -> dict[str, set[str]]:
+    """Every reachable block's dominators, from the definition: d dominates b iff b is unreachable once d is taken away."""
+
+    def reachable(without: str | None) -> set[str]:
+        blocks = fn.block_map()
+        seen: set[str] = set()
+        todo = [fn.entry.label] if fn.entry.label != without else []
+        while todo:
+            label = todo.pop()
+            if label not in seen:
+                seen.add(label)
+                todo.extend(s for s in blocks[label].successors() if s != without)
+        return seen
+
+    everything = reachable(None)
+    return {b: {d for d in everything if d == b or b not in reachable(d)} for b in everything}
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 40), st.integers(0, 40)), min_size=1, max_size=40))
+def test_dominators_are_the_definition(shape: list[tuple[int, int, int]]) -> None:
+    # Random CFGs (returns, jumps, two-way branches, loops, unreachable
+    # blocks): Lengauer-Tarjan's immediate dominators give exactly the
+    # dominator sets of the definition, in reverse postorder.
+    n = len(shape)
+    span = semantics.control.lower().function.span
+    blocks = []
+    for i, (kind, a, b) in enumerate(shape):
+        term: Terminator = Return(0, span)
+        if kind == 1:
+            term = Jump(f"b{a % n}", span)
+        elif kind >= 2:  # mostly branches: joins and loops
+            term = Branch(Cmp.EQ, Imm(0), Imm(1), f"b{a % n}", f"b{b % n}", span)
+        blocks.append(Block(f"b{i}", [], term))
+    fn = Function("f", "t.py", blocks, span)
+    idom = dominators(fn)
+    assert list(idom) == reverse_postorder(fn)
+    chains = {label: set(dominator_chain(idom, label)) for label in idom}
+    assert chains == _dominators_by_definition(fn)

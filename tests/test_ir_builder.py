@@ -8,7 +8,8 @@ from pyfd.compiler.diagnostics import InternalCompilerError, Span
 from pyfd.compiler.ir.builder import IRBuilder
 from pyfd.compiler.ir.checker import check_function
 from pyfd.compiler.ir.nodes import Branch, Cmp, Copy, Imm, Return
-from pyfd.compiler.ir.text import parse_function, print_function
+from pyfd.compiler.ir.parser import parse_function
+from pyfd.compiler.ir.text import print_function
 
 AT = Span("t.py", 1, 0, 1, 1)
 

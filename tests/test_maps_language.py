@@ -28,7 +28,8 @@ from pyfd.compiler.ir.nodes import (
     MapUpdate,
     StoreMapValue,
 )
-from pyfd.compiler.ir.text import parse_function, print_function
+from pyfd.compiler.ir.parser import parse_function
+from pyfd.compiler.ir.text import print_function
 from test_compile_errors import Reject, dissector_file, only_dissector
 
 import pyfd

@@ -308,7 +308,7 @@ def test_an_ir_node_instruction_selection_does_not_know_is_an_error() -> None:
 
     from pyfd.compiler.backends.native import _Selector
     from pyfd.compiler.ir.nodes import Reg
-    from pyfd.compiler.ir.text import parse_function
+    from pyfd.compiler.ir.parser import parse_function
 
     @dataclass(frozen=True)
     class Popcount:

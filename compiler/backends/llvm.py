@@ -46,6 +46,7 @@ from pyfd.abi import BPF_FUNC_SKB_LOAD_BYTES, MAX_BPF_STACK, MAX_PACKET_OFF, SKB
 from pyfd.isa import SLOT_SIZE, Class, decode
 from pyfd.isa import Instruction as BpfInstruction
 from pyfd.objfile.btf import parse_btf_ext
+from pyfd.objfile.elf import SHF, STT, ElfFormatError, read_elf
 
 from ..diagnostics import BackendError, CompileError, InternalCompilerError, Span
 from ..ir.analysis import reverse_postorder
@@ -934,25 +935,28 @@ def _stack_size(insns: Iterable[BpfInstruction]) -> int:
 
 def _read_program(obj: bytes, name: str) -> tuple[bytes, list[tuple[int, str, int, int]], list[tuple[int, str]]]:
     """The code of function `name` in the object, its line info (byte offset, file, line, column), its relocations."""
-    from pyfd.objfile.reader import ObjectFileError, read_object  # reading needs pyelftools: only here
-
     try:
-        parsed = read_object(obj)
-    except ObjectFileError as exc:
+        parsed = read_elf(obj)
+        index = parsed.index(SECTION)
+        relocations = parsed.relocations(index) if index is not None else []
+    except ElfFormatError as exc:
         raise InternalCompilerError(f"LLVM's object cannot be read: {exc}", None) from exc
-    if SECTION not in parsed.sections:
+    if index is None or not parsed.symbols:
         raise InternalCompilerError(f"LLVM's object has no {SECTION} section or no symbol table", None)
-    programs = [p for p in parsed.programs if p.name == name]
-    if len(programs) != 1 or programs[0].section != SECTION:
+    functions = [
+        s for s in parsed.symbols
+        if s.name == name and s.type == STT.FUNC and 0 < s.shndx < len(parsed.sections) and parsed.sections[s.shndx].flags & SHF.EXECINSTR
+    ]
+    if len(functions) != 1 or functions[0].shndx != index:
         raise InternalCompilerError(f"LLVM's object has no function {name!r} in {SECTION}", None)
-    program, data = programs[0], parsed.sections[SECTION]
-    if program.offset != 0 or len(program.code) != len(data):
-        raise InternalCompilerError(f"{SECTION} holds more than {name!r}: {len(data)} bytes, the function {len(program.code)}", None)
+    function, data = functions[0], parsed.sections[index].data
+    if function.value != 0 or function.size != len(data):
+        raise InternalCompilerError(f"{SECTION} holds more than {name!r}: {len(data)} bytes, the function {function.size}", None)
     # A relocation is a global: a map or a load-time constant (llvm_maps.resolve_relocations),
     # or else something pyfd's object has nothing for (a constant pool, a lookup table, a call).
-    relocations = [(r.offset, r.symbol) for r in program.relocations]
+    sections = {s.name: s.data for s in reversed(parsed.sections)}  # the first of a name, as pyfd.objfile.reader keeps
     lines: list[tuple[int, str, int, int]] = []
-    btf, btf_ext = parsed.sections.get(".BTF"), parsed.sections.get(".BTF.ext")
+    btf, btf_ext = sections.get(".BTF"), sections.get(".BTF.ext")
     if btf is not None and btf_ext is not None:
         info = parse_btf_ext(btf_ext, btf).get(SECTION)
         if info is not None:

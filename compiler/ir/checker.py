@@ -22,7 +22,7 @@ from __future__ import annotations
 from pyfd.abi import FLOW_KEYS_SIZE as KEYS_SIZE
 from pyfd.abi import RETURN_CODES
 
-from .analysis import definition_counts, dominators, reverse_postorder
+from .analysis import definition_counts, dominators
 from .nodes import (
     ACCESS_SIZES, INT_TYPE_SIZES, AtomicMapValue, Block, Branch, CheckPacket, Cmp, Function, Imm, Instruction,
     LoadConfig, LoadKeys, LoadMapValue, LoadPacket, MapDef, MapDelete, MapLookup, MapUpdate, Operand, Reg, Return,
@@ -38,9 +38,43 @@ class IRCheckError(InternalCompilerError):
 def check_function(fn: Function) -> None:
     """Raise if `fn` is malformed or reads the packet without a dominating check."""
     _check_structure(fn)
-    _check_definitions(fn)
-    _check_packet_reads(fn)
-    _check_maps(fn)
+    cfg = _Cfg(fn)
+    _check_definitions(fn, cfg)
+    _check_packet_reads(fn, cfg)
+    _check_maps(fn, cfg)
+
+
+class _Cfg:
+    """What the checks share of a well-formed function: blocks, predecessors, dominators, definition counts."""
+
+    def __init__(self, fn: Function) -> None:
+        self.blocks = fn.block_map()
+        self.preds = fn.predecessors()
+        self.idom = dominators(fn, self.preds)  # reachable blocks only, in reverse postorder
+        self.counts = definition_counts(fn)
+        # Each reachable block's interval in a depth-first walk of the
+        # dominator tree: a block dominates another iff its interval holds the other's.
+        children: dict[str, list[str]] = {}
+        for label, up in self.idom.items():
+            if up is not None:
+                children.setdefault(up, []).append(label)
+        self.enter: dict[str, int] = {}
+        self.leave: dict[str, int] = {}
+        clock = 0
+        stack: list[tuple[str, bool]] = [(fn.entry.label, True)]
+        while stack:
+            label, entering = stack.pop()
+            clock += 1
+            if entering:
+                self.enter[label] = clock
+                stack.append((label, False))
+                stack.extend((child, True) for child in children.get(label, ()))
+            else:
+                self.leave[label] = clock
+
+    def dominates(self, a: str, b: str) -> bool:
+        """True if block `a` dominates block `b` (both reachable; a block dominates itself)."""
+        return a in self.enter and self.enter[a] <= self.enter[b] and self.leave[b] <= self.leave[a]
 
 
 def _check_structure(fn: Function) -> None:
@@ -83,20 +117,27 @@ def _check_access(insn: Instruction) -> None:
                 raise IRCheckError(f"packet load of {size} bytes at displacement {disp} through window {window} is not aligned", insn.span)
 
 
-def _check_definitions(fn: Function) -> None:
+def _check_definitions(fn: Function, cfg: _Cfg) -> None:
     """Every register read is written on every path from the entry before it.
 
-    The sets of registers written on every path are bit sets (a Python int,
-    one bit per register): a set per block of every register would take
-    blocks x registers of memory, gigabytes for a few thousand `elif`s.
+    A register written once is, where its definition's block dominates the
+    read (or precedes it in the same block): a test per read. For the
+    others (locals, written on several paths) the sets of registers written
+    on every path are solved over the CFG as bit sets (a Python int, one bit
+    per such register): a set per block would take blocks x registers of
+    memory, and bits for every register would make each operation as wide
+    as the program.
     """
-    blocks = fn.block_map()
-    order = reverse_postorder(fn)
-    preds = fn.predecessors()
+    blocks, preds, order = cfg.blocks, cfg.preds, list(cfg.idom)
+    single: dict[Reg, tuple[str, int]] = {}  # a register written once -> (block, index) of the write
     bit: dict[Reg, int] = {}
-    for insn in fn.instructions():
-        if (d := defined(insn)) is not None and d not in bit:
-            bit[d] = 1 << len(bit)
+    for block in fn.blocks:
+        for index, insn in enumerate(block.insns):
+            if (d := defined(insn)) is not None:
+                if cfg.counts[d] == 1:
+                    single[d] = (block.label, index)
+                elif d not in bit:
+                    bit[d] = 1 << len(bit)
     everything = (1 << len(bit)) - 1
     written = {label: _bits(blocks[label].insns, bit) for label in order}
     defined_out: dict[str, int] = {label: everything for label in order}
@@ -118,27 +159,32 @@ def _check_definitions(fn: Function) -> None:
             if now != defined_out[label]:
                 defined_out[label] = now
                 changed = True
+    def require(node: Instruction | Terminator, label: str, index: int, now: int) -> None:
+        for reg in used_regs(node):
+            if reg in single:
+                at, where = single[reg]
+                ok = where < index if at == label else cfg.dominates(at, label)
+            else:
+                ok = bool(now & bit.get(reg, 0))
+            if not ok:
+                raise IRCheckError(f"register {reg} may be read before it is written", node.span)
+
     for label in order:
         now = defined_in(label)
-        for insn in blocks[label].insns:
-            _require_defined(insn, now, bit)
-            if (d := defined(insn)) is not None:
+        insns = blocks[label].insns
+        for index, insn in enumerate(insns):
+            require(insn, label, index, now)
+            if (d := defined(insn)) is not None and d in bit:
                 now |= bit[d]
-        _require_defined(blocks[label].term, now, bit)
+        require(blocks[label].term, label, len(insns), now)
 
 
 def _bits(insns: list[Instruction], bit: dict[Reg, int]) -> int:
     out = 0
     for insn in insns:
-        if (d := defined(insn)) is not None:
+        if (d := defined(insn)) is not None and d in bit:
             out |= bit[d]
     return out
-
-
-def _require_defined(node: Instruction | Terminator, now: int, bit: dict[Reg, int]) -> None:
-    for reg in used_regs(node):
-        if not now & bit.get(reg, 0):
-            raise IRCheckError(f"register {reg} may be read before it is written", node.span)
 
 
 def _guarding_check(block: Block, preds: dict[str, list[str]], blocks: dict[str, Block]) -> CheckPacket | None:
@@ -151,18 +197,30 @@ def _guarding_check(block: Block, preds: dict[str, list[str]], blocks: dict[str,
     return None
 
 
-def _check_packet_reads(fn: Function) -> None:
-    counts = definition_counts(fn)
-    blocks = fn.block_map()
-    preds = fn.predecessors()
-    idom = dominators(fn)
-    covered: dict[tuple[str, Operand, int | None], int] = {}
+def _check_packet_reads(fn: Function, cfg: _Cfg) -> None:
+    """Every packet load is covered by a check on the `ok` edge into a block dominating it.
+
+    One walk of the dominator tree finds the loads no check covers, keeping
+    for the path from the entry the most bytes a check guards per (base,
+    window), so each load is one look-up: linear in the size of the
+    function, where walking each load's dominator chain costs loads x depth
+    on a long chain of headers. The errors are then raised in block order.
+    """
+    counts, idom = cfg.counts, cfg.idom
+    uncovered = _uncovered_loads(fn, idom, cfg.preds, cfg.blocks)
     for block in fn.blocks:
         if block.label not in idom:
             continue  # unreachable: never executed, and the backend drops it
-        for insn in block.insns:
+        for index, insn in enumerate(block.insns):
             if isinstance(insn, LoadPacket):
-                _prove_load(insn, block.label, idom, preds, blocks, counts, covered)
+                _single_definition(insn.base, insn, counts)
+                if (block.label, index) in uncovered:
+                    through = "" if insn.window is None else f" through window {insn.window}"
+                    raise PacketAccessError(
+                        f"packet read of {insn.size} bytes at [{insn.base} + {insn.disp}]{through} "
+                        "is not dominated by a bounds check covering it",
+                        insn.span,
+                    )
     for block in fn.blocks:
         if isinstance(block.term, CheckPacket):
             _single_definition(block.term.base, block.term, counts)
@@ -173,45 +231,43 @@ def _single_definition(base: Operand, node: LoadPacket | CheckPacket, counts: di
         raise IRCheckError(f"packet base {base} must be written exactly once, not {counts.get(base, 0)} times", node.span)
 
 
-def _prove_load(
-    load: LoadPacket,
-    label: str,
-    idom: dict[str, str | None],
-    preds: dict[str, list[str]],
-    blocks: dict[str, Block],
-    counts: dict[Reg, int],
-    covered: dict[tuple[str, Operand, int | None], int],
-) -> None:
-    _single_definition(load.base, load, counts)
-    need = load.disp + load.size
-    # The most bytes any check on the dominator chain guards for this base
-    # and window. Remembered per (block, base, window), so a load deep in a
-    # chain of `elif`s walks only the part of the chain no earlier load walked.
-    base, window = load.base, load.window
-    chain: list[str] = []
-    node: str | None = label
-    while node is not None and (node, base, window) not in covered:
-        chain.append(node)
-        node = idom[node]
-    best = covered[(node, base, window)] if node is not None else -1
-    for dom in reversed(chain):
-        check = _guarding_check(blocks[dom], preds, blocks)
-        if check is not None and check.window == window and _same_base(check.base, base):
-            best = max(best, check.size)
-        covered[(dom, base, window)] = best
-    if best >= need:
-        return
-    through = "" if window is None else f" through window {window}"
-    raise PacketAccessError(
-        f"packet read of {load.size} bytes at [{load.base} + {load.disp}]{through} is not dominated by a bounds check covering it",
-        load.span,
-    )
+def _uncovered_loads(fn: Function, idom: dict[str, str | None], preds: dict[str, list[str]], blocks: dict[str, Block]) -> set[tuple[str, int]]:
+    """The packet loads (block, index) of reachable blocks that no dominating check covers.
 
-
-def _same_base(a: Operand, b: Operand) -> bool:
-    if isinstance(a, Imm) and isinstance(b, Imm):
-        return a.value == b.value
-    return a == b
+    `guarded` holds, for the dominator-tree path being walked, the most
+    bytes checked per (base, window); entering a block that a check guards
+    raises its entry, leaving the block puts the old value back.
+    """
+    children: dict[str, list[str]] = {}
+    for label, up in idom.items():
+        if up is not None:
+            children.setdefault(up, []).append(label)
+    guarded: dict[tuple[Operand, int | None], int] = {}
+    undo: dict[str, tuple[tuple[Operand, int | None], int | None]] = {}
+    uncovered: set[tuple[str, int]] = set()
+    stack: list[tuple[str, bool]] = [(fn.entry.label, True)]
+    while stack:
+        label, entering = stack.pop()
+        if not entering:
+            key, old = undo.pop(label)
+            if old is None:
+                del guarded[key]
+            else:
+                guarded[key] = old
+            continue
+        check = _guarding_check(blocks[label], preds, blocks)
+        if check is not None:
+            key = (check.base, check.window)
+            old = guarded.get(key)
+            if old is None or old < check.size:
+                undo[label] = (key, old)
+                guarded[key] = check.size
+                stack.append((label, False))
+        for index, insn in enumerate(blocks[label].insns):
+            if isinstance(insn, LoadPacket) and guarded.get((insn.base, insn.window), -1) < insn.disp + insn.size:
+                uncovered.add((label, index))
+        stack.extend((child, True) for child in children.get(label, ()))
+    return uncovered
 
 
 # -- maps ------------------------------------------------------------------------
@@ -243,10 +299,10 @@ def _map(maps: dict[str, MapDef], name: str, node: Instruction) -> MapDef:
     return found
 
 
-def _check_maps(fn: Function) -> None:
+def _check_maps(fn: Function, cfg: _Cfg) -> None:
     maps = _check_declarations(fn)
     configs = {(c.offset, c.size) for c in fn.configs}
-    counts = definition_counts(fn)
+    counts = cfg.counts
     pointers: dict[Reg, MapDef] = {}  # lookup results, and the map each points into
     for insn in fn.instructions():
         if isinstance(insn, MapLookup):
@@ -264,9 +320,7 @@ def _check_maps(fn: Function) -> None:
             raise IRCheckError(f"config load of {insn.size} bytes at +{insn.offset} is no declared constant", insn.span)
     if not pointers and not any(isinstance(i, (LoadMapValue, StoreMapValue, AtomicMapValue)) for i in fn.instructions()):
         return
-    blocks = fn.block_map()
-    preds = fn.predecessors()
-    idom = dominators(fn)
+    blocks, preds, idom = cfg.blocks, cfg.preds, cfg.idom
     for block in fn.blocks:
         for node in [*block.insns, block.term]:
             if isinstance(node, (LoadMapValue, StoreMapValue, AtomicMapValue)):

@@ -511,6 +511,11 @@ class Function:
     maps: tuple[MapDef, ...] = ()  # the maps it uses, in the object's order
     configs: tuple[ConfigDef, ...] = ()  # its load-time constants, by offset in .rodata
 
+    def copy(self) -> Function:
+        """A copy whose blocks can be edited without touching this function's (the frozen nodes are shared)."""
+        blocks = [Block(b.label, list(b.insns), b.term) for b in self.blocks]
+        return Function(self.name, self.file, blocks, self.span, self.maps, self.configs)
+
     def map_named(self, name: str) -> MapDef | None:
         """The declared map `name`, if there is one."""
         return next((m for m in self.maps if m.name == name), None)
@@ -553,17 +558,23 @@ def successors(term: Terminator) -> tuple[str, ...]:
             assert_never(term)
 
 
+_NO_RESULT = (StoreKeys, *MAP_EFFECTS)
+
+
 def defined(insn: Instruction) -> Reg | None:
     """The register an instruction writes, if any."""
-    return None if isinstance(insn, (StoreKeys, *MAP_EFFECTS)) else insn.dst
+    return None if isinstance(insn, _NO_RESULT) else insn.dst
 
 
 def used(node: Instruction | Terminator) -> tuple[Operand, ...]:
     """The operands an instruction or terminator reads."""
+    # The commonest nodes first: each case tests its classes in turn.
     match node:
-        case Copy(src=s) | Unary(src=s) | Extend(src=s) | ByteSwap(src=s) | StoreKeys(src=s):
+        case Jump() | LoadKeys():
+            return ()
+        case Copy(src=s) | StoreKeys(src=s) | Extend(src=s) | ByteSwap(src=s) | Unary(src=s):
             return (s,)
-        case Binary(lhs=a, rhs=b) | SetCond(lhs=a, rhs=b) | Branch(lhs=a, rhs=b):
+        case Binary(lhs=a, rhs=b) | Branch(lhs=a, rhs=b) | SetCond(lhs=a, rhs=b):
             return (a, b)
         case LoadPacket(base=b) | CheckPacket(base=b):
             return (b,)
@@ -575,7 +586,7 @@ def used(node: Instruction | Terminator) -> tuple[Operand, ...]:
             return (p,)
         case StoreMapValue(ptr=p, src=s) | AtomicMapValue(ptr=p, src=s):
             return (p, s)
-        case LoadKeys() | LoadConfig() | Jump() | Return():
+        case LoadConfig() | Return():
             return ()
         case _:
             assert_never(node)

@@ -13,7 +13,7 @@ from ..ir.nodes import Function
 from ..ir.text import print_function
 
 CHECK_PASSES_ENV = "PYFD_CHECK_PASSES"
-"""Set to 1 to check every pass's changed flag (the test suite does)."""
+"""Set to 1 to check the IR and the changed flag after every pass (the test suite does)."""
 
 
 class Pass(Protocol):
@@ -29,7 +29,7 @@ class PassContractError(InternalCompilerError):
 
 
 def check_passes_default() -> bool:
-    """Whether the changed-flag check is on unless asked otherwise ($PYFD_CHECK_PASSES)."""
+    """Whether the checks after every pass are on unless asked otherwise ($PYFD_CHECK_PASSES)."""
     return os.environ.get(CHECK_PASSES_ENV, "") not in ("", "0")
 
 
@@ -48,7 +48,11 @@ class PassManager:
 
     passes: Sequence[Pass]
     max_rounds: int = 16
-    verify: bool = True  # run the IR checker after every pass that changed something
+    # Run the IR checker after every pass that changed something: a broken
+    # invariant is reported with the pass that broke it. A compile checks
+    # the IR before and after the passes anyway (driver.compile_lowered), so
+    # this is a debug aid, on where `check_changes` is.
+    verify: bool = field(default_factory=check_passes_default)
     # Compare a fingerprint around every pass. A pass that returns False but
     # changed the function can stop the loop before the fixed point; one that
     # returns True but changed nothing makes it run rounds for nothing (and,

@@ -11,26 +11,55 @@ from __future__ import annotations
 from ..ir.nodes import Function, Reg, StoreKeys, defined, used_regs
 
 
-def live_out(fn: Function) -> dict[str, set[Reg]]:
-    """Registers live at the end of each block."""
-    blocks = fn.block_map()
+def liveness(fn: Function) -> tuple[dict[str, set[Reg]], dict[str, set[Reg]]]:
+    """Registers live at the start and at the end of each block.
+
+    Each block's effect is summarised once (the registers it reads before
+    writing them, and those it writes); a worklist then revisits only the
+    predecessors of a block whose live-in set grew, so the cost follows the
+    size of the function instead of a whole sweep per change.
+    """
+    gen: dict[str, set[Reg]] = {}
+    kill: dict[str, set[Reg]] = {}
+    preds: dict[str, list[str]] = {b.label: [] for b in fn.blocks}
+    succs: dict[str, tuple[str, ...]] = {}
+    for b in fn.blocks:
+        reads = set(used_regs(b.term))
+        writes: set[Reg] = set()
+        for insn in reversed(b.insns):
+            d = defined(insn)
+            if d is not None:
+                reads.discard(d)
+                writes.add(d)
+            reads.update(used_regs(insn))
+        gen[b.label], kill[b.label] = reads, writes
+        succs[b.label] = b.successors()
+        for s in succs[b.label]:
+            preds[s].append(b.label)
     live_in: dict[str, set[Reg]] = {b.label: set() for b in fn.blocks}
     out: dict[str, set[Reg]] = {b.label: set() for b in fn.blocks}
-    changed = True
-    while changed:
-        changed = False
-        for b in reversed(fn.blocks):
-            o: set[Reg] = set().union(*(live_in[s] for s in b.successors())) if b.successors() else set()
-            live = set(o) | set(used_regs(b.term))
-            for insn in reversed(blocks[b.label].insns):
-                d = defined(insn)
-                if d is not None:
-                    live.discard(d)
-                live.update(used_regs(insn))
-            if live != live_in[b.label] or o != out[b.label]:
-                live_in[b.label], out[b.label] = live, o
-                changed = True
-    return out
+    # A stack popping the last block first: a backward problem converges
+    # fastest visiting successors before their predecessors.
+    work = [b.label for b in fn.blocks]
+    queued = set(work)
+    while work:
+        label = work.pop()
+        queued.discard(label)
+        o: set[Reg] = set().union(*(live_in[s] for s in succs[label]))
+        out[label] = o
+        live = gen[label] | (o - kill[label])
+        if live != live_in[label]:
+            live_in[label] = live
+            for p in preds[label]:
+                if p not in queued:
+                    queued.add(p)
+                    work.append(p)
+    return live_in, out
+
+
+def live_out(fn: Function) -> dict[str, set[Reg]]:
+    """Registers live at the end of each block."""
+    return liveness(fn)[1]
 
 
 class DeadCode:

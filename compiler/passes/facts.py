@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from ..ir.analysis import definition_counts
@@ -99,9 +100,13 @@ class Facts:
             d = defined(insn)
             if d is not None and counts[d] == 1:
                 self.defs[d] = insn
-        # How many instructions and terminators read each register.
-        self.uses: Counter[Reg] = Counter(r for b in fn.blocks for node in [*b.insns, b.term] for r in used_regs(node))
+        self._fn = fn
         self._bits: tuple[dict[Reg, int], dict[Reg, int]] = ({}, {})
+
+    @cached_property
+    def uses(self) -> Counter[Reg]:
+        """How many instructions and terminators read each register (counted at first use: most passes never ask)."""
+        return Counter(r for b in self._fn.blocks for node in [*b.insns, b.term] for r in used_regs(node))
 
     def single(self, op: Operand) -> Instruction | None:
         """The only instruction writing `op`, if it is a single-assignment register."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any, TypeVar
 
 from pyfd.abi import MAX_PACKET_OFF
@@ -17,11 +17,24 @@ from .facts import Facts
 _Node = TypeVar("_Node", Instruction, Terminator)
 
 
+# The fields a copy's source may replace, of the node types that have them; a
+# map pointer (`ptr`) is never a copy, and a packet base only a constant.
+_OPERAND_NAMES = ("src", "lhs", "rhs", "key", "value")
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _operand_fields(kind: type) -> tuple[str, ...]:
+    found = _FIELDS.get(kind)
+    if found is None:
+        found = _FIELDS[kind] = tuple(name for name in _OPERAND_NAMES if name in {f.name for f in fields(kind)})
+    return found
+
+
 def substitute(node: _Node, values: dict[Reg, Operand]) -> _Node:
     """`node` with every read of a register in `values` replaced (packet bases excepted)."""
-    changes: dict[str, Any] = {}  # field name -> operand; which fields a node has, replace() checks
-    for name in ("src", "lhs", "rhs", "key", "value"):  # a map pointer (`ptr`) is never a copy
-        op = getattr(node, name, None)
+    changes: dict[str, Any] = {}  # field name -> operand
+    for name in _operand_fields(type(node)):
+        op = getattr(node, name)
         if isinstance(op, Reg) and op in values:
             changes[name] = values[op]
     if isinstance(node, (LoadPacket, CheckPacket)) and isinstance(node.base, Reg) and node.base in values:

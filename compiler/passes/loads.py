@@ -48,8 +48,8 @@ def _transfer(insn: Instruction, state: State, facts: Facts) -> None:
             if key is not None and key not in state and insn.dst in facts.defs:
                 state[key] = insn.dst
     d = getattr(insn, "dst", None)
-    if d is not None:  # a local overwritten: values it carried are gone
-        for k in [k for k, v in state.items() if v == d and d not in facts.defs]:
+    if d is not None and d not in facts.defs:  # a local overwritten: values it carried are gone
+        for k in [k for k, v in state.items() if v == d]:
             del state[k]
 
 
@@ -63,6 +63,7 @@ class RedundantLoads:
         blocks = fn.block_map()
         preds = fn.predecessors()
         order = reverse_postorder(fn)
+        succs = {label: blocks[label].successors() for label in order}
         out: dict[str, State | None] = {label: None for label in order}  # None: not yet computed (top)
 
         def entry_state(label: str) -> State:
@@ -73,18 +74,25 @@ class RedundantLoads:
                 return {}
             first = states[0]
             assert first is not None
+            if len(states) == 1:
+                return dict(first)
             return {k: v for k, v in first.items() if all(s is not None and s.get(k) == v for s in states[1:])}
 
-        changed_any = True
-        while changed_any:
-            changed_any = False
+        # Sweeps in reverse postorder until nothing changes. A block whose
+        # predecessors' states did not change since it was last computed
+        # would compute the same again, and is skipped.
+        stale = set(order)
+        while stale:
             for label in order:
+                if label not in stale:
+                    continue
+                stale.discard(label)
                 state = entry_state(label)
                 for insn in blocks[label].insns:
                     _transfer(insn, state, facts)
                 if out[label] != state:
                     out[label] = state
-                    changed_any = True
+                    stale.update(succs[label])
 
         changed = False
         for label in order:

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import assert_never
 
 from ..ir.analysis import reverse_postorder
-from ..ir.nodes import Branch, CheckPacket, Function, Jump, Return, Terminator
+from ..ir.nodes import Branch, CheckPacket, Function, Instruction, Jump, Return, Terminator
 
 
 def _retarget(term: Terminator, old: str, new: str) -> Terminator:
@@ -92,19 +92,35 @@ class SimplifyCFG:
 
     @staticmethod
     def _merge(fn: Function) -> bool:
-        changed = False
-        while True:
-            preds = fn.predecessors()
-            blocks = fn.block_map()
-            for b in fn.blocks:
-                if isinstance(b.term, Jump):
-                    t = b.term.target
-                    if t != b.label and t != fn.entry.label and preds[t] == [b.label]:
-                        succ = blocks[t]
-                        b.insns = [*b.insns, *succ.insns]
-                        b.term = succ.term
-                        fn.blocks[:] = [x for x in fn.blocks if x.label != t]
-                        changed = True
-                        break
-            else:
-                return changed
+        """Append to a block ending in `jump T` the block T when it is T's only predecessor (not the entry).
+
+        Each block, in order, takes the whole chain it heads at once, and the
+        predecessor lists are updated as blocks are taken, so the cost is one
+        pass over the function (merges commute: the chains come out the same
+        whichever is taken first).
+        """
+        preds = fn.predecessors()
+        blocks = fn.block_map()
+        entry = fn.entry.label
+        taken: set[str] = set()
+        for b in fn.blocks:
+            if b.label in taken:
+                continue
+            insns: list[Instruction] | None = None
+            while isinstance(b.term, Jump):
+                t = b.term.target
+                if t == b.label or t == entry or preds[t] != [b.label]:
+                    break
+                succ = blocks[t]
+                if insns is None:
+                    insns = list(b.insns)
+                insns.extend(succ.insns)
+                b.term = succ.term
+                taken.add(t)
+                for s in succ.successors():  # T's edges now leave b
+                    preds[s] = [b.label if p == t else p for p in preds[s]]
+            if insns is not None:
+                b.insns = insns
+        if taken:
+            fn.blocks[:] = [x for x in fn.blocks if x.label not in taken]
+        return bool(taken)

@@ -29,9 +29,8 @@ from ..ir.nodes import (
     Reg,
     defined,
     evaluate_cmp,
-    used_regs,
 )
-from .dce import live_out
+from .dce import liveness
 
 # The most copies a join block may hold to be duplicated into its predecessors.
 MAX_COPIES = 4
@@ -43,7 +42,7 @@ class ThreadJumps:
     name = "thread-jumps"
 
     def run(self, fn: Function) -> bool:
-        live = _live_in(fn)
+        live, _ = liveness(fn)
         bases = {node.base for b in fn.blocks for node in [*b.insns, b.term] if isinstance(node, (LoadPacket, CheckPacket)) and isinstance(node.base, Reg)}
         blocks = fn.block_map()
         changed = False
@@ -76,21 +75,6 @@ class ThreadJumps:
             block.term = Jump(target, block.term.span)
             changed = True
         return changed
-
-
-def _live_in(fn: Function) -> dict[str, set[Reg]]:
-    """Registers live at the start of each block."""
-    out = live_out(fn)
-    live_in: dict[str, set[Reg]] = {}
-    for block in fn.blocks:
-        live = set(out[block.label]) | set(used_regs(block.term))
-        for insn in reversed(block.insns):
-            d = defined(insn)
-            if d is not None:
-                live.discard(d)
-            live.update(used_regs(insn))
-        live_in[block.label] = live
-    return live_in
 
 
 def _constants_at_end(block: Block) -> dict[Reg, int]:

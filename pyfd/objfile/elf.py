@@ -36,10 +36,17 @@ __all__ = [
     "LICENSE_SYMBOL",
     "SHF",
     "SHT",
+    "STB",
+    "STT",
+    "ElfContents",
+    "ElfFormatError",
     "ElfObjectError",
+    "ElfSection",
+    "ElfSymbol",
     "ProgramSection",
     "DataSection",
     "RawSection",
+    "read_elf",
     "write_object",
 ]
 
@@ -526,3 +533,103 @@ def write_object(
 
     header = ElfHeader(e_shoff=shoff, e_shnum=len(headers), e_shstrndx=shstrtab_index)
     return header.pack() + bytes(body) + b"".join(h.pack() for h in headers)
+
+
+# -- reading ------------------------------------------------------------------------
+#
+# What a compile needs of an object it did not write: the llvm backend reads
+# the program, its relocations and .BTF/.BTF.ext back out of the object LLVM
+# emitted. pyfd.objfile.reader reads any object as libbpf would, with
+# pyelftools; this reads a well-formed little-endian ELF64 object and nothing
+# more, without it.
+
+
+class ElfFormatError(ValueError):
+    """The bytes are not a little-endian ELF64 object, or a header points outside them."""
+
+
+@dataclass(frozen=True)
+class ElfSection:
+    """A section as read: its name, header fields and contents (b"" for SHT_NOBITS)."""
+
+    name: str
+    sh_type: int
+    flags: int
+    data: bytes
+    link: int
+    info: int
+
+
+@dataclass(frozen=True)
+class ElfSymbol:
+    """A symbol as read; a section symbol (no name of its own) is named after its section."""
+
+    name: str
+    binding: int
+    type: int
+    shndx: int
+    value: int
+    size: int
+
+
+@dataclass(frozen=True)
+class ElfContents:
+    """The sections of an object, in header order, and its first symbol table."""
+
+    sections: tuple[ElfSection, ...]
+    symbols: tuple[ElfSymbol, ...]
+
+    def index(self, name: str) -> int | None:
+        """The index of the first section called `name`."""
+        return next((i for i, s in enumerate(self.sections) if s.name == name), None)
+
+    def relocations(self, target: int) -> list[tuple[int, str]]:
+        """The relocations of section `target` (SHT_REL), as (offset in the section, symbol name), in offset order."""
+        found: list[tuple[int, str]] = []
+        for section in self.sections:
+            if section.sh_type != SHT.REL or section.info != target:
+                continue
+            for at in range(0, len(section.data) - ELF64_REL_SIZE + 1, ELF64_REL_SIZE):
+                offset, info = struct.unpack_from("<QQ", section.data, at)
+                if info >> 32 >= len(self.symbols):
+                    raise ElfFormatError(f"relocation at {offset} names symbol {info >> 32} of {len(self.symbols)}")
+                found.append((offset, self.symbols[info >> 32].name))
+        return sorted(found)
+
+
+def _string(table: bytes, offset: int) -> str:
+    end = table.find(b"\0", offset)
+    if offset >= len(table) or end < 0:
+        raise ElfFormatError(f"string at {offset} is outside its table ({len(table)} bytes)")
+    return table[offset:end].decode("utf-8", "replace")
+
+
+def read_elf(data: bytes) -> ElfContents:
+    """The sections and symbols of a little-endian ELF64 object; ElfFormatError if it is not one."""
+    if len(data) < ELF64_EHDR_SIZE or not data.startswith(ELF_MAGIC) or data[4] != ELFCLASS64 or data[5] != ELFDATA2LSB:
+        raise ElfFormatError("not a little-endian ELF64 file")
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
+    shnum, shstrndx = struct.unpack_from("<HH", data, 0x3C)
+    if shoff + shnum * ELF64_SHDR_SIZE > len(data) or shstrndx >= shnum:
+        raise ElfFormatError(f"section headers ({shnum} at {shoff}) are outside the file ({len(data)} bytes)")
+    raw: list[tuple[int, int, int, bytes, int, int]] = []
+    for index in range(shnum):
+        name, sh_type, flags, _, offset, size, link, info, _, _ = struct.unpack_from(SectionHeader.FORMAT, data, shoff + index * ELF64_SHDR_SIZE)
+        if sh_type != SHT.NOBITS and offset + size > len(data):
+            raise ElfFormatError(f"section {index} ends at byte {offset + size}, past the file ({len(data)} bytes)")
+        raw.append((name, sh_type, flags, b"" if sh_type == SHT.NOBITS else data[offset : offset + size], link, info))
+    names = raw[shstrndx][3]
+    sections = tuple(ElfSection(_string(names, n), t, f, d, link, info) for n, t, f, d, link, info in raw)
+    symtab = next((s for s in sections if s.sh_type == SHT.SYMTAB), None)
+    symbols: list[ElfSymbol] = []
+    if symtab is not None:
+        if symtab.link >= len(sections):
+            raise ElfFormatError(f"the symbol table's string table {symtab.link} is past the {len(sections)} sections")
+        strings = sections[symtab.link].data
+        for at in range(0, len(symtab.data) - Symbol.SIZE + 1, Symbol.SIZE):
+            name, st_info, _, shndx, value, size = struct.unpack_from(Symbol.FORMAT, symtab.data, at)
+            text = _string(strings, name)
+            if not text and 0 < shndx < len(sections):  # a section symbol, as pyfd.objfile.reader names it
+                text = sections[shndx].name
+            symbols.append(ElfSymbol(text, st_info >> 4, st_info & 0xF, shndx, value, size))
+    return ElfContents(sections, tuple(symbols))
