@@ -837,10 +837,15 @@ def test_replace_leaves_no_moment_without_a_dissector(loaded: LoadedProgram, com
             watcher = threading.Thread(target=watch)
             watcher.start()
             try:
-                for i in range(20):
+                # At least 20 swaps, and on until the watcher has looked more than
+                # 20 times (a loaded machine can starve its thread for a while).
+                i = 0
+                while (i < 20 or len(seen) <= 20) and i < 20_000:
                     swapped = attach(second if i % 2 == 0 else loaded, netns, pin=False, replace=True)
                     assert swapped.link_id == first.link_id
                     swapped.close()  # `first` still holds the link
+                    i += 1
+                    time.sleep(0)  # let the watcher run between swaps
             finally:
                 stop.set()
                 watcher.join()
