@@ -1,32 +1,38 @@
-"""Register allocation: linear scan over r0-r9, spilling to the stack.
+"""Register allocation: graph coloring over r0-r9, coalescing copies, spilling to the stack.
 
-Liveness is solved over the machine CFG; each virtual register gets one
-conservative interval over the layout order. Intervals are allocated in order
-of their start; a copy's destination prefers its source's register, so most
-two-address moves become `mov rX, rX` and disappear. When registers run out,
-the interval with the lowest spill weight (the loads and stores spilling it
-would insert, per position it frees, as LLVM weighs them) is spilled: each run
-of instructions using it reloads it from an 8-byte stack slot and each run
-defining it stores it back, and allocation runs again on the rewritten code
-(the fresh temporaries live only across such a run and are never spilled
-themselves). A register whose only definition is
-marked rematerializable (a constant, a packet read, a read of keys bytes that
-are never written) is not given a slot: its definition is repeated before
-each use instead, one instruction where a spill costs a store and a load.
-Once every register has one, spill slots whose values are never live at the
-same time share a stack offset (`_pack_slots`): the 512 bytes of BPF stack
-hold 64 values at once, not 64 spilled registers in all.
+Liveness is solved over the machine CFG and walked backwards through each
+block, so two registers interfere only where one is written while the other
+is live (exact live ranges with holes, not one interval over the layout:
+`data_end` or a loop counter live across the whole loop no longer collides
+with every temporary of a header it passes). Copies are coalesced where that
+provably cannot make the graph harder to color (Briggs's and George's tests),
+then the graph is colored Chaitin-Briggs style, optimistically, preferring a
+copy partner's register. A value live across a FETCH prefers r6-r9, which
+the slow path of a window need not save around its helper call.
+
+When a node finds no color, the virtual registers merged into it are
+spilled: each run of instructions using one reloads it from an 8-byte stack
+slot and each run defining it stores it back, and allocation runs again on
+the rewritten code (the fresh temporaries live only across such a run and
+are never spilled themselves). Spill costs count those loads and stores,
+weighted by loop depth. A register whose only definition is marked
+rematerializable (a constant, a packet read, a read of keys bytes that are
+never written) is not given a slot: its definition is repeated before each
+use instead, one instruction where a spill costs a store and a load. Once
+every register has one, spill slots whose values are never live at the same
+time share a stack offset (`_pack_slots`): the 512 bytes of BPF stack hold
+64 values at once, not 64 spilled registers in all.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from pyfd.abi import MAX_BPF_STACK as MAX_STACK
-from pyfd.isa import Class, JmpOp, Mode, Size, bpf_op, mem_opcode
+from pyfd.isa import Class, Mode, Size, mem_opcode
 
-from .mir import FP, MBlock, MFunction, MInsn, MReg, ldx_mem, stx_mem
+from .mir import FETCH, FP, MBlock, MFunction, MInsn, MReg, ldx_mem, stx_mem
 
 ALLOCATABLE = tuple(range(10))  # r0-r9; r10 is the frame pointer
 _T = TypeVar("_T")
@@ -42,22 +48,6 @@ class StackLimitError(AllocationError):
     def __init__(self, message: str, span: object | None = None) -> None:
         super().__init__(message)
         self.span = span
-
-
-@dataclass
-class Interval:
-    """Where a virtual register is live, as [start, end] in layout positions."""
-
-    reg: str
-    start: int
-    end: int
-    hint: MReg | None = None
-    cost: int = 0  # the loads and stores spilling it would insert (see _spill)
-
-    @property
-    def weight(self) -> float:
-        """Spill weight: what spilling costs per position it frees."""
-        return self.cost / (self.end - self.start + 1)
 
 
 def _solve_live_in(blocks: list[MBlock], use: dict[str, set[_T]], defs: dict[str, set[_T]]) -> dict[str, set[_T]]:
@@ -89,110 +79,223 @@ def liveness(fn: MFunction) -> dict[str, set[MReg]]:
     return _solve_live_in(fn.blocks, use, defs)
 
 
-def build_intervals(fn: MFunction) -> tuple[dict[str, Interval], dict[int, list[tuple[int, int]]]]:
-    """Intervals of virtual registers, and the ranges where physical registers are fixed."""
-    live_in = liveness(fn)
-    intervals: dict[str, Interval] = {}
-    fixed: dict[int, list[tuple[int, int]]] = {}
-    last_def: dict[int, int] = {}
+def _loop_depths(fn: MFunction) -> dict[str, int]:
+    """How many loops each block is in: an edge to a block at or before its source in layout order closes one.
 
-    def touch(reg: MReg, pos: int) -> None:
-        if isinstance(reg, str):
-            iv = intervals.get(reg)
-            if iv is None:
-                intervals[reg] = Interval(reg, pos, pos)
-            else:
-                iv.start, iv.end = min(iv.start, pos), max(iv.end, pos)
-
-    pos = 0
+    Layout is reverse postorder (native._layout), where only a back edge
+    goes backwards; the loop is its target and every block that reaches
+    the source without passing through the target.
+    """
+    index = {b.label: i for i, b in enumerate(fn.blocks)}
+    preds: dict[str, list[str]] = {b.label: [] for b in fn.blocks}
     for b in fn.blocks:
-        block_start = pos
+        for s in b.succs:
+            preds[s].append(b.label)
+    depth = dict.fromkeys(index, 0)
+    for b in fn.blocks:
+        for head in b.succs:
+            if index[head] > index[b.label]:
+                continue
+            body, stack = {head}, [b.label]
+            while stack:
+                label = stack.pop()
+                if label not in body:
+                    body.add(label)
+                    stack.extend(preds[label])
+            for label in body:
+                depth[label] += 1
+    return depth
+
+
+@dataclass
+class Graph:
+    """The interference graph of one function: virtual and physical registers, the copies between them, spill costs."""
+
+    adj: dict[MReg, set[MReg]] = field(default_factory=dict)
+    copies: list[tuple[float, MReg, MReg]] = field(default_factory=list)  # (how often it runs, dst, src)
+    cost: dict[str, float] = field(default_factory=dict)  # the loads and stores spilling it would add, by loop depth
+    across_fetch: set[str] = field(default_factory=set)  # live across a FETCH: its slow path saves r0-r5
+    prefer: dict[MReg, int] = field(default_factory=dict)  # a register that saves a move where it is used
+
+    def node(self, reg: MReg) -> set[MReg]:
+        return self.adj.setdefault(reg, set())
+
+    def edge(self, a: MReg, b: MReg) -> None:
+        if a != b:
+            self.node(a).add(b)
+            self.node(b).add(a)
+
+
+def build_graph(fn: MFunction) -> Graph:
+    """Interference from exact liveness: a register written where another is live may not share its register.
+
+    The source of a copy does not interfere with its destination there
+    (they hold the same value), which is what lets the copy be coalesced.
+    """
+    live_in = liveness(fn)
+    depths = _loop_depths(fn)
+    g = Graph()
+    for b in fn.blocks:
+        weight = 10.0 ** min(depths[b.label], 4)
+        live: set[MReg] = set().union(*(live_in[s] for s in b.succs)) if b.succs else set()
+        live.discard(FP)
+        for insn in reversed(b.insns):
+            defs = [r for r in insn.defs() if r != FP]
+            uses = [r for r in insn.uses() if r != FP]
+            copy = insn.is_copy() and insn.src != FP and insn.dst != FP
+            if copy:
+                g.copies.append((weight, insn.dst, insn.src))
+            if insn.opcode == FETCH:
+                g.across_fetch.update(r for r in live if isinstance(r, str) and r not in defs)
+                if insn.fetch is not None and insn.fetch.base is None:
+                    g.prefer.setdefault(insn.src, 2)  # the helper's offset argument (fetch._expand)
+            for d in defs:
+                g.node(d)
+                for other in live:
+                    if not (copy and other == insn.src):
+                        g.edge(d, other)
+            live.difference_update(defs)
+            live.update(uses)
+            for reg in {*defs, *uses}:
+                g.node(reg)
+                if isinstance(reg, str):
+                    g.cost[reg] = g.cost.get(reg, 0.0) + weight
         for reg in live_in[b.label]:
-            touch(reg, block_start)
-            if isinstance(reg, int):
-                last_def.setdefault(reg, block_start)
-        previous: set[MReg] = set()
-        for index, insn in enumerate(b.insns):
-            for reg in insn.uses():
-                touch(reg, pos)
-                if isinstance(reg, int) and reg != FP:
-                    fixed.setdefault(reg, []).append((last_def.get(reg, 0), pos))
-            for reg in insn.defs():
-                touch(reg, pos + 1)
-                if isinstance(reg, int):
-                    last_def[reg] = pos + 1
-            _clobbers(insn, pos, fixed)
-            # A run of consecutive instructions referring to a register costs
-            # one reload (if the run reads it first) and one store (if the run
-            # writes it) when spilled, as _spill rewrites it.
-            for reg in {*insn.uses(), *insn.defs()}:
-                if isinstance(reg, str) and reg not in previous:
-                    intervals[reg].cost += 1 + any(reg in (*i.defs(),) for i in _run(b.insns, index, reg))
-            previous = {*insn.uses(), *insn.defs()}
-            if insn.is_copy() and isinstance(insn.dst, str):
-                intervals[insn.dst].hint = intervals[insn.dst].hint or insn.src
-            elif insn.is_copy() and isinstance(insn.src, str) and isinstance(insn.dst, int):
-                intervals[insn.src].hint = intervals[insn.src].hint or insn.dst
-            pos += 2
-        out = set().union(*(live_in[s] for s in b.succs)) if b.succs else set()
-        for reg in out:
-            touch(reg, pos - 1)
-    return intervals, fixed
+            g.node(reg)
+    return g
 
 
-def _clobbers(insn: MInsn, pos: int, fixed: dict[int, list[tuple[int, int]]]) -> None:
-    """A helper call writes r0-r5 (the BPF calling convention): nothing live across it may be in them."""
-    if insn.cls == Class.JMP and bpf_op(insn.opcode) == JmpOp.CALL:
-        for reg in insn.defs():
-            if isinstance(reg, int):
-                fixed.setdefault(reg, []).append((pos, pos + 1))
-
-
-def _run(insns: list[MInsn], start: int, reg: MReg) -> list[MInsn]:
-    """The instructions from `start` on that refer to `reg` without a gap."""
-    run = []
-    for insn in insns[start:]:
-        if reg not in (*insn.uses(), *insn.defs()):
-            break
-        run.append(insn)
-    return run
-
-
-def _overlaps(ranges: list[tuple[int, int]], start: int, end: int) -> bool:
-    return any(a < end and start < b for a, b in ranges)
-
-
-def linear_scan(
-    intervals: dict[str, Interval], fixed: dict[int, list[tuple[int, int]]], unspillable: frozenset[str] = frozenset()
+def color(
+    graph: Graph, unspillable: frozenset[str] = frozenset(), remat: frozenset[str] = frozenset(), *, george: bool = True
 ) -> tuple[dict[str, int], set[str]]:
-    """Assign physical registers; return the assignment and the registers to spill."""
-    assignment: dict[str, int] = {}
-    spilled: set[str] = set()
-    active: list[Interval] = []
-    for cur in sorted(intervals.values(), key=lambda iv: (iv.start, iv.end)):
-        active = [iv for iv in active if iv.end > cur.start]
-        busy = {assignment[iv.reg] for iv in active}
-        free = [r for r in ALLOCATABLE if r not in busy and not _overlaps(fixed.get(r, []), cur.start, cur.end)]
-        if free:
-            hint = cur.hint if isinstance(cur.hint, int) else assignment.get(cur.hint) if isinstance(cur.hint, str) else None
-            # Prefer the hinted register, then callee-clobbered ones low first.
-            choice = hint if hint in free else free[0]
-            assignment[cur.reg] = choice
-            active.append(cur)
+    """Coalesce copies, then color the graph (Chaitin-Briggs, optimistic); return the assignment and the registers to spill.
+
+    Copies are coalesced conservatively (Briggs between virtual registers,
+    George into a physical one), hottest first, so a merge never turns a
+    colorable graph into one that spills. Every register of a merged node
+    gets the same color, and the node spills as a whole.
+    """
+    k = len(ALLOCATABLE)
+    g = Graph({r: set(n) for r, n in graph.adj.items()}, graph.copies, graph.cost, graph.across_fetch, graph.prefer)
+    alias: dict[MReg, MReg] = {}
+
+    def find(r: MReg) -> MReg:
+        while r in alias:
+            r = alias[r]
+        return r
+
+    members: dict[MReg, list[str]] = {r: [r] for r in g.adj if isinstance(r, str)}
+    cost = dict(g.cost)
+    for r in remat:
+        if r in cost:
+            cost[r] /= 2  # each use repeats one instruction, and there is no store
+    pinned = set(unspillable)
+
+    def significant(r: MReg) -> bool:
+        return isinstance(r, int) or len(g.adj[r]) >= k
+
+    for _, dst, src in sorted(g.copies, key=lambda c: -c[0]):
+        a, b = find(dst), find(src)
+        if a == b or (isinstance(a, int) and isinstance(b, int)) or b in g.adj[a]:
             continue
-        # No register: spill the cheapest of the candidates (the lowest weight;
-        # of equals, the one that lives longest). Spill temporaries stay put.
-        candidates = [
-            iv for iv in active if iv.reg not in unspillable and not _overlaps(fixed.get(assignment[iv.reg], []), cur.start, cur.end)
-        ]
-        victim = min(candidates, key=lambda iv: (iv.weight, -iv.end), default=None)
-        if victim is not None and (cur.reg in unspillable or (victim.weight, -victim.end) < (cur.weight, -cur.end)):
-            assignment[cur.reg] = assignment.pop(victim.reg)
-            spilled.add(victim.reg)
-            active.remove(victim)
-            active.append(cur)
+        if isinstance(a, int):
+            a, b = b, a  # a virtual, b maybe physical
+        assert isinstance(a, str)
+        if (a in pinned) != (isinstance(b, str) and b in pinned):
+            continue  # a spill temporary stays apart from what may still spill
+        # George: every neighbour of `a` is of low degree or already a neighbour of `b`.
+        safe = (george or isinstance(b, int)) and all(
+            (isinstance(t, int) and isinstance(b, int)) or (isinstance(t, str) and len(g.adj[t]) < k) or b in g.adj[t] for t in g.adj[a]
+        )
+        if isinstance(b, int):
+            if not safe:
+                continue
+        elif not safe and sum(1 for t in g.adj[a] | g.adj[b] if significant(t)) >= k:
+            continue
+        # Merge a into b.
+        for t in g.adj.pop(a):
+            g.adj[t].discard(a)
+            g.edge(b, t)
+        alias[a] = b
+        if isinstance(b, str):
+            members[b].extend(members.pop(a))
+            cost[b] = cost.get(b, 0.0) + cost.get(a, 0.0)
+            if a in pinned:
+                pinned.add(b)
         else:
-            spilled.add(cur.reg)
+            members.setdefault(b, []).extend(members.pop(a))
+
+    # Sets of strings iterate in a per-process order: everything below goes
+    # by name, so a program compiles to the same instructions every time.
+    nodes = sorted(r for r in g.adj if isinstance(r, str))
+    degree = {r: len(g.adj[r]) for r in nodes}
+    stack: list[str] = []
+    remaining = set(nodes)
+    low = [r for r in reversed(nodes) if degree[r] < k]
+    while remaining:
+        if low:
+            r = low.pop()
+            if r not in remaining:
+                continue
+        else:
+            # Stuck: the cheapest per interference goes on optimistically.
+            r = min(remaining, key=lambda n: (n in pinned, cost.get(n, 0.0) / (degree[n] + 1), n))
+        remaining.discard(r)
+        stack.append(r)
+        for t in sorted(t for t in g.adj[r] if isinstance(t, str)):
+            if t in remaining:
+                degree[t] -= 1
+                if degree[t] == k - 1:
+                    low.append(t)
+    colors: dict[MReg, int] = {r: r for r in g.adj if isinstance(r, int)}
+    spilled: set[str] = set()
+    partners: dict[MReg, list[MReg]] = {}
+    for _, dst, src in g.copies:
+        a, b = find(dst), find(src)
+        if a != b:
+            partners.setdefault(a, []).append(b)
+            partners.setdefault(b, []).append(a)
+    while stack:
+        r = stack.pop()
+        taken = {colors[t] for t in g.adj[r] if t in colors}
+        free = [c for c in ALLOCATABLE if c not in taken]
+        if not free:
+            spilled.update(members[r])
+            continue
+        preferred = [g.prefer[m] for m in members[r] if g.prefer.get(m) in free]
+        preferred += [colors[p] for p in partners.get(r, []) if p in colors and colors[p] in free]
+        if preferred:
+            colors[r] = preferred[0]
+        else:
+            # Leave a neighbour still to come the register it prefers.
+            wanted = {g.prefer[m] for t in g.adj[r] if isinstance(t, str) and t not in colors for m in members[t] if m in g.prefer}
+            free = [c for c in free if c not in wanted] or free
+            if any(m in g.across_fetch for m in members[r]):
+                # The slow path of a window saves what lives in r0-r5 around its call.
+                colors[r] = next((c for c in reversed(free) if c >= 6), free[0])
+            else:
+                colors[r] = free[0]
+    # A copy whose two sides got different registers: move either side to
+    # the other's register where no neighbour holds it (a recoloring that
+    # cannot cause a spill; it catches merges the conservative tests refused).
+    for _ in range(3):
+        changed = False
+        for _, dst, src in sorted(g.copies, key=lambda c: -c[0]):
+            a, b = find(dst), find(src)
+            if a not in colors or b not in colors or colors[a] == colors[b]:
+                continue
+            for x, y in ((a, b), (b, a)):
+                if isinstance(x, str) and all(colors.get(t) != colors[y] for t in g.adj[x]):
+                    colors[x] = colors[y]
+                    changed = True
+                    break
+        if not changed:
+            break
+    assignment: dict[str, int] = {}
+    for rep, regs in members.items():
+        if rep in colors:
+            for reg in regs:
+                assignment[reg] = colors[rep]
     return assignment, spilled
 
 
@@ -318,8 +421,13 @@ def allocate(fn: MFunction) -> None:
     counter = [0]
     temps: set[str] = set()
     for _ in range(64):
-        intervals, fixed = build_intervals(fn)
-        assignment, spilled = linear_scan(intervals, fixed, frozenset(temps))
+        graph = build_graph(fn)
+        remat = frozenset(_rematerializable(fn, {r for r in graph.adj if isinstance(r, str)}))
+        # Coalescing George's way too removes the most copies but can push a
+        # crowded graph into spilling; Briggs's test alone then.
+        assignment, spilled = color(graph, frozenset(temps), remat)
+        if spilled:
+            assignment, spilled = color(graph, frozenset(temps), remat, george=False)
         if spilled & temps:
             raise AllocationError("a spill temporary found no register")
         if not spilled:
