@@ -34,6 +34,7 @@ from .mir import (
 from .native_maps import MapSelection, fix_frame_addresses
 from .regalloc import AllocationError, StackLimitError, allocate
 from .result import CompiledCode
+from .threading import thread_jumps
 
 
 _SIZE = {1: Size.B, 2: Size.H, 4: Size.W, 8: Size.DW}
@@ -236,6 +237,12 @@ class _Selector(MapSelection):
             # the verifier refuses an immediate count >= 64 ("invalid shift"):
             # constant propagation can turn `n = 70; x >> n` into one.
             rhs = Imm(rhs.value & 63)
+        if op in _COMMUTATIVE and isinstance(rhs, Imm) and not _fits_s32(rhs.value) and isinstance(lhs, Reg) and lhs != dst:
+            # A wide constant goes straight into dst (`dst = C; dst op= lhs`):
+            # no temporary holding it next to a copy of lhs.
+            self.load_imm(d, rhs.value, span)
+            self.emit(_alu64(_ALU[op], d, self.reg(lhs), imm=False, span=span))
+            return
         self.move(d, lhs, span)
         if isinstance(rhs, Imm) and _fits_s32(rhs.value):
             self.emit(_alu64(_ALU[op], d, rhs.value, imm=True, span=span))
@@ -442,6 +449,7 @@ def compile_native(fn: Function) -> CompiledCode:
             expand_fetches(mfn, window_layout(fn))
         except StackLimitError as exc:
             raise CompileError(str(exc), fn.span, hint="read fewer headers at once, or compile without page-fragment reads") from None
+    thread_jumps(mfn)
     _drop_jumps_to_next(mfn.blocks)
     items: list[BpfInstruction | Label] = []
     for b in mfn.blocks:

@@ -107,6 +107,30 @@ def _loop_depths(fn: MFunction) -> dict[str, int]:
     return depth
 
 
+def _frequencies(fn: MFunction) -> dict[str, float]:
+    """A static estimate of how often each block runs per entry: branches split evenly, a loop runs ten times.
+
+    Without a profile, each conditional jump is taken half the time, except
+    into a window's slow block (`.copy`, the copy out of page fragments),
+    taken rarely. So a value used only down one chain of header tests costs
+    little to spill next to one the entry block or every path touches: the
+    spill code of the first runs on few packets, the second's on all.
+    """
+    index = {b.label: i for i, b in enumerate(fn.blocks)}
+    depths = _loop_depths(fn)
+    freq = dict.fromkeys(index, 0.0)
+    freq[fn.blocks[0].label] = 1.0
+    for b in fn.blocks:
+        forward = [s for s in b.succs if index[s] > index[b.label]]
+        if not forward:
+            continue
+        shares = [1.0 / 64 if s.endswith(".copy") else 1.0 for s in forward]
+        total = sum(shares)
+        for s, share in zip(forward, shares, strict=True):
+            freq[s] += freq[b.label] * share / total
+    return {label: f * 10.0 ** min(depths[label], 4) for label, f in freq.items()}
+
+
 @dataclass
 class Graph:
     """The interference graph of one function: virtual and physical registers, the copies between them, spill costs."""
@@ -133,10 +157,10 @@ def build_graph(fn: MFunction) -> Graph:
     (they hold the same value), which is what lets the copy be coalesced.
     """
     live_in = liveness(fn)
-    depths = _loop_depths(fn)
+    freq = _frequencies(fn)
     g = Graph()
     for b in fn.blocks:
-        weight = 10.0 ** min(depths[b.label], 4)
+        weight = freq[b.label]
         live: set[MReg] = set().union(*(live_in[s] for s in b.succs)) if b.succs else set()
         live.discard(FP)
         for insn in reversed(b.insns):
@@ -260,21 +284,22 @@ def color(
         taken = {colors[t] for t in g.adj[r] if t in colors}
         free = [c for c in ALLOCATABLE if c not in taken]
         if not free:
+            free = _recolor_for(r, g, colors)
+        if not free:
             spilled.update(members[r])
             continue
-        preferred = [g.prefer[m] for m in members[r] if g.prefer.get(m) in free]
-        preferred += [colors[p] for p in partners.get(r, []) if p in colors and colors[p] in free]
-        if preferred:
-            colors[r] = preferred[0]
-        else:
-            # Leave a neighbour still to come the register it prefers.
-            wanted = {g.prefer[m] for t in g.adj[r] if isinstance(t, str) and t not in colors for m in members[t] if m in g.prefer}
-            free = [c for c in free if c not in wanted] or free
-            if any(m in g.across_fetch for m in members[r]):
-                # The slow path of a window saves what lives in r0-r5 around its call.
-                colors[r] = next((c for c in reversed(free) if c >= 6), free[0])
-            else:
-                colors[r] = free[0]
+        # A copy partner's register removes the copy; r2 for a FETCH's base
+        # saves moving it there. A value live across a FETCH takes r6-r9
+        # first: the slow path of a window saves r0-r5 around its call.
+        preferred = [colors[p] for p in partners.get(r, []) if p in colors and colors[p] in free]
+        preferred += [g.prefer[m] for m in members[r] if g.prefer.get(m) in free]
+        # Leave a neighbour still to come the register it prefers.
+        wanted = {g.prefer[m] for t in g.adj[r] if isinstance(t, str) and t not in colors for m in members[t] if m in g.prefer}
+        rest = [c for c in free if c not in wanted] or free
+        if any(m in g.across_fetch for m in members[r]):
+            saved = [c for c in preferred if c >= 6] or [c for c in reversed(rest) if c >= 6]
+            preferred = saved + preferred
+        colors[r] = (preferred or rest)[0]
     # A copy whose two sides got different registers: move either side to
     # the other's register where no neighbour holds it (a recoloring that
     # cannot cause a spill; it catches merges the conservative tests refused).
@@ -297,6 +322,21 @@ def color(
             for reg in regs:
                 assignment[reg] = colors[rep]
     return assignment, spilled
+
+
+def _recolor_for(r: MReg, g: Graph, colors: dict[MReg, int]) -> list[int]:
+    """Free a register for `r` by moving the one neighbour holding it to a register none of its neighbours hold; [] if none can."""
+    for c in ALLOCATABLE:
+        holders = [t for t in g.adj[r] if colors.get(t) == c]
+        if len(holders) != 1 or not isinstance(holders[0], str):
+            continue
+        n = holders[0]
+        taken = {colors[t] for t in g.adj[n] if t in colors}
+        other = next((x for x in ALLOCATABLE if x != c and x not in taken), None)
+        if other is not None:
+            colors[n] = other
+            return [c]
+    return []
 
 
 def _rematerializable(fn: MFunction, regs: set[str]) -> dict[str, MInsn]:
