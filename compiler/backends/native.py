@@ -34,7 +34,7 @@ from .mir import (
 from .native_maps import MapSelection, fix_frame_addresses
 from .regalloc import AllocationError, StackLimitError, allocate
 from .result import CompiledCode
-from .threading import thread_jumps
+from .peephole import bit_tests, thread_jumps
 
 
 _SIZE = {1: Size.B, 2: Size.H, 4: Size.W, 8: Size.DW}
@@ -450,6 +450,7 @@ def compile_native(fn: Function) -> CompiledCode:
         except StackLimitError as exc:
             raise CompileError(str(exc), fn.span, hint="read fewer headers at once, or compile without page-fragment reads") from None
     thread_jumps(mfn)
+    bit_tests(mfn)
     _drop_jumps_to_next(mfn.blocks)
     items: list[BpfInstruction | Label] = []
     for b in mfn.blocks:

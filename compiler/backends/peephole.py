@@ -1,4 +1,6 @@
-"""Jump threading over allocated machine code: a jump whose later tests are already decided goes straight to their outcome.
+"""Peepholes over allocated machine code: jump threading, and bit tests as `jset`.
+
+Jump threading: a jump whose later tests are already decided goes straight to their outcome.
 
 A value returned from an inlined function reaches its caller as a register
 set to a constant on each `return` and a chain of tests on it after the
@@ -9,13 +11,18 @@ skipped blocks would have set are set before it. A jump to a short exit block
 becomes a copy of that block, and the constants nothing reads afterwards are
 deleted. This runs after register allocation and FETCH expansion, on the
 final registers, and changes no value any path computes.
+
+Bit tests: `r = x; r >>= k; r &= m; if r == 0` (a header's flag bit, or
+`keys.flags & F`) computes a value only the test reads; where `r` is dead
+after the test, `if x & (m << k)` is one `jset` (and a `goto` for `== 0`,
+as BPF has no jump-if-clear).
 """
 
 from __future__ import annotations
 
-from pyfd.isa import Class, JmpOp, Source, bpf_class, bpf_op, bpf_src
+from pyfd.isa import AluOp, Class, JmpOp, Source, alu_opcode, bpf_class, bpf_op, bpf_src, jmp_opcode
 
-from .mir import FP, MBlock, MFunction, MInsn, ja, mov64_imm
+from .mir import FP, MBlock, MFunction, MInsn, MReg, ja, jmp_imm, mov64_imm
 from .regalloc import liveness
 
 _MASK = (1 << 64) - 1
@@ -180,3 +187,78 @@ def _drop_dead_constants(fn: MFunction) -> None:
             live = (live - set(insn.defs())) | set(insn.uses())
             kept.append(insn)
         b.insns = kept[::-1]
+
+
+def _live_out_at(fn: MFunction) -> dict[str, list[set[MReg]]]:
+    """For each block, the registers live after each of its instructions."""
+    live_in = liveness(fn)
+    out: dict[str, list[set[MReg]]] = {}
+    for b in fn.blocks:
+        live: set[MReg] = set().union(*(live_in[s] for s in b.succs)) if b.succs else set()
+        after: list[set[MReg]] = []
+        for insn in reversed(b.insns):
+            if insn.target is not None and bpf_class(insn.opcode) in (Class.JMP, Class.JMP32):
+                live = live | live_in[insn.target]
+            after.append(set(live))
+            live = (live - set(insn.defs())) | set(insn.uses())
+        out[b.label] = after[::-1]
+    return out
+
+
+_AND64 = alu_opcode(Class.ALU64, AluOp.AND, Source.K)
+_AND32 = alu_opcode(Class.ALU, AluOp.AND, Source.K)
+_RSH64 = alu_opcode(Class.ALU64, AluOp.RSH, Source.K)
+_JEQ = jmp_opcode(Class.JMP, JmpOp.JEQ, Source.K)
+_JNE = jmp_opcode(Class.JMP, JmpOp.JNE, Source.K)
+
+
+def bit_tests(fn: MFunction) -> None:
+    """Replace `[r = x;] [r >>= k;] r &= m; if r ==/!= 0 goto L` by `if x & (m << k) goto` where `r` is dead after (in place)."""
+    live_after = _live_out_at(fn)
+    after = {b.label: (fn.blocks[i + 1].label if i + 1 < len(fn.blocks) else None) for i, b in enumerate(fn.blocks)}
+    for b in fn.blocks:
+        insns = list(b.insns)
+        changed = False
+        j = len(insns) - 1
+        while j >= 1:
+            rewrite = _bit_test(insns, j, live_after[b.label][j], after[b.label])
+            if rewrite is None:
+                j -= 1
+                continue
+            start, end, new = rewrite
+            insns[start:end] = new
+            changed = True
+            j = start - 1
+        if changed:
+            b.insns = insns
+            b.succs = _successors(b, after[b.label])
+
+
+def _bit_test(insns: list[MInsn], j: int, live: set[MReg], fall: str | None) -> tuple[int, int, list[MInsn]] | None:
+    """The test at `insns[j]` as a jset: (first replaced index, one past the last, the new instructions), or None."""
+    test = insns[j]
+    r = test.dst
+    if test.opcode not in (_JEQ, _JNE) or test.imm != 0 or test.target is None or not isinstance(r, int) or r in live:
+        return None  # not a test against zero, or the masked value is read after it
+    mask = insns[j - 1]
+    if mask.dst != r or mask.imm == 0 or not (mask.opcode == _AND64 or (mask.opcode == _AND32 and mask.imm > 0)):
+        return None  # `w &= m` zero-extends: only a positive mask reads the same as the 64-bit jset's
+    bits, start = mask.imm, j - 1
+    if start >= 1 and insns[start - 1].opcode == _RSH64 and insns[start - 1].dst == r:
+        shift = insns[start - 1].imm
+        if bits < 0 or not 0 <= shift < 64 or bits << shift >= 1 << 31:
+            return None
+        bits, start = bits << shift, start - 1
+    tested: MReg = r
+    if start >= 1 and insns[start - 1].is_copy() and insns[start - 1].dst == r and insns[start - 1].src not in (r, FP):
+        tested, start = insns[start - 1].src, start - 1
+    span = test.span
+    if test.opcode == _JNE:
+        return start, j + 1, [jmp_imm(JmpOp.JSET, tested, bits, test.target, span=span)]
+    # `== 0` jumps when every bit is clear: jset to where it fell through, then goto the target.
+    nxt = insns[j + 1] if j + 1 < len(insns) else None
+    if nxt is not None and nxt.is_ja and nxt.target is not None:
+        return start, j + 2, [jmp_imm(JmpOp.JSET, tested, bits, nxt.target, span=span), ja(test.target, span=span)]
+    if nxt is None and fall is not None:
+        return start, j + 1, [jmp_imm(JmpOp.JSET, tested, bits, fall, span=span), ja(test.target, span=span)]
+    return None
