@@ -97,7 +97,8 @@ class _Selector(MapSelection):
         self.n = 0
         self.out: list[MInsn] = []
         self.pointers: dict[Operand, str] = {}  # packet base -> register holding data + base
-        self.windows: dict[int, str] = {}  # window -> register pointing at its bytes (packet or stack copy)
+        self.windows: dict[int, str] = {}  # window -> register pointing just past its bytes (packet or stack copy)
+        self.window_size: dict[int, int] = {}  # window -> its size: the displacement of its first byte is -size
         uses_keys = any(isinstance(i, (LoadKeys, StoreKeys)) for i in fn.instructions())
         uses_packet = any(isinstance(b.term, CheckPacket) for b in fn.blocks)
         self.keys = "keys" if uses_keys else None
@@ -203,7 +204,9 @@ class _Selector(MapSelection):
                 # Repeatable too: the window's buffer is not reused while a value
                 # read through it is live (ir.windows counts those as uses).
                 assert window is not None  # the case above takes window None
-                self.emit(ldx_mem(_SIZE[size], self.reg(dst), self.window_pointer(window, span), disp, span=span, remat=True))
+                # The window pointer points past the window's bytes (check_window).
+                ptr = self.window_pointer(window, span)
+                self.emit(ldx_mem(_SIZE[size], self.reg(dst), ptr, disp - self.window_size[window], span=span, remat=True))
             case SetCond():
                 raise InternalCompilerError("SetCond reached instruction selection", insn.span)
             case MapLookup() | MapUpdate() | MapDelete() | LoadMapValue() | StoreMapValue() | AtomicMapValue() | LoadConfig():
@@ -270,37 +273,37 @@ class _Selector(MapSelection):
     def check_window(self, term: CheckPacket) -> MInsn:
         """A check with a window: the fast test, ending in a jump to `ok` past the slow block; returns the slow block's FETCH.
 
-        The fast path is the linear check with the pointer kept: `ptr =
-        data + base`, in bounds if `ptr + size <= data_end`. Otherwise the
-        slow block right after fills the window's buffer and points `ptr` at
-        it (or leaves for `fail`), then falls into `ok`. Placed right after
-        the check, it stretches no value's live range.
+        The fast path is the linear check with the pointer kept, pointing
+        just past the window's bytes: `ptr = data + base + size`, in bounds if
+        `ptr <= data_end`, a byte at `disp` read at `ptr + disp - size`. The
+        verifier knows `ptr` as `data + base` with a constant offset `size`,
+        learns `range = size` from the test (find_good_pkt_pointers), and
+        adds that offset to a read's negative displacement
+        (check_packet_access), so no copy of the start is needed. Otherwise
+        the slow block right after fills the window's buffer and points `ptr`
+        just past it too (or leaves for `fail`), then falls into `ok`. Placed
+        right after the check, it stretches no value's live range.
         """
         assert self.data is not None and self.data_end is not None and term.window is not None
         span = term.span
         ptr = self.windows.setdefault(term.window, f"win{term.window}")
-        base_reg: str | None = None
+        self.window_size[term.window] = term.size
         if isinstance(term.base, Imm):
             self.emit(_alu64(AluOp.MOV, ptr, self.data, imm=False, span=span))
-            if term.base.value:
-                self.emit(_alu64(AluOp.ADD, ptr, term.base.value, imm=True, span=span))
-        else:
-            base_reg = self.reg(term.base)
-            bits = self.verifier_bits(term.base)
-            if bits >= 64 or (1 << bits) - 1 > MAX_PACKET_OFF - term.size:
-                self.emit(jmp_imm(JmpOp.JGT, base_reg, MAX_PACKET_OFF - term.size, term.fail, span=span))
-            self.emit(_alu64(AluOp.MOV, ptr, self.data, imm=False, span=span))
-            self.emit(_alu64(AluOp.ADD, ptr, base_reg, imm=False, span=span))
-        end = ptr
-        if term.size:
-            end = self.temp()
-            self.emit(_alu64(AluOp.MOV, end, ptr, imm=False, span=span))
-            self.emit(_alu64(AluOp.ADD, end, term.size, imm=True, span=span))
-        self.emit(jmp_reg(JmpOp.JLE, end, self.data_end, term.ok, span=span))
-        if base_reg is None:
-            assert isinstance(term.base, Imm)
+            if term.base.value + term.size:
+                self.emit(_alu64(AluOp.ADD, ptr, term.base.value + term.size, imm=True, span=span))
+            self.emit(jmp_reg(JmpOp.JLE, ptr, self.data_end, term.ok, span=span))
             return fetch(ptr, term.window, term.size, term.fail, imm=term.base.value, span=span)
-        return fetch(ptr, term.window, term.size, term.fail, reg=base_reg, span=span)
+        base = self.reg(term.base)
+        bits = self.verifier_bits(term.base)
+        if bits >= 64 or (1 << bits) - 1 > MAX_PACKET_OFF - term.size:
+            self.emit(jmp_imm(JmpOp.JGT, base, MAX_PACKET_OFF - term.size, term.fail, span=span))
+        self.emit(_alu64(AluOp.MOV, ptr, self.data, imm=False, span=span))
+        self.emit(_alu64(AluOp.ADD, ptr, base, imm=False, span=span))
+        if term.size:
+            self.emit(_alu64(AluOp.ADD, ptr, term.size, imm=True, span=span))
+        self.emit(jmp_reg(JmpOp.JLE, ptr, self.data_end, term.ok, span=span))
+        return fetch(ptr, term.window, term.size, term.fail, reg=base, span=span)
 
     def check(self, term: CheckPacket, fail: str) -> None:
         """The bounds check in the shape the verifier understands."""

@@ -294,7 +294,9 @@ def color(
         preferred = [colors[p] for p in partners.get(r, []) if p in colors and colors[p] in free]
         preferred += [g.prefer[m] for m in members[r] if g.prefer.get(m) in free]
         # Leave a neighbour still to come the register it prefers.
-        wanted = {g.prefer[m] for t in g.adj[r] if isinstance(t, str) and t not in colors for m in members[t] if m in g.prefer}
+        waiting = [t for t in g.adj[r] if isinstance(t, str) and t not in colors]
+        wanted = {g.prefer[m] for t in waiting for m in members[t] if m in g.prefer}
+        wanted |= {p for t in waiting for p in partners.get(t, []) if isinstance(p, int)}
         rest = [c for c in free if c not in wanted] or free
         if any(m in g.across_fetch for m in members[r]):
             saved = [c for c in preferred if c >= 6] or [c for c in reversed(rest) if c >= 6]
