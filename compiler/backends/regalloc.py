@@ -477,6 +477,7 @@ def allocate(fn: MFunction) -> None:
             for b in fn.blocks:
                 b.insns = [i.rename(physical) for i in b.insns]
                 b.insns = [i for i in b.insns if not (i.is_copy() and i.dst == i.src)]
+            _drop_dead_spill_stores(fn)
             _pack_slots(fn)
             return
         _spill(fn, spilled, slots, counter, temps)
@@ -490,6 +491,36 @@ def _slot_access(insn: MInsn) -> tuple[int | None, int | None]:
     if insn.opcode == mem_opcode(Class.STX, Mode.MEM, Size.DW) and insn.dst == FP:
         return None, insn.off
     return None, None
+
+
+def _drop_dead_spill_stores(fn: MFunction) -> None:
+    """Delete stores to spill slots that no load reads afterwards (a spilled value defined again, or never used)."""
+    use: dict[str, set[int]] = {}
+    defs: dict[str, set[int]] = {}
+    for b in fn.blocks:
+        u: set[int] = set()
+        d: set[int] = set()
+        for insn in b.insns:
+            read, written = _slot_access(insn)
+            if read is not None and read not in d:
+                u.add(read)
+            if written is not None:
+                d.add(written)
+        use[b.label], defs[b.label] = u, d
+    live_in = _solve_live_in(fn.blocks, use, defs)
+    for b in fn.blocks:
+        live: set[int] = set().union(*(live_in[s] for s in b.succs)) if b.succs else set()
+        kept: list[MInsn] = []
+        for insn in reversed(b.insns):
+            read, written = _slot_access(insn)
+            if written is not None:
+                if written not in live:
+                    continue
+                live.discard(written)
+            if read is not None:
+                live.add(read)
+            kept.append(insn)
+        b.insns = kept[::-1]
 
 
 def _pack_slots(fn: MFunction) -> None:
