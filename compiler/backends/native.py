@@ -203,10 +203,8 @@ class _Selector(MapSelection):
             case LoadPacket(dst, base, disp, size, window=window):
                 # Repeatable too: the window's buffer is not reused while a value
                 # read through it is live (ir.windows counts those as uses).
-                assert window is not None  # the case above takes window None
-                # The window pointer points past the window's bytes (check_window).
-                ptr = self.window_pointer(window, span)
-                self.emit(ldx_mem(_SIZE[size], self.reg(dst), ptr, disp - self.window_size[window], span=span, remat=True))
+                ptr, past = self.window_pointer(window, span)
+                self.emit(ldx_mem(_SIZE[size], self.reg(dst), ptr, disp - past, span=span, remat=True))
             case SetCond():
                 raise InternalCompilerError("SetCond reached instruction selection", insn.span)
             case MapLookup() | MapUpdate() | MapDelete() | LoadMapValue() | StoreMapValue() | AtomicMapValue() | LoadConfig():
@@ -262,11 +260,12 @@ class _Selector(MapSelection):
             raise InternalCompilerError(f"packet load from {base} without a check", None)
         return ptr, 0
 
-    def window_pointer(self, window: int, span: Span) -> str:
-        ptr = self.windows.get(window)
-        if ptr is None:
+    def window_pointer(self, window: int | None, span: Span) -> tuple[str, int]:
+        """The register pointing past the window's bytes (check_window), and how far past."""
+        ptr = self.windows.get(window) if window is not None else None
+        if ptr is None or window is None:
             raise InternalCompilerError(f"packet load through window {window} without its check", span)
-        return ptr
+        return ptr, self.window_size[window]
 
     # -- terminators ------------------------------------------------------
 

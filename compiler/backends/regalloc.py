@@ -195,135 +195,167 @@ def color(
     """Coalesce copies, then color the graph (Chaitin-Briggs, optimistic); return the assignment and the registers to spill.
 
     Copies are coalesced conservatively (Briggs between virtual registers,
-    George into a physical one), hottest first, so a merge never turns a
-    colorable graph into one that spills. Every register of a merged node
-    gets the same color, and the node spills as a whole.
+    George into a physical one, and between virtual ones too with
+    `george`), hottest first, so a merge never turns a colorable graph into
+    one that spills. Every register of a merged node gets the same color,
+    and the node spills as a whole.
     """
-    k = len(ALLOCATABLE)
-    g = Graph({r: set(n) for r, n in graph.adj.items()}, graph.copies, graph.cost, graph.across_fetch, graph.prefer)
-    alias: dict[MReg, MReg] = {}
+    c = _Coloring(graph, unspillable, remat)
+    c.coalesce(george=george)
+    spilled = c.select(c.simplify())
+    c.recolor_copies()
+    return c.assignment(), spilled
 
-    def find(r: MReg) -> MReg:
-        while r in alias:
-            r = alias[r]
+
+class _Coloring:
+    """The state of one coloring: the graph as coalesced, merged nodes, spill costs, colors."""
+
+    def __init__(self, graph: Graph, unspillable: frozenset[str], remat: frozenset[str]) -> None:
+        self.k = len(ALLOCATABLE)
+        self.g = Graph({r: set(n) for r, n in graph.adj.items()}, graph.copies, graph.cost, graph.across_fetch, graph.prefer)
+        self.alias: dict[MReg, MReg] = {}
+        self.members: dict[MReg, list[str]] = {r: [r] for r in self.g.adj if isinstance(r, str)}
+        self.cost = dict(graph.cost)
+        for r in remat:
+            if r in self.cost:
+                self.cost[r] /= 2  # each use repeats one instruction, and there is no store
+        self.pinned = set(unspillable)
+        self.colors: dict[MReg, int] = {r: r for r in self.g.adj if isinstance(r, int)}
+        self.partners: dict[MReg, list[MReg]] = {}
+
+    def find(self, r: MReg) -> MReg:
+        """The node `r` was merged into (itself if none)."""
+        while r in self.alias:
+            r = self.alias[r]
         return r
 
-    members: dict[MReg, list[str]] = {r: [r] for r in g.adj if isinstance(r, str)}
-    cost = dict(g.cost)
-    for r in remat:
-        if r in cost:
-            cost[r] /= 2  # each use repeats one instruction, and there is no store
-    pinned = set(unspillable)
-
-    def significant(r: MReg) -> bool:
-        return isinstance(r, int) or len(g.adj[r]) >= k
-
-    for _, dst, src in sorted(g.copies, key=lambda c: -c[0]):
-        a, b = find(dst), find(src)
-        if a == b or (isinstance(a, int) and isinstance(b, int)) or b in g.adj[a]:
-            continue
-        if isinstance(a, int):
-            a, b = b, a  # a virtual, b maybe physical
-        assert isinstance(a, str)
-        if (a in pinned) != (isinstance(b, str) and b in pinned):
-            continue  # a spill temporary stays apart from what may still spill
-        # George: every neighbour of `a` is of low degree or already a neighbour of `b`.
-        safe = (george or isinstance(b, int)) and all(
-            (isinstance(t, int) and isinstance(b, int)) or (isinstance(t, str) and len(g.adj[t]) < k) or b in g.adj[t] for t in g.adj[a]
-        )
-        if isinstance(b, int):
-            if not safe:
+    def coalesce(self, *, george: bool) -> None:
+        """Merge the two sides of each copy where the conservative tests allow it, hottest copy first."""
+        g, k = self.g, self.k
+        for _, dst, src in sorted(g.copies, key=lambda c: -c[0]):
+            a, b = self.find(dst), self.find(src)
+            if a == b or (isinstance(a, int) and isinstance(b, int)) or b in g.adj[a]:
                 continue
-        elif not safe and sum(1 for t in g.adj[a] | g.adj[b] if significant(t)) >= k:
-            continue
-        # Merge a into b.
+            if isinstance(a, int):
+                a, b = b, a  # a virtual, b maybe physical
+            assert isinstance(a, str)
+            if (a in self.pinned) != (isinstance(b, str) and b in self.pinned):
+                continue  # a spill temporary stays apart from what may still spill
+            # George: every neighbour of `a` is of low degree or already a neighbour of `b`.
+            safe = (george or isinstance(b, int)) and all(
+                (isinstance(t, int) and isinstance(b, int)) or (isinstance(t, str) and len(g.adj[t]) < k) or b in g.adj[t] for t in g.adj[a]
+            )
+            if isinstance(b, int):
+                if not safe:
+                    continue
+            elif not safe and sum(1 for t in g.adj[a] | g.adj[b] if isinstance(t, int) or len(g.adj[t]) >= k) >= k:
+                continue  # Briggs: the merged node would have k neighbours of significant degree
+            self.merge(a, b)
+        for _, dst, src in g.copies:
+            a, b = self.find(dst), self.find(src)
+            if a != b:
+                self.partners.setdefault(a, []).append(b)
+                self.partners.setdefault(b, []).append(a)
+
+    def merge(self, a: str, b: MReg) -> None:
+        """Merge node `a` into `b`."""
+        g = self.g
         for t in g.adj.pop(a):
             g.adj[t].discard(a)
             g.edge(b, t)
-        alias[a] = b
+        self.alias[a] = b
         if isinstance(b, str):
-            members[b].extend(members.pop(a))
-            cost[b] = cost.get(b, 0.0) + cost.get(a, 0.0)
-            if a in pinned:
-                pinned.add(b)
+            self.members[b].extend(self.members.pop(a))
+            self.cost[b] = self.cost.get(b, 0.0) + self.cost.get(a, 0.0)
+            if a in self.pinned:
+                self.pinned.add(b)
         else:
-            members.setdefault(b, []).extend(members.pop(a))
+            self.members.setdefault(b, []).extend(self.members.pop(a))
 
-    # Sets of strings iterate in a per-process order: everything below goes
-    # by name, so a program compiles to the same instructions every time.
-    nodes = sorted(r for r in g.adj if isinstance(r, str))
-    degree = {r: len(g.adj[r]) for r in nodes}
-    stack: list[str] = []
-    remaining = set(nodes)
-    low = [r for r in reversed(nodes) if degree[r] < k]
-    while remaining:
-        if low:
-            r = low.pop()
-            if r not in remaining:
-                continue
-        else:
-            # Stuck: the cheapest per interference goes on optimistically.
-            r = min(remaining, key=lambda n: (n in pinned, cost.get(n, 0.0) / (degree[n] + 1), n))
-        remaining.discard(r)
-        stack.append(r)
-        for t in sorted(t for t in g.adj[r] if isinstance(t, str)):
-            if t in remaining:
-                degree[t] -= 1
-                if degree[t] == k - 1:
-                    low.append(t)
-    colors: dict[MReg, int] = {r: r for r in g.adj if isinstance(r, int)}
-    spilled: set[str] = set()
-    partners: dict[MReg, list[MReg]] = {}
-    for _, dst, src in g.copies:
-        a, b = find(dst), find(src)
-        if a != b:
-            partners.setdefault(a, []).append(b)
-            partners.setdefault(b, []).append(a)
-    while stack:
-        r = stack.pop()
-        taken = {colors[t] for t in g.adj[r] if t in colors}
-        free = [c for c in ALLOCATABLE if c not in taken]
-        if not free:
-            free = _recolor_for(r, g, colors)
-        if not free:
-            spilled.update(members[r])
-            continue
-        # A copy partner's register removes the copy; r2 for a FETCH's base
-        # saves moving it there. A value live across a FETCH takes r6-r9
-        # first: the slow path of a window saves r0-r5 around its call.
-        preferred = [colors[p] for p in partners.get(r, []) if p in colors and colors[p] in free]
+    def simplify(self) -> list[str]:
+        """The virtual nodes in the order to color them, last first (a stack)."""
+        g, k = self.g, self.k
+        # Sets of strings iterate in a per-process order: everything here goes
+        # by name, so a program compiles to the same instructions every time.
+        nodes = sorted(r for r in g.adj if isinstance(r, str))
+        degree = {r: len(g.adj[r]) for r in nodes}
+        stack: list[str] = []
+        remaining = set(nodes)
+        low = [r for r in reversed(nodes) if degree[r] < k]
+        while remaining:
+            if low:
+                r = low.pop()
+                if r not in remaining:
+                    continue
+            else:
+                # Stuck: the cheapest per interference goes on optimistically.
+                r = min(remaining, key=lambda n: (n in self.pinned, self.cost.get(n, 0.0) / (degree[n] + 1), n))
+            remaining.discard(r)
+            stack.append(r)
+            for t in sorted(t for t in g.adj[r] if isinstance(t, str)):
+                if t in remaining:
+                    degree[t] -= 1
+                    if degree[t] == k - 1:
+                        low.append(t)
+        return stack
+
+    def select(self, stack: list[str]) -> set[str]:
+        """Color the nodes off `stack`; return the registers of those that found no color."""
+        spilled: set[str] = set()
+        while stack:
+            r = stack.pop()
+            taken = {self.colors[t] for t in self.g.adj[r] if t in self.colors}
+            free = [c for c in ALLOCATABLE if c not in taken] or _recolor_for(r, self.g, self.colors)
+            if free:
+                self.colors[r] = self.choose(r, free)
+            else:
+                spilled.update(self.members[r])
+        return spilled
+
+    def choose(self, r: MReg, free: list[int]) -> int:
+        """The register of `free` for node `r`.
+
+        A copy partner's register removes the copy; r2 for a FETCH's base
+        saves moving it there. A value live across a FETCH takes r6-r9
+        first: the slow path of a window saves r0-r5 around its call.
+        Otherwise the lowest one a neighbour still to come does not prefer.
+        """
+        g, members = self.g, self.members
+        preferred = [self.colors[p] for p in self.partners.get(r, []) if p in self.colors and self.colors[p] in free]
         preferred += [g.prefer[m] for m in members[r] if g.prefer.get(m) in free]
-        # Leave a neighbour still to come the register it prefers.
-        waiting = [t for t in g.adj[r] if isinstance(t, str) and t not in colors]
+        waiting = [t for t in g.adj[r] if isinstance(t, str) and t not in self.colors]
         wanted = {g.prefer[m] for t in waiting for m in members[t] if m in g.prefer}
-        wanted |= {p for t in waiting for p in partners.get(t, []) if isinstance(p, int)}
+        wanted |= {p for t in waiting for p in self.partners.get(t, []) if isinstance(p, int)}
         rest = [c for c in free if c not in wanted] or free
         if any(m in g.across_fetch for m in members[r]):
             saved = [c for c in preferred if c >= 6] or [c for c in reversed(rest) if c >= 6]
             preferred = saved + preferred
-        colors[r] = (preferred or rest)[0]
-    # A copy whose two sides got different registers: move either side to
-    # the other's register where no neighbour holds it (a recoloring that
-    # cannot cause a spill; it catches merges the conservative tests refused).
-    for _ in range(3):
-        changed = False
-        for _, dst, src in sorted(g.copies, key=lambda c: -c[0]):
-            a, b = find(dst), find(src)
-            if a not in colors or b not in colors or colors[a] == colors[b]:
-                continue
-            for x, y in ((a, b), (b, a)):
-                if isinstance(x, str) and all(colors.get(t) != colors[y] for t in g.adj[x]):
-                    colors[x] = colors[y]
-                    changed = True
-                    break
-        if not changed:
-            break
-    assignment: dict[str, int] = {}
-    for rep, regs in members.items():
-        if rep in colors:
-            for reg in regs:
-                assignment[reg] = colors[rep]
-    return assignment, spilled
+        return (preferred or rest)[0]
+
+    def recolor_copies(self) -> None:
+        """Where a copy's two sides got different registers, move either to the other's if no neighbour holds it.
+
+        A recoloring that cannot cause a spill; it catches merges the
+        conservative tests refused.
+        """
+        colors = self.colors
+        for _ in range(3):
+            changed = False
+            for _, dst, src in sorted(self.g.copies, key=lambda c: -c[0]):
+                a, b = self.find(dst), self.find(src)
+                if a not in colors or b not in colors or colors[a] == colors[b]:
+                    continue
+                for x, y in ((a, b), (b, a)):
+                    if isinstance(x, str) and all(colors.get(t) != colors[y] for t in self.g.adj[x]):
+                        colors[x] = colors[y]
+                        changed = True
+                        break
+            if not changed:
+                break
+
+    def assignment(self) -> dict[str, int]:
+        """Each virtual register's color, through the node it was merged into."""
+        return {reg: self.colors[rep] for rep, regs in self.members.items() if rep in self.colors for reg in regs}
 
 
 def _recolor_for(r: MReg, g: Graph, colors: dict[MReg, int]) -> list[int]:
