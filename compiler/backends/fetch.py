@@ -99,6 +99,6 @@ def _expand(insn: MInsn, live: set[MReg], frame: _Frame) -> list[MInsn]:
     out += [
         jmp_imm(JmpOp.JNE, ptr, 0, insn.target, span=span),
         mov64_reg(ptr, FP, span=span),
-        alu64_imm(AluOp.ADD, ptr, buffer, span=span),
+        alu64_imm(AluOp.ADD, ptr, buffer + fetch.size, span=span),  # past the bytes, as the fast path's pointer
     ]
     return out

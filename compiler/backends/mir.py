@@ -77,7 +77,24 @@ class MInsn:
         return self.opcode == jmp_opcode(Class.JMP, JmpOp.JA, Source.K)
 
     def defs(self) -> list[MReg]:
-        """Registers this instruction writes."""
+        """Registers this instruction writes (the same list on every call: do not change it)."""
+        cached: list[MReg] | None = self.__dict__.get("_defs")
+        if cached is None:
+            cached = self.__dict__["_defs"] = self._defs()
+        return cached
+
+    def uses(self) -> list[MReg]:
+        """Registers this instruction reads (the same list on every call: do not change it)."""
+        cached: list[MReg] | None = self.__dict__.get("_uses")
+        if cached is None:
+            cached = self.__dict__["_uses"] = self._uses()
+        return cached
+
+    # The allocator asks each instruction for its registers many times (every
+    # liveness and interference pass); an instruction is frozen, so they are
+    # derived once and kept in its __dict__ (not a field: not compared).
+
+    def _defs(self) -> list[MReg]:
         if self.opcode == FETCH:
             return [self.dst]
         cls, op = self.cls, bpf_op(self.opcode)
@@ -87,8 +104,7 @@ class MInsn:
             return [0, 1, 2, 3, 4, 5]
         return []
 
-    def uses(self) -> list[MReg]:
-        """Registers this instruction reads."""
+    def _uses(self) -> list[MReg]:
         if self.opcode == FETCH:
             assert self.fetch is not None
             return [self.src] if self.fetch.base is None else []

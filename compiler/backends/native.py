@@ -34,6 +34,7 @@ from .mir import (
 from .native_maps import MapSelection, fix_frame_addresses
 from .regalloc import AllocationError, StackLimitError, allocate
 from .result import CompiledCode
+from .peephole import bit_tests, thread_jumps
 
 
 _SIZE = {1: Size.B, 2: Size.H, 4: Size.W, 8: Size.DW}
@@ -96,7 +97,8 @@ class _Selector(MapSelection):
         self.n = 0
         self.out: list[MInsn] = []
         self.pointers: dict[Operand, str] = {}  # packet base -> register holding data + base
-        self.windows: dict[int, str] = {}  # window -> register pointing at its bytes (packet or stack copy)
+        self.windows: dict[int, str] = {}  # window -> register pointing just past its bytes (packet or stack copy)
+        self.window_size: dict[int, int] = {}  # window -> its size: the displacement of its first byte is -size
         uses_keys = any(isinstance(i, (LoadKeys, StoreKeys)) for i in fn.instructions())
         uses_packet = any(isinstance(b.term, CheckPacket) for b in fn.blocks)
         self.keys = "keys" if uses_keys else None
@@ -201,8 +203,8 @@ class _Selector(MapSelection):
             case LoadPacket(dst, base, disp, size, window=window):
                 # Repeatable too: the window's buffer is not reused while a value
                 # read through it is live (ir.windows counts those as uses).
-                assert window is not None  # the case above takes window None
-                self.emit(ldx_mem(_SIZE[size], self.reg(dst), self.window_pointer(window, span), disp, span=span, remat=True))
+                ptr, past = self.window_pointer(window, span)
+                self.emit(ldx_mem(_SIZE[size], self.reg(dst), ptr, disp - past, span=span, remat=True))
             case SetCond():
                 raise InternalCompilerError("SetCond reached instruction selection", insn.span)
             case MapLookup() | MapUpdate() | MapDelete() | LoadMapValue() | StoreMapValue() | AtomicMapValue() | LoadConfig():
@@ -236,6 +238,12 @@ class _Selector(MapSelection):
             # the verifier refuses an immediate count >= 64 ("invalid shift"):
             # constant propagation can turn `n = 70; x >> n` into one.
             rhs = Imm(rhs.value & 63)
+        if op in _COMMUTATIVE and isinstance(rhs, Imm) and not _fits_s32(rhs.value) and isinstance(lhs, Reg) and lhs != dst:
+            # A wide constant goes straight into dst (`dst = C; dst op= lhs`):
+            # no temporary holding it next to a copy of lhs.
+            self.load_imm(d, rhs.value, span)
+            self.emit(_alu64(_ALU[op], d, self.reg(lhs), imm=False, span=span))
+            return
         self.move(d, lhs, span)
         if isinstance(rhs, Imm) and _fits_s32(rhs.value):
             self.emit(_alu64(_ALU[op], d, rhs.value, imm=True, span=span))
@@ -252,48 +260,49 @@ class _Selector(MapSelection):
             raise InternalCompilerError(f"packet load from {base} without a check", None)
         return ptr, 0
 
-    def window_pointer(self, window: int, span: Span) -> str:
-        ptr = self.windows.get(window)
-        if ptr is None:
+    def window_pointer(self, window: int | None, span: Span) -> tuple[str, int]:
+        """The register pointing past the window's bytes (check_window), and how far past."""
+        ptr = self.windows.get(window) if window is not None else None
+        if ptr is None or window is None:
             raise InternalCompilerError(f"packet load through window {window} without its check", span)
-        return ptr
+        return ptr, self.window_size[window]
 
     # -- terminators ------------------------------------------------------
 
     def check_window(self, term: CheckPacket) -> MInsn:
         """A check with a window: the fast test, ending in a jump to `ok` past the slow block; returns the slow block's FETCH.
 
-        The fast path is the linear check with the pointer kept: `ptr =
-        data + base`, in bounds if `ptr + size <= data_end`. Otherwise the
-        slow block right after fills the window's buffer and points `ptr` at
-        it (or leaves for `fail`), then falls into `ok`. Placed right after
-        the check, it stretches no value's live range.
+        The fast path is the linear check with the pointer kept, pointing
+        just past the window's bytes: `ptr = data + base + size`, in bounds if
+        `ptr <= data_end`, a byte at `disp` read at `ptr + disp - size`. The
+        verifier knows `ptr` as `data + base` with a constant offset `size`,
+        learns `range = size` from the test (find_good_pkt_pointers), and
+        adds that offset to a read's negative displacement
+        (check_packet_access), so no copy of the start is needed. Otherwise
+        the slow block right after fills the window's buffer and points `ptr`
+        just past it too (or leaves for `fail`), then falls into `ok`. Placed
+        right after the check, it stretches no value's live range.
         """
         assert self.data is not None and self.data_end is not None and term.window is not None
         span = term.span
         ptr = self.windows.setdefault(term.window, f"win{term.window}")
-        base_reg: str | None = None
+        self.window_size[term.window] = term.size
         if isinstance(term.base, Imm):
             self.emit(_alu64(AluOp.MOV, ptr, self.data, imm=False, span=span))
-            if term.base.value:
-                self.emit(_alu64(AluOp.ADD, ptr, term.base.value, imm=True, span=span))
-        else:
-            base_reg = self.reg(term.base)
-            bits = self.verifier_bits(term.base)
-            if bits >= 64 or (1 << bits) - 1 > MAX_PACKET_OFF - term.size:
-                self.emit(jmp_imm(JmpOp.JGT, base_reg, MAX_PACKET_OFF - term.size, term.fail, span=span))
-            self.emit(_alu64(AluOp.MOV, ptr, self.data, imm=False, span=span))
-            self.emit(_alu64(AluOp.ADD, ptr, base_reg, imm=False, span=span))
-        end = ptr
-        if term.size:
-            end = self.temp()
-            self.emit(_alu64(AluOp.MOV, end, ptr, imm=False, span=span))
-            self.emit(_alu64(AluOp.ADD, end, term.size, imm=True, span=span))
-        self.emit(jmp_reg(JmpOp.JLE, end, self.data_end, term.ok, span=span))
-        if base_reg is None:
-            assert isinstance(term.base, Imm)
+            if term.base.value + term.size:
+                self.emit(_alu64(AluOp.ADD, ptr, term.base.value + term.size, imm=True, span=span))
+            self.emit(jmp_reg(JmpOp.JLE, ptr, self.data_end, term.ok, span=span))
             return fetch(ptr, term.window, term.size, term.fail, imm=term.base.value, span=span)
-        return fetch(ptr, term.window, term.size, term.fail, reg=base_reg, span=span)
+        base = self.reg(term.base)
+        bits = self.verifier_bits(term.base)
+        if bits >= 64 or (1 << bits) - 1 > MAX_PACKET_OFF - term.size:
+            self.emit(jmp_imm(JmpOp.JGT, base, MAX_PACKET_OFF - term.size, term.fail, span=span))
+        self.emit(_alu64(AluOp.MOV, ptr, self.data, imm=False, span=span))
+        self.emit(_alu64(AluOp.ADD, ptr, base, imm=False, span=span))
+        if term.size:
+            self.emit(_alu64(AluOp.ADD, ptr, term.size, imm=True, span=span))
+        self.emit(jmp_reg(JmpOp.JLE, ptr, self.data_end, term.ok, span=span))
+        return fetch(ptr, term.window, term.size, term.fail, reg=base, span=span)
 
     def check(self, term: CheckPacket, fail: str) -> None:
         """The bounds check in the shape the verifier understands."""
@@ -442,6 +451,8 @@ def compile_native(fn: Function) -> CompiledCode:
             expand_fetches(mfn, window_layout(fn))
         except StackLimitError as exc:
             raise CompileError(str(exc), fn.span, hint="read fewer headers at once, or compile without page-fragment reads") from None
+    thread_jumps(mfn)
+    bit_tests(mfn)
     _drop_jumps_to_next(mfn.blocks)
     items: list[BpfInstruction | Label] = []
     for b in mfn.blocks:

@@ -1,32 +1,38 @@
-"""Register allocation: linear scan over r0-r9, spilling to the stack.
+"""Register allocation: graph coloring over r0-r9, coalescing copies, spilling to the stack.
 
-Liveness is solved over the machine CFG; each virtual register gets one
-conservative interval over the layout order. Intervals are allocated in order
-of their start; a copy's destination prefers its source's register, so most
-two-address moves become `mov rX, rX` and disappear. When registers run out,
-the interval with the lowest spill weight (the loads and stores spilling it
-would insert, per position it frees, as LLVM weighs them) is spilled: each run
-of instructions using it reloads it from an 8-byte stack slot and each run
-defining it stores it back, and allocation runs again on the rewritten code
-(the fresh temporaries live only across such a run and are never spilled
-themselves). A register whose only definition is
-marked rematerializable (a constant, a packet read, a read of keys bytes that
-are never written) is not given a slot: its definition is repeated before
-each use instead, one instruction where a spill costs a store and a load.
-Once every register has one, spill slots whose values are never live at the
-same time share a stack offset (`_pack_slots`): the 512 bytes of BPF stack
-hold 64 values at once, not 64 spilled registers in all.
+Liveness is solved over the machine CFG and walked backwards through each
+block, so two registers interfere only where one is written while the other
+is live (exact live ranges with holes, not one interval over the layout:
+`data_end` or a loop counter live across the whole loop no longer collides
+with every temporary of a header it passes). Copies are coalesced where that
+provably cannot make the graph harder to color (Briggs's and George's tests),
+then the graph is colored Chaitin-Briggs style, optimistically, preferring a
+copy partner's register. A value live across a FETCH prefers r6-r9, which
+the slow path of a window need not save around its helper call.
+
+When a node finds no color, the virtual registers merged into it are
+spilled: each run of instructions using one reloads it from an 8-byte stack
+slot and each run defining it stores it back, and allocation runs again on
+the rewritten code (the fresh temporaries live only across such a run and
+are never spilled themselves). Spill costs count those loads and stores,
+weighted by loop depth. A register whose only definition is marked
+rematerializable (a constant, a packet read, a read of keys bytes that are
+never written) is not given a slot: its definition is repeated before each
+use instead, one instruction where a spill costs a store and a load. Once
+every register has one, spill slots whose values are never live at the same
+time share a stack offset (`_pack_slots`): the 512 bytes of BPF stack hold
+64 values at once, not 64 spilled registers in all.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from pyfd.abi import MAX_BPF_STACK as MAX_STACK
-from pyfd.isa import Class, JmpOp, Mode, Size, bpf_op, mem_opcode
+from pyfd.isa import Class, Mode, Size, mem_opcode
 
-from .mir import FP, MBlock, MFunction, MInsn, MReg, ldx_mem, stx_mem
+from .mir import FETCH, FP, MBlock, MFunction, MInsn, MReg, ldx_mem, stx_mem
 
 ALLOCATABLE = tuple(range(10))  # r0-r9; r10 is the frame pointer
 _T = TypeVar("_T")
@@ -42,22 +48,6 @@ class StackLimitError(AllocationError):
     def __init__(self, message: str, span: object | None = None) -> None:
         super().__init__(message)
         self.span = span
-
-
-@dataclass
-class Interval:
-    """Where a virtual register is live, as [start, end] in layout positions."""
-
-    reg: str
-    start: int
-    end: int
-    hint: MReg | None = None
-    cost: int = 0  # the loads and stores spilling it would insert (see _spill)
-
-    @property
-    def weight(self) -> float:
-        """Spill weight: what spilling costs per position it frees."""
-        return self.cost / (self.end - self.start + 1)
 
 
 def _solve_live_in(blocks: list[MBlock], use: dict[str, set[_T]], defs: dict[str, set[_T]]) -> dict[str, set[_T]]:
@@ -89,111 +79,298 @@ def liveness(fn: MFunction) -> dict[str, set[MReg]]:
     return _solve_live_in(fn.blocks, use, defs)
 
 
-def build_intervals(fn: MFunction) -> tuple[dict[str, Interval], dict[int, list[tuple[int, int]]]]:
-    """Intervals of virtual registers, and the ranges where physical registers are fixed."""
-    live_in = liveness(fn)
-    intervals: dict[str, Interval] = {}
-    fixed: dict[int, list[tuple[int, int]]] = {}
-    last_def: dict[int, int] = {}
+def _loop_depths(fn: MFunction) -> dict[str, int]:
+    """How many loops each block is in: an edge to a block at or before its source in layout order closes one.
 
-    def touch(reg: MReg, pos: int) -> None:
-        if isinstance(reg, str):
-            iv = intervals.get(reg)
-            if iv is None:
-                intervals[reg] = Interval(reg, pos, pos)
-            else:
-                iv.start, iv.end = min(iv.start, pos), max(iv.end, pos)
-
-    pos = 0
+    Layout is reverse postorder (native._layout), where only a back edge
+    goes backwards; the loop is its target and every block that reaches
+    the source without passing through the target.
+    """
+    index = {b.label: i for i, b in enumerate(fn.blocks)}
+    preds: dict[str, list[str]] = {b.label: [] for b in fn.blocks}
     for b in fn.blocks:
-        block_start = pos
-        for reg in live_in[b.label]:
-            touch(reg, block_start)
-            if isinstance(reg, int):
-                last_def.setdefault(reg, block_start)
-        previous: set[MReg] = set()
-        for index, insn in enumerate(b.insns):
-            for reg in insn.uses():
-                touch(reg, pos)
-                if isinstance(reg, int) and reg != FP:
-                    fixed.setdefault(reg, []).append((last_def.get(reg, 0), pos))
-            for reg in insn.defs():
-                touch(reg, pos + 1)
-                if isinstance(reg, int):
-                    last_def[reg] = pos + 1
-            _clobbers(insn, pos, fixed)
-            # A run of consecutive instructions referring to a register costs
-            # one reload (if the run reads it first) and one store (if the run
-            # writes it) when spilled, as _spill rewrites it.
-            for reg in {*insn.uses(), *insn.defs()}:
-                if isinstance(reg, str) and reg not in previous:
-                    intervals[reg].cost += 1 + any(reg in (*i.defs(),) for i in _run(b.insns, index, reg))
-            previous = {*insn.uses(), *insn.defs()}
-            if insn.is_copy() and isinstance(insn.dst, str):
-                intervals[insn.dst].hint = intervals[insn.dst].hint or insn.src
-            elif insn.is_copy() and isinstance(insn.src, str) and isinstance(insn.dst, int):
-                intervals[insn.src].hint = intervals[insn.src].hint or insn.dst
-            pos += 2
-        out = set().union(*(live_in[s] for s in b.succs)) if b.succs else set()
-        for reg in out:
-            touch(reg, pos - 1)
-    return intervals, fixed
+        for s in b.succs:
+            preds[s].append(b.label)
+    depth = dict.fromkeys(index, 0)
+    for b in fn.blocks:
+        for head in b.succs:
+            if index[head] > index[b.label]:
+                continue
+            body, stack = {head}, [b.label]
+            while stack:
+                label = stack.pop()
+                if label not in body:
+                    body.add(label)
+                    stack.extend(preds[label])
+            for label in body:
+                depth[label] += 1
+    return depth
 
 
-def _clobbers(insn: MInsn, pos: int, fixed: dict[int, list[tuple[int, int]]]) -> None:
-    """A helper call writes r0-r5 (the BPF calling convention): nothing live across it may be in them."""
-    if insn.cls == Class.JMP and bpf_op(insn.opcode) == JmpOp.CALL:
-        for reg in insn.defs():
-            if isinstance(reg, int):
-                fixed.setdefault(reg, []).append((pos, pos + 1))
+def _frequencies(fn: MFunction) -> dict[str, float]:
+    """A static estimate of how often each block runs per entry: branches split evenly, a loop runs ten times.
 
-
-def _run(insns: list[MInsn], start: int, reg: MReg) -> list[MInsn]:
-    """The instructions from `start` on that refer to `reg` without a gap."""
-    run = []
-    for insn in insns[start:]:
-        if reg not in (*insn.uses(), *insn.defs()):
-            break
-        run.append(insn)
-    return run
-
-
-def _overlaps(ranges: list[tuple[int, int]], start: int, end: int) -> bool:
-    return any(a < end and start < b for a, b in ranges)
-
-
-def linear_scan(
-    intervals: dict[str, Interval], fixed: dict[int, list[tuple[int, int]]], unspillable: frozenset[str] = frozenset()
-) -> tuple[dict[str, int], set[str]]:
-    """Assign physical registers; return the assignment and the registers to spill."""
-    assignment: dict[str, int] = {}
-    spilled: set[str] = set()
-    active: list[Interval] = []
-    for cur in sorted(intervals.values(), key=lambda iv: (iv.start, iv.end)):
-        active = [iv for iv in active if iv.end > cur.start]
-        busy = {assignment[iv.reg] for iv in active}
-        free = [r for r in ALLOCATABLE if r not in busy and not _overlaps(fixed.get(r, []), cur.start, cur.end)]
-        if free:
-            hint = cur.hint if isinstance(cur.hint, int) else assignment.get(cur.hint) if isinstance(cur.hint, str) else None
-            # Prefer the hinted register, then callee-clobbered ones low first.
-            choice = hint if hint in free else free[0]
-            assignment[cur.reg] = choice
-            active.append(cur)
+    Without a profile, each conditional jump is taken half the time, except
+    into a window's slow block (`.copy`, the copy out of page fragments),
+    taken rarely. So a value used only down one chain of header tests costs
+    little to spill next to one the entry block or every path touches: the
+    spill code of the first runs on few packets, the second's on all.
+    """
+    index = {b.label: i for i, b in enumerate(fn.blocks)}
+    depths = _loop_depths(fn)
+    freq = dict.fromkeys(index, 0.0)
+    freq[fn.blocks[0].label] = 1.0
+    for b in fn.blocks:
+        forward = [s for s in b.succs if index[s] > index[b.label]]
+        if not forward:
             continue
-        # No register: spill the cheapest of the candidates (the lowest weight;
-        # of equals, the one that lives longest). Spill temporaries stay put.
-        candidates = [
-            iv for iv in active if iv.reg not in unspillable and not _overlaps(fixed.get(assignment[iv.reg], []), cur.start, cur.end)
-        ]
-        victim = min(candidates, key=lambda iv: (iv.weight, -iv.end), default=None)
-        if victim is not None and (cur.reg in unspillable or (victim.weight, -victim.end) < (cur.weight, -cur.end)):
-            assignment[cur.reg] = assignment.pop(victim.reg)
-            spilled.add(victim.reg)
-            active.remove(victim)
-            active.append(cur)
+        shares = [1.0 / 64 if s.endswith(".copy") else 1.0 for s in forward]
+        total = sum(shares)
+        for s, share in zip(forward, shares, strict=True):
+            freq[s] += freq[b.label] * share / total
+    return {label: f * 10.0 ** min(depths[label], 4) for label, f in freq.items()}
+
+
+@dataclass
+class Graph:
+    """The interference graph of one function: virtual and physical registers, the copies between them, spill costs."""
+
+    adj: dict[MReg, set[MReg]] = field(default_factory=dict)
+    copies: list[tuple[float, MReg, MReg]] = field(default_factory=list)  # (how often it runs, dst, src)
+    cost: dict[str, float] = field(default_factory=dict)  # the loads and stores spilling it would add, by loop depth
+    across_fetch: set[str] = field(default_factory=set)  # live across a FETCH: its slow path saves r0-r5
+    prefer: dict[MReg, int] = field(default_factory=dict)  # a register that saves a move where it is used
+
+    def node(self, reg: MReg) -> set[MReg]:
+        return self.adj.setdefault(reg, set())
+
+    def edge(self, a: MReg, b: MReg) -> None:
+        if a != b:
+            self.node(a).add(b)
+            self.node(b).add(a)
+
+
+def build_graph(fn: MFunction) -> Graph:
+    """Interference from exact liveness: a register written where another is live may not share its register.
+
+    The source of a copy does not interfere with its destination there
+    (they hold the same value), which is what lets the copy be coalesced.
+    """
+    live_in = liveness(fn)
+    freq = _frequencies(fn)
+    g = Graph()
+    for b in fn.blocks:
+        weight = freq[b.label]
+        live: set[MReg] = set().union(*(live_in[s] for s in b.succs)) if b.succs else set()
+        live.discard(FP)
+        for insn in reversed(b.insns):
+            defs = [r for r in insn.defs() if r != FP]
+            uses = [r for r in insn.uses() if r != FP]
+            copy = insn.is_copy() and insn.src != FP and insn.dst != FP
+            if copy:
+                g.copies.append((weight, insn.dst, insn.src))
+            if insn.opcode == FETCH:
+                g.across_fetch.update(r for r in live if isinstance(r, str) and r not in defs)
+                if insn.fetch is not None and insn.fetch.base is None:
+                    g.prefer.setdefault(insn.src, 2)  # the helper's offset argument (fetch._expand)
+            for d in defs:
+                g.node(d)
+                for other in live:
+                    if not (copy and other == insn.src):
+                        g.edge(d, other)
+            live.difference_update(defs)
+            live.update(uses)
+            for reg in {*defs, *uses}:
+                g.node(reg)
+                if isinstance(reg, str):
+                    g.cost[reg] = g.cost.get(reg, 0.0) + weight
+        for reg in live_in[b.label]:
+            g.node(reg)
+    return g
+
+
+def color(
+    graph: Graph, unspillable: frozenset[str] = frozenset(), remat: frozenset[str] = frozenset(), *, george: bool = True
+) -> tuple[dict[str, int], set[str]]:
+    """Coalesce copies, then color the graph (Chaitin-Briggs, optimistic); return the assignment and the registers to spill.
+
+    Copies are coalesced conservatively (Briggs between virtual registers,
+    George into a physical one, and between virtual ones too with
+    `george`), hottest first, so a merge never turns a colorable graph into
+    one that spills. Every register of a merged node gets the same color,
+    and the node spills as a whole.
+    """
+    c = _Coloring(graph, unspillable, remat)
+    c.coalesce(george=george)
+    spilled = c.select(c.simplify())
+    c.recolor_copies()
+    return c.assignment(), spilled
+
+
+class _Coloring:
+    """The state of one coloring: the graph as coalesced, merged nodes, spill costs, colors."""
+
+    def __init__(self, graph: Graph, unspillable: frozenset[str], remat: frozenset[str]) -> None:
+        self.k = len(ALLOCATABLE)
+        self.g = Graph({r: set(n) for r, n in graph.adj.items()}, graph.copies, graph.cost, graph.across_fetch, graph.prefer)
+        self.alias: dict[MReg, MReg] = {}
+        self.members: dict[MReg, list[str]] = {r: [r] for r in self.g.adj if isinstance(r, str)}
+        self.cost = dict(graph.cost)
+        for r in remat:
+            if r in self.cost:
+                self.cost[r] /= 2  # each use repeats one instruction, and there is no store
+        self.pinned = set(unspillable)
+        self.colors: dict[MReg, int] = {r: r for r in self.g.adj if isinstance(r, int)}
+        self.partners: dict[MReg, list[MReg]] = {}
+
+    def find(self, r: MReg) -> MReg:
+        """The node `r` was merged into (itself if none)."""
+        while r in self.alias:
+            r = self.alias[r]
+        return r
+
+    def coalesce(self, *, george: bool) -> None:
+        """Merge the two sides of each copy where the conservative tests allow it, hottest copy first."""
+        g, k = self.g, self.k
+        for _, dst, src in sorted(g.copies, key=lambda c: -c[0]):
+            a, b = self.find(dst), self.find(src)
+            if a == b or (isinstance(a, int) and isinstance(b, int)) or b in g.adj[a]:
+                continue
+            if isinstance(a, int):
+                a, b = b, a  # a virtual, b maybe physical
+            assert isinstance(a, str)
+            if (a in self.pinned) != (isinstance(b, str) and b in self.pinned):
+                continue  # a spill temporary stays apart from what may still spill
+            # George: every neighbour of `a` is of low degree or already a neighbour of `b`.
+            safe = (george or isinstance(b, int)) and all(
+                (isinstance(t, int) and isinstance(b, int)) or (isinstance(t, str) and len(g.adj[t]) < k) or b in g.adj[t] for t in g.adj[a]
+            )
+            if isinstance(b, int):
+                if not safe:
+                    continue
+            elif not safe and sum(1 for t in g.adj[a] | g.adj[b] if isinstance(t, int) or len(g.adj[t]) >= k) >= k:
+                continue  # Briggs: the merged node would have k neighbours of significant degree
+            self.merge(a, b)
+        for _, dst, src in g.copies:
+            a, b = self.find(dst), self.find(src)
+            if a != b:
+                self.partners.setdefault(a, []).append(b)
+                self.partners.setdefault(b, []).append(a)
+
+    def merge(self, a: str, b: MReg) -> None:
+        """Merge node `a` into `b`."""
+        g = self.g
+        for t in g.adj.pop(a):
+            g.adj[t].discard(a)
+            g.edge(b, t)
+        self.alias[a] = b
+        if isinstance(b, str):
+            self.members[b].extend(self.members.pop(a))
+            self.cost[b] = self.cost.get(b, 0.0) + self.cost.get(a, 0.0)
+            if a in self.pinned:
+                self.pinned.add(b)
         else:
-            spilled.add(cur.reg)
-    return assignment, spilled
+            self.members.setdefault(b, []).extend(self.members.pop(a))
+
+    def simplify(self) -> list[str]:
+        """The virtual nodes in the order to color them, last first (a stack)."""
+        g, k = self.g, self.k
+        # Sets of strings iterate in a per-process order: everything here goes
+        # by name, so a program compiles to the same instructions every time.
+        nodes = sorted(r for r in g.adj if isinstance(r, str))
+        degree = {r: len(g.adj[r]) for r in nodes}
+        stack: list[str] = []
+        remaining = set(nodes)
+        low = [r for r in reversed(nodes) if degree[r] < k]
+        while remaining:
+            if low:
+                r = low.pop()
+                if r not in remaining:
+                    continue
+            else:
+                # Stuck: the cheapest per interference goes on optimistically.
+                r = min(remaining, key=lambda n: (n in self.pinned, self.cost.get(n, 0.0) / (degree[n] + 1), n))
+            remaining.discard(r)
+            stack.append(r)
+            for t in sorted(t for t in g.adj[r] if isinstance(t, str)):
+                if t in remaining:
+                    degree[t] -= 1
+                    if degree[t] == k - 1:
+                        low.append(t)
+        return stack
+
+    def select(self, stack: list[str]) -> set[str]:
+        """Color the nodes off `stack`; return the registers of those that found no color."""
+        spilled: set[str] = set()
+        while stack:
+            r = stack.pop()
+            taken = {self.colors[t] for t in self.g.adj[r] if t in self.colors}
+            free = [c for c in ALLOCATABLE if c not in taken] or _recolor_for(r, self.g, self.colors)
+            if free:
+                self.colors[r] = self.choose(r, free)
+            else:
+                spilled.update(self.members[r])
+        return spilled
+
+    def choose(self, r: MReg, free: list[int]) -> int:
+        """The register of `free` for node `r`.
+
+        A copy partner's register removes the copy; r2 for a FETCH's base
+        saves moving it there. A value live across a FETCH takes r6-r9
+        first: the slow path of a window saves r0-r5 around its call.
+        Otherwise the lowest one a neighbour still to come does not prefer.
+        """
+        g, members = self.g, self.members
+        preferred = [self.colors[p] for p in self.partners.get(r, []) if p in self.colors and self.colors[p] in free]
+        preferred += [g.prefer[m] for m in members[r] if g.prefer.get(m) in free]
+        waiting = [t for t in g.adj[r] if isinstance(t, str) and t not in self.colors]
+        wanted = {g.prefer[m] for t in waiting for m in members[t] if m in g.prefer}
+        wanted |= {p for t in waiting for p in self.partners.get(t, []) if isinstance(p, int)}
+        rest = [c for c in free if c not in wanted] or free
+        if any(m in g.across_fetch for m in members[r]):
+            saved = [c for c in preferred if c >= 6] or [c for c in reversed(rest) if c >= 6]
+            preferred = saved + preferred
+        return (preferred or rest)[0]
+
+    def recolor_copies(self) -> None:
+        """Where a copy's two sides got different registers, move either to the other's if no neighbour holds it.
+
+        A recoloring that cannot cause a spill; it catches merges the
+        conservative tests refused.
+        """
+        colors = self.colors
+        for _ in range(3):
+            changed = False
+            for _, dst, src in sorted(self.g.copies, key=lambda c: -c[0]):
+                a, b = self.find(dst), self.find(src)
+                if a not in colors or b not in colors or colors[a] == colors[b]:
+                    continue
+                for x, y in ((a, b), (b, a)):
+                    if isinstance(x, str) and all(colors.get(t) != colors[y] for t in self.g.adj[x]):
+                        colors[x] = colors[y]
+                        changed = True
+                        break
+            if not changed:
+                break
+
+    def assignment(self) -> dict[str, int]:
+        """Each virtual register's color, through the node it was merged into."""
+        return {reg: self.colors[rep] for rep, regs in self.members.items() if rep in self.colors for reg in regs}
+
+
+def _recolor_for(r: MReg, g: Graph, colors: dict[MReg, int]) -> list[int]:
+    """Free a register for `r` by moving the one neighbour holding it to a register none of its neighbours hold; [] if none can."""
+    for c in ALLOCATABLE:
+        holders = [t for t in g.adj[r] if colors.get(t) == c]
+        if len(holders) != 1 or not isinstance(holders[0], str):
+            continue
+        n = holders[0]
+        taken = {colors[t] for t in g.adj[n] if t in colors}
+        other = next((x for x in ALLOCATABLE if x != c and x not in taken), None)
+        if other is not None:
+            colors[n] = other
+            return [c]
+    return []
 
 
 def _rematerializable(fn: MFunction, regs: set[str]) -> dict[str, MInsn]:
@@ -318,8 +495,13 @@ def allocate(fn: MFunction) -> None:
     counter = [0]
     temps: set[str] = set()
     for _ in range(64):
-        intervals, fixed = build_intervals(fn)
-        assignment, spilled = linear_scan(intervals, fixed, frozenset(temps))
+        graph = build_graph(fn)
+        remat = frozenset(_rematerializable(fn, {r for r in graph.adj if isinstance(r, str)}))
+        # Coalescing George's way too removes the most copies but can push a
+        # crowded graph into spilling; Briggs's test alone then.
+        assignment, spilled = color(graph, frozenset(temps), remat)
+        if spilled:
+            assignment, spilled = color(graph, frozenset(temps), remat, george=False)
         if spilled & temps:
             raise AllocationError("a spill temporary found no register")
         if not spilled:
@@ -327,6 +509,7 @@ def allocate(fn: MFunction) -> None:
             for b in fn.blocks:
                 b.insns = [i.rename(physical) for i in b.insns]
                 b.insns = [i for i in b.insns if not (i.is_copy() and i.dst == i.src)]
+            _drop_dead_spill_stores(fn)
             _pack_slots(fn)
             return
         _spill(fn, spilled, slots, counter, temps)
@@ -340,6 +523,36 @@ def _slot_access(insn: MInsn) -> tuple[int | None, int | None]:
     if insn.opcode == mem_opcode(Class.STX, Mode.MEM, Size.DW) and insn.dst == FP:
         return None, insn.off
     return None, None
+
+
+def _drop_dead_spill_stores(fn: MFunction) -> None:
+    """Delete stores to spill slots that no load reads afterwards (a spilled value defined again, or never used)."""
+    use: dict[str, set[int]] = {}
+    defs: dict[str, set[int]] = {}
+    for b in fn.blocks:
+        u: set[int] = set()
+        d: set[int] = set()
+        for insn in b.insns:
+            read, written = _slot_access(insn)
+            if read is not None and read not in d:
+                u.add(read)
+            if written is not None:
+                d.add(written)
+        use[b.label], defs[b.label] = u, d
+    live_in = _solve_live_in(fn.blocks, use, defs)
+    for b in fn.blocks:
+        live: set[int] = set().union(*(live_in[s] for s in b.succs)) if b.succs else set()
+        kept: list[MInsn] = []
+        for insn in reversed(b.insns):
+            read, written = _slot_access(insn)
+            if written is not None:
+                if written not in live:
+                    continue
+                live.discard(written)
+            if read is not None:
+                live.add(read)
+            kept.append(insn)
+        b.insns = kept[::-1]
 
 
 def _pack_slots(fn: MFunction) -> None:
