@@ -9,6 +9,7 @@ from .fold import ConstantFold
 from .loads import RedundantLoads
 from .peephole import Peephole
 from .simplify_cfg import SimplifyCFG
+from .swap import SwapCompares
 from .thread import ThreadJumps
 
 
@@ -17,7 +18,7 @@ def pipeline(opt_level: int, *, thread_jumps: bool = True) -> list[Pass]:
     if opt_level <= 0:
         return [SimplifyCFG()]
     threading: list[Pass] = [ThreadJumps()] if thread_jumps else []
-    return [SimplifyCFG(), ConstantFold(), *threading, RedundantLoads(), Peephole(), MergeChecks(), DeadCode()]
+    return [SimplifyCFG(), ConstantFold(), *threading, RedundantLoads(), SwapCompares(), Peephole(), MergeChecks(), DeadCode()]
 
 
-__all__ = ["Pass", "PassManager", "pipeline", "ConstantFold", "DeadCode", "MergeChecks", "Peephole", "RedundantLoads", "SimplifyCFG", "ThreadJumps"]
+__all__ = ["Pass", "PassManager", "pipeline", "ConstantFold", "DeadCode", "MergeChecks", "Peephole", "RedundantLoads", "SimplifyCFG", "SwapCompares", "ThreadJumps"]
