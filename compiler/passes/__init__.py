@@ -11,14 +11,18 @@ from .peephole import Peephole
 from .simplify_cfg import SimplifyCFG
 from .swap import SwapCompares
 from .thread import ThreadJumps
+from .verdicts import ThreadVerdicts
 
 
 def pipeline(opt_level: int, *, thread_jumps: bool = True) -> list[Pass]:
     """The passes for `-O0` (cleanup only) or `-O1`/`-O2`; ThreadJumps only if the backend asks for it (Backend.thread_jumps)."""
     if opt_level <= 0:
         return [SimplifyCFG()]
-    threading: list[Pass] = [ThreadJumps()] if thread_jumps else []
+    threading: list[Pass] = [ThreadJumps(), ThreadVerdicts()] if thread_jumps else [ThreadVerdicts()]
     return [SimplifyCFG(), ConstantFold(), *threading, RedundantLoads(), SwapCompares(), Peephole(), MergeChecks(), DeadCode()]
 
 
-__all__ = ["Pass", "PassManager", "pipeline", "ConstantFold", "DeadCode", "MergeChecks", "Peephole", "RedundantLoads", "SimplifyCFG", "SwapCompares", "ThreadJumps"]
+__all__ = [
+    "Pass", "PassManager", "pipeline", "ConstantFold", "DeadCode", "MergeChecks", "Peephole", "RedundantLoads", "SimplifyCFG",
+    "SwapCompares", "ThreadJumps", "ThreadVerdicts",
+]

@@ -88,6 +88,7 @@ class SwapCompares:
                 if root is None:
                     continue
                 plan = _Plan(facts, readers)
+                assert isinstance(insn, (ByteSwap, Binary))  # what _root takes
                 if plan.visit(insn.dst, root) and plan.worth_it:
                     plan.apply(fn)
                     return True
@@ -99,11 +100,25 @@ class SwapCompares:
         match insn:
             case ByteSwap(bits, dst, src) if dst in facts.defs and _stable(src, facts) and bits < 64:
                 mask = None if facts.bits(src) <= bits else (1 << bits) - 1
-                return _Image(src, mask, lambda v, n=bits: bswap_const(v, n), bits, bits)
+                return _Image(src, mask, _swapper(bits), bits, bits)
             case Binary(BinaryOp.LSHR, dst, src, Imm(value=k)) if dst in facts.defs and _stable(src, facts) and 0 < k < 64:
                 width = facts.bits(src)
-                return _Image(src, MASK64 & ~((1 << k) - 1), lambda v, k=k: (v << k) & MASK64, max(width - k, 1), None)
+                return _Image(src, MASK64 & ~((1 << k) - 1), _shifter(k, _identity), max(width - k, 1), None)
         return None
+
+
+def _identity(value: int) -> int:
+    return value
+
+
+def _swapper(bits: int) -> Callable[[int], int]:
+    """The constant map of a `bits`-wide byte swap."""
+    return lambda value: bswap_const(value, bits)
+
+
+def _shifter(k: int, outer: Callable[[int], int]) -> Callable[[int], int]:
+    """The constant map of a right shift by `k` under `outer`: a value's bits move back up by `k`."""
+    return lambda value: outer((value << k) & MASK64)
 
 
 def _stable(op: Operand, facts: Facts) -> bool:
@@ -153,10 +168,8 @@ class _Plan:
             case Binary(BinaryOp.LSHR, dst, lhs, Imm(value=k)) if lhs == reg and 0 < k < 64:
                 if k >= image.width:
                     return False  # always 0: left to constant folding
-                outer = image.bits
                 self.merged += 1
-                kept = _Image(image.base, image.masked(MASK64 & ~((1 << k) - 1)), lambda v: outer((v << k) & MASK64),
-                              image.width - k, None)
+                kept = _Image(image.base, image.masked(MASK64 & ~((1 << k) - 1)), _shifter(k, image.bits), image.width - k, None)
                 return self.visit(dst, kept)
             case ByteSwap(bits, dst, src) if src == reg and image.swapped == bits:
                 self.swaps += 1
