@@ -1,8 +1,10 @@
-"""SwapCompares and ThreadVerdicts: IR text in and out, then samples/full.py compiled with them.
+"""The hot-path passes, IR text in and out, then samples/full.py compiled with them.
 
 SwapCompares turns tests of byte-swapped fields into tests of the raw bits
 against swapped constants; ThreadVerdicts sends a constant helper result
-straight to the return its tests lead to. The compiled full dissector must
+straight to the return its tests lead to; CommonValues reuses a result
+computed on every path; FoldProbes makes `pkt.has(x + n)` and the n-byte
+header at x one check. The compiled full dissector must
 keep agreeing with its Python run, in the interpreter and the kernel, on
 frames whose swapped fields (ethertype, fragment bits, flow label, IPv6
 fragment offset, GRE flags) take every value the rewritten tests tell apart.
@@ -21,9 +23,9 @@ from test_samples import _sample
 
 from pyfd.compiler.backends import BACKENDS
 from pyfd.compiler.ir.checker import check_function
-from pyfd.compiler.ir.nodes import Binary, BinaryOp, Branch, ByteSwap, Function, Jump, Return, StoreKeys
+from pyfd.compiler.ir.nodes import Binary, BinaryOp, Branch, ByteSwap, CheckPacket, Function, Jump, Return, StoreKeys
 from pyfd.compiler.ir.text import parse_function, print_function
-from pyfd.compiler.passes import DeadCode, SwapCompares, ThreadVerdicts
+from pyfd.compiler.passes import CommonValues, DeadCode, FoldProbes, SwapCompares, ThreadVerdicts
 from pyfd.compiler.passes.base import Pass
 from pyfd.compiler.passes.swap import bswap_const
 
@@ -308,6 +310,151 @@ drop:
 """,
         None,
     ),
+    (
+        # `ip.ihl` masked for the test and again for the offset: the second is the first's result.
+        "common-mask",
+        CommonValues(),
+        """
+entry:
+    %a = keys.load u8 +9
+    %b = and %a, 15
+    br ult %b, 5, small, big
+small:
+    ret 2
+big:
+    %c = and %a, 15
+    %d = shl %c, 2
+    keys.store u16 +2, %d
+    ret 0
+""",
+        """
+entry:
+    %a = keys.load u8 +9
+    %b = and %a, 15
+    br ult %b, 5, small, big
+small:
+    ret 2
+big:
+    %c = copy %b
+    %d = shl %c, 2
+    keys.store u16 +2, %d
+    ret 0
+""",
+    ),
+    (
+        # A local operand written in between: the sum is another value.
+        "common-after-a-write-kept",
+        CommonValues(),
+        """
+entry:
+    %o = copy 0
+    %a = keys.load u16 +2
+    %b = add %a, %o
+    keys.store u16 +2, %b
+    %o = copy 4
+    %c = add %a, %o
+    keys.store u16 +0, %c
+    ret 0
+""",
+        None,
+    ),
+    (
+        # pkt.has(thoff + off + 4), then the 4-byte header at thoff + off: one check, taking the probe's failure.
+        "probe-and-header",
+        FoldProbes(),
+        """
+entry:
+    %o = copy 0
+    %t = keys.load u16 +2
+    br eq %t, 0, four, sum
+four:
+    %o = copy 4
+    jump sum
+sum:
+    %a = add %t, %o
+    %e = add %a, 4
+    check.packet [%e + 0] window 1, probed, short
+probed:
+    %h = copy %a
+    check.packet [%h + 4] window 2, inside, drop
+inside:
+    %p = packet.load u16 [%h + 0] window 2
+    keys.store u16 +12, %p
+    ret 0
+short:
+    ret 0
+drop:
+    ret 2
+""",
+        """
+entry:
+    %o = copy 0
+    %t = keys.load u16 +2
+    br eq %t, 0, four, sum
+four:
+    %o = copy 4
+    jump sum
+sum:
+    %a = add %t, %o
+    %e = add %a, 4
+    jump probed
+probed:
+    %h = copy %a
+    check.packet [%h + 4] window 2, inside, short
+inside:
+    %p = packet.load u16 [%h + 0] window 2
+    keys.store u16 +12, %p
+    ret 0
+short:
+    ret 0
+drop:
+    ret 2
+""",
+    ),
+    (
+        # The header ends past the probe: its check can fail after the probe passed.
+        "probe-short-of-header-kept",
+        FoldProbes(),
+        """
+entry:
+    %t = keys.load u16 +2
+    %e = add %t, 4
+    check.packet [%e + 0] window 1, probed, short
+probed:
+    check.packet [%t + 8] window 2, inside, drop
+inside:
+    %p = packet.load u16 [%t + 0] window 2
+    keys.store u16 +12, %p
+    ret 0
+short:
+    ret 0
+drop:
+    ret 2
+""",
+        None,
+    ),
+    (
+        # A base of unknown width could wrap around 64 bits: `t + 4` small, `t` past the clamp.
+        "probe-of-unbounded-base-kept",
+        FoldProbes(),
+        """
+entry:
+    %t = keys.load u64 +16
+    %e = add %t, 4
+    check.packet [%e + 0] window 1, probed, short
+probed:
+    check.packet [%t + 4] window 2, inside, drop
+inside:
+    %p = packet.load u16 [%t + 0] window 2
+    keys.store u16 +12, %p
+    ret 0
+short:
+    ret 0
+drop:
+    ret 2
+""",
+        None,
+    ),
 ]
 
 
@@ -358,9 +505,25 @@ def test_full_returns_ok_without_testing_the_verdict() -> None:
             assert block.term == Return(0, block.term.span), backend
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_full_checks_the_ports_word_once(backend: str) -> None:
+    """`pkt.has(thoff + offset + 4)` and the Ports header after it are one check of 4 bytes."""
+    fn = _ir(backend)
+    blocks = fn.block_map()
+    checks = [b.term for b in fn.blocks if isinstance(b.term, CheckPacket)]
+    assert [c for c in checks if c.span.source_line().strip() == "if pkt.has(keys.thoff + offset + 4):"] == []
+    ports = [c for c in checks if "pkt.header(Ports" in c.span.source_line()]
+    assert len(ports) == 2 and all(c.size == 4 for c in ports)  # in a pass, and after the last one
+    for check in ports:  # failing, it is the probe that failed: no ports, BPF_OK (not the header's BPF_DROP)
+        fail = blocks[check.fail]
+        while isinstance(fail.term, Jump) and not fail.insns:
+            fail = blocks[fail.term.target]
+        assert fail.term == Return(0, fail.term.span)
+
+
 def test_passes_are_idempotent_on_full() -> None:
     fn = copy.deepcopy(FULL.lower().function)
-    for make in (SwapCompares, ThreadVerdicts, DeadCode):
+    for make in (CommonValues, SwapCompares, ThreadVerdicts, FoldProbes, DeadCode):
         p = make()
         p.run(fn)
         check_function(fn)

@@ -8,9 +8,11 @@ from .dce import DeadCode
 from .fold import ConstantFold
 from .loads import RedundantLoads
 from .peephole import Peephole
+from .probes import FoldProbes
 from .simplify_cfg import SimplifyCFG
 from .swap import SwapCompares
 from .thread import ThreadJumps
+from .values import CommonValues
 from .verdicts import ThreadVerdicts
 
 
@@ -19,10 +21,10 @@ def pipeline(opt_level: int, *, thread_jumps: bool = True) -> list[Pass]:
     if opt_level <= 0:
         return [SimplifyCFG()]
     threading: list[Pass] = [ThreadJumps(), ThreadVerdicts()] if thread_jumps else [ThreadVerdicts()]
-    return [SimplifyCFG(), ConstantFold(), *threading, RedundantLoads(), SwapCompares(), Peephole(), MergeChecks(), DeadCode()]
+    return [SimplifyCFG(), ConstantFold(), *threading, RedundantLoads(), CommonValues(), SwapCompares(), Peephole(), MergeChecks(), FoldProbes(), DeadCode()]
 
 
 __all__ = [
     "Pass", "PassManager", "pipeline", "ConstantFold", "DeadCode", "MergeChecks", "Peephole", "RedundantLoads", "SimplifyCFG",
-    "SwapCompares", "ThreadJumps", "ThreadVerdicts",
+    "SwapCompares", "ThreadJumps", "ThreadVerdicts", "CommonValues", "FoldProbes",
 ]
