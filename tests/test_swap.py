@@ -23,7 +23,7 @@ from test_samples import _sample
 
 from pyfd.compiler.backends import BACKENDS
 from pyfd.compiler.ir.checker import check_function
-from pyfd.compiler.ir.nodes import Binary, BinaryOp, Branch, ByteSwap, CheckPacket, Function, Jump, Return, StoreKeys
+from pyfd.compiler.ir.nodes import Binary, BinaryOp, Branch, ByteSwap, CheckPacket, Cmp, Function, Jump, Return, StoreKeys
 from pyfd.compiler.ir.text import parse_function, print_function
 from pyfd.compiler.passes import CommonValues, DeadCode, FoldProbes, SwapCompares, ThreadVerdicts
 from pyfd.compiler.passes.base import Pass
@@ -90,7 +90,7 @@ entry:
     %a = keys.load u16 +6
     %b = copy %a
     %c = and %a, 65343
-    br ne %c, 0, frag, whole
+    br set %a, 65343, frag, whole
 frag:
     ret 0
 whole:
@@ -141,7 +141,7 @@ entry:
     %a = keys.load u8 +9
     %b = and %a, -64
     %c = and %a, 64
-    br ne %c, 0, yes, no
+    br set %a, 64, yes, no
 yes:
     ret 0
 no:
@@ -168,11 +168,40 @@ entry:
     %a = keys.load u16 +2
     %b = copy %a
     %c = and %a, 63743
-    br eq %c, 0, first, later
+    br set %a, 63743, later, first
 first:
     ret 0
 later:
     ret 2
+""",
+    ),
+    (
+        # A mask read only by its test against 0 is one JSET; a mask read elsewhere too stays.
+        "bit-test",
+        SwapCompares(),
+        """
+entry:
+    %a = keys.load u32 +48
+    %b = and %a, 4
+    br eq %b, 0, go, stop
+go:
+    %c = and %a, 1
+    keys.store u32 +52, %c
+    br ne %c, 0, stop, stop
+stop:
+    ret 0
+""",
+        """
+entry:
+    %a = keys.load u32 +48
+    %b = and %a, 4
+    br set %a, 4, stop, go
+go:
+    %c = and %a, 1
+    keys.store u32 +52, %c
+    br ne %c, 0, stop, stop
+stop:
+    ret 0
 """,
     ),
     (
@@ -485,8 +514,9 @@ def test_full_has_no_byte_swap_left(backend: str) -> None:
     """n_proto, frag_off, the flow label and the IPv6 fragment offset are all tested raw."""
     fn = _ir(backend)
     assert [i for i in fn.instructions() if isinstance(i, ByteSwap)] == []
-    raw_masks = {i.rhs.value for i in fn.instructions() if isinstance(i, Binary) and i.op is BinaryOp.AND and hasattr(i.rhs, "value")}
-    assert {0xFF3F, 0xFF1F, 0xF8FF, 0xFFFFFFFFFFFF0F00} <= raw_masks
+    masks = {i.rhs.value for i in fn.instructions() if isinstance(i, Binary) and i.op is BinaryOp.AND and hasattr(i.rhs, "value")}
+    masks |= {t.rhs.value for b in fn.blocks if isinstance(t := b.term, Branch) and t.cmp is Cmp.SET and hasattr(t.rhs, "value")}
+    assert {0xFF3F, 0xFF1F, 0xF8FF, 0xFFFFFFFFFFFF0F00} <= masks
     compared = {t.rhs.value for b in fn.blocks if isinstance(t := b.term, Branch) and hasattr(t.rhs, "value")}
     assert {0x0008, 0xDD86, 0x0081, 0xA888} <= compared  # ETH_P_IP, ETH_P_IPV6, 802.1Q, 802.1ad, swapped
 

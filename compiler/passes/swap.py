@@ -17,6 +17,9 @@ the raw and the swapped value live. The rewritten registers hold masks of the
 raw load, which the verifier's range tracking follows (kernel/bpf/verifier.c:
 it marks a swapped value unknown, see facts.WIDTH_RULES); no rewritten value
 reaches a packet offset, whose bound the native backend's clamp relies on.
+
+Then a mask read only by its test against 0 becomes that test, `set` (BPF's
+JSET): one jump where the mask took a move, an `and` and a jump.
 """
 
 from __future__ import annotations
@@ -92,7 +95,26 @@ class SwapCompares:
                 if plan.visit(insn.dst, root) and plan.worth_it:
                     plan.apply(fn)
                     return True
-        return False
+        return self._bit_tests(fn, facts)
+
+    @staticmethod
+    def _bit_tests(fn: Function, facts: Facts) -> bool:
+        """`(x & M) != 0` as the one jump BPF has for it (JSET), where nothing else reads the mask."""
+        changed = False
+        for block in fn.blocks:
+            term = block.term
+            if not isinstance(term, Branch) or term.cmp not in (Cmp.EQ, Cmp.NE) or term.rhs != Imm(0):
+                continue
+            masked = facts.single(term.lhs)
+            if not isinstance(masked, Binary) or masked.op is not BinaryOp.AND or facts.uses[masked.dst] != 1:
+                continue
+            value, mask = (masked.lhs, masked.rhs) if isinstance(masked.rhs, Imm) else (masked.rhs, masked.lhs)
+            if not isinstance(mask, Imm) or isinstance(value, Imm) or not _stable(value, facts):
+                continue
+            then, otherwise = (term.then, term.otherwise) if term.cmp is Cmp.NE else (term.otherwise, term.then)
+            block.term = Branch(Cmp.SET, value, mask, then, otherwise, term.span)
+            changed = True
+        return changed
 
     @staticmethod
     def _root(insn: Instruction, facts: Facts) -> _Image | None:
