@@ -21,7 +21,10 @@ def pipeline(opt_level: int, *, thread_jumps: bool = True) -> list[Pass]:
     if opt_level <= 0:
         return [SimplifyCFG()]
     threading: list[Pass] = [ThreadJumps(), ThreadVerdicts()] if thread_jumps else [ThreadVerdicts()]
-    return [SimplifyCFG(), ConstantFold(), *threading, RedundantLoads(), CommonValues(), SwapCompares(), Peephole(), MergeChecks(), FoldProbes(), DeadCode()]
+    return [
+        SimplifyCFG(), ConstantFold(), *threading, RedundantLoads(), CommonValues(), SwapCompares(), Peephole(), MergeChecks(), FoldProbes(),
+        DeadCode(),
+    ]
 
 
 __all__ = [

@@ -75,8 +75,10 @@ class FoldProbes:
     name = "fold-probes"
 
     def run(self, fn: Function) -> bool:
-        facts = Facts(fn)
         blocks = fn.block_map()
+        if not any(isinstance(b.term, CheckPacket) and b.term.size == 0 and isinstance(blocks[b.term.ok].term, CheckPacket) for b in fn.blocks):
+            return False  # no probe with a check after it
+        facts = Facts(fn)
         preds = fn.predecessors()
         read = {i.window for i in fn.instructions() if isinstance(i, LoadPacket)}
         constants = _constant_locals(fn, facts)
@@ -108,8 +110,10 @@ class FoldProbes:
                 continue  # the probe's failure would see the header block's writes
             block.term = Jump(probe.ok, probe.span)
             after.term = replace(header, fail=probe.fail)
+            # Liveness from before stays right for the other probes: only the
+            # header block's own live-in grows, and no other probe fails into
+            # it (its one way in was this probe).
             changed = True
-            live = None
         return changed
 
 

@@ -85,16 +85,35 @@ class SwapCompares:
             for node in [*block.insns, block.term]:
                 for reg in set(used_regs(node)):
                     readers.setdefault(reg, []).append(node)
+        # Every tree at once; a tree that shares a register with one taken
+        # already (one's base rewritten by the other) waits for the next round.
+        plans: list[_Plan] = []
+        rewritten: set[Reg] = set()
+        read: set[Operand] = set()
         for block in fn.blocks:
             for insn in block.insns:
                 root = self._root(insn, facts)
                 if root is None:
                     continue
-                plan = _Plan(facts, readers)
                 assert isinstance(insn, (ByteSwap, Binary))  # what _root takes
-                if plan.visit(insn.dst, root) and plan.worth_it:
-                    plan.apply(fn)
-                    return True
+                if insn.dst in rewritten:
+                    continue
+                plan = _Plan(facts, readers)
+                if not plan.visit(insn.dst, root) or not plan.worth_it:
+                    continue
+                mine, bases = set(plan.images), {i.base for i in plan.images.values()}
+                if mine & (rewritten | read) or bases & rewritten:
+                    continue
+                plans.append(plan)
+                rewritten |= mine
+                read |= bases
+        if plans:
+            insns = {k: v for plan in plans for k, v in plan.insns.items()}
+            terms = {k: v for plan in plans for k, v in plan.terms.items()}
+            for block in fn.blocks:
+                block.insns = [insns.get(id(insn), insn) for insn in block.insns]
+                block.term = terms.get(id(block.term), block.term)
+            return True
         return self._bit_tests(fn, facts)
 
     @staticmethod
@@ -219,12 +238,6 @@ class _Plan:
             return Cmp.SET, image.base, Imm(image.masked(rhs.value))
         moved = image.of(rhs.value)
         return None if moved is None else (cmp, reg, Imm(moved))
-
-    def apply(self, fn: Function) -> None:
-        """Replace every planned node."""
-        for block in fn.blocks:
-            block.insns = [self.insns.get(id(insn), insn) for insn in block.insns]
-            block.term = self.terms.get(id(block.term), block.term)
 
     def _define(self, dst: Reg, image: _Image, span: Span) -> Instruction:
         """`dst = base & mask`: a copy where the mask keeps every bit `base` can have."""

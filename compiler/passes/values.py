@@ -36,13 +36,13 @@ def _key(insn: Instruction) -> Key | None:
     return None
 
 
-def _transfer(insn: Instruction, state: State, facts: Facts) -> None:
+def _transfer(insn: Instruction, state: State, facts: Facts, twice: set[Key]) -> None:
     d = defined(insn)
-    if d is not None:  # a register written: what was computed from it, or kept in it, is gone
+    if d is not None and state:  # a register written: what was computed from it, or kept in it, is gone
         for k in [k for k, v in state.items() if v == d or d in k[2:]]:
             del state[k]
     key = _key(insn)
-    if key is not None and d is not None and d in facts.defs and d not in key[2:] and key not in state:
+    if key is not None and key in twice and d is not None and d in facts.defs and d not in key[2:] and key not in state:
         state[key] = d
 
 
@@ -52,6 +52,16 @@ class CommonValues:
     name = "common-values"
 
     def run(self, fn: Function) -> bool:
+        # Only computations written more than once can be reused: the
+        # analysis tracks those alone, which keeps its states small.
+        seen: set[Key] = set()
+        twice: set[Key] = set()
+        for insn in fn.instructions():
+            key = _key(insn)
+            if key is not None:
+                (twice if key in seen else seen).add(key)
+        if not twice:
+            return False
         facts = Facts(fn)
         blocks = fn.block_map()
         preds = fn.predecessors()
@@ -75,7 +85,7 @@ class CommonValues:
             for label in order:
                 state = entry_state(label)
                 for insn in blocks[label].insns:
-                    _transfer(insn, state, facts)
+                    _transfer(insn, state, facts, twice)
                 if out[label] != state:
                     out[label] = state
                     changed_any = True
@@ -91,7 +101,7 @@ class CommonValues:
                 if key is not None and d is not None and key in state and state[key] != d:
                     insn = Copy(d, state[key], insn.span)
                     changed = True
-                _transfer(insn, state, facts)
+                _transfer(insn, state, facts, twice)
                 new_insns.append(insn)
             block.insns = new_insns
         return changed

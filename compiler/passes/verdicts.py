@@ -74,7 +74,8 @@ class ThreadVerdicts:
                 live = _live_in(fn)
             if written & live[label]:
                 continue  # the chain's copies are read past its end: this path would need them
+            # Liveness computed before this edge moved can only be larger than
+            # after (the path reads no more than it did): conservative, so kept.
             block.term = Jump(label, term.span)
             changed = True
-            live = None  # the edge changed liveness
         return changed
