@@ -1055,11 +1055,11 @@ def test_pipelines() -> None:
     assert [p.name for p in pipeline(0)] == ["simplify-cfg"]
     assert [p.name for p in pipeline(2)] == [
         "simplify-cfg", "constant-fold", "thread-jumps", "thread-verdicts", "redundant-loads", "common-values", "swap-compares", "peephole",
-        "drop-extensions", "merge-checks", "fold-probes", "dead-code",
+        "merge-checks", "fold-probes", "dead-code",
     ]
     assert [p.name for p in pipeline(2, thread_jumps=False)] == [
-        "simplify-cfg", "constant-fold", "thread-verdicts", "redundant-loads", "common-values", "swap-compares", "peephole", "drop-extensions",
-        "merge-checks", "fold-probes", "dead-code",
+        "simplify-cfg", "constant-fold", "thread-verdicts", "redundant-loads", "common-values", "swap-compares", "peephole", "merge-checks", "fold-probes",
+        "dead-code",
     ]
 
 

@@ -4,7 +4,7 @@ SwapCompares turns tests of byte-swapped fields into tests of the raw bits
 against swapped constants; ThreadVerdicts sends a constant helper result
 straight to the return its tests lead to; CommonValues reuses a result
 computed on every path; FoldProbes makes `pkt.has(x + n)` and the n-byte
-header at x one check; DropExtensions drops truncations of locals that fit. The compiled full dissector must
+header at x one check. The compiled full dissector must
 keep agreeing with its Python run, in the interpreter and the kernel, on
 frames whose swapped fields (ethertype, fragment bits, flow label, IPv6
 fragment offset, GRE flags) take every value the rewritten tests tell apart.
@@ -23,9 +23,9 @@ from test_samples import _sample
 
 from pyfd.compiler.backends import BACKENDS
 from pyfd.compiler.ir.checker import check_function
-from pyfd.compiler.ir.nodes import Binary, BinaryOp, Branch, ByteSwap, CheckPacket, Cmp, Extend, Function, Jump, Return, StoreKeys
+from pyfd.compiler.ir.nodes import Binary, BinaryOp, Branch, ByteSwap, CheckPacket, Cmp, Function, Jump, Return, StoreKeys
 from pyfd.compiler.ir.text import parse_function, print_function
-from pyfd.compiler.passes import CommonValues, DeadCode, DropExtensions, FoldProbes, SwapCompares, ThreadVerdicts
+from pyfd.compiler.passes import CommonValues, DeadCode, FoldProbes, SwapCompares, ThreadVerdicts
 from pyfd.compiler.passes.base import Pass
 from pyfd.compiler.passes.swap import bswap_const
 
@@ -484,59 +484,6 @@ drop:
 """,
         None,
     ),
-    (
-        # lib.gre's u16 offset: small on every path, so its truncations are copies.
-        "zext-of-small-local",
-        DropExtensions(),
-        """
-entry:
-    %o = copy 4
-    %f = keys.load u8 +9
-    br set %f, 1, more, add
-more:
-    %t = add %o, 4
-    %o = zext16 %t
-    jump add
-add:
-    %u = add %o, 14
-    %o = zext16 %u
-    keys.store u16 +2, %o
-    ret 0
-""",
-        """
-entry:
-    %o = copy 4
-    %f = keys.load u8 +9
-    br set %f, 1, more, add
-more:
-    %t = add %o, 4
-    %o = copy %t
-    jump add
-add:
-    %u = add %o, 14
-    %o = copy %u
-    keys.store u16 +2, %o
-    ret 0
-""",
-    ),
-    (
-        # A counter that grows around a loop is unbounded to the analysis: its truncation stays.
-        "zext-of-loop-counter-kept",
-        DropExtensions(),
-        """
-entry:
-    %i = copy 0
-    jump loop
-loop:
-    %t = add %i, 1
-    %i = zext8 %t
-    br ult %i, 300, loop, out
-out:
-    keys.store u8 +9, %i
-    ret 0
-""",
-        None,
-    ),
 ]
 
 
@@ -604,14 +551,9 @@ def test_full_checks_the_ports_word_once(backend: str) -> None:
         assert fail.term == Return(0, fail.term.span)
 
 
-def test_full_truncates_no_gre_offset() -> None:
-    """lib.gre's `offset: u16` never exceeds 16 bits: no zext16 is left after its additions."""
-    assert [i for i in _ir("native").instructions() if isinstance(i, Extend)] == []
-
-
 def test_passes_are_idempotent_on_full() -> None:
     fn = copy.deepcopy(FULL.lower().function)
-    for make in (CommonValues, SwapCompares, ThreadVerdicts, FoldProbes, DropExtensions, DeadCode):
+    for make in (CommonValues, SwapCompares, ThreadVerdicts, FoldProbes, DeadCode):
         p = make()
         p.run(fn)
         check_function(fn)

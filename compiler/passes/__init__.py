@@ -14,7 +14,6 @@ from .swap import SwapCompares
 from .thread import ThreadJumps
 from .values import CommonValues
 from .verdicts import ThreadVerdicts
-from .widths import DropExtensions
 
 
 def pipeline(opt_level: int, *, thread_jumps: bool = True) -> list[Pass]:
@@ -23,12 +22,12 @@ def pipeline(opt_level: int, *, thread_jumps: bool = True) -> list[Pass]:
         return [SimplifyCFG()]
     threading: list[Pass] = [ThreadJumps(), ThreadVerdicts()] if thread_jumps else [ThreadVerdicts()]
     return [
-        SimplifyCFG(), ConstantFold(), *threading, RedundantLoads(), CommonValues(), SwapCompares(), Peephole(), DropExtensions(), MergeChecks(), FoldProbes(),
+        SimplifyCFG(), ConstantFold(), *threading, RedundantLoads(), CommonValues(), SwapCompares(), Peephole(), MergeChecks(), FoldProbes(),
         DeadCode(),
     ]
 
 
 __all__ = [
     "Pass", "PassManager", "pipeline", "ConstantFold", "DeadCode", "MergeChecks", "Peephole", "RedundantLoads", "SimplifyCFG",
-    "SwapCompares", "ThreadJumps", "ThreadVerdicts", "CommonValues", "FoldProbes", "DropExtensions",
+    "SwapCompares", "ThreadJumps", "ThreadVerdicts", "CommonValues", "FoldProbes",
 ]
