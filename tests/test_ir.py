@@ -1057,8 +1057,14 @@ def test_every_pass_is_idempotent_on_real_ir(dissector: Dissector) -> None:
 
 def test_pipelines() -> None:
     assert [p.name for p in pipeline(0)] == ["simplify-cfg"]
-    assert [p.name for p in pipeline(2)] == ["simplify-cfg", "constant-fold", "thread-jumps", "redundant-loads", "peephole", "merge-checks", "dead-code"]
-    assert [p.name for p in pipeline(2, thread_jumps=False)] == ["simplify-cfg", "constant-fold", "redundant-loads", "peephole", "merge-checks", "dead-code"]
+    assert [p.name for p in pipeline(2)] == [
+        "simplify-cfg", "constant-fold", "thread-jumps", "thread-verdicts", "redundant-loads", "common-values", "swap-compares", "peephole",
+        "merge-checks", "fold-probes", "dead-code",
+    ]
+    assert [p.name for p in pipeline(2, thread_jumps=False)] == [
+        "simplify-cfg", "constant-fold", "thread-verdicts", "redundant-loads", "common-values", "swap-compares", "peephole", "merge-checks", "fold-probes",
+        "dead-code",
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(BACKENDS))

@@ -8,16 +8,26 @@ from .dce import DeadCode
 from .fold import ConstantFold
 from .loads import RedundantLoads
 from .peephole import Peephole
+from .probes import FoldProbes
 from .simplify_cfg import SimplifyCFG
+from .swap import SwapCompares
 from .thread import ThreadJumps
+from .values import CommonValues
+from .verdicts import ThreadVerdicts
 
 
 def pipeline(opt_level: int, *, thread_jumps: bool = True) -> list[Pass]:
     """The passes for `-O0` (cleanup only) or `-O1`/`-O2`; ThreadJumps only if the backend asks for it (Backend.thread_jumps)."""
     if opt_level <= 0:
         return [SimplifyCFG()]
-    threading: list[Pass] = [ThreadJumps()] if thread_jumps else []
-    return [SimplifyCFG(), ConstantFold(), *threading, RedundantLoads(), Peephole(), MergeChecks(), DeadCode()]
+    threading: list[Pass] = [ThreadJumps(), ThreadVerdicts()] if thread_jumps else [ThreadVerdicts()]
+    return [
+        SimplifyCFG(), ConstantFold(), *threading, RedundantLoads(), CommonValues(), SwapCompares(), Peephole(), MergeChecks(), FoldProbes(),
+        DeadCode(),
+    ]
 
 
-__all__ = ["Pass", "PassManager", "pipeline", "ConstantFold", "DeadCode", "MergeChecks", "Peephole", "RedundantLoads", "SimplifyCFG", "ThreadJumps"]
+__all__ = [
+    "Pass", "PassManager", "pipeline", "ConstantFold", "DeadCode", "MergeChecks", "Peephole", "RedundantLoads", "SimplifyCFG",
+    "SwapCompares", "ThreadJumps", "ThreadVerdicts", "CommonValues", "FoldProbes",
+]
