@@ -24,7 +24,8 @@ from test_samples import _sample
 from pyfd.compiler.backends import BACKENDS
 from pyfd.compiler.ir.checker import check_function
 from pyfd.compiler.ir.nodes import Binary, BinaryOp, Branch, ByteSwap, CheckPacket, Cmp, Function, Jump, Return, StoreKeys
-from pyfd.compiler.ir.text import parse_function, print_function
+from pyfd.compiler.ir.parser import parse_function
+from pyfd.compiler.ir.text import print_function
 from pyfd.compiler.passes import CommonValues, DeadCode, FoldProbes, SwapCompares, ThreadVerdicts
 from pyfd.compiler.passes.base import Pass
 from pyfd.compiler.passes.swap import bswap_const

@@ -17,7 +17,8 @@ copies are not needed on this path). A `return BPF_OK` becomes `ret 0`.
 from __future__ import annotations
 
 from ..ir.nodes import Branch, CheckPacket, Copy, Function, Imm, Jump, LoadPacket, Reg, evaluate_cmp
-from .thread import _constants_at_end, _live_in
+from .dce import liveness
+from .thread import _constants_at_end
 
 # Blocks a chain may pass through (the loop has no copy-only cycle, but a bound keeps the walk finite anyway).
 MAX_STEPS = 16
@@ -71,7 +72,7 @@ class ThreadVerdicts:
             if decided < 2 or label == term.target or label in guarded:
                 continue  # ThreadJumps takes single steps; a check's `ok` block keeps its one way in
             if live is None:
-                live = _live_in(fn)
+                live, _ = liveness(fn)
             if written & live[label]:
                 continue  # the chain's copies are read past its end: this path would need them
             # Liveness computed before this edge moved can only be larger than
