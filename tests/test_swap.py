@@ -206,6 +206,36 @@ stop:
 """,
     ),
     (
+        # One mask that several tests read (CommonValues shares `flags & 1`
+        # between two conditions): every test is a JSET, and the mask dies.
+        "bit-tests-sharing-a-mask",
+        SwapCompares(),
+        """
+entry:
+    %a = keys.load u32 +48
+    %b = and %a, 1
+    br ne %b, 0, one, two
+one:
+    br eq %b, 0, stop, two
+two:
+    ret 2
+stop:
+    ret 0
+""",
+        """
+entry:
+    %a = keys.load u32 +48
+    %b = and %a, 1
+    br set %a, 1, one, two
+one:
+    br set %a, 1, two, stop
+two:
+    ret 2
+stop:
+    ret 0
+""",
+    ),
+    (
         # An ordered compare needs the host-order value: nothing changes.
         "ordered-compare-kept",
         SwapCompares(),

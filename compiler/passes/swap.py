@@ -18,7 +18,7 @@ raw load, which the verifier's range tracking follows (kernel/bpf/verifier.c:
 it marks a swapped value unknown, see facts.WIDTH_RULES); no rewritten value
 reaches a packet offset, whose bound the native backend's clamp relies on.
 
-Then a mask read only by its test against 0 becomes that test, `set` (BPF's
+Then a mask read only by tests against 0 becomes those tests, `set` (BPF's
 JSET): one jump where the mask took a move, an `and` and a jump.
 """
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from ..diagnostics import Span
 from ..ir.nodes import (
-    MASK64, Binary, BinaryOp, Branch, ByteSwap, Cmp, Copy, Function, Imm, Instruction, Operand, Reg, SetCond,
+    MASK64, Binary, BinaryOp, Block, Branch, ByteSwap, Cmp, Copy, Function, Imm, Instruction, Operand, Reg, SetCond,
     Terminator, used_regs,
 )
 from .facts import Facts
@@ -118,20 +118,27 @@ class SwapCompares:
 
     @staticmethod
     def _bit_tests(fn: Function, facts: Facts) -> bool:
-        """`(x & M) != 0` as the one jump BPF has for it (JSET), where nothing else reads the mask."""
-        changed = False
+        """`(x & M) != 0` as the one jump BPF has for it (JSET), where nothing but such tests reads the mask."""
+        tests: dict[Reg, list[Block]] = {}
         for block in fn.blocks:
             term = block.term
-            if not isinstance(term, Branch) or term.cmp not in (Cmp.EQ, Cmp.NE) or term.rhs != Imm(0):
-                continue
-            masked = facts.single(term.lhs)
-            if not isinstance(masked, Binary) or masked.op is not BinaryOp.AND or facts.uses[masked.dst] != 1:
+            if isinstance(term, Branch) and term.cmp in (Cmp.EQ, Cmp.NE) and term.rhs == Imm(0) and isinstance(term.lhs, Reg):
+                tests.setdefault(term.lhs, []).append(block)
+        changed = False
+        for reg, blocks in tests.items():
+            masked = facts.single(reg)
+            # Every reader a test (CommonValues may have left one mask for
+            # several), so each becomes a JSET and the mask dies.
+            if not isinstance(masked, Binary) or masked.op is not BinaryOp.AND or facts.uses[reg] != len(blocks):
                 continue
             value, mask = (masked.lhs, masked.rhs) if isinstance(masked.rhs, Imm) else (masked.rhs, masked.lhs)
             if not isinstance(mask, Imm) or isinstance(value, Imm) or not _stable(value, facts):
                 continue
-            then, otherwise = (term.then, term.otherwise) if term.cmp is Cmp.NE else (term.otherwise, term.then)
-            block.term = Branch(Cmp.SET, value, mask, then, otherwise, term.span)
+            for block in blocks:
+                term = block.term
+                assert isinstance(term, Branch)
+                then, otherwise = (term.then, term.otherwise) if term.cmp is Cmp.NE else (term.otherwise, term.then)
+                block.term = Branch(Cmp.SET, value, mask, then, otherwise, term.span)
             changed = True
         return changed
 
