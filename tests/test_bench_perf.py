@@ -19,6 +19,7 @@ from clang_maps import reference_object
 from kernel import needs_kernel
 
 import pyfd.vm
+from pyfd.isa import Instruction
 
 HERE = Path(__file__).resolve().parent
 BENCH = HERE / "bench_perf.py"
@@ -73,11 +74,17 @@ def test_instruction_counts_are_the_interpreters(reference: Path, capsys: pytest
     # Per category, counted through padding: a goto +0 before every instruction executes exactly as many more.
     padding: list[tuple[str, bytes | Path]] = [("native", full.compile().code), ("bpf_flow_nohook.o", reference / "bpf_flow_nohook.o")]
     for label, source in padding:
-        everything = bench_perf.padded(source, lambda insn: True)[0] if isinstance(source, bytes) else bench_perf.padded_object(source, lambda insn: True)
+        def every(insn: Instruction, slot: int) -> bool:
+            return True
+
+        everything = bench_perf.padded(source, every)[0] if isinstance(source, bytes) else bench_perf.padded_object(source, every)
         assert bench_perf.instructions(everything) == {k: 2 * n for k, n in table.counts[label].items()}
         for kind in bench_perf.KINDS:
             assert sum(table.categories[label][kind].values()) <= table.counts[label][kind]
     assert table.static["native"]["slots"] == full.compile().insn_count
+    # The context's slot is stored once at entry and counted apart from spill code.
+    assert all(table.categories["native"][k]["context"] == 1 for k in bench_perf.KINDS)
+    assert table.static["native"]["context"] == 1
 
     targets = bench_perf.print_instructions(table)
     rows = _rows(capsys.readouterr().out)
