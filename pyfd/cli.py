@@ -20,7 +20,6 @@ import importlib.util
 import io
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -114,6 +113,8 @@ def _import_file(path: Path) -> ModuleType:
         caret = f"\n    {text}\n    {' ' * max(0, (exc.offset or 1) - 1)}^" if text else ""
         raise UserError(f"{path}:{line}:{exc.offset or 0}: syntax error: {exc.msg}{caret}", located=True) from None
     except Exception as exc:  # the user's module raised while importing
+        import traceback  # deferred: only an error in the user's own module needs it
+
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == path.resolve()]
         if not frames:
             raise UserError(f"{path}: importing the file failed: {type(exc).__name__}: {exc}", located=True) from None

@@ -159,6 +159,7 @@ def build_graph(fn: MFunction) -> Graph:
     live_in = liveness(fn)
     freq = _frequencies(fn)
     g = Graph()
+    adj, cost = g.adj, g.cost  # the loops below are the allocator's hottest: Graph.edge written out
     for b in fn.blocks:
         weight = freq[b.label]
         live: set[MReg] = set().union(*(live_in[s] for s in b.succs)) if b.succs else set()
@@ -174,18 +175,19 @@ def build_graph(fn: MFunction) -> Graph:
                 if insn.fetch is not None and insn.fetch.base is None:
                     g.prefer.setdefault(insn.src, 2)  # the helper's offset argument (fetch._expand)
             for d in defs:
-                g.node(d)
+                neighbours = adj.setdefault(d, set())
                 for other in live:
-                    if not (copy and other == insn.src):
-                        g.edge(d, other)
+                    if other != d and not (copy and other == insn.src):
+                        neighbours.add(other)
+                        adj.setdefault(other, set()).add(d)
             live.difference_update(defs)
             live.update(uses)
             for reg in {*defs, *uses}:
-                g.node(reg)
+                adj.setdefault(reg, set())
                 if isinstance(reg, str):
-                    g.cost[reg] = g.cost.get(reg, 0.0) + weight
+                    cost[reg] = cost.get(reg, 0.0) + weight
         for reg in live_in[b.label]:
-            g.node(reg)
+            adj.setdefault(reg, set())
     return g
 
 
