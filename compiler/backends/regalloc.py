@@ -150,14 +150,16 @@ class Graph:
             self.node(b).add(a)
 
 
-def build_graph(fn: MFunction) -> Graph:
+def build_graph(fn: MFunction, freq: dict[str, float] | None = None) -> Graph:
     """Interference from exact liveness: a register written where another is live may not share its register.
 
     The source of a copy does not interfere with its destination there
     (they hold the same value), which is what lets the copy be coalesced.
+    `freq` is `_frequencies(fn)`, given by a caller that has it.
     """
     live_in = liveness(fn)
-    freq = _frequencies(fn)
+    if freq is None:
+        freq = _frequencies(fn)
     g = Graph()
     adj, cost = g.adj, g.cost  # the loops below are the allocator's hottest: Graph.edge written out
     for b in fn.blocks:
@@ -496,8 +498,9 @@ def allocate(fn: MFunction) -> None:
     slots: dict[str, int] = {}
     counter = [0]
     temps: set[str] = set()
+    freq = _frequencies(fn)  # spilling rewrites instructions, never the blocks: one estimate serves every round
     for _ in range(64):
-        graph = build_graph(fn)
+        graph = build_graph(fn, freq)
         remat = frozenset(_rematerializable(fn, {r for r in graph.adj if isinstance(r, str)}))
         # Coalescing George's way too removes the most copies but can push a
         # crowded graph into spilling; Briggs's test alone then.
