@@ -14,7 +14,9 @@ ends in a Python traceback.
 from __future__ import annotations
 
 import argparse
+import atexit
 import errno
+import gc
 import importlib.machinery
 import importlib.util
 import io
@@ -1314,6 +1316,7 @@ def _guard(stream: TextIO) -> TextIO:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `pyfd` console script; returns the exit status (EXIT_STATUS)."""
+    _freeze_heap_at_exit()
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _guard(sys.stdout), _guard(sys.stderr)
     try:
@@ -1322,6 +1325,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         sys.stdout, sys.stderr = saved
+
+
+_exit_hook: list[bool] = []  # whether main registered _freeze_heap_at_exit's handler (once per process)
+
+
+def _freeze_heap_at_exit() -> None:
+    """Have the interpreter's exit skip collecting the objects alive then (gc.freeze, registered once).
+
+    Shutting down, CPython clears every module and runs the cycle collector
+    over what that leaves (the classes, functions and records of every module
+    a command imported): 15-17 ms of a `pyfd compile` (bench_compile), as long
+    as its passes, to free memory the OS takes back anyway. Frozen objects are
+    left out of those collections; every file pyfd writes is closed before a
+    command returns, and Python never promised `__del__` at exit.
+    """
+    if not _exit_hook:
+        _exit_hook.append(True)
+        atexit.register(gc.freeze)
 
 
 def _main(argv: Sequence[str] | None) -> int:
