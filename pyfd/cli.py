@@ -155,15 +155,22 @@ def pick(path: Path, function: str | None) -> Dissector:
 
 
 def _compile(dissector: Dissector, backend: str, opt_level: int, dump_after: Sequence[str] = ()) -> CompiledProgram:
-    from .compiler.diagnostics import CompileError
-    from .compiler.driver import Options, compile_lowered
-    from .program import CompiledProgram
+    from .compiler.collector import collector_paused
 
-    try:
-        options = Options(backend=backend, opt_level=opt_level, dump_after=frozenset(dump_after), dump=lambda s: print(s, file=sys.stderr))
-        return CompiledProgram(compile_lowered(dissector.lower(), options))
-    except CompileError as exc:
-        raise UserError(exc.render(), located=exc.span is not None) from None
+    # The driver pauses the cyclic collector for the passes and the backend;
+    # importing the compiler and lowering the function allocate as busily
+    # (the classes and functions of some sixty modules, the IR), so the
+    # pause starts here.
+    with collector_paused():
+        from .compiler.diagnostics import CompileError
+        from .compiler.driver import Options, compile_lowered
+        from .program import CompiledProgram
+
+        try:
+            options = Options(backend=backend, opt_level=opt_level, dump_after=frozenset(dump_after), dump=lambda s: print(s, file=sys.stderr))
+            return CompiledProgram(compile_lowered(dissector.lower(), options))
+        except CompileError as exc:
+            raise UserError(exc.render(), located=exc.span is not None) from None
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
