@@ -521,11 +521,15 @@ def allocate(fn: MFunction) -> None:
     raise AllocationError("register allocation did not converge")
 
 
+_LDX_DW = mem_opcode(Class.LDX, Mode.MEM, Size.DW)  # a fill
+_STX_DW = mem_opcode(Class.STX, Mode.MEM, Size.DW)  # a spill
+
+
 def _slot_access(insn: MInsn) -> tuple[int | None, int | None]:
     """The spill slot an instruction reads (an 8-byte load from r10) and the one it writes (a store)."""
-    if insn.opcode == mem_opcode(Class.LDX, Mode.MEM, Size.DW) and insn.src == FP:
+    if insn.opcode == _LDX_DW and insn.src == FP:
         return insn.off, None
-    if insn.opcode == mem_opcode(Class.STX, Mode.MEM, Size.DW) and insn.dst == FP:
+    if insn.opcode == _STX_DW and insn.dst == FP:
         return None, insn.off
     return None, None
 
