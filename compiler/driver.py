@@ -8,7 +8,7 @@ from typing import Any
 
 from pyfd.abi import FLOW_DISSECTOR_SECTION as SECTION
 from pyfd.abi import LICENSE
-from pyfd.isa import BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE, listing
+from pyfd.isa import BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE
 from pyfd.abi import MAP_DEF_SIZE, MAPS_SECTION, RODATA_SECTION, MapType
 from pyfd.objfile.btf import ProgramBtf, build_program_btf
 from pyfd.objfile.elf import SHF, SHT, DataSection, ProgramSection, RawSection, write_object
@@ -126,6 +126,8 @@ def annotated_listing(code: CompiledCode, names: dict[tuple[int, int], str] | No
     last: tuple[str, int] | None = None
     # One listing of the whole program, so a jump's `# -> N` names its absolute
     # target slot (listing each instruction alone would count from 0).
+    from pyfd.isa.asm import listing  # deferred: a compile to an object file prints no listing
+
     lines = listing(code.insns).splitlines()
     for insn, line in zip(code.insns, lines, strict=True):
         span = insn.span  # a Span from the backends, or None

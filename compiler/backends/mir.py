@@ -74,7 +74,7 @@ class MInsn:
     @property
     def is_ja(self) -> bool:
         """An unconditional `goto`."""
-        return self.opcode == jmp_opcode(Class.JMP, JmpOp.JA, Source.K)
+        return self.opcode == _JA
 
     def defs(self) -> list[MReg]:
         """Registers this instruction writes (the same list on every call: do not change it)."""
@@ -137,7 +137,7 @@ class MInsn:
 
     def is_copy(self) -> bool:
         """`mov64 dst, src` between registers."""
-        return self.opcode == alu_opcode(Class.ALU64, AluOp.MOV, Source.X)
+        return self.opcode == _MOV64_X
 
     def to_isa(self) -> Instruction:
         """The final instruction; every register must be physical by now."""
@@ -151,6 +151,10 @@ class MInsn:
 
 # A pseudo-instruction: a jump opcode BPF leaves unused (operation 0xe0).
 FETCH = jmp_opcode(Class.JMP, 0xE0, Source.K)  # type: ignore[arg-type]
+# The opcodes MInsn's tests compare with, built once: the allocator asks each
+# instruction whether it is a copy in every round.
+_MOV64_X = alu_opcode(Class.ALU64, AluOp.MOV, Source.X)
+_JA = jmp_opcode(Class.JMP, JmpOp.JA, Source.K)
 
 
 @dataclass(frozen=True)

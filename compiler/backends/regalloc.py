@@ -150,15 +150,18 @@ class Graph:
             self.node(b).add(a)
 
 
-def build_graph(fn: MFunction) -> Graph:
+def build_graph(fn: MFunction, freq: dict[str, float] | None = None) -> Graph:
     """Interference from exact liveness: a register written where another is live may not share its register.
 
     The source of a copy does not interfere with its destination there
     (they hold the same value), which is what lets the copy be coalesced.
+    `freq` is `_frequencies(fn)`, given by a caller that has it.
     """
     live_in = liveness(fn)
-    freq = _frequencies(fn)
+    if freq is None:
+        freq = _frequencies(fn)
     g = Graph()
+    adj, cost = g.adj, g.cost  # the loops below are the allocator's hottest: Graph.edge written out
     for b in fn.blocks:
         weight = freq[b.label]
         live: set[MReg] = set().union(*(live_in[s] for s in b.succs)) if b.succs else set()
@@ -174,18 +177,19 @@ def build_graph(fn: MFunction) -> Graph:
                 if insn.fetch is not None and insn.fetch.base is None:
                     g.prefer.setdefault(insn.src, 2)  # the helper's offset argument (fetch._expand)
             for d in defs:
-                g.node(d)
+                neighbours = adj.setdefault(d, set())
                 for other in live:
-                    if not (copy and other == insn.src):
-                        g.edge(d, other)
+                    if other != d and not (copy and other == insn.src):
+                        neighbours.add(other)
+                        adj.setdefault(other, set()).add(d)
             live.difference_update(defs)
             live.update(uses)
             for reg in {*defs, *uses}:
-                g.node(reg)
+                adj.setdefault(reg, set())
                 if isinstance(reg, str):
-                    g.cost[reg] = g.cost.get(reg, 0.0) + weight
+                    cost[reg] = cost.get(reg, 0.0) + weight
         for reg in live_in[b.label]:
-            g.node(reg)
+            adj.setdefault(reg, set())
     return g
 
 
@@ -494,8 +498,9 @@ def allocate(fn: MFunction) -> None:
     slots: dict[str, int] = {}
     counter = [0]
     temps: set[str] = set()
+    freq = _frequencies(fn)  # spilling rewrites instructions, never the blocks: one estimate serves every round
     for _ in range(64):
-        graph = build_graph(fn)
+        graph = build_graph(fn, freq)
         remat = frozenset(_rematerializable(fn, {r for r in graph.adj if isinstance(r, str)}))
         # Coalescing George's way too removes the most copies but can push a
         # crowded graph into spilling; Briggs's test alone then.
@@ -516,11 +521,15 @@ def allocate(fn: MFunction) -> None:
     raise AllocationError("register allocation did not converge")
 
 
+_LDX_DW = mem_opcode(Class.LDX, Mode.MEM, Size.DW)  # a fill
+_STX_DW = mem_opcode(Class.STX, Mode.MEM, Size.DW)  # a spill
+
+
 def _slot_access(insn: MInsn) -> tuple[int | None, int | None]:
     """The spill slot an instruction reads (an 8-byte load from r10) and the one it writes (a store)."""
-    if insn.opcode == mem_opcode(Class.LDX, Mode.MEM, Size.DW) and insn.src == FP:
+    if insn.opcode == _LDX_DW and insn.src == FP:
         return insn.off, None
-    if insn.opcode == mem_opcode(Class.STX, Mode.MEM, Size.DW) and insn.dst == FP:
+    if insn.opcode == _STX_DW and insn.dst == FP:
         return None, insn.off
     return None, None
 

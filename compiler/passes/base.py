@@ -62,15 +62,25 @@ class PassManager:
     dump: Callable[[str], None] = print
 
     def run(self, fn: Function) -> None:
-        """Optimise `fn` in place."""
+        """Optimise `fn` in place.
+
+        Round after round until a whole round changes nothing, but it stops
+        as soon as every pass has run once since the last change: the ones
+        a full round would run next would see the function they saw last
+        time and find nothing again.
+        """
+        quiet = 0  # passes run in a row that changed nothing
         for _ in range(self.max_rounds):
             changed = False
             for p in self.passes:
+                if quiet == len(self.passes):
+                    return
                 before = fingerprint(fn) if self.check_changes else None
                 said = bool(p.run(fn))
                 if self.check_changes and said != (fingerprint(fn) != before):
                     did = "did not change" if said else "changed"
                     raise PassContractError(f"pass {p.name} returned {said} but {did} the function", fn.span)
+                quiet = 0 if said else quiet + 1
                 if said:
                     changed = True
                     if self.verify:

@@ -72,6 +72,10 @@ class DeadCode:
         while True:
             out = live_out(fn)
             removed = False
+            # Only a removed instruction that read registers can leave
+            # others dead in other blocks: without its reads liveness is
+            # the same everywhere, and another sweep would find nothing.
+            again = False
             for block in fn.blocks:
                 live = set(out[block.label]) | set(used_regs(block.term))
                 kept = []
@@ -79,6 +83,7 @@ class DeadCode:
                     d = defined(insn)
                     if not isinstance(insn, StoreKeys) and d is not None and d not in live:
                         removed = True
+                        again = again or bool(used_regs(insn))
                         continue
                     if d is not None:
                         live.discard(d)
@@ -88,3 +93,5 @@ class DeadCode:
             if not removed:
                 return changed
             changed = True
+            if not again:
+                return changed

@@ -40,9 +40,11 @@ class SimplifyCFG:
         changed = False
         while True:
             step = self._prune(fn)
-            step |= self._fold_branches(fn)
-            step |= self._thread(fn)
-            step |= self._prune(fn)
+            edges = self._fold_branches(fn)
+            edges |= self._thread(fn)
+            if edges:  # only a moved edge can leave a block unreachable since the prune above
+                self._prune(fn)
+            step |= edges
             step |= self._merge(fn)
             if not step:
                 return changed

@@ -6,8 +6,9 @@ include/linux/filter.h. A leaf: it imports nothing of pyfd but the ABI numbers
 disasm` all use it.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from . import opcodes
-from .asm import SourceLine, assemble, assemble_items, disassemble, listing
 from .builders import (
     Target,
     alu32_imm,
@@ -52,6 +53,13 @@ from .errors import (
 from .insn import SLOT_SIZE, Instruction, Label, decode, encode, encode_program
 from .opcodes import *  # noqa: F403 - the enums and the kernel-named constants, listed in opcodes.__all__
 from .resolve import label_slots, relax_jumps, resolve
+
+# The text form (assembler, disassembler, listings) loads on first use (PEP
+# 562): compiling to an object file needs none of it, and its instruction
+# patterns cost a few milliseconds of every `pyfd compile` to build.
+if TYPE_CHECKING:
+    from .asm import SourceLine, assemble, assemble_items, disassemble, listing
+_TEXT = frozenset({"SourceLine", "assemble", "assemble_items", "disassemble", "listing"})
 
 __all__ = [
     "SLOT_SIZE",
@@ -107,3 +115,14 @@ __all__ = [
     "stx_mem",
 ]
 __all__ += opcodes.__all__
+
+
+def __getattr__(name: str) -> Any:
+    """Import a name of the text form from pyfd.isa.asm on first use, and keep it."""
+    if name not in _TEXT:
+        raise AttributeError(f"module 'pyfd.isa' has no attribute {name!r}")
+    from . import asm
+
+    value = getattr(asm, name)
+    globals()[name] = value
+    return value
