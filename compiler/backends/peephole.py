@@ -262,3 +262,49 @@ def _bit_test(insns: list[MInsn], j: int, live: set[MReg], fall: str | None) -> 
     if nxt is None and fall is not None:
         return start, j + 1, [jmp_imm(JmpOp.JSET, tested, bits, fall, span=span), ja(test.target, span=span)]
     return None
+
+
+def _ends(block: MBlock) -> bool:
+    """True if control never falls out of `block` into the next one (`goto` or `exit` last)."""
+    if not block.insns:
+        return False
+    last = block.insns[-1]
+    return last.is_ja or (bpf_class(last.opcode) == Class.JMP and bpf_op(last.opcode) == JmpOp.EXIT)
+
+
+def _is_jset(insn: MInsn) -> bool:
+    return insn.target is not None and bpf_class(insn.opcode) in (Class.JMP, Class.JMP32) and bpf_op(insn.opcode) == JmpOp.JSET
+
+
+def jset_fall_through(fn: MFunction) -> None:
+    """Move a block chain so the not-set side of a `jset` falls through (in place).
+
+    BPF has no jump-if-clear: a `jset` whose set side was laid out next is
+    `if x & M goto next; goto clear`. Where nothing falls into `clear` (it
+    starts a chain of blocks linked by fall-through, ending in `goto` or
+    `exit`), that chain moves right after the test and the `goto` goes. The
+    registers are final, so the order changes no value and no live range;
+    every other edge is a jump by label, or a fall-through kept inside its chain.
+    """
+    moved = True
+    while moved:
+        moved = False
+        chains: list[list[MBlock]] = []
+        for i, b in enumerate(fn.blocks):
+            if i == 0 or _ends(fn.blocks[i - 1]):
+                chains.append([])
+            chains[-1].append(b)
+        head = {chain[0].label: n for n, chain in enumerate(chains)}
+        for n, chain in enumerate(chains[:-1]):
+            insns = chain[-1].insns
+            if len(insns) < 2 or not insns[-1].is_ja or not _is_jset(insns[-2]) or insns[-2].target != chains[n + 1][0].label:
+                continue
+            m = head.get(insns[-1].target or "")
+            if m is None or m == n or m == 0 or not _ends(chains[m][-1]):
+                continue  # the clear side is fallen into, is this chain, or is the entry
+            chain[-1].insns = insns[:-1]
+            order = [c for k, c in enumerate(chains) if k != m]
+            order.insert(order.index(chain) + 1, chains[m])
+            fn.blocks[:] = [b for c in order for b in c]
+            moved = True
+            break
