@@ -270,3 +270,17 @@ def test_the_clear_side_of_a_jset_falls_through_where_it_can(sample: str) -> Non
     # clear side could have been placed next (nothing else falls into it).
     code = FULL.compile().code if sample == "full" else _full(sample).compile().code
     assert _avoidable_jset_gotos(code) == []
+
+
+@pytest.mark.parametrize("kind", HOT)
+def test_hot_paths_run_no_goto_right_after_a_jset(native: bytes, kind: str) -> None:
+    # The clear side of a fragment-bits or flow-label jset continues at the
+    # transport dispatch, which another path falls into: its first test is
+    # copied after the jset instead of a `goto` to it.
+    case = _case(kind)
+    path, _, _ = trace(native, case.frame, case.flags)
+    after = [
+        b.slot for a, b in zip(path, path[1:], strict=False)
+        if bpf_class(a.insn.opcode) == Class.JMP and bpf_op(a.insn.opcode) == JmpOp.JSET and b.insn.opcode == 0x05
+    ]
+    assert after == [], f"gotos right after a jset at slots {after}"
