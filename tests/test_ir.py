@@ -22,6 +22,7 @@ from pyfd.compiler.passes.base import PassContractError
 from pyfd.compiler.passes import (
     ConstantFold,
     DeadCode,
+    LikelyFirst,
     MergeChecks,
     Pass,
     PassManager,
@@ -1041,7 +1042,7 @@ def test_pass(pass_: Pass, before: str, after: str | None) -> None:
     assert text(fn) == expected
 
 
-ALL_PASSES: list[Callable[[], Pass]] = [SimplifyCFG, ConstantFold, RedundantLoads, Peephole, MergeChecks, DeadCode]
+ALL_PASSES: list[Callable[[], Pass]] = [SimplifyCFG, ConstantFold, RedundantLoads, Peephole, MergeChecks, LikelyFirst, DeadCode]
 
 
 @pytest.mark.parametrize("dissector", EVERY, ids=lambda d: d.name)
@@ -1059,11 +1060,11 @@ def test_pipelines() -> None:
     assert [p.name for p in pipeline(0)] == ["simplify-cfg"]
     assert [p.name for p in pipeline(2)] == [
         "simplify-cfg", "constant-fold", "thread-jumps", "thread-verdicts", "redundant-loads", "common-values", "swap-compares", "peephole",
-        "merge-checks", "fold-probes", "dead-code",
+        "merge-checks", "fold-probes", "likely-first", "dead-code",
     ]
     assert [p.name for p in pipeline(2, thread_jumps=False)] == [
         "simplify-cfg", "constant-fold", "thread-verdicts", "redundant-loads", "common-values", "swap-compares", "peephole", "merge-checks", "fold-probes",
-        "dead-code",
+        "likely-first", "dead-code",
     ]
 
 

@@ -41,8 +41,8 @@ SKB_DATA, SKB_DATA_END, SKB_FLOW_KEYS = 76, 80, 144
 _BYTES = {Size.B: 1, Size.H: 2, Size.W: 4, Size.DW: 8}
 
 
-def _full() -> Dissector:
-    spec = importlib.util.spec_from_file_location("sample_full_codegen", ROOT / "samples" / "full.py")
+def _full(name: str = "full") -> Dissector:
+    spec = importlib.util.spec_from_file_location(f"sample_{name}_codegen", ROOT / "samples" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -243,3 +243,44 @@ def test_native_code_is_the_same_under_any_hash_seed() -> None:
         done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
         outputs.add(done.stdout)
     assert len(outputs) == 1
+
+
+def _avoidable_jset_gotos(code: bytes) -> list[int]:
+    """Slots of `if x & M goto +1; goto L` where nothing falls into L (so L's blocks could have been laid out next)."""
+    insns = decode(code)
+    slots, slot = [], 0
+    for insn in insns:
+        slots.append(slot)
+        slot += 2 if insn.opcode == 0x18 else 1
+    index = {s: k for k, s in enumerate(slots)}
+    ja, exit_ = 0x05, 0x95
+    found = []
+    for k, (test, goto) in enumerate(zip(insns, insns[1:], strict=False)):
+        jset = bpf_class(test.opcode) in (Class.JMP, Class.JMP32) and bpf_op(test.opcode) == JmpOp.JSET
+        if jset and test.off == 1 and goto.opcode == ja:
+            target = index[slots[k + 1] + 1 + goto.off]
+            if insns[target - 1].opcode in (ja, exit_):
+                found.append(slots[k])
+    return found
+
+
+@pytest.mark.parametrize("sample", ["full", "tunnels", "counting"])
+def test_the_clear_side_of_a_jset_falls_through_where_it_can(sample: str) -> None:
+    # BPF has no jump-if-clear: `jset` then `goto` costs a jump wherever the
+    # clear side could have been placed next (nothing else falls into it).
+    code = FULL.compile().code if sample == "full" else _full(sample).compile().code
+    assert _avoidable_jset_gotos(code) == []
+
+
+@pytest.mark.parametrize("kind", HOT)
+def test_hot_paths_run_no_goto_right_after_a_jset(native: bytes, kind: str) -> None:
+    # The clear side of a fragment-bits or flow-label jset continues at the
+    # transport dispatch, which another path falls into: its first test is
+    # copied after the jset instead of a `goto` to it.
+    case = _case(kind)
+    path, _, _ = trace(native, case.frame, case.flags)
+    after = [
+        b.slot for a, b in zip(path, path[1:], strict=False)
+        if bpf_class(a.insn.opcode) == Class.JMP and bpf_op(a.insn.opcode) == JmpOp.JSET and b.insn.opcode == 0x05
+    ]
+    assert after == [], f"gotos right after a jset at slots {after}"

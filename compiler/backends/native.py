@@ -34,7 +34,7 @@ from .mir import (
 from .native_maps import MapSelection, fix_frame_addresses
 from .regalloc import AllocationError, StackLimitError, allocate
 from .result import CompiledCode
-from .peephole import bit_tests, thread_jumps
+from .peephole import bit_tests, jset_fall_through, thread_jumps
 
 
 _SIZE = {1: Size.B, 2: Size.H, 4: Size.W, 8: Size.DW}
@@ -367,18 +367,31 @@ def _layout(fn: Function) -> list[Block]:
     blocks = fn.block_map()
     seen = {fn.entry.label}
     postorder: list[str] = []
-    stack: list[tuple[str, list[str]]] = [(fn.entry.label, list(blocks[fn.entry.label].successors()))]
+    stack: list[tuple[str, list[str]]] = [(fn.entry.label, _layout_successors(blocks[fn.entry.label]))]
     while stack:
         label, pending = stack[-1]
         if pending:
             nxt = pending.pop()  # the last successor first, the first one last
             if nxt not in seen:
                 seen.add(nxt)
-                stack.append((nxt, list(blocks[nxt].successors())))
+                stack.append((nxt, _layout_successors(blocks[nxt])))
         else:
             stack.pop()
             postorder.append(label)
     return [blocks[label] for label in reversed(postorder)]
+
+
+def _layout_successors(block: Block) -> list[str]:
+    """A block's successors, the one to place right after it first.
+
+    A `set` test (JSET) has no inverse in BPF: only its `otherwise` edge can
+    fall through, so that one goes first; placed after its `then` arm the
+    test would need a `goto` to reach it.
+    """
+    term = block.term
+    if isinstance(term, Branch) and term.cmp is Cmp.SET:
+        return [term.otherwise, term.then]
+    return list(block.successors())
 
 
 def select(fn: Function) -> MFunction:
@@ -453,6 +466,7 @@ def compile_native(fn: Function) -> CompiledCode:
             raise CompileError(str(exc), fn.span, hint="read fewer headers at once, or compile without page-fragment reads") from None
     thread_jumps(mfn)
     bit_tests(mfn)
+    jset_fall_through(mfn)
     _drop_jumps_to_next(mfn.blocks)
     items: list[BpfInstruction | Label] = []
     for b in mfn.blocks:

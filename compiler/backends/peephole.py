@@ -26,6 +26,7 @@ from .mir import FP, MBlock, MFunction, MInsn, MReg, ja, jmp_imm, mov64_imm
 from .regalloc import liveness
 
 _MASK = (1 << 64) - 1
+_COPIED_TEST = 2  # a clear side of at most this many instructions, ending in a test, is copied after its jset
 _SHORT_EXIT = 3  # a block of at most this many instructions ending in `exit` is copied rather than jumped to
 
 
@@ -262,3 +263,73 @@ def _bit_test(insns: list[MInsn], j: int, live: set[MReg], fall: str | None) -> 
     if nxt is None and fall is not None:
         return start, j + 1, [jmp_imm(JmpOp.JSET, tested, bits, fall, span=span), ja(test.target, span=span)]
     return None
+
+
+def _ends(block: MBlock) -> bool:
+    """True if control never falls out of `block` into the next one (`goto` or `exit` last)."""
+    if not block.insns:
+        return False
+    last = block.insns[-1]
+    return last.is_ja or (bpf_class(last.opcode) == Class.JMP and bpf_op(last.opcode) == JmpOp.EXIT)
+
+
+def _is_jset(insn: MInsn) -> bool:
+    return insn.target is not None and bpf_class(insn.opcode) in (Class.JMP, Class.JMP32) and bpf_op(insn.opcode) == JmpOp.JSET
+
+
+def jset_fall_through(fn: MFunction) -> None:
+    """Move a block chain so the not-set side of a `jset` falls through (in place).
+
+    BPF has no jump-if-clear: a `jset` whose set side was laid out next is
+    `if x & M goto next; goto clear`. Where nothing falls into `clear` (it
+    starts a chain of blocks linked by fall-through, ending in `goto` or
+    `exit`), that chain moves right after the test and the `goto` goes. The
+    registers are final, so the order changes no value and no live range;
+    every other edge is a jump by label, or a fall-through kept inside its chain.
+
+    Where another block falls into `clear` and `clear` is one short test
+    (at most `_COPIED_TEST` instructions, ending in a conditional jump),
+    the `goto` becomes a copy of that test and a `goto` to where it falls
+    through: the same count when its jump is not taken, one fewer when it is.
+    """
+    moved = True
+    while moved:
+        moved = False
+        chains: list[list[MBlock]] = []
+        for i, b in enumerate(fn.blocks):
+            if i == 0 or _ends(fn.blocks[i - 1]):
+                chains.append([])
+            chains[-1].append(b)
+        head = {chain[0].label: n for n, chain in enumerate(chains)}
+        for n, chain in enumerate(chains[:-1]):
+            insns = chain[-1].insns
+            if len(insns) < 2 or not insns[-1].is_ja or not _is_jset(insns[-2]) or insns[-2].target != chains[n + 1][0].label:
+                continue
+            m = head.get(insns[-1].target or "")
+            if m is None:
+                _copy_short_test(fn, chain[-1])
+                continue
+            if m == n or m == 0 or not _ends(chains[m][-1]):
+                continue  # the clear side is this chain, or the entry, or runs off the end
+            chain[-1].insns = insns[:-1]
+            order = [c for k, c in enumerate(chains) if k != m]
+            order.insert(order.index(chain) + 1, chains[m])
+            fn.blocks[:] = [b for c in order for b in c]
+            moved = True
+            break
+
+
+def _copy_short_test(fn: MFunction, block: MBlock) -> None:
+    """Replace `block`'s final `goto F` by a copy of F, a short test, and a `goto` to where F falls through."""
+    index = {b.label: i for i, b in enumerate(fn.blocks)}
+    at = index[block.insns[-1].target or ""]
+    clear = fn.blocks[at]
+    last = clear.insns[-1] if clear.insns else None
+    if (
+        last is None or len(clear.insns) > _COPIED_TEST or at + 1 >= len(fn.blocks) or last.target is None or last.is_ja
+        or bpf_class(last.opcode) not in (Class.JMP, Class.JMP32) or any(i.target is not None for i in clear.insns[:-1])
+    ):
+        return
+    fall = fn.blocks[at + 1].label
+    block.insns = [*block.insns[:-1], *clear.insns, ja(fall, span=last.span)]
+    block.succs = list(dict.fromkeys([*(i.target for i in block.insns if i.target is not None)]))

@@ -6,6 +6,7 @@ from .base import Pass, PassManager
 from .checks import MergeChecks
 from .dce import DeadCode
 from .fold import ConstantFold
+from .likely import LikelyFirst
 from .loads import RedundantLoads
 from .peephole import Peephole
 from .probes import FoldProbes
@@ -23,11 +24,11 @@ def pipeline(opt_level: int, *, thread_jumps: bool = True) -> list[Pass]:
     threading: list[Pass] = [ThreadJumps(), ThreadVerdicts()] if thread_jumps else [ThreadVerdicts()]
     return [
         SimplifyCFG(), ConstantFold(), *threading, RedundantLoads(), CommonValues(), SwapCompares(), Peephole(), MergeChecks(), FoldProbes(),
-        DeadCode(),
+        LikelyFirst(), DeadCode(),
     ]
 
 
 __all__ = [
     "Pass", "PassManager", "pipeline", "ConstantFold", "DeadCode", "MergeChecks", "Peephole", "RedundantLoads", "SimplifyCFG",
-    "SwapCompares", "ThreadJumps", "ThreadVerdicts", "CommonValues", "FoldProbes",
+    "SwapCompares", "ThreadJumps", "ThreadVerdicts", "CommonValues", "FoldProbes", "LikelyFirst",
 ]
