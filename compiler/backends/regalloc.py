@@ -534,8 +534,8 @@ def _slot_access(insn: MInsn) -> tuple[int | None, int | None]:
     return None, None
 
 
-def _drop_dead_spill_stores(fn: MFunction) -> None:
-    """Delete stores to spill slots that no load reads afterwards (a spilled value defined again, or never used)."""
+def _slots_live_in(fn: MFunction) -> dict[str, set[int]]:
+    """The spill slots live at the start of each block: a store defines a slot, a load uses it."""
     use: dict[str, set[int]] = {}
     defs: dict[str, set[int]] = {}
     for b in fn.blocks:
@@ -548,7 +548,12 @@ def _drop_dead_spill_stores(fn: MFunction) -> None:
             if written is not None:
                 d.add(written)
         use[b.label], defs[b.label] = u, d
-    live_in = _solve_live_in(fn.blocks, use, defs)
+    return _solve_live_in(fn.blocks, use, defs)
+
+
+def _drop_dead_spill_stores(fn: MFunction) -> None:
+    """Delete stores to spill slots that no load reads afterwards (a spilled value defined again, or never used)."""
+    live_in = _slots_live_in(fn)
     for b in fn.blocks:
         live: set[int] = set().union(*(live_in[s] for s in b.succs)) if b.succs else set()
         kept: list[MInsn] = []
@@ -608,19 +613,7 @@ def _slot_ranges(fn: MFunction) -> tuple[dict[int, list[int]], dict[int, object]
     CFG like a register (a store defines it, a load uses it) and widened to
     one interval over the layout order, as registers are.
     """
-    use: dict[str, set[int]] = {}
-    defs: dict[str, set[int]] = {}
-    for b in fn.blocks:
-        u: set[int] = set()
-        d: set[int] = set()
-        for insn in b.insns:
-            read, written = _slot_access(insn)
-            if read is not None and read not in d:
-                u.add(read)
-            if written is not None:
-                d.add(written)
-        use[b.label], defs[b.label] = u, d
-    live_in = _solve_live_in(fn.blocks, use, defs)
+    live_in = _slots_live_in(fn)
     ranges: dict[int, list[int]] = {}  # slot -> [first, last] position
     first_store: dict[int, object] = {}  # slot -> span of its first store, for the error
     pos = 0
