@@ -23,12 +23,11 @@ from test_samples import _sample
 
 from pyfd.compiler.backends import BACKENDS
 from pyfd.compiler.ir.checker import check_function
-from pyfd.compiler.ir.nodes import Binary, BinaryOp, Branch, ByteSwap, CheckPacket, Cmp, Function, Jump, Return, StoreKeys
+from pyfd.compiler.ir.nodes import Binary, BinaryOp, Branch, ByteSwap, CheckPacket, Cmp, Function, Jump, Return, StoreKeys, evaluate_bswap
 from pyfd.compiler.ir.parser import parse_function
 from pyfd.compiler.ir.text import print_function
 from pyfd.compiler.passes import CommonValues, DeadCode, FoldProbes, SwapCompares, ThreadVerdicts
 from pyfd.compiler.passes.base import Pass
-from pyfd.compiler.passes.swap import bswap_const
 
 FULL = _sample("full")
 
@@ -532,8 +531,8 @@ def test_pass(pass_: Pass, before: str, after: str | None) -> None:
 
 
 def test_swapped_constants() -> None:
-    assert [bswap_const(v, 16) for v in (0x0800, 0x86DD, 0x3FFF)] == [0x0008, 0xDD86, 0xFF3F]
-    assert bswap_const(0x000FFFFF, 32) == 0xFFFF0F00
+    assert [evaluate_bswap(v, 16) for v in (0x0800, 0x86DD, 0x3FFF)] == [0x0008, 0xDD86, 0xFF3F]
+    assert evaluate_bswap(0x000FFFFF, 32) == 0xFFFF0F00
 
 
 def _ir(backend: str) -> Function:

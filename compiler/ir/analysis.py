@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from typing import TypeVar
 
-from .nodes import Function, Reg, defined
+from .nodes import Function, Instruction, Reg, defined
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def reverse_postorder(fn: Function) -> list[str]:
@@ -116,3 +121,42 @@ def dominator_chain(idom: dict[str, str | None], label: str) -> list[str]:
 def definition_counts(fn: Function) -> Counter[Reg]:
     """How many instructions write each register."""
     return Counter(d for insn in fn.instructions() if (d := defined(insn)) is not None)
+
+
+def available_on_entry(fn: Function, transfer: Callable[[Instruction, dict[K, V]], None]) -> dict[str, dict[K, V]]:
+    """A forward "available" analysis: for each reachable block, the facts that hold on entry on every path to it.
+
+    A state maps a fact's key to its value; `transfer` updates a state in
+    place for one instruction. The meet keeps what every predecessor agrees
+    on. From the optimistic start (a predecessor not computed yet holds
+    everything), blocks are recomputed in reverse postorder, only those whose
+    predecessors' states changed (a block computes the same from the same
+    input), until nothing changes.
+    """
+    blocks = fn.block_map()
+    preds = fn.predecessors()
+    order = reverse_postorder(fn)
+    out: dict[str, dict[K, V] | None] = {label: None for label in order}  # None: not computed yet (top)
+
+    def entry(label: str) -> dict[K, V]:
+        if label == order[0]:
+            return {}
+        states = [s for p in preds[label] if (s := out.get(p)) is not None]
+        if not states:
+            return {}
+        first, rest = states[0], states[1:]
+        return {k: v for k, v in first.items() if all(s.get(k) == v for s in rest)}
+
+    stale = set(order)
+    while stale:
+        for label in order:
+            if label not in stale:
+                continue
+            stale.discard(label)
+            state = entry(label)
+            for insn in blocks[label].insns:
+                transfer(insn, state)
+            if out[label] != state:
+                out[label] = state
+                stale.update(blocks[label].successors())
+    return {label: entry(label) for label in order}

@@ -157,6 +157,11 @@ def evaluate_binary(op: BinaryOp, lhs: int, rhs: int) -> int:
     raise ValueError(op)
 
 
+def evaluate_bswap(value: int, bits: int) -> int:
+    """The low `bits` of `value` in the other byte order, as BPF's byte swap computes it."""
+    return int.from_bytes((value & ((1 << bits) - 1)).to_bytes(bits // 8, "big"), "little")
+
+
 @dataclass(frozen=True, slots=True)
 class Reg:
     """A virtual 64-bit register."""

@@ -24,6 +24,14 @@ class Pass(Protocol):
     def run(self, fn: Function) -> bool: ...
 
 
+def rounds_to_fixed_point(one_round: Callable[[Function], bool], fn: Function) -> bool:
+    """Run `one_round` until it changes nothing; whether any round changed something (a pass run on its own output finds nothing)."""
+    changed = False
+    while one_round(fn):
+        changed = True
+    return changed
+
+
 class PassContractError(InternalCompilerError):
     """A pass's changed flag is wrong: the fixed-point loop relies on it."""
 

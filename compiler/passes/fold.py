@@ -9,8 +9,9 @@ from pyfd.abi import MAX_PACKET_OFF
 
 from ..ir.nodes import (
     Binary, Branch, ByteSwap, CheckPacket, Copy, Extend, Function, Imm, Instruction, Jump,
-    LoadPacket, Operand, Reg, SetCond, Terminator, Unary, UnaryOp, evaluate_binary, evaluate_cmp, to_u64,
+    LoadPacket, Operand, Reg, SetCond, Terminator, Unary, UnaryOp, evaluate_binary, evaluate_bswap, evaluate_cmp, to_u64,
 )
+from .base import rounds_to_fixed_point
 from .facts import Facts
 
 
@@ -56,8 +57,7 @@ def _fold(insn: Instruction) -> Instruction:
                 v -= 1 << bits
             return Copy(dst, Imm(v), span)
         case ByteSwap(bits, dst, Imm(value=a), span):
-            n = bits // 8
-            return Copy(dst, Imm(int.from_bytes((a & ((1 << bits) - 1)).to_bytes(n, "big"), "little")), span)
+            return Copy(dst, Imm(evaluate_bswap(a, bits)), span)
         case SetCond(cmp, dst, Imm(value=a), Imm(value=b), span):
             return Copy(dst, Imm(int(evaluate_cmp(cmp, a, b))), span)
     return insn
@@ -72,10 +72,7 @@ class ConstantFold:
         # To a fixed point: a folded instruction becomes a copy of a constant
         # that its readers can take in turn, and a pass run on its own output
         # must find nothing left to do.
-        changed = False
-        while self._round(fn):
-            changed = True
-        return changed
+        return rounds_to_fixed_point(self._round, fn)
 
     def _round(self, fn: Function) -> bool:
         facts = Facts(fn)

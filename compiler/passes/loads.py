@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..ir.analysis import reverse_postorder
+from ..ir.analysis import available_on_entry
 from ..ir.nodes import Copy, Extend, Function, Imm, Instruction, LoadConfig, LoadKeys, LoadPacket, Operand, Reg, StoreKeys
 from .facts import Facts
 
@@ -60,43 +60,10 @@ class RedundantLoads:
 
     def run(self, fn: Function) -> bool:
         facts = Facts(fn)
-        blocks = fn.block_map()
-        preds = fn.predecessors()
-        order = reverse_postorder(fn)
-        succs = {label: blocks[label].successors() for label in order}
-        out: dict[str, State | None] = {label: None for label in order}  # None: not yet computed (top)
-
-        def entry_state(label: str) -> State:
-            if label == order[0]:
-                return {}
-            states = [out[p] for p in preds[label] if p in out and out[p] is not None]
-            if not states:
-                return {}
-            first = states[0]
-            assert first is not None
-            if len(states) == 1:
-                return dict(first)
-            return {k: v for k, v in first.items() if all(s is not None and s.get(k) == v for s in states[1:])}
-
-        # Sweeps in reverse postorder until nothing changes. A block whose
-        # predecessors' states did not change since it was last computed
-        # would compute the same again, and is skipped.
-        stale = set(order)
-        while stale:
-            for label in order:
-                if label not in stale:
-                    continue
-                stale.discard(label)
-                state = entry_state(label)
-                for insn in blocks[label].insns:
-                    _transfer(insn, state, facts)
-                if out[label] != state:
-                    out[label] = state
-                    stale.update(succs[label])
-
+        entry: dict[str, State] = available_on_entry(fn, lambda insn, state: _transfer(insn, state, facts))
         changed = False
-        for label in order:
-            state = entry_state(label)
+        blocks = fn.block_map()
+        for label, state in entry.items():
             block = blocks[label]
             new_insns: list[Instruction] = []
             for insn in block.insns:

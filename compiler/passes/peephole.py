@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from ..ir.nodes import (
     Binary, BinaryOp, Branch, ByteSwap, Cmp, Copy, Extend, Function, Imm, Instruction, Operand,
-    Reg, SetCond, StoreKeys,
+    Reg, SetCond, StoreKeys, evaluate_bswap,
 )
+from .base import rounds_to_fixed_point
 from .facts import Facts
-
-
-def _bswap_const(value: int, bits: int) -> int:
-    return int.from_bytes((value & ((1 << bits) - 1)).to_bytes(bits // 8, "big"), "little")
 
 
 class Peephole:
@@ -28,10 +25,7 @@ class Peephole:
         # To a fixed point: one rewrite exposes the next (a cancelled swap
         # becomes a zero-extension that a store then drops), and a pass run
         # on its own output must find nothing left to do.
-        changed = False
-        while self._round(fn):
-            changed = True
-        return changed
+        return rounds_to_fixed_point(self._round, fn)
 
     def _round(self, fn: Function) -> bool:
         facts = Facts(fn)
@@ -107,7 +101,7 @@ class Peephole:
             and self._fits(inner.src, inner.bits, facts)
             and rhs.value < (1 << inner.bits)
         ):
-            return cmp, inner.src, Imm(_bswap_const(rhs.value, inner.bits))
+            return cmp, inner.src, Imm(evaluate_bswap(rhs.value, inner.bits))
         return None
 
     def _compare(self, term: Branch, facts: Facts) -> Branch:

@@ -30,14 +30,10 @@ from dataclasses import dataclass
 from ..diagnostics import Span
 from ..ir.nodes import (
     MASK64, Binary, BinaryOp, Block, Branch, ByteSwap, Cmp, Copy, Function, Imm, Instruction, Operand, Reg, SetCond,
-    Terminator, used_regs,
+    Terminator, evaluate_bswap, used_regs,
 )
+from .base import rounds_to_fixed_point
 from .facts import Facts
-
-
-def bswap_const(value: int, bits: int) -> int:
-    """The low `bits` of `value` in the other byte order."""
-    return int.from_bytes((value & ((1 << bits) - 1)).to_bytes(bits // 8, "big"), "little")
 
 
 @dataclass(frozen=True)
@@ -73,10 +69,7 @@ class SwapCompares:
 
     def run(self, fn: Function) -> bool:
         # To a fixed point: a pass run on its own output must find nothing left to do.
-        changed = False
-        while self._round(fn):
-            changed = True
-        return changed
+        return rounds_to_fixed_point(self._round, fn)
 
     def _round(self, fn: Function) -> bool:
         facts = Facts(fn)
@@ -161,7 +154,7 @@ def _identity(value: int) -> int:
 
 def _swapper(bits: int) -> Callable[[int], int]:
     """The constant map of a `bits`-wide byte swap."""
-    return lambda value: bswap_const(value, bits)
+    return lambda value: evaluate_bswap(value, bits)
 
 
 def _shifter(k: int, outer: Callable[[int], int]) -> Callable[[int], int]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..ir.analysis import reverse_postorder
+from ..ir.analysis import available_on_entry
 from ..ir.nodes import Binary, ByteSwap, Copy, Extend, Function, Instruction, Reg, Unary, defined
 from .facts import Facts
 
@@ -63,36 +63,10 @@ class CommonValues:
         if not twice:
             return False
         facts = Facts(fn)
-        blocks = fn.block_map()
-        preds = fn.predecessors()
-        order = reverse_postorder(fn)
-        out: dict[str, State | None] = {label: None for label in order}  # None: not computed yet (top)
-
-        def entry_state(label: str) -> State:
-            if label == order[0]:
-                return {}
-            # A predecessor not computed yet is "everything available" (the
-            # optimistic start); the iteration narrows it to the fixed point.
-            known = [s for p in preds[label] if p in out and (s := out[p]) is not None]
-            if not known:
-                return {}
-            first = known[0]
-            return {k: v for k, v in first.items() if all(s.get(k) == v for s in known[1:])}
-
-        changed_any = True
-        while changed_any:
-            changed_any = False
-            for label in order:
-                state = entry_state(label)
-                for insn in blocks[label].insns:
-                    _transfer(insn, state, facts, twice)
-                if out[label] != state:
-                    out[label] = state
-                    changed_any = True
-
+        entry: dict[str, State] = available_on_entry(fn, lambda insn, state: _transfer(insn, state, facts, twice))
         changed = False
-        for label in order:
-            state = entry_state(label)
+        blocks = fn.block_map()
+        for label, state in entry.items():
             block = blocks[label]
             new_insns: list[Instruction] = []
             for insn in block.insns:
