@@ -636,8 +636,3 @@ def _slot_ranges(fn: MFunction) -> tuple[dict[int, list[int]], dict[int, object]
         for slot in set().union(*(live_in[s] for s in b.succs)) if b.succs else set():
             touch(slot, pos - 1)
     return ranges, first_store
-
-
-def blocks_used_registers(blocks: list[MBlock]) -> set[int]:
-    """Physical registers written anywhere (for listings and tests)."""
-    return {r for b in blocks for i in b.insns for r in i.defs() if isinstance(r, int)}
