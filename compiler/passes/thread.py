@@ -43,7 +43,7 @@ class ThreadJumps:
 
     def run(self, fn: Function) -> bool:
         live, _ = liveness(fn)
-        bases = {node.base for b in fn.blocks for node in [*b.insns, b.term] if isinstance(node, (LoadPacket, CheckPacket)) and isinstance(node.base, Reg)}
+        bases = packet_bases(fn)
         blocks = fn.block_map()
         changed = False
         for block in fn.blocks:
@@ -55,7 +55,7 @@ class ThreadJumps:
                 continue
             if not all(isinstance(i, Copy) and i.dst not in bases for i in join.insns):
                 continue  # a packet base must keep its single definition (the IR checker's proof)
-            known = _constants_at_end(block)
+            known = constants_at_end(block)
             for insn in join.insns:
                 assert isinstance(insn, Copy)
                 src = insn.src
@@ -77,7 +77,12 @@ class ThreadJumps:
         return changed
 
 
-def _constants_at_end(block: Block) -> dict[Reg, int]:
+def packet_bases(fn: Function) -> set[Reg]:
+    """The registers packet checks and loads take as their base (a copy into one must stay where it is)."""
+    return {node.base for b in fn.blocks for node in [*b.insns, b.term] if isinstance(node, (LoadPacket, CheckPacket)) and isinstance(node.base, Reg)}
+
+
+def constants_at_end(block: Block) -> dict[Reg, int]:
     """Registers the block leaves holding a constant it wrote itself."""
     known: dict[Reg, int] = {}
     for insn in block.insns:

@@ -16,9 +16,9 @@ copies are not needed on this path). A `return BPF_OK` becomes `ret 0`.
 
 from __future__ import annotations
 
-from ..ir.nodes import Branch, CheckPacket, Copy, Function, Imm, Jump, LoadPacket, Reg, evaluate_cmp
+from ..ir.nodes import Branch, CheckPacket, Copy, Function, Imm, Jump, Reg, evaluate_cmp
 from .dce import liveness
-from .thread import _constants_at_end
+from .thread import constants_at_end, packet_bases
 
 # Blocks a chain may pass through (the loop has no copy-only cycle, but a bound keeps the walk finite anyway).
 MAX_STEPS = 16
@@ -31,7 +31,7 @@ class ThreadVerdicts:
 
     def run(self, fn: Function) -> bool:
         blocks = fn.block_map()
-        bases = {node.base for b in fn.blocks for node in [*b.insns, b.term] if isinstance(node, (LoadPacket, CheckPacket)) and isinstance(node.base, Reg)}
+        bases = packet_bases(fn)
         # The `ok` edge of a check proves the loads after it (the IR checker): never land there from elsewhere.
         guarded = {b.term.ok for b in fn.blocks if isinstance(b.term, CheckPacket)}
         live: dict[str, set[Reg]] | None = None
@@ -40,7 +40,7 @@ class ThreadVerdicts:
             term = block.term
             if not isinstance(term, Jump):
                 continue
-            known = _constants_at_end(block)
+            known = constants_at_end(block)
             label, written, decided = term.target, set[Reg](), 0
             for _ in range(MAX_STEPS):
                 step = blocks[label]
